@@ -1,0 +1,201 @@
+// Reading a skill image back out of the store: which manifest, which layer, its files.
+
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::Digest;
+use crate::digest::HashingReader;
+use crate::spec::{Descriptor, ImageIndex, ImageManifest, media};
+use crate::store::{Store, StoreError};
+use crate::unpack::{Compression, Staged, UnpackError, UnpackLimits, Unpacked};
+
+/// Why an image could not be read as a skill.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("not a skill image: {reason}")]
+    NotASkill { reason: String },
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error("layer {expected} does not match its digest: the content hashes to {found}")]
+    DigestMismatch { expected: Digest, found: Digest },
+    #[error("layer {digest} has {found} bytes, {expected} expected")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        found: u64,
+    },
+}
+
+/// An image resolved down to its one layer.
+#[derive(Debug, Clone)]
+pub struct SkillImage {
+    /// The top-level descriptor (index or manifest).
+    pub descriptor: Descriptor,
+    /// The index, when the top level is one.
+    pub index: Option<ImageIndex>,
+    /// The manifest picked (linux/amd64, or the only one).
+    pub manifest_descriptor: Descriptor,
+    pub manifest: ImageManifest,
+    /// The skill's layer.
+    pub layer: Descriptor,
+    /// How the layer is compressed.
+    pub compression: Compression,
+}
+
+/// Picks the manifest to read from an index: linux/amd64, else the only one. Skill layers
+/// are the same on every platform, so which one hardly matters, but the choice is stable.
+pub fn pick_manifest(index: &ImageIndex) -> Option<&Descriptor> {
+    let amd64 = index.manifests.iter().find(|d| {
+        d.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+    });
+    amd64.or(match index.manifests.as_slice() {
+        [only] => Some(only),
+        _ => None,
+    })
+}
+
+/// Resolves `descriptor` (an index or a manifest in `store`) to its skill layer.
+pub fn skill_image(store: &Store, descriptor: &Descriptor) -> Result<SkillImage, ReadError> {
+    let not_a_skill = |reason: String| ReadError::NotASkill { reason };
+    let (index, manifest_descriptor) = match descriptor.media_type.as_str() {
+        media::IMAGE_INDEX | media::DOCKER_MANIFEST_LIST => {
+            let index: ImageIndex = store.read_json("image index", &descriptor.digest)?;
+            let picked = pick_manifest(&index)
+                .ok_or_else(|| {
+                    not_a_skill(
+                        "the index has no linux/amd64 manifest and more than one other".into(),
+                    )
+                })?
+                .clone();
+            (Some(index), picked)
+        }
+        media::IMAGE_MANIFEST | media::DOCKER_MANIFEST => (None, descriptor.clone()),
+        other => return Err(not_a_skill(format!("unexpected media type {other}"))),
+    };
+    let manifest: ImageManifest = store.read_json("manifest", &manifest_descriptor.digest)?;
+    let layer = match manifest.layers.as_slice() {
+        [layer] => layer.clone(),
+        layers => {
+            return Err(not_a_skill(format!(
+                "{} layers, a skill image has exactly one",
+                layers.len()
+            )));
+        }
+    };
+    let compression = Compression::from_media_type(&layer.media_type).ok_or_else(|| {
+        not_a_skill(format!(
+            "layer media type {} is not a tar layer",
+            layer.media_type
+        ))
+    })?;
+    Ok(SkillImage {
+        descriptor: descriptor.clone(),
+        index,
+        manifest_descriptor,
+        manifest,
+        layer,
+        compression,
+    })
+}
+
+/// Unpacks the image's layer into `dest` (absent or an empty folder), verifying the layer's
+/// digest and size before anything appears at `dest`.
+pub fn export(store: &Store, image: &SkillImage, dest: &Path) -> Result<Unpacked, ReadError> {
+    let parent = match dest.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let blob = store.open_blob(&image.layer.digest)?;
+    let staged = unpack_verified(blob, &image.layer, image.compression, parent)?;
+    Ok(staged.publish(dest)?)
+}
+
+/// Unpacks `reader` (the blob of `layer`) into a staging folder in `parent`, then checks the
+/// whole blob's digest and size.
+pub fn unpack_verified<R: Read>(
+    reader: R,
+    layer: &Descriptor,
+    compression: Compression,
+    parent: &Path,
+) -> Result<Staged, ReadError> {
+    let mut hashing = HashingReader::new(reader, layer.digest.algorithm());
+    let staged = Staged::unpack(&mut hashing, compression, parent, UnpackLimits::default())?;
+    let (found, size) = hashing.finish().map_err(|source| {
+        ReadError::Unpack(UnpackError::Corrupt {
+            compression: "tar",
+            source,
+        })
+    })?;
+    if found != layer.digest {
+        return Err(ReadError::DigestMismatch {
+            expected: layer.digest.clone(),
+            found,
+        });
+    }
+    if size != layer.size {
+        return Err(ReadError::SizeMismatch {
+            digest: layer.digest.clone(),
+            expected: layer.size,
+            found: size,
+        });
+    }
+    Ok(staged)
+}
+
+/// One entry of a layer, as `inspect` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileInfo {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub size: u64,
+}
+
+/// Lists the entries of the image's layer without unpacking it.
+pub fn list_files(store: &Store, image: &SkillImage) -> Result<Vec<FileInfo>, ReadError> {
+    let blob = store.open_blob(&image.layer.digest)?;
+    let decoded: Box<dyn Read> = match image.compression {
+        Compression::None => Box::new(blob),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob).map_err(corrupt)?),
+    };
+    let limits = UnpackLimits::default();
+    let mut archive = tar::Archive::new(decoded);
+    let mut files = Vec::new();
+    for entry in archive.entries().map_err(corrupt)? {
+        let entry = entry.map_err(corrupt)?;
+        if files.len() as u64 >= limits.max_entries {
+            return Err(UnpackError::TooManyEntries {
+                limit: limits.max_entries,
+            }
+            .into());
+        }
+        let header = entry.header();
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => "dir",
+            tar::EntryType::Symlink => "symlink",
+            tar::EntryType::Link => "hardlink",
+            tar::EntryType::Regular | tar::EntryType::Continuous => "file",
+            _ => "other",
+        };
+        files.push(FileInfo {
+            path: String::from_utf8_lossy(&entry.path_bytes())
+                .trim_end_matches('/')
+                .to_owned(),
+            kind,
+            size: header.size().unwrap_or(0),
+        });
+    }
+    Ok(files)
+}
+
+fn corrupt(source: io::Error) -> ReadError {
+    ReadError::Unpack(UnpackError::Corrupt {
+        compression: "tar",
+        source,
+    })
+}

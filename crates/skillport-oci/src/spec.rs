@@ -1,0 +1,171 @@
+// The OCI image-spec documents we write and read.
+//
+// Written by hand rather than taken from `oci-spec`: that crate keeps annotations in a
+// `HashMap`, whose order changes from run to run, and our digests must not. Here every map is
+// a `BTreeMap`, every optional field is left out when empty, and serde_json writes the fields
+// in declaration order, so the same values always give the same bytes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Digest;
+
+/// Media types and annotation keys.
+pub mod media {
+    pub const IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    pub const IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    pub const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+    pub const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    pub const LAYER_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    pub const DOCKER_LAYER_TAR_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    /// The agentskills.io OCI artifact proposal.
+    pub const AGENTSKILLS_ARTIFACT: &str = "application/vnd.agentskills.skill.v1";
+    pub const AGENTSKILLS_CONFIG: &str = "application/vnd.agentskills.skill.config.v1+json";
+    pub const AGENTSKILLS_LAYER: &str = "application/vnd.agentskills.skill.content.v1.tar+gzip";
+}
+
+/// Annotation keys.
+pub mod annotation {
+    pub const TITLE: &str = "org.opencontainers.image.title";
+    pub const DESCRIPTION: &str = "org.opencontainers.image.description";
+    pub const VERSION: &str = "org.opencontainers.image.version";
+    pub const LICENSES: &str = "org.opencontainers.image.licenses";
+    pub const AUTHORS: &str = "org.opencontainers.image.authors";
+    pub const VENDOR: &str = "org.opencontainers.image.vendor";
+    pub const SOURCE: &str = "org.opencontainers.image.source";
+    pub const REVISION: &str = "org.opencontainers.image.revision";
+    pub const CREATED: &str = "org.opencontainers.image.created";
+    pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+    pub const SKILL_NAME: &str = "io.agentskills.skill.name";
+    // The keys skillimage's skillctl reads; it lists an image only when `status` is present.
+    pub const SKILLIMAGE_STATUS: &str = "io.skillimage.status";
+    pub const SKILLIMAGE_TAGS: &str = "io.skillimage.tags";
+    pub const SKILLIMAGE_COMPATIBILITY: &str = "io.skillimage.compatibility";
+    pub const SKILLIMAGE_WORDCOUNT: &str = "io.skillimage.wordcount";
+}
+
+/// Annotations: sorted, so that they serialise the same way every time.
+pub type Annotations = BTreeMap<String, String>;
+
+/// A content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: Annotations,
+}
+
+impl Descriptor {
+    /// A descriptor for `bytes` of `media_type`.
+    pub fn of(media_type: &str, bytes: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_owned(),
+            digest: Digest::sha256(bytes),
+            size: bytes.len() as u64,
+            platform: None,
+            artifact_type: None,
+            annotations: Annotations::new(),
+        }
+    }
+}
+
+/// The platform an image runs on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// An image manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: Annotations,
+}
+
+/// An image index (or Docker manifest list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageIndex {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: Annotations,
+}
+
+impl ImageIndex {
+    /// An empty OCI image index.
+    pub fn new() -> ImageIndex {
+        ImageIndex {
+            schema_version: 2,
+            media_type: Some(media::IMAGE_INDEX.to_owned()),
+            manifests: Vec::new(),
+            annotations: Annotations::new(),
+        }
+    }
+}
+
+impl Default for ImageIndex {
+    fn default() -> Self {
+        ImageIndex::new()
+    }
+}
+
+/// The image configuration. Only the fields a skill image needs; others are ignored on read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ContainerConfig>,
+    pub rootfs: RootFs,
+}
+
+/// The part of the image configuration a runtime would use to run it; for a skill, labels only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: Annotations,
+}
+
+/// The layers' uncompressed digests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub diff_ids: Vec<Digest>,
+}
+
+/// The `oci-layout` file's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OciLayout {
+    #[serde(rename = "imageLayoutVersion")]
+    pub image_layout_version: String,
+}

@@ -1,0 +1,492 @@
+// The local store: an OCI image layout (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`) that
+// skopeo, umoci and oras read as they are.
+//
+// Expected flow: a writer streams blobs into temporary files under `.skillport/tmp` (same file
+// system, so a rename is atomic), then `commit` takes the store lock, renames the blobs into
+// `blobs/` and rewrites `index.json` through a temporary file and a rename.
+//
+// Guarantees: readers never see a half-written blob or index (both appear by rename); a build
+// that fails before `commit` leaves the store as it was (its temporary files are deleted when
+// dropped); concurrent writers are serialised by an exclusive lock on `.skillport/lock`, and
+// garbage collection runs under the same lock, so it never deletes a blob that a concurrent
+// commit is about to reference.
+//
+// Caveats: a process killed between renaming blobs and rewriting `index.json` leaves
+// unreferenced blobs behind; the next `remove` collects them.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::digest::HashingWriter;
+use crate::spec::{Descriptor, ImageIndex, ImageManifest, OciLayout, annotation, media};
+use crate::{Digest, Reference};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {action}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not an OCI image layout ({reason})")]
+    NotALayout { path: PathBuf, reason: String },
+    #[error("{reference} is not in the store")]
+    NotFound { reference: String },
+    #[error("blob {digest} is missing from the store")]
+    MissingBlob { digest: Digest },
+    #[error("blob {expected} in the store is corrupt: its content hashes to {found}")]
+    DigestMismatch { expected: Digest, found: Digest },
+    #[error("{what} {digest} is not valid JSON")]
+    BadDocument {
+        what: &'static str,
+        digest: Digest,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// An image recorded in the store under a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredImage {
+    /// The store key (`name:tag` or `name@digest`).
+    pub key: String,
+    /// The top-level descriptor (usually an image index).
+    pub descriptor: Descriptor,
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Blobs deleted because nothing referenced them any more.
+    pub blobs: usize,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
+/// A blob being written: bytes go to a temporary file and are hashed on the way.
+pub struct BlobWriter {
+    inner: HashingWriter<BufWriter<NamedTempFile>>,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A blob fully written but not yet in `blobs/`; it is deleted if dropped before `commit`.
+pub struct PendingBlob {
+    file: NamedTempFile,
+    digest: Digest,
+    size: u64,
+}
+
+impl PendingBlob {
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+    /// The blob's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl BlobWriter {
+    /// Finishes the blob: flushes, syncs and returns it with its digest.
+    pub fn finish(self) -> io::Result<PendingBlob> {
+        let (buffered, digest, size) = self.inner.finish();
+        let file = buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        file.as_file().sync_all()?;
+        Ok(PendingBlob { file, digest, size })
+    }
+}
+
+/// The local OCI image-layout store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating an empty layout if the folder is missing or empty.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        let layout_file = root.join("oci-layout");
+        match fs::read(&layout_file) {
+            Ok(bytes) => {
+                let layout: OciLayout =
+                    serde_json::from_slice(&bytes).map_err(|err| StoreError::NotALayout {
+                        path: root.to_path_buf(),
+                        reason: format!("oci-layout: {err}"),
+                    })?;
+                if layout.image_layout_version != "1.0.0" {
+                    return Err(StoreError::NotALayout {
+                        path: root.to_path_buf(),
+                        reason: format!(
+                            "imageLayoutVersion {} (1.0.0 expected)",
+                            layout.image_layout_version
+                        ),
+                    });
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => store.create()?,
+            Err(source) => return Err(io_err("reading", &layout_file)(source)),
+        }
+        fs::create_dir_all(store.tmp_dir()).map_err(io_err("creating", &store.tmp_dir()))?;
+        Ok(store)
+    }
+
+    fn create(&self) -> Result<(), StoreError> {
+        if let Ok(mut entries) = fs::read_dir(&self.root)
+            && entries.next().is_some()
+        {
+            return Err(StoreError::NotALayout {
+                path: self.root.clone(),
+                reason: "the folder is not empty and has no oci-layout file".into(),
+            });
+        }
+        for dir in [self.root.join("blobs/sha256"), self.tmp_dir()] {
+            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        }
+        let _lock = self.lock()?;
+        self.write_atomically(
+            "index.json",
+            &serde_json::to_vec(&ImageIndex::new()).expect("serialises"),
+        )?;
+        let layout = OciLayout {
+            image_layout_version: "1.0.0".into(),
+        };
+        // `oci-layout` last: its presence marks a complete layout.
+        self.write_atomically(
+            "oci-layout",
+            &serde_json::to_vec(&layout).expect("serialises"),
+        )
+    }
+
+    /// The store's folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join(".skillport/tmp")
+    }
+
+    /// Where the blob `digest` lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm().name())
+            .join(digest.hex())
+    }
+
+    fn lock(&self) -> Result<File, StoreError> {
+        let path = self.root.join(".skillport/lock");
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+        }
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("opening", &path))?;
+        file.lock().map_err(io_err("locking", &path))?;
+        Ok(file)
+    }
+
+    fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.root.join(name);
+        let mut tmp = NamedTempFile::new_in(self.tmp_dir())
+            .map_err(io_err("creating a temporary file in", &self.tmp_dir()))?;
+        tmp.write_all(bytes)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(io_err("writing", &path))?;
+        tmp.persist(&path)
+            .map_err(|err| io_err("replacing", &path)(err.error))?;
+        Ok(())
+    }
+
+    /// Starts a new blob.
+    pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
+        let file = NamedTempFile::new_in(self.tmp_dir())
+            .map_err(io_err("creating a temporary file in", &self.tmp_dir()))?;
+        Ok(BlobWriter {
+            inner: HashingWriter::new(BufWriter::with_capacity(256 * 1024, file)),
+        })
+    }
+
+    /// A pending blob holding `bytes`.
+    pub fn pending_bytes(&self, bytes: &[u8]) -> Result<PendingBlob, StoreError> {
+        let mut writer = self.blob_writer()?;
+        writer
+            .write_all(bytes)
+            .map_err(io_err("writing", &self.tmp_dir()))?;
+        writer.finish().map_err(io_err("writing", &self.tmp_dir()))
+    }
+
+    /// Moves `blobs` into the store and records each `(key, descriptor)` in `index.json`,
+    /// replacing an earlier image of the same key. All under the store lock.
+    pub fn commit(
+        &self,
+        blobs: Vec<PendingBlob>,
+        names: &[(String, Descriptor)],
+    ) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        self.store_blobs(blobs)?;
+        self.record_names(names)
+    }
+
+    fn store_blobs(&self, blobs: Vec<PendingBlob>) -> Result<(), StoreError> {
+        for blob in blobs {
+            let path = self.blob_path(&blob.digest);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+            }
+            if path.exists() {
+                continue;
+            }
+            blob.file
+                .persist(&path)
+                .map_err(|err| io_err("storing", &path)(err.error))?;
+        }
+        Ok(())
+    }
+
+    /// Points each key at its descriptor in `index.json`. The caller holds the lock.
+    fn record_names(&self, names: &[(String, Descriptor)]) -> Result<(), StoreError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut index = self.read_index()?;
+        for (key, descriptor) in names {
+            index
+                .manifests
+                .retain(|d| ref_name(d) != Some(key.as_str()));
+            let mut descriptor = descriptor.clone();
+            descriptor
+                .annotations
+                .insert(annotation::REF_NAME.to_owned(), key.clone());
+            index.manifests.push(descriptor);
+        }
+        index
+            .manifests
+            .sort_by(|a, b| ref_name(a).cmp(&ref_name(b)));
+        self.write_index(&index)
+    }
+
+    fn read_index(&self) -> Result<ImageIndex, StoreError> {
+        let path = self.root.join("index.json");
+        let bytes = fs::read(&path).map_err(io_err("reading", &path))?;
+        serde_json::from_slice(&bytes).map_err(|err| StoreError::NotALayout {
+            path: self.root.clone(),
+            reason: format!("index.json: {err}"),
+        })
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(index).expect("serialises");
+        self.write_atomically("index.json", &bytes)
+    }
+
+    /// Every named image, sorted by key.
+    pub fn list(&self) -> Result<Vec<StoredImage>, StoreError> {
+        let index = self.read_index()?;
+        let mut images: Vec<StoredImage> = index
+            .manifests
+            .into_iter()
+            .filter_map(|descriptor| {
+                let key = ref_name(&descriptor)?.to_owned();
+                Some(StoredImage { key, descriptor })
+            })
+            .collect();
+        images.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(images)
+    }
+
+    /// Finds the image `reference` names. A reference with a digest matches any image with
+    /// that digest and name.
+    pub fn resolve(&self, reference: &Reference) -> Result<StoredImage, StoreError> {
+        let images = self.list()?;
+        let found = if let Some(digest) = reference.digest() {
+            images.into_iter().find(|image| {
+                &image.descriptor.digest == digest && key_name(&image.key) == reference.name()
+            })
+        } else {
+            let key = reference.store_key();
+            images.into_iter().find(|image| image.key == key)
+        };
+        found.ok_or_else(|| StoreError::NotFound {
+            reference: reference.to_string(),
+        })
+    }
+
+    /// Records `target` as another name for the image `source` names.
+    pub fn tag(&self, source: &Reference, target: &Reference) -> Result<StoredImage, StoreError> {
+        let _lock = self.lock()?;
+        let image = self.resolve(source)?;
+        let mut descriptor = image.descriptor;
+        descriptor.annotations.remove(annotation::REF_NAME);
+        let key = target.store_key();
+        self.record_names(&[(key.clone(), descriptor.clone())])?;
+        Ok(StoredImage { key, descriptor })
+    }
+
+    /// Removes the name `reference` and deletes the blobs no remaining name needs.
+    pub fn remove(&self, reference: &Reference) -> Result<Removed, StoreError> {
+        let _lock = self.lock()?;
+        let image = self.resolve(reference)?;
+        let mut index = self.read_index()?;
+        index
+            .manifests
+            .retain(|d| ref_name(d) != Some(image.key.as_str()));
+        self.write_index(&index)?;
+        self.collect_garbage(&index)
+    }
+
+    fn collect_garbage(&self, index: &ImageIndex) -> Result<Removed, StoreError> {
+        let mut live = BTreeSet::new();
+        for descriptor in &index.manifests {
+            self.mark(descriptor, &mut live)?;
+        }
+        let mut removed = Removed::default();
+        let blobs = self.root.join("blobs");
+        for algorithm in fs::read_dir(&blobs).map_err(io_err("listing", &blobs))? {
+            let algorithm = algorithm.map_err(io_err("listing", &blobs))?;
+            let algorithm_dir = algorithm.path();
+            for blob in fs::read_dir(&algorithm_dir).map_err(io_err("listing", &algorithm_dir))? {
+                let blob = blob.map_err(io_err("listing", &algorithm_dir))?;
+                let name = format!(
+                    "{}:{}",
+                    algorithm.file_name().to_string_lossy(),
+                    blob.file_name().to_string_lossy()
+                );
+                // Leave alone anything that is not a blob we can name.
+                let Ok(digest) = name.parse::<Digest>() else {
+                    continue;
+                };
+                if live.contains(&digest) {
+                    continue;
+                }
+                let path = blob.path();
+                let size = blob.metadata().map_or(0, |m| m.len());
+                fs::remove_file(&path).map_err(io_err("deleting", &path))?;
+                removed.blobs += 1;
+                removed.bytes += size;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn mark(&self, descriptor: &Descriptor, live: &mut BTreeSet<Digest>) -> Result<(), StoreError> {
+        if !live.insert(descriptor.digest.clone()) {
+            return Ok(());
+        }
+        match descriptor.media_type.as_str() {
+            media::IMAGE_INDEX | media::DOCKER_MANIFEST_LIST => {
+                let index: ImageIndex = self.read_json("image index", &descriptor.digest)?;
+                for child in &index.manifests {
+                    self.mark(child, live)?;
+                }
+            }
+            media::IMAGE_MANIFEST | media::DOCKER_MANIFEST => {
+                let manifest: ImageManifest = self.read_json("manifest", &descriptor.digest)?;
+                live.insert(manifest.config.digest.clone());
+                for layer in &manifest.layers {
+                    live.insert(layer.digest.clone());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reads a blob whole and checks its digest. For documents; stream layers with `open_blob`.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut bytes)
+            .map_err(io_err("reading", &self.blob_path(digest)))?;
+        let mut hasher = crate::digest::Hasher::new(digest.algorithm());
+        hasher.update(&bytes);
+        let found = hasher.finish();
+        if &found != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                found,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads and parses a JSON blob.
+    pub fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &'static str,
+        digest: &Digest,
+    ) -> Result<T, StoreError> {
+        let bytes = self.read_blob(digest)?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::BadDocument {
+            what,
+            digest: digest.clone(),
+            source,
+        })
+    }
+
+    /// Opens a blob for streaming.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
+        let path = self.blob_path(digest);
+        File::open(&path).map_err(|err| {
+            if err.kind() == io::ErrorKind::NotFound {
+                StoreError::MissingBlob {
+                    digest: digest.clone(),
+                }
+            } else {
+                io_err("opening", &path)(err)
+            }
+        })
+    }
+}
+
+fn ref_name(descriptor: &Descriptor) -> Option<&str> {
+    descriptor
+        .annotations
+        .get(annotation::REF_NAME)
+        .map(String::as_str)
+}
+
+/// The name part of a store key (`name:tag` or `name@digest`).
+fn key_name(key: &str) -> &str {
+    if let Some((name, _)) = key.split_once('@') {
+        return name;
+    }
+    let last_slash = key.rfind('/').map_or(0, |i| i + 1);
+    match key[last_slash..].rfind(':') {
+        Some(i) => &key[..last_slash + i],
+        None => key,
+    }
+}

@@ -1,0 +1,514 @@
+// Safe unpacking of a layer into a folder.
+//
+// Expected flow: `Staged::unpack` extracts the layer into a temporary folder beside the
+// destination; the caller then checks whatever it must (the blob digest, SKILL.md) and calls
+// `publish`, which renames the folder into place. An error at any step drops the temporary
+// folder, so nobody ever sees half a skill.
+//
+// Guarantees: entries with absolute paths or `..`, device nodes, FIFOs, setuid/setgid bits,
+// hard links to anything but a file already extracted, links that resolve outside the folder
+// (checked by text and again on disk, after every entry exists), entries below a link, and
+// duplicate entries are refused. Extraction stops once the file bytes pass `max_bytes` or the
+// entries pass `max_entries`, and the decompressed stream is capped too, so a decompression
+// bomb costs at most about `max_bytes` of disk.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use tempfile::TempDir;
+
+use crate::spec::media;
+
+/// How a layer is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a layer media type declares, if it is a tar layer we can read.
+    pub fn from_media_type(media_type: &str) -> Option<Compression> {
+        match media_type {
+            media::LAYER_TAR | "application/vnd.docker.image.rootfs.diff.tar" => {
+                Some(Compression::None)
+            }
+            media::LAYER_TAR_GZIP | media::DOCKER_LAYER_TAR_GZIP | media::AGENTSKILLS_LAYER => {
+                Some(Compression::Gzip)
+            }
+            media::LAYER_TAR_ZSTD => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Limits on what one layer may expand to.
+#[derive(Debug, Clone, Copy)]
+pub struct UnpackLimits {
+    /// Total bytes of file content.
+    pub max_bytes: u64,
+    /// Number of entries.
+    pub max_entries: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits {
+            max_bytes: 1 << 30,
+            max_entries: 100_000,
+        }
+    }
+}
+
+/// Why a layer could not be unpacked.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("{path}: {action}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer entry {entry:?} refused: {reason}")]
+    Unsafe { entry: String, reason: String },
+    #[error("layer expands past the limit of {limit} bytes (a decompression bomb?)")]
+    TooLarge { limit: u64 },
+    #[error("layer has more than {limit} entries")]
+    TooManyEntries { limit: u64 },
+    #[error("layer is not a valid {compression} tar stream")]
+    Corrupt {
+        compression: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} already exists and is not an empty folder")]
+    DestinationExists { path: PathBuf },
+}
+
+/// What a published unpack holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Regular files.
+    pub files: usize,
+    /// Bytes of file content.
+    pub bytes: u64,
+}
+
+/// A layer unpacked into a temporary folder, not yet visible at its destination.
+#[derive(Debug)]
+pub struct Staged {
+    dir: TempDir,
+    /// Regular files extracted.
+    pub files: usize,
+    /// Bytes of file content extracted.
+    pub bytes: u64,
+}
+
+impl Staged {
+    /// Unpacks the tar stream `reader` (compressed as `compression`) into a new temporary
+    /// folder inside `parent`, which must be on the destination's file system.
+    pub fn unpack<R: Read>(
+        reader: R,
+        compression: Compression,
+        parent: &Path,
+        limits: UnpackLimits,
+    ) -> Result<Staged, UnpackError> {
+        let dir = tempfile::Builder::new()
+            .prefix(".skillport-unpack-")
+            .tempdir_in(parent)
+            .map_err(|source| UnpackError::Io {
+                action: "creating a temporary folder in",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        let (decoded, name): (Box<dyn Read + '_>, &'static str) = match compression {
+            Compression::None => (Box::new(reader), "uncompressed"),
+            Compression::Gzip => (Box::new(flate2::read::GzDecoder::new(reader)), "gzip"),
+            Compression::Zstd => (
+                Box::new(zstd::stream::read::Decoder::new(reader).map_err(|source| {
+                    UnpackError::Corrupt {
+                        compression: "zstd",
+                        source,
+                    }
+                })?),
+                "zstd",
+            ),
+        };
+        // Headers and padding come on top of file bytes; allow a generous 1 KiB per entry.
+        let cap = limits
+            .max_bytes
+            .saturating_add(limits.max_entries.saturating_mul(1024));
+        let mut extractor = Extractor {
+            root: dir.path().to_path_buf(),
+            limits,
+            files: BTreeSet::new(),
+            links: Vec::new(),
+            link_paths: BTreeSet::new(),
+            bytes: 0,
+            entries: 0,
+        };
+        let mut archive = tar::Archive::new(CappedReader {
+            inner: decoded,
+            left: cap,
+        });
+        let entries = archive
+            .entries()
+            .map_err(|source| corrupt_or_limit(name, source, limits))?;
+        for entry in entries {
+            let entry = entry.map_err(|source| corrupt_or_limit(name, source, limits))?;
+            extractor.extract(entry, name)?;
+        }
+        extractor.create_links()?;
+        Ok(Staged {
+            dir,
+            files: extractor.files.len(),
+            bytes: extractor.bytes,
+        })
+    }
+
+    /// Where the files are now.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Moves the folder to `dest` (which must not exist, or be an empty folder) in one rename.
+    pub fn publish(self, dest: &Path) -> Result<Unpacked, UnpackError> {
+        let io = |action, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| UnpackError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        match fs::read_dir(dest) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(UnpackError::DestinationExists {
+                        path: dest.to_path_buf(),
+                    });
+                }
+                fs::remove_dir(dest).map_err(io("replacing", dest))?;
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) if err.kind() == io::ErrorKind::NotADirectory => {
+                return Err(UnpackError::DestinationExists {
+                    path: dest.to_path_buf(),
+                });
+            }
+            Err(err) => return Err(io("reading", dest)(err)),
+        }
+        fs::set_permissions(self.dir.path(), fs::Permissions::from_mode(0o755))
+            .map_err(io("setting permissions of", self.dir.path()))?;
+        let staged = self.dir.keep();
+        fs::rename(&staged, dest).map_err(|err| {
+            let _ = fs::remove_dir_all(&staged);
+            io("moving the unpacked files to", dest)(err)
+        })?;
+        Ok(Unpacked {
+            files: self.files,
+            bytes: self.bytes,
+        })
+    }
+}
+
+fn corrupt_or_limit(
+    compression: &'static str,
+    source: io::Error,
+    limits: UnpackLimits,
+) -> UnpackError {
+    if source.kind() == io::ErrorKind::FileTooLarge {
+        UnpackError::TooLarge {
+            limit: limits.max_bytes,
+        }
+    } else {
+        UnpackError::Corrupt {
+            compression,
+            source,
+        }
+    }
+}
+
+/// Fails the read once more than `left` bytes came through.
+struct CappedReader<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self
+            .left
+            .checked_sub(n as u64)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::FileTooLarge))?;
+        Ok(n)
+    }
+}
+
+struct Extractor {
+    root: PathBuf,
+    limits: UnpackLimits,
+    /// Regular files extracted so far, for hard links.
+    files: BTreeSet<String>,
+    /// Symbolic links, created after everything else.
+    links: Vec<(String, String)>,
+    link_paths: BTreeSet<String>,
+    bytes: u64,
+    entries: u64,
+}
+
+impl Extractor {
+    fn extract<R: Read>(
+        &mut self,
+        mut entry: tar::Entry<'_, R>,
+        compression: &'static str,
+    ) -> Result<(), UnpackError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(UnpackError::TooManyEntries {
+                limit: self.limits.max_entries,
+            });
+        }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let refuse = |reason: &str| UnpackError::Unsafe {
+            entry: raw.clone(),
+            reason: reason.to_owned(),
+        };
+        let kind = entry.header().entry_type();
+        if matches!(kind, tar::EntryType::XGlobalHeader) {
+            return Ok(());
+        }
+        let Some(path) = clean_path(&entry.path_bytes()).map_err(refuse)? else {
+            return Ok(()); // the archive's own root, "./"
+        };
+        if self.below_link(&path) {
+            return Err(refuse("it lies below a symbolic link"));
+        }
+        let corrupt = |source| UnpackError::Corrupt {
+            compression,
+            source,
+        };
+        let mode = entry.header().mode().map_err(corrupt)?;
+        if mode & 0o6000 != 0 {
+            return Err(refuse("setuid/setgid bits are not allowed"));
+        }
+        let target = self.root.join(&path);
+        match kind {
+            tar::EntryType::Directory => {
+                fs::create_dir_all(&target).map_err(io_error("creating", &target))?;
+                set_mode(&target, 0o755)?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.header().size().map_err(corrupt)?;
+                self.bytes = self.bytes.saturating_add(size);
+                if self.bytes > self.limits.max_bytes {
+                    return Err(UnpackError::TooLarge {
+                        limit: self.limits.max_bytes,
+                    });
+                }
+                make_parent(&target)?;
+                let mut file = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(&target)
+                    .map_err(|err| exists_or_io(err, &refuse, "creating", &target))?;
+                let copied = io::copy(&mut (&mut entry).take(size), &mut file)
+                    .map_err(|source| corrupt_or_limit(compression, source, self.limits))?;
+                if copied != size {
+                    return Err(corrupt(io::ErrorKind::UnexpectedEof.into()));
+                }
+                file.flush().map_err(io_error("writing", &target))?;
+                set_mode(&target, if mode & 0o111 != 0 { 0o755 } else { 0o644 })?;
+                self.files.insert(path);
+            }
+            tar::EntryType::Link => {
+                let source = entry
+                    .link_name_bytes()
+                    .and_then(|link| clean_path(&link).ok().flatten())
+                    .filter(|source| self.files.contains(source))
+                    .ok_or_else(|| {
+                        refuse("hard link to something that is not a file extracted before it")
+                    })?;
+                make_parent(&target)?;
+                fs::hard_link(self.root.join(&source), &target)
+                    .map_err(|err| exists_or_io(err, &refuse, "linking", &target))?;
+                self.files.insert(path);
+            }
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| refuse("symbolic link without a target"))?;
+                let link = std::str::from_utf8(&link)
+                    .map_err(|_| refuse("link target is not UTF-8"))?
+                    .to_owned();
+                if !link_stays_inside(&path, &link) {
+                    return Err(refuse(&format!(
+                        "link to {link:?} points outside the skill"
+                    )));
+                }
+                self.link_paths.insert(path.clone());
+                self.links.push((path, link));
+            }
+            tar::EntryType::Char | tar::EntryType::Block => {
+                return Err(refuse("device nodes are not allowed"));
+            }
+            tar::EntryType::Fifo => return Err(refuse("named pipes are not allowed")),
+            _ => return Err(refuse("unsupported entry type")),
+        }
+        Ok(())
+    }
+
+    fn below_link(&self, path: &str) -> bool {
+        let mut prefix = String::new();
+        for component in path.split('/') {
+            if !prefix.is_empty() && self.link_paths.contains(&prefix) {
+                return true;
+            }
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(component);
+        }
+        false
+    }
+
+    fn create_links(&mut self) -> Result<(), UnpackError> {
+        self.links.sort();
+        for (path, link) in &self.links {
+            let target = self.root.join(path);
+            make_parent(&target)?;
+            std::os::unix::fs::symlink(link, &target).map_err(|err| {
+                let refuse = |reason: &str| UnpackError::Unsafe {
+                    entry: path.clone(),
+                    reason: reason.to_owned(),
+                };
+                exists_or_io(err, &refuse, "linking", &target)
+            })?;
+        }
+        // The text of each link stays inside; chains of links can still lead out (`d -> .`,
+        // `e -> d/..`). Now that all exist, resolve each on disk.
+        let root = fs::canonicalize(&self.root).map_err(io_error("resolving", &self.root))?;
+        for (path, link) in &self.links {
+            let inside =
+                fs::canonicalize(self.root.join(path)).is_ok_and(|real| real.starts_with(&root));
+            if !inside {
+                return Err(UnpackError::Unsafe {
+                    entry: path.clone(),
+                    reason: format!("link to {link:?} does not resolve to a file inside the skill"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> UnpackError + use<> {
+    let path = path.to_path_buf();
+    move |source| UnpackError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// "It appears twice" when the path exists already; otherwise the I/O error.
+fn exists_or_io(
+    err: io::Error,
+    refuse: &dyn Fn(&str) -> UnpackError,
+    action: &'static str,
+    path: &Path,
+) -> UnpackError {
+    if err.kind() == io::ErrorKind::AlreadyExists {
+        refuse("it appears twice")
+    } else {
+        io_error(action, path)(err)
+    }
+}
+
+fn make_parent(target: &Path) -> Result<(), UnpackError> {
+    match target.parent() {
+        Some(parent) => fs::create_dir_all(parent).map_err(io_error("creating", parent)),
+        None => Ok(()),
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), UnpackError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(io_error("setting permissions of", path))
+}
+
+/// The entry path made relative and normal (`a/b`), `None` for the root itself, or why it is
+/// refused.
+fn clean_path(raw: &[u8]) -> Result<Option<String>, &'static str> {
+    let text = std::str::from_utf8(raw).map_err(|_| "the path is not UTF-8")?;
+    if text.contains('\0') {
+        return Err("the path holds a NUL byte");
+    }
+    if text.starts_with('/') {
+        return Err("absolute paths are not allowed");
+    }
+    let mut parts = Vec::new();
+    for component in Path::new(text).components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str().ok_or("the path is not UTF-8")?),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("paths with .. are not allowed"),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("absolute paths are not allowed");
+            }
+        }
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("/")))
+}
+
+/// Whether the link at `path` with target text `link` stays inside the root, by text.
+fn link_stays_inside(path: &str, link: &str) -> bool {
+    if link.starts_with('/') || link.is_empty() {
+        return false;
+    }
+    let mut depth: Vec<&str> = path.split('/').collect();
+    depth.pop(); // the link's own name
+    for component in link.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                if depth.pop().is_none() {
+                    return false;
+                }
+            }
+            part => depth.push(part),
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean_path(b"./a/b").unwrap().as_deref(), Some("a/b"));
+        assert_eq!(clean_path(b"a//b/").unwrap().as_deref(), Some("a/b"));
+        assert_eq!(clean_path(b"./").unwrap(), None);
+        assert!(clean_path(b"/etc/passwd").is_err());
+        assert!(clean_path(b"a/../../b").is_err());
+        assert!(clean_path(b"..").is_err());
+    }
+
+    #[test]
+    fn link_text_checks() {
+        assert!(link_stays_inside("a/b", "c"));
+        assert!(link_stays_inside("a/b", "../c"));
+        assert!(!link_stays_inside("a/b", "../../c"));
+        assert!(!link_stays_inside("a", "/etc/passwd"));
+        assert!(!link_stays_inside("a", ".."));
+        assert!(link_stays_inside("a", "."));
+    }
+}

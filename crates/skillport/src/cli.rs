@@ -1,0 +1,164 @@
+// Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  skillport init my-skill                      # scaffold my-skill/SKILL.md
+  skillport validate my-skill                  # check it against the agentskills.io spec
+  skillport build my-skill -t my-skill:0.1.0   # build an image into the local store
+  skillport images                             # list what the store holds
+  skillport inspect my-skill:0.1.0 --json      # metadata, annotations, files
+  skillport tag my-skill:0.1.0 my-skill:latest
+  skillport export my-skill:0.1.0 ./out        # the skill's files back on disk
+  skillport rm my-skill:latest
+  skillport demo                               # build and export the shipped examples";
+
+/// Package Agent Skills as OCI images and deliver them where agents run.
+#[derive(Debug, Parser)]
+#[command(name = "skillport", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// The local image store (an OCI image layout).
+    /// [default: $XDG_DATA_HOME/skillport/store]
+    #[arg(long, global = true, env = "SKILLPORT_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// More log output on stderr (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new skill folder with a valid SKILL.md.
+    #[command(after_help = "Example:\n  skillport init pdf-tools --card")]
+    Init(InitArgs),
+    /// Check skill folders against the agentskills.io specification.
+    #[command(after_help = "Example:\n  skillport validate skills/* --lenient")]
+    Validate(ValidateArgs),
+    /// Build a skill folder into an OCI image in the local store.
+    #[command(
+        after_help = "Example:\n  SOURCE_DATE_EPOCH=1700000000 skillport build ./pdf-tools -t pdf-tools:1.2.0 -t pdf-tools:latest"
+    )]
+    Build(BuildArgs),
+    /// List the images in the local store.
+    Images(JsonArgs),
+    /// Show an image's metadata, annotations and files.
+    #[command(after_help = "Example:\n  skillport inspect pdf-tools:1.2.0 --json")]
+    Inspect(InspectArgs),
+    /// Give an image another name.
+    #[command(after_help = "Example:\n  skillport tag pdf-tools:1.2.0 pdf-tools:stable")]
+    Tag(TagArgs),
+    /// Write an image's files to a folder.
+    #[command(after_help = "Example:\n  skillport export pdf-tools:1.2.0 .agents/skills/pdf-tools")]
+    Export(ExportArgs),
+    /// Remove names from the store and delete blobs nothing uses any more.
+    #[command(visible_alias = "rmi")]
+    Rm(RmArgs),
+    /// Build the example skills into a fresh store and export them as an agent sees them.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The skill's name; also the folder created (1-64 of a-z, 0-9, -).
+    pub name: String,
+    /// Create the folder inside this one.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Also write a skill.yaml (SkillCard).
+    #[arg(long)]
+    pub card: bool,
+    /// The SkillCard's namespace (with --card).
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Skill folders.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Report spec violations as warnings, as agent clients load skills.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The skill folder.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Name the image (repeatable), e.g. my-skill:0.1.0. [default: <skill name>:latest]
+    #[arg(short, long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// Build despite spec violations (they are printed as warnings).
+    #[arg(long)]
+    pub lenient: bool,
+    /// Add a skill.yaml generated from SKILL.md when the folder has none.
+    #[arg(long)]
+    pub card: bool,
+    /// The generated SkillCard's namespace (with --card).
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image, e.g. my-skill:0.1.0 or my-skill@sha256:….
+    pub reference: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The existing image.
+    pub source: String,
+    /// The new name.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The image.
+    pub reference: String,
+    /// The folder to create (it must not exist, or be empty).
+    pub dest: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Images to remove.
+    #[arg(required = true)]
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The folder of example skills.
+    #[arg(long, default_value = "examples", value_name = "DIR")]
+    pub examples: PathBuf,
+    /// Where to put the demo's store and the exported skills (replaced if it exists).
+    #[arg(long, default_value = "target/demo", value_name = "DIR")]
+    pub out: PathBuf,
+}

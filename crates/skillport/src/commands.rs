@@ -1,0 +1,482 @@
+// One function per command. Each parses and checks its arguments, calls the library crates,
+// and prints.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+use skillport_oci::spec::{ImageIndex, annotation, media};
+use skillport_oci::{BuildRequest, Reference, SkillImage, Store, StoredImage};
+use skillport_skill::{Diagnostic, EntryKind, LoadError, Mode, Severity, Skill, SkillCard};
+
+use crate::cli::{
+    BuildArgs, Cli, Command, DemoArgs, ExportArgs, InitArgs, InspectArgs, JsonArgs, RmArgs,
+    TagArgs, ValidateArgs,
+};
+use crate::output::{human_size, one_line, print_table, progress_bar};
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let store = cli.store;
+    match cli.command {
+        Command::Init(args) => init(&args),
+        Command::Validate(args) => validate(&args),
+        Command::Build(args) => build(&open_store(store)?, &args),
+        Command::Images(args) => images(&open_store(store)?, &args),
+        Command::Inspect(args) => inspect(&open_store(store)?, &args),
+        Command::Tag(args) => tag(&open_store(store)?, &args),
+        Command::Export(args) => export(&open_store(store)?, &args),
+        Command::Rm(args) => rm(&open_store(store)?, &args),
+        Command::Demo(args) => demo(&args),
+    }
+}
+
+fn default_store_root() -> Result<PathBuf> {
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share")))
+        .ok_or_else(|| anyhow!("neither XDG_DATA_HOME nor HOME is set; pass --store DIR"))?;
+    Ok(data_home.join("skillport/store"))
+}
+
+fn open_store(root: Option<PathBuf>) -> Result<Store> {
+    let root = match root {
+        Some(root) => root,
+        None => default_store_root()?,
+    };
+    Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
+}
+
+fn parse_reference(text: &str) -> Result<Reference> {
+    Ok(text.parse::<Reference>()?)
+}
+
+fn mode(lenient: bool) -> Mode {
+    if lenient { Mode::Lenient } else { Mode::Strict }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
+        eprintln!("{diagnostic}");
+    }
+}
+
+/// Loads a skill; on spec violations prints them all before failing.
+fn load_skill(dir: &Path, lenient: bool) -> Result<Skill> {
+    match skillport_skill::load(dir, mode(lenient)) {
+        Ok(skill) => {
+            print_diagnostics(&skill.warnings);
+            Ok(skill)
+        }
+        Err(err) => {
+            if let LoadError::Invalid { diagnostics, .. } = &err {
+                print_diagnostics(diagnostics);
+            }
+            Err(err).with_context(|| format!("loading the skill in {}", dir.display()))
+        }
+    }
+}
+
+fn init(args: &InitArgs) -> Result<ExitCode> {
+    skillport_skill::validate_name(&args.name)
+        .map_err(|reason| anyhow!("{reason}"))
+        .context("choosing the skill's name")?;
+    let dir = args.dir.join(&args.name);
+    fs::create_dir(&dir).with_context(|| {
+        format!(
+            "creating {} (a skill folder is created new, never reused)",
+            dir.display()
+        )
+    })?;
+    let skill_md = dir.join("SKILL.md");
+    fs::write(&skill_md, skillport_skill::scaffold_skill_md(&args.name))
+        .with_context(|| format!("writing {}", skill_md.display()))?;
+    println!("created {}", skill_md.display());
+    if args.card {
+        let skill = load_skill(&dir, false)?;
+        let card = generated_card(&skill, &args.namespace);
+        let card_path = dir.join("skill.yaml");
+        fs::write(&card_path, card.to_yaml())
+            .with_context(|| format!("writing {}", card_path.display()))?;
+        println!("created {}", card_path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A SkillCard from SKILL.md: version from `metadata.version` when it is SemVer, else 0.1.0.
+fn generated_card(skill: &Skill, namespace: &str) -> SkillCard {
+    let version = skill
+        .frontmatter
+        .metadata
+        .get("version")
+        .and_then(|v| semver::Version::parse(v).ok())
+        .unwrap_or_else(|| semver::Version::new(0, 1, 0));
+    SkillCard::from_frontmatter(&skill.frontmatter, &version, namespace)
+}
+
+fn validate(args: &ValidateArgs) -> Result<ExitCode> {
+    let mut results = Vec::new();
+    let mut all_valid = true;
+    for dir in &args.dirs {
+        let (name, diagnostics, failure) = match skillport_skill::load(dir, mode(args.lenient)) {
+            Ok(skill) => {
+                // A folder that loads can still hold files no image may carry.
+                let failure = skillport_skill::walk(dir).err().map(|err| err.to_string());
+                (Some(skill.frontmatter.name), skill.warnings, failure)
+            }
+            Err(LoadError::Invalid { diagnostics, .. }) => (None, diagnostics, None),
+            Err(err) => (
+                None,
+                Vec::new(),
+                Some(format!("{:#}", anyhow::Error::from(err))),
+            ),
+        };
+        let errors = diagnostics
+            .iter()
+            .filter(|d| matches!(d.severity, Severity::Error))
+            .count()
+            + usize::from(failure.is_some());
+        all_valid &= errors == 0;
+        if !args.json {
+            for diagnostic in &diagnostics {
+                println!("{diagnostic}");
+            }
+            if let Some(failure) = &failure {
+                println!("{}: error: {failure}", dir.display());
+            }
+            let warnings = diagnostics.len() + usize::from(failure.is_some()) - errors;
+            match (errors, warnings) {
+                (0, 0) => println!("{}: valid", dir.display()),
+                (0, w) => println!("{}: valid, {w} warning(s)", dir.display()),
+                (e, _) => println!("{}: invalid, {e} error(s)", dir.display()),
+            }
+        }
+        results.push(json!({
+            "path": dir,
+            "name": name,
+            "valid": errors == 0,
+            "diagnostics": diagnostics,
+            "error": failure,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(value) if !value.trim().is_empty() => {
+            value.trim().parse::<u64>().map(Some).map_err(|_| {
+                anyhow!("SOURCE_DATE_EPOCH={value:?} is not a whole number of seconds")
+            })
+        }
+        _ => Ok(None),
+    }
+}
+
+fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
+    let skill = load_skill(&args.dir, args.lenient)?;
+    let entries = skillport_skill::walk(&args.dir)
+        .with_context(|| format!("reading the files of {}", args.dir.display()))?;
+    let names = if args.tags.is_empty() {
+        vec![parse_reference(&format!(
+            "{}:latest",
+            skill.frontmatter.name
+        ))?]
+    } else {
+        args.tags
+            .iter()
+            .map(|tag| parse_reference(tag))
+            .collect::<Result<Vec<_>>>()?
+    };
+    if let Some(pinned) = names.iter().find(|name| name.digest().is_some()) {
+        bail!("cannot name a new image {pinned}: a digest is computed, not chosen; use NAME:TAG");
+    }
+    let card = (args.card && skill.card.is_none()).then(|| generated_card(&skill, &args.namespace));
+    let total: u64 = entries
+        .iter()
+        .map(|entry| match entry.kind {
+            EntryKind::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum();
+    let bar = progress_bar(total, &format!("building {}", skill.frontmatter.name));
+    let request = BuildRequest {
+        skill: &skill,
+        entries: &entries,
+        generated_card: card.as_ref(),
+        source_date_epoch: source_date_epoch()?,
+        names: &names,
+    };
+    let built = skillport_oci::build(store, &request, &mut |done| bar.set_position(done))
+        .with_context(|| format!("building {}", args.dir.display()))?;
+    bar.finish_and_clear();
+    if args.json {
+        let output = json!({
+            "digest": built.digest(),
+            "names": names.iter().map(Reference::store_key).collect::<Vec<_>>(),
+            "layer": {"digest": built.layer.digest, "size": built.layer.size, "files": built.layer.files},
+            "annotations": built.annotations,
+        });
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else {
+        for name in &names {
+            eprintln!("tagged {}", name.store_key());
+        }
+        println!("{}", built.digest());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The name and tag (or digest) parts of a store key.
+fn split_key(key: &str) -> (&str, &str) {
+    if let Some((name, digest)) = key.split_once('@') {
+        return (name, digest);
+    }
+    let last_slash = key.rfind('/').map_or(0, |i| i + 1);
+    match key[last_slash..].rfind(':') {
+        Some(i) => (&key[..last_slash + i], &key[last_slash + i + 1..]),
+        None => (key, ""),
+    }
+}
+
+fn images(store: &Store, args: &JsonArgs) -> Result<ExitCode> {
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    for image in store.list()? {
+        let (name, tag) = split_key(&image.key);
+        let resolved = skillport_oci::skill_image(store, &image.descriptor);
+        let (annotations, size) = match &resolved {
+            Ok(resolved) => (
+                resolved.manifest.annotations.clone(),
+                Some(resolved.layer.size),
+            ),
+            Err(_) => (std::collections::BTreeMap::default(), None),
+        };
+        let description = annotations
+            .get(annotation::DESCRIPTION)
+            .cloned()
+            .unwrap_or_default();
+        rows.push(vec![
+            name.to_owned(),
+            tag.to_owned(),
+            image.descriptor.digest.short().to_owned(),
+            size.map_or_else(|| "?".to_owned(), human_size),
+            one_line(&description, 60),
+        ]);
+        json_rows.push(json!({
+            "name": name,
+            "tag": tag,
+            "reference": image.key,
+            "digest": image.descriptor.digest,
+            "size": size,
+            "skill": annotations.get(annotation::SKILL_NAME),
+            "description": description,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_rows)?);
+    } else if rows.is_empty() {
+        eprintln!("the store at {} holds no images", store.root().display());
+    } else {
+        print_table(&["NAME", "TAG", "DIGEST", "SIZE", "DESCRIPTION"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve_skill(store: &Store, text: &str) -> Result<(StoredImage, SkillImage)> {
+    let reference = parse_reference(text)?;
+    let stored = store.resolve(&reference)?;
+    let image = skillport_oci::skill_image(store, &stored.descriptor)
+        .with_context(|| format!("reading {}", stored.key))?;
+    Ok((stored, image))
+}
+
+fn inspect(store: &Store, args: &InspectArgs) -> Result<ExitCode> {
+    let (stored, image) = resolve_skill(store, &args.reference)?;
+    let files = skillport_oci::list_files(store, &image)
+        .with_context(|| format!("listing the files of {}", stored.key))?;
+    let platforms: Vec<String> = image
+        .index
+        .as_ref()
+        .map(|index: &ImageIndex| {
+            index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref())
+                .map(|p| format!("{}/{}", p.os, p.architecture))
+                .collect()
+        })
+        .unwrap_or_default();
+    if args.json {
+        let output = json!({
+            "reference": stored.key,
+            "digest": image.descriptor.digest,
+            "mediaType": image.descriptor.media_type,
+            "platforms": platforms,
+            "manifest": {"digest": image.manifest_descriptor.digest, "size": image.manifest_descriptor.size},
+            "config": {"digest": image.manifest.config.digest, "mediaType": image.manifest.config.media_type},
+            "layer": {"digest": image.layer.digest, "size": image.layer.size, "mediaType": image.layer.media_type},
+            "annotations": image.manifest.annotations,
+            "files": files,
+        });
+        println!("{}", serde_json::to_string_pretty(&output)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ann = &image.manifest.annotations;
+    let get = |key: &str| ann.get(key).map_or("-", String::as_str);
+    println!("Reference:    {}", stored.key);
+    println!("Digest:       {}", image.descriptor.digest);
+    println!("Skill:        {}", get(annotation::SKILL_NAME));
+    println!(
+        "Description:  {}",
+        one_line(get(annotation::DESCRIPTION), 200)
+    );
+    println!("Version:      {}", get(annotation::VERSION));
+    if image.descriptor.media_type == media::IMAGE_INDEX {
+        println!("Platforms:    {}", platforms.join(", "));
+    }
+    println!(
+        "Layer:        {} ({})",
+        image.layer.digest,
+        human_size(image.layer.size)
+    );
+    println!("Annotations:");
+    for (key, value) in ann {
+        println!("  {key}: {}", one_line(value, 200));
+    }
+    println!("Files:");
+    for file in &files {
+        match file.kind {
+            "file" => println!("  {}  ({})", file.path, human_size(file.size)),
+            "dir" => println!("  {}/", file.path),
+            kind => println!("  {}  ({kind})", file.path),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tag(store: &Store, args: &TagArgs) -> Result<ExitCode> {
+    let source = parse_reference(&args.source)?;
+    let target = parse_reference(&args.target)?;
+    if target.digest().is_some() {
+        bail!("cannot tag as {target}: a new name is NAME:TAG, without a digest");
+    }
+    let tagged = store.tag(&source, &target)?;
+    eprintln!("tagged {}", tagged.key);
+    println!("{}", tagged.descriptor.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(store: &Store, args: &ExportArgs) -> Result<ExitCode> {
+    let (stored, image) = resolve_skill(store, &args.reference)?;
+    let unpacked = skillport_oci::export(store, &image, &args.dest)
+        .with_context(|| format!("exporting {} to {}", stored.key, args.dest.display()))?;
+    eprintln!(
+        "exported {} ({} files, {}) to {}",
+        stored.key,
+        unpacked.files,
+        human_size(unpacked.bytes),
+        args.dest.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rm(store: &Store, args: &RmArgs) -> Result<ExitCode> {
+    for text in &args.references {
+        let reference = parse_reference(text)?;
+        let removed = store.remove(&reference)?;
+        println!(
+            "removed {reference} (deleted {} unused blob(s), {})",
+            removed.blobs,
+            human_size(removed.bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds every skill in the examples folder into a fresh store and exports each one as an
+/// agent would see it (`<out>/.agents/skills/<name>`), printing each step.
+fn demo(args: &DemoArgs) -> Result<ExitCode> {
+    const MARKER: &str = ".skillport-demo";
+    if args.out.exists() {
+        if !args.out.join(MARKER).exists() {
+            bail!(
+                "{} exists and was not made by `skillport demo`; pass --out with a new folder",
+                args.out.display()
+            );
+        }
+        fs::remove_dir_all(&args.out)
+            .with_context(|| format!("removing the previous demo in {}", args.out.display()))?;
+    }
+    fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    fs::write(
+        args.out.join(MARKER),
+        "made by `skillport demo`; safe to delete\n",
+    )?;
+    let store_root = args.out.join("store");
+    let store = Store::open(&store_root)?;
+    println!("store: {} (an OCI image layout)", store_root.display());
+
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&args.examples)
+        .with_context(|| format!("reading the examples folder {}", args.examples.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.join("SKILL.md").is_file())
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        bail!(
+            "{} holds no skill folders (folders with a SKILL.md)",
+            args.examples.display()
+        );
+    }
+    let skills_root = args.out.join(".agents/skills");
+    fs::create_dir_all(&skills_root)?;
+    for dir in &dirs {
+        let skill = load_skill(dir, false)?;
+        let entries = skillport_skill::walk(dir)?;
+        let name = &skill.frontmatter.name;
+        let version = skill
+            .card
+            .as_ref()
+            .map(|card| card.metadata.version.clone())
+            .or_else(|| skill.frontmatter.metadata.get("version").cloned())
+            .unwrap_or_else(|| "latest".into());
+        let reference = parse_reference(&format!("{name}:{version}"))?;
+        let request = BuildRequest {
+            skill: &skill,
+            entries: &entries,
+            generated_card: None,
+            source_date_epoch: source_date_epoch()?,
+            names: std::slice::from_ref(&reference),
+        };
+        let built = skillport_oci::build(&store, &request, &mut |_| {})
+            .with_context(|| format!("building {}", dir.display()))?;
+        println!(
+            "built    {reference:<32} {}  ({} files)",
+            built.digest(),
+            built.layer.files
+        );
+        let (_, image) = resolve_skill(&store, &reference.to_string())?;
+        let dest = skills_root.join(name);
+        skillport_oci::export(&store, &image, &dest)?;
+        println!("exported {reference:<32} -> {}", dest.display());
+    }
+    println!();
+    images(&store, &JsonArgs { json: false })?;
+    println!();
+    println!(
+        "An agent pointed at {} now finds {} skill(s), each folder named after its skill.",
+        skills_root.display(),
+        dirs.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

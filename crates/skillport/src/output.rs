@@ -1,0 +1,170 @@
+// Logging, error reporting and small formatting helpers. Data goes to stdout; logs, progress
+// and errors to stderr. Nothing here uses colour, so NO_COLOR holds trivially.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use skillport_oci::{ParseReferenceError, ReadError, StoreError, UnpackError};
+use skillport_skill::{LoadError, WalkError};
+
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKILLPORT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// Prints the whole error chain once, then a `hint:` line when we know what to do about it.
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("error: {err:#}");
+    if let Some(hint) = hint(err) {
+        eprintln!("hint: {hint}");
+    }
+}
+
+fn hint(err: &anyhow::Error) -> Option<String> {
+    for cause in err.chain() {
+        if let Some(err) = cause.downcast_ref::<StoreError>() {
+            return store_hint(err);
+        }
+        if let Some(ReadError::Store(err)) = cause.downcast_ref::<ReadError>() {
+            return store_hint(err);
+        }
+        if let Some(err) = cause.downcast_ref::<UnpackError>() {
+            return match err {
+                UnpackError::DestinationExists { .. } => {
+                    Some("choose a folder that does not exist yet, or empty it first".into())
+                }
+                _ => None,
+            };
+        }
+        if cause.downcast_ref::<ParseReferenceError>().is_some() {
+            return Some(
+                "write references as NAME[:TAG] or NAME@sha256:DIGEST, e.g. my-skill:0.1.0".into(),
+            );
+        }
+        if let Some(err) = cause.downcast_ref::<WalkError>() {
+            return match err {
+                WalkError::EscapingLink { .. } | WalkError::DanglingLink { .. } => Some(
+                    "replace the link with a copy of what it points to, or list it in .skillignore"
+                        .into(),
+                ),
+                WalkError::SpecialFile { .. } => {
+                    Some("remove it from the skill folder, or list it in .skillignore".into())
+                }
+                _ => None,
+            };
+        }
+        if let Some(err) = cause.downcast_ref::<LoadError>() {
+            return match err {
+                LoadError::MissingSkillMd { .. } => Some(
+                    "a skill is a folder with a SKILL.md; `skillport init NAME` creates one".into(),
+                ),
+                LoadError::Invalid { .. } => {
+                    Some("fix the problems listed above, or pass --lenient to build anyway".into())
+                }
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+fn store_hint(err: &StoreError) -> Option<String> {
+    match err {
+        StoreError::NotFound { .. } => Some(
+            "`skillport images` lists what the store holds; `skillport build` adds to it".into(),
+        ),
+        StoreError::NotALayout { .. } => Some(
+            "point --store (or SKILLPORT_STORE) at an empty folder or an existing OCI image layout"
+                .into(),
+        ),
+        StoreError::DigestMismatch { .. } | StoreError::MissingBlob { .. } => Some(
+            "the store is damaged: remove the image with `skillport rm` and build or pull it again"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// A byte-count progress bar on stderr, shown only on a terminal and only for big jobs.
+pub fn progress_bar(total: u64, message: &str) -> ProgressBar {
+    const SHOW_FROM: u64 = 16 << 20;
+    if total < SHOW_FROM || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(message.to_owned());
+    bar
+}
+
+/// `1.5 MiB`-style sizes.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    #[allow(clippy::cast_precision_loss)] // a rounded display value
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Prints rows as left-aligned columns; the last column is not padded.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                let _ = write!(out, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Cuts `text` to `max` characters on one line, with an ellipsis.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
