@@ -297,7 +297,12 @@ pub(crate) fn read_card(text: &str, file: &Path) -> (Option<SkillCard>, Position
         .map(|metadata| read_metadata(&metadata, &mut report))
         .unwrap_or_default();
     let provenance = root
-        .mapping("provenance", false, &["source", "commit", "path"], &mut report)
+        .mapping(
+            "provenance",
+            false,
+            &["source", "commit", "path"],
+            &mut report,
+        )
         .map(|provenance| CardProvenance {
             source: provenance.string("source", false, &mut report),
             commit: provenance.string("commit", false, &mut report),
@@ -438,7 +443,9 @@ fn read_spec(spec: &Fields<'_>, report: &mut Report) -> CardSpec {
             let dependency = Fields::check_node(node, &path, at, &["name", "version"], report)?;
             Some(CardDependency {
                 name: dependency.string("name", true, report).unwrap_or_default(),
-                version: dependency.string("version", true, report).unwrap_or_default(),
+                version: dependency
+                    .string("version", true, report)
+                    .unwrap_or_default(),
             })
         })
         .collect();
@@ -555,7 +562,11 @@ impl<'a> Fields<'a> {
             Some(other) => {
                 report.error(
                     self.at(key),
-                    format!("{} must be a string, not {}", self.path_of(key), kind(other)),
+                    format!(
+                        "{} must be a string, not {}",
+                        self.path_of(key),
+                        kind(other)
+                    ),
                 );
                 None
             }
@@ -681,6 +692,8 @@ fn quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn frontmatter() -> Frontmatter {
@@ -757,6 +770,33 @@ mod tests {
         let parsed = SkillCard::parse(&yaml, Path::new("skill.yaml"))
             .unwrap_or_else(|errors| panic!("{yaml}\n{errors:#?}"));
         assert_eq!(parsed, card, "{yaml}");
+    }
+
+    #[test]
+    fn to_yaml_writes_block_style_and_quotes_only_when_needed() {
+        let frontmatter = Frontmatter {
+            name: "pdf-tools".to_owned(),
+            description: "Reads PDFs: text and tables.".to_owned(),
+            license: None,
+            compatibility: None,
+            metadata: BTreeMap::new(),
+            allowed_tools: None,
+        };
+        let card =
+            SkillCard::from_frontmatter(&frontmatter, &semver::Version::new(1, 0, 0), "team");
+        assert_eq!(
+            card.to_yaml(),
+            "apiVersion: skillimage.io/v1alpha1
+kind: SkillCard
+metadata:
+  name: pdf-tools
+  namespace: team
+  version: \"1.0.0\"
+  description: \"Reads PDFs: text and tables.\"
+spec:
+  prompt: SKILL.md
+"
+        );
     }
 
     #[test]

@@ -127,3 +127,40 @@ impl Report {
         self.diagnostics
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_json() {
+        let mut diagnostic = Diagnostic {
+            file: PathBuf::from("pdf/SKILL.md"),
+            line: Some(3),
+            column: Some(7),
+            severity: Severity::Warning,
+            message: "description is 1025 characters; the limit is 1024".to_owned(),
+        };
+        assert_eq!(
+            diagnostic.to_string(),
+            "pdf/SKILL.md:3:7: warning: description is 1025 characters; the limit is 1024"
+        );
+        assert_eq!(
+            serde_json::to_value(&diagnostic).unwrap(),
+            serde_json::json!({
+                "file": "pdf/SKILL.md",
+                "line": 3,
+                "column": 7,
+                "severity": "warning",
+                "message": "description is 1025 characters; the limit is 1024",
+            })
+        );
+        diagnostic.line = None;
+        diagnostic.column = None;
+        diagnostic.severity = Severity::Error;
+        assert_eq!(
+            diagnostic.to_string(),
+            "pdf/SKILL.md: error: description is 1025 characters; the limit is 1024"
+        );
+    }
+}

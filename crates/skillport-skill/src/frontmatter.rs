@@ -299,10 +299,7 @@ fn read_fields(
 }
 
 /// The key and value of `field`, when present.
-fn entry<'a>(
-    map: &'a MarkedMappingNode,
-    field: &str,
-) -> Option<(&'a MarkedScalarNode, &'a Node)> {
+fn entry<'a>(map: &'a MarkedMappingNode, field: &str) -> Option<(&'a MarkedScalarNode, &'a Node)> {
     map.iter().find(|(key, _)| key.as_str() == field)
 }
 
@@ -464,4 +461,78 @@ fn read_metadata(map: &MarkedMappingNode, report: &mut Report) -> BTreeMap<Strin
         }
     }
     metadata
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnostic::Severity;
+
+    #[test]
+    fn scaffold_parses_clean_in_strict_mode() {
+        for name in ["pdf-tools", "a", "x1-y2-z3"] {
+            let text = scaffold_skill_md(name);
+            let (frontmatter, body, diagnostics) =
+                parse_skill_md(&text, Path::new("SKILL.md"), Some(name), Mode::Strict);
+            assert_eq!(diagnostics, [], "{text}");
+            let frontmatter = frontmatter.unwrap();
+            assert_eq!(frontmatter.name, name);
+            assert!(frontmatter.description.starts_with("Replace this with"));
+            assert!(body.contains("## Instructions"), "{body}");
+        }
+        assert!(scaffold_skill_md("pdf-tools").contains("\n# Pdf Tools\n"));
+    }
+
+    #[test]
+    fn validate_name_applies_each_rule() {
+        assert_eq!(validate_name("pdf-tools"), Ok(()));
+        assert_eq!(validate_name(&"a".repeat(64)), Ok(()));
+        let cases = [
+            ("", "name must not be empty"),
+            (&"a".repeat(65), "name is 65 characters; the limit is 64"),
+            (
+                "My_Skill",
+                "name \"My_Skill\" may only contain lowercase a-z, 0-9 and \"-\"",
+            ),
+            (
+                "café",
+                "name \"café\" may only contain lowercase a-z, 0-9 and \"-\"",
+            ),
+            ("-pdf", "name \"-pdf\" must not start or end with \"-\""),
+            ("pdf-", "name \"pdf-\" must not start or end with \"-\""),
+            ("pdf--tools", "name \"pdf--tools\" must not contain \"--\""),
+        ];
+        for (name, message) in cases {
+            assert_eq!(validate_name(name), Err(message.to_owned()), "{name}");
+        }
+    }
+
+    #[test]
+    fn errors_withhold_the_frontmatter_and_keep_the_body() {
+        let text = "---\nname: Bad\ndescription: d\n---\nbody\n";
+        let (frontmatter, body, diagnostics) =
+            parse_skill_md(text, Path::new("x/SKILL.md"), None, Mode::Strict);
+        assert_eq!(frontmatter, None);
+        assert_eq!(body, "body\n");
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!(
+            diagnostics[0].to_string(),
+            "x/SKILL.md:2:1: error: name \"Bad\" may only contain lowercase a-z, 0-9 and \"-\""
+        );
+
+        let (frontmatter, _, diagnostics) =
+            parse_skill_md(text, Path::new("x/SKILL.md"), None, Mode::Lenient);
+        assert_eq!(frontmatter.unwrap().name, "Bad");
+        assert_eq!(diagnostics[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn delimiters_may_have_trailing_blanks_and_body_may_be_empty() {
+        let text = "--- \r\nname: a\r\ndescription: d\r\n---\t";
+        let (frontmatter, body, diagnostics) =
+            parse_skill_md(text, Path::new("SKILL.md"), Some("a"), Mode::Strict);
+        assert_eq!(diagnostics, []);
+        assert_eq!(frontmatter.unwrap().description, "d");
+        assert_eq!(body, "");
+    }
 }

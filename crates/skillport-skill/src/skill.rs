@@ -51,7 +51,7 @@ pub enum LoadError {
         source: io::Error,
     },
     /// SKILL.md or skill.yaml break the rules; `diagnostics` says where and how.
-    #[error("{} is not a valid skill ({} errors)", dir.display(), diagnostics.iter().filter(|d| d.is_error()).count())]
+    #[error("{} is not a valid skill ({})", dir.display(), count_errors(diagnostics))]
     Invalid {
         /// The folder.
         dir: PathBuf,
@@ -149,6 +149,14 @@ fn folder_name(dir: &Path) -> io::Result<String> {
             .unwrap_or_default(),
     };
     Ok(name.to_string_lossy().into_owned())
+}
+
+/// "1 error", "3 errors".
+fn count_errors(diagnostics: &[Diagnostic]) -> String {
+    match diagnostics.iter().filter(|d| d.is_error()).count() {
+        1 => "1 error".to_owned(),
+        n => format!("{n} errors"),
+    }
 }
 
 fn not_utf8(file: &Path) -> Diagnostic {

@@ -205,8 +205,11 @@ mod tests {
         fs::write(root.join("SKILL.md"), "x").unwrap();
         fs::create_dir_all(root.join("scripts/build")).unwrap();
         fs::write(root.join("scripts/run.sh"), "#!/bin/sh\n").unwrap();
-        fs::set_permissions(root.join("scripts/run.sh"), fs::Permissions::from_mode(0o700))
-            .unwrap();
+        fs::set_permissions(
+            root.join("scripts/run.sh"),
+            fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
         fs::write(root.join("scripts/build/out.o"), "o").unwrap();
         fs::create_dir_all(root.join(".git/objects")).unwrap();
         fs::write(root.join(".git/HEAD"), "ref").unwrap();

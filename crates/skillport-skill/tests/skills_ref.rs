@@ -19,7 +19,13 @@ fn verdict(valid: bool) -> String {
 /// `$SKILLPORT_TEST_VENV/bin/agentskills`, else `<workspace>/target/test-venv/bin/agentskills`.
 fn agentskills() -> PathBuf {
     let venv = std::env::var_os("SKILLPORT_TEST_VENV").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv"),
+        || {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .nth(2)
+                .unwrap();
+            workspace.join("target/test-venv")
+        },
         PathBuf::from,
     );
     let command = venv.join("bin/agentskills");
@@ -82,7 +88,10 @@ fn verdicts_match_skills_ref_except_where_listed() {
     let agentskills = agentskills();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate");
     let cases = fixtures(&root);
-    assert!(cases.len() >= 30, "expected the fixture table, found {cases:?}");
+    assert!(
+        cases.len() >= 30,
+        "expected the fixture table, found {cases:?}"
+    );
 
     let mut found = BTreeSet::new();
     // A few reference processes at a time: each is a Python start-up, about 0.3 s.
@@ -108,11 +117,7 @@ fn verdicts_match_skills_ref_except_where_listed() {
             };
             let ours_valid = load(dir, Mode::Strict).is_ok();
             if reference_valid != ours_valid {
-                found.insert((
-                    case.clone(),
-                    verdict(reference_valid),
-                    verdict(ours_valid),
-                ));
+                found.insert((case.clone(), verdict(reference_valid), verdict(ours_valid)));
             }
         }
     }
