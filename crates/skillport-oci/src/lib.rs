@@ -22,9 +22,9 @@ pub use digest::{Algorithm, Digest, Hasher, HashingReader, HashingWriter, ParseD
 pub use image::{Document, ImageDocuments, PLATFORMS, image_documents, rfc3339, skill_annotations};
 pub use layer::{GeneratedFile, Layer, LayerError, LayerOptions, write_layer};
 pub use read::{
-    FileInfo, ReadError, SkillImage, export, list_files, pick_manifest, skill_image,
+    FileInfo, ReadError, SkillImage, export, list_files, pick_manifest, skill_image, skill_layer,
     unpack_verified,
 };
 pub use reference::{ParseReferenceError, Reference};
 pub use store::{BlobWriter, PendingBlob, Removed, Store, StoreError, StoredImage};
-pub use unpack::{Compression, Staged, UnpackError, UnpackLimits, Unpacked};
+pub use unpack::{Compression, LayerFormat, Staged, UnpackError, UnpackLimits, Unpacked};

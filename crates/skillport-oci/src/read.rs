@@ -7,7 +7,7 @@ use crate::Digest;
 use crate::digest::HashingReader;
 use crate::spec::{Descriptor, ImageIndex, ImageManifest, media};
 use crate::store::{Store, StoreError};
-use crate::unpack::{Compression, Staged, UnpackError, UnpackLimits, Unpacked};
+use crate::unpack::{Compression, LayerFormat, Staged, UnpackError, UnpackLimits, Unpacked};
 
 /// Why an image could not be read as a skill.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +40,8 @@ pub struct SkillImage {
     pub manifest: ImageManifest,
     /// The skill's layer.
     pub layer: Descriptor,
-    /// How the layer is compressed.
-    pub compression: Compression,
+    /// How the layer is packed.
+    pub format: LayerFormat,
 }
 
 /// Picks the manifest to read from an index: linux/amd64, else the only one. Skill layers
@@ -56,6 +56,37 @@ pub fn pick_manifest(index: &ImageIndex) -> Option<&Descriptor> {
         [only] => Some(only),
         _ => None,
     })
+}
+
+/// The one layer of a skill image's manifest, and how it is packed.
+pub fn skill_layer(manifest: &ImageManifest) -> Result<(Descriptor, LayerFormat), ReadError> {
+    let not_a_skill = |reason: String| ReadError::NotASkill { reason };
+    let layer = match manifest.layers.as_slice() {
+        [layer] => layer.clone(),
+        layers => {
+            return Err(not_a_skill(format!(
+                "{} layers, a skill image has exactly one",
+                layers.len()
+            )));
+        }
+    };
+    let compression = Compression::from_media_type(&layer.media_type).ok_or_else(|| {
+        not_a_skill(format!(
+            "layer media type {} is not a tar layer",
+            layer.media_type
+        ))
+    })?;
+    // The agentskills.io artifact proposal puts the files under `<name>/`.
+    let in_folder = manifest.artifact_type.as_deref() == Some(media::AGENTSKILLS_ARTIFACT)
+        || manifest.config.media_type == media::AGENTSKILLS_CONFIG
+        || layer.media_type == media::AGENTSKILLS_LAYER;
+    Ok((
+        layer,
+        LayerFormat {
+            compression,
+            in_folder,
+        },
+    ))
 }
 
 /// Resolves `descriptor` (an index or a manifest in `store`) to its skill layer.
@@ -77,28 +108,14 @@ pub fn skill_image(store: &Store, descriptor: &Descriptor) -> Result<SkillImage,
         other => return Err(not_a_skill(format!("unexpected media type {other}"))),
     };
     let manifest: ImageManifest = store.read_json("manifest", &manifest_descriptor.digest)?;
-    let layer = match manifest.layers.as_slice() {
-        [layer] => layer.clone(),
-        layers => {
-            return Err(not_a_skill(format!(
-                "{} layers, a skill image has exactly one",
-                layers.len()
-            )));
-        }
-    };
-    let compression = Compression::from_media_type(&layer.media_type).ok_or_else(|| {
-        not_a_skill(format!(
-            "layer media type {} is not a tar layer",
-            layer.media_type
-        ))
-    })?;
+    let (layer, format) = skill_layer(&manifest)?;
     Ok(SkillImage {
         descriptor: descriptor.clone(),
         index,
         manifest_descriptor,
         manifest,
         layer,
-        compression,
+        format,
     })
 }
 
@@ -110,7 +127,7 @@ pub fn export(store: &Store, image: &SkillImage, dest: &Path) -> Result<Unpacked
         _ => Path::new("."),
     };
     let blob = store.open_blob(&image.layer.digest)?;
-    let staged = unpack_verified(blob, &image.layer, image.compression, parent)?;
+    let staged = unpack_verified(blob, &image.layer, image.format, parent)?;
     Ok(staged.publish(dest)?)
 }
 
@@ -119,11 +136,11 @@ pub fn export(store: &Store, image: &SkillImage, dest: &Path) -> Result<Unpacked
 pub fn unpack_verified<R: Read>(
     reader: R,
     layer: &Descriptor,
-    compression: Compression,
+    format: impl Into<LayerFormat>,
     parent: &Path,
 ) -> Result<Staged, ReadError> {
     let mut hashing = HashingReader::new(reader, layer.digest.algorithm());
-    let staged = Staged::unpack(&mut hashing, compression, parent, UnpackLimits::default())?;
+    let staged = Staged::unpack(&mut hashing, format, parent, UnpackLimits::default())?;
     let (found, size) = hashing.finish().map_err(|source| {
         ReadError::Unpack(UnpackError::Corrupt {
             compression: "tar",
@@ -158,7 +175,7 @@ pub struct FileInfo {
 /// Lists the entries of the image's layer without unpacking it.
 pub fn list_files(store: &Store, image: &SkillImage) -> Result<Vec<FileInfo>, ReadError> {
     let blob = store.open_blob(&image.layer.digest)?;
-    let decoded: Box<dyn Read> = match image.compression {
+    let decoded: Box<dyn Read> = match image.format.compression {
         Compression::None => Box::new(blob),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob).map_err(corrupt)?),

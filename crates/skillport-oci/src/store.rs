@@ -240,6 +240,24 @@ impl Store {
         })
     }
 
+    /// A new temporary file in the store's folder, for a download that becomes a blob.
+    pub fn temp_file(&self) -> Result<NamedTempFile, StoreError> {
+        NamedTempFile::new_in(self.tmp_dir())
+            .map_err(io_err("creating a temporary file in", &self.tmp_dir()))
+    }
+
+    /// Turns a downloaded file into a pending blob. The caller has checked that its content
+    /// hashes to `digest` and is `size` bytes long (as the registry client does while
+    /// streaming); nothing here reads it again.
+    pub fn pending_verified(file: NamedTempFile, digest: Digest, size: u64) -> PendingBlob {
+        PendingBlob { file, digest, size }
+    }
+
+    /// Whether the store holds the blob `digest`.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
     /// A pending blob holding `bytes`.
     pub fn pending_bytes(&self, bytes: &[u8]) -> Result<PendingBlob, StoreError> {
         let mut writer = self.blob_writer()?;

@@ -46,6 +46,24 @@ impl Compression {
     }
 }
 
+/// How a layer is packed: its compression, and whether the skill's files sit inside one
+/// top-level folder (`<name>/SKILL.md`, as the agentskills.io OCI artifact proposal has them)
+/// rather than at the layer root (our images, skillctl's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerFormat {
+    pub compression: Compression,
+    pub in_folder: bool,
+}
+
+impl From<Compression> for LayerFormat {
+    fn from(compression: Compression) -> Self {
+        LayerFormat {
+            compression,
+            in_folder: false,
+        }
+    }
+}
+
 /// Limits on what one layer may expand to.
 #[derive(Debug, Clone, Copy)]
 pub struct UnpackLimits {
@@ -114,10 +132,14 @@ impl Staged {
     /// folder inside `parent`, which must be on the destination's file system.
     pub fn unpack<R: Read>(
         reader: R,
-        compression: Compression,
+        format: impl Into<LayerFormat>,
         parent: &Path,
         limits: UnpackLimits,
     ) -> Result<Staged, UnpackError> {
+        let LayerFormat {
+            compression,
+            in_folder,
+        } = format.into();
         let dir = tempfile::Builder::new()
             .prefix(".skillport-unpack-")
             .tempdir_in(parent)
@@ -151,6 +173,7 @@ impl Staged {
             link_paths: BTreeSet::new(),
             bytes: 0,
             entries: 0,
+            folder: in_folder.then(String::new),
         };
         let mut archive = tar::Archive::new(CappedReader {
             inner: decoded,
@@ -261,9 +284,25 @@ struct Extractor {
     link_paths: BTreeSet<String>,
     bytes: u64,
     entries: u64,
+    /// For layers with the files in one folder: that folder's name once seen (empty before).
+    folder: Option<String>,
 }
 
 impl Extractor {
+    /// Strips the one top-level folder of an in-folder layer; `None` for the folder itself.
+    fn strip_folder(&mut self, path: String) -> Result<Option<String>, &'static str> {
+        let Some(folder) = &mut self.folder else {
+            return Ok(Some(path));
+        };
+        let (top, rest) = path.split_once('/').unwrap_or((&path, ""));
+        if folder.is_empty() {
+            top.clone_into(folder);
+        } else if folder != top {
+            return Err("the layer should hold one top-level folder and holds more");
+        }
+        Ok((!rest.is_empty()).then(|| rest.to_owned()))
+    }
+
     fn extract<R: Read>(
         &mut self,
         mut entry: tar::Entry<'_, R>,
@@ -286,6 +325,9 @@ impl Extractor {
         }
         let Some(path) = clean_path(&entry.path_bytes()).map_err(refuse)? else {
             return Ok(()); // the archive's own root, "./"
+        };
+        let Some(path) = self.strip_folder(path).map_err(refuse)? else {
+            return Ok(()); // the skill's folder in an in-folder layer
         };
         if self.below_link(&path) {
             return Err(refuse("it lies below a symbolic link"));

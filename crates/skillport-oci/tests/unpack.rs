@@ -359,3 +359,45 @@ fn export_round_trips_a_built_skill_byte_for_byte() {
     let err = skillport_oci::export(&store, &image, &tmp.path().join("out2")).unwrap_err();
     assert!(!tmp.path().join("out2").exists(), "{err}");
 }
+
+#[test]
+fn agentskills_artifact_layers_unpack_from_their_one_folder() {
+    let mut folder = file("pdf-tools/", b"");
+    folder.kind = tar::EntryType::Directory;
+    let layer = gzip(&tar_bytes(&[
+        folder,
+        file("pdf-tools/SKILL.md", b"---\nname: pdf-tools\n---\n"),
+        file("pdf-tools/refs/a.md", b"A"),
+    ]));
+    let format = skillport_oci::LayerFormat {
+        compression: Compression::Gzip,
+        in_folder: true,
+    };
+    let parent = tempfile::tempdir().unwrap();
+    let staged = Staged::unpack(
+        layer.as_slice(),
+        format,
+        parent.path(),
+        UnpackLimits::default(),
+    )
+    .unwrap();
+    let dest = parent.path().join("pdf-tools");
+    staged.publish(&dest).unwrap();
+    assert_eq!(fs::read(dest.join("refs/a.md")).unwrap(), b"A");
+    assert!(dest.join("SKILL.md").is_file());
+
+    let two_folders = gzip(&tar_bytes(&[
+        file("a/SKILL.md", b"x"),
+        file("b/SKILL.md", b"y"),
+    ]));
+    let parent = tempfile::tempdir().unwrap();
+    let err = Staged::unpack(
+        two_folders.as_slice(),
+        format,
+        parent.path(),
+        UnpackLimits::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("one top-level folder"), "{err}");
+    assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
+}
