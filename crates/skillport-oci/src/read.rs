@@ -1,5 +1,6 @@
 // Reading a skill image back out of the store: which manifest, which layer, its files.
 
+use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -126,6 +127,11 @@ pub fn export(store: &Store, image: &SkillImage, dest: &Path) -> Result<Unpacked
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
+    fs::create_dir_all(parent).map_err(|source| UnpackError::Io {
+        action: "creating",
+        path: parent.to_path_buf(),
+        source,
+    })?;
     let blob = store.open_blob(&image.layer.digest)?;
     let staged = unpack_verified(blob, &image.layer, image.format, parent)?;
     Ok(staged.publish(dest)?)

@@ -17,6 +17,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
@@ -160,19 +161,30 @@ impl Store {
         Ok(store)
     }
 
+    /// Creates an empty layout. Several processes may do this at once on a missing store, and
+    /// one may have died half-way: only our own skeleton (`blobs`, `index.json`,
+    /// `.skillport`) may already be there, and the work happens under the store lock, where
+    /// `oci-layout` is checked again before anything is written.
     fn create(&self) -> Result<(), StoreError> {
-        if let Ok(mut entries) = fs::read_dir(&self.root)
-            && entries.next().is_some()
-        {
-            return Err(StoreError::NotALayout {
-                path: self.root.clone(),
-                reason: "the folder is not empty and has no oci-layout file".into(),
-            });
+        const SKELETON: [&str; 3] = ["blobs", "index.json", ".skillport"];
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            let foreign = entries
+                .filter_map(Result::ok)
+                .any(|entry| !SKELETON.iter().any(|name| entry.file_name() == *name));
+            if foreign {
+                return Err(StoreError::NotALayout {
+                    path: self.root.clone(),
+                    reason: "the folder is not empty and has no oci-layout file".into(),
+                });
+            }
         }
         for dir in [self.root.join("blobs/sha256"), self.tmp_dir()] {
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         }
         let _lock = self.lock()?;
+        if self.root.join("oci-layout").exists() {
+            return Ok(()); // another process finished first
+        }
         self.write_atomically(
             "index.json",
             &serde_json::to_vec(&ImageIndex::new()).expect("serialises"),
@@ -221,7 +233,8 @@ impl Store {
 
     fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.root.join(name);
-        let mut tmp = NamedTempFile::new_in(self.tmp_dir())
+        let mut tmp = self
+            .temp_file_raw()
             .map_err(io_err("creating a temporary file in", &self.tmp_dir()))?;
         tmp.write_all(bytes)
             .and_then(|()| tmp.as_file().sync_all())
@@ -233,8 +246,7 @@ impl Store {
 
     /// Starts a new blob.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
-        let file = NamedTempFile::new_in(self.tmp_dir())
-            .map_err(io_err("creating a temporary file in", &self.tmp_dir()))?;
+        let file = self.temp_file()?;
         Ok(BlobWriter {
             inner: HashingWriter::new(BufWriter::with_capacity(256 * 1024, file)),
         })
@@ -242,8 +254,16 @@ impl Store {
 
     /// A new temporary file in the store's folder, for a download that becomes a blob.
     pub fn temp_file(&self) -> Result<NamedTempFile, StoreError> {
-        NamedTempFile::new_in(self.tmp_dir())
+        self.temp_file_raw()
             .map_err(io_err("creating a temporary file in", &self.tmp_dir()))
+    }
+
+    /// Temporary files are made 0644 (less the umask), like any file: the store is read by
+    /// other tools and users, and tempfile's default of 0600 would lock them out.
+    fn temp_file_raw(&self) -> io::Result<NamedTempFile> {
+        tempfile::Builder::new()
+            .permissions(fs::Permissions::from_mode(0o644))
+            .tempfile_in(self.tmp_dir())
     }
 
     /// Turns a downloaded file into a pending blob. The caller has checked that its content

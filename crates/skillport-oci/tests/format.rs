@@ -115,7 +115,7 @@ fn source_date_epoch_sets_mtimes_and_created() {
     );
     assert!(!plain.annotations.contains_key(annotation::CREATED));
 
-    let mut archive = layer_archive(&store, dated.layer.digest.to_string().parse().unwrap());
+    let mut archive = layer_archive(&store, &dated.layer.digest);
     for entry in archive.entries().unwrap() {
         assert_eq!(entry.unwrap().header().mtime().unwrap(), 1_700_000_000);
     }
@@ -123,10 +123,10 @@ fn source_date_epoch_sets_mtimes_and_created() {
 
 fn layer_archive(
     store: &Store,
-    digest: skillport_oci::Digest,
+    digest: &skillport_oci::Digest,
 ) -> tar::Archive<flate2::read::GzDecoder<File>> {
     tar::Archive::new(flate2::read::GzDecoder::new(
-        store.open_blob(&digest).unwrap(),
+        store.open_blob(digest).unwrap(),
     ))
 }
 
@@ -158,7 +158,10 @@ fn image_has_an_index_over_two_platforms_with_real_image_configs() {
         assert_eq!(manifest.annotations, built.annotations);
         let config: ImageConfig = store.read_json("config", &manifest.config.digest).unwrap();
         assert_eq!(config.rootfs.kind, "layers");
-        assert_eq!(config.rootfs.diff_ids, [built.layer.diff_id.clone()]);
+        assert_eq!(
+            config.rootfs.diff_ids,
+            std::slice::from_ref(&built.layer.diff_id)
+        );
         let platform = descriptor.platform.as_ref().unwrap();
         assert_eq!(config.architecture, platform.architecture);
     }
@@ -196,7 +199,7 @@ fn layer_holds_the_files_at_its_root_sorted_and_normalised() {
     fs::write(dir.join(".git/HEAD"), "x").unwrap();
     let built = build_skill(&store, &dir, "csv-summary:1", None);
 
-    let mut archive = layer_archive(&store, built.layer.digest.clone());
+    let mut archive = layer_archive(&store, &built.layer.digest);
     let mut seen = Vec::new();
     for entry in archive.entries().unwrap() {
         let entry = entry.unwrap();
@@ -257,7 +260,7 @@ fn skill_card_adds_skillimage_annotations_and_generated_card_is_in_the_layer() {
     assert_eq!(a[annotation::SKILLIMAGE_WORDCOUNT], "6");
     assert_eq!(built.layer.files, 5);
 
-    let mut archive = layer_archive(&store, built.layer.digest.clone());
+    let mut archive = layer_archive(&store, &built.layer.digest);
     let card_entry = archive
         .entries()
         .unwrap()

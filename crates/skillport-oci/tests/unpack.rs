@@ -4,6 +4,7 @@ mod common;
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::{build_skill, write_skill};
@@ -344,7 +345,6 @@ fn export_round_trips_a_built_skill_byte_for_byte() {
             "{file}"
         );
     }
-    use std::os::unix::fs::PermissionsExt;
     let mode = |p: &str| fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode("scripts/summarize.py"), 0o755);
     assert_eq!(mode("SKILL.md"), 0o644);

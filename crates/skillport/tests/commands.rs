@@ -1,0 +1,526 @@
+// The CLI's commands, one behaviour per test: JSON output of `images`, `inspect` and
+// `build`; `tag` and `rm` with garbage collection; `export` round trips; `validate` exit
+// codes; `init`; `build --card`; and where the store lives by default.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+
+use common::{
+    PRIVATE_MODES, SAMPLE_ENTRIES, Sandbox, USUAL_MODES, assert_blobs_match_their_names,
+    assert_same_tree, folder_names, path_str, run, skopeo, tree, write_minimal_skill,
+    write_sample_skill,
+};
+use serde_json::{Value, json};
+
+fn blob_names(store: &Path) -> BTreeSet<String> {
+    folder_names(&store.join("blobs/sha256"))
+        .into_iter()
+        .map(|hex| format!("sha256:{hex}"))
+        .collect()
+}
+
+#[test]
+fn images_json_lists_every_name_with_its_fields() {
+    let sandbox = Sandbox::new();
+    let empty = sandbox.ok(&["images", "--json"]);
+    assert_eq!(empty.json(), json!([]), "an empty store lists nothing");
+    let human = sandbox.ok(&["images"]);
+    assert!(
+        human.stdout.is_empty(),
+        "no data, nothing on stdout\n{human}"
+    );
+
+    let sample = write_sample_skill(&sandbox.join("src"), "my-skill", USUAL_MODES);
+    let minimal = write_minimal_skill(&sandbox.join("src"), "tiny");
+    let sample_digest = sandbox.build(&sample, "my-skill:1.2.0");
+    let tiny_digest = sandbox.build(&minimal, "registry.example.com/team/tiny:0.1.0");
+    let layer_size = sandbox.inspect("my-skill:1.2.0")["layer"]["size"].clone();
+
+    let images = sandbox.ok(&["images", "--json"]).json();
+    let images = images.as_array().expect("a JSON array");
+    assert_eq!(images.len(), 2, "{images:?}");
+    let sample_row = &images[0];
+    assert_eq!(sample_row["reference"], "my-skill:1.2.0");
+    assert_eq!(sample_row["name"], "my-skill");
+    assert_eq!(sample_row["tag"], "1.2.0");
+    assert_eq!(sample_row["skill"], "my-skill");
+    assert_eq!(sample_row["digest"], sample_digest.as_str());
+    assert_eq!(sample_row["size"], layer_size);
+    assert!(
+        sample_row["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Sample skill my-skill")),
+        "{sample_row}"
+    );
+    let tiny_row = &images[1];
+    assert_eq!(
+        tiny_row["reference"],
+        "registry.example.com/team/tiny:0.1.0"
+    );
+    assert_eq!(tiny_row["name"], "registry.example.com/team/tiny");
+    assert_eq!(tiny_row["tag"], "0.1.0");
+    assert_eq!(tiny_row["digest"], tiny_digest.as_str());
+
+    let table = sandbox.ok(&["images"]);
+    let header = table.stdout.lines().next().unwrap_or_default();
+    for column in ["NAME", "TAG", "DIGEST", "SIZE", "DESCRIPTION"] {
+        assert!(header.contains(column), "table header\n{table}");
+    }
+    assert_eq!(
+        table.stdout.lines().count(),
+        3,
+        "header and two rows\n{table}"
+    );
+}
+
+#[test]
+fn inspect_json_describes_the_image() {
+    let sandbox = Sandbox::new();
+    let dir = write_sample_skill(&sandbox.join("src"), "my-skill", USUAL_MODES);
+    let digest = sandbox.build(&dir, "my-skill:1.2.0");
+    let inspected = sandbox.inspect("my-skill:1.2.0");
+
+    assert_eq!(inspected["reference"], "my-skill:1.2.0");
+    assert_eq!(inspected["digest"], digest.as_str());
+    assert_eq!(
+        inspected["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        inspected["platforms"],
+        json!(["linux/amd64", "linux/arm64"])
+    );
+    assert_eq!(
+        inspected["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    assert_eq!(
+        inspected["layer"]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let layer_size = fs::metadata(sandbox.blob(inspected["layer"]["digest"].as_str().unwrap()))
+        .unwrap()
+        .len();
+    assert_eq!(
+        inspected["layer"]["size"], layer_size,
+        "layer size is the blob's"
+    );
+    let manifest_size =
+        fs::metadata(sandbox.blob(inspected["manifest"]["digest"].as_str().unwrap()))
+            .unwrap()
+            .len();
+    assert_eq!(inspected["manifest"]["size"], manifest_size);
+
+    let annotations = &inspected["annotations"];
+    for (key, value) in [
+        ("io.agentskills.skill.name", "my-skill"),
+        ("org.opencontainers.image.title", "my-skill"),
+        ("org.opencontainers.image.version", "1.2.0"),
+        ("org.opencontainers.image.licenses", "Apache-2.0"),
+        ("org.opencontainers.image.authors", "Test Author"),
+    ] {
+        assert_eq!(annotations[key], value, "annotation {key}: {annotations}");
+    }
+    assert!(
+        annotations["org.opencontainers.image.description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Sample skill")),
+        "{annotations}"
+    );
+
+    let files: Vec<(String, String)> = inspected["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = SAMPLE_ENTRIES
+        .iter()
+        .map(|path| {
+            let kind = match *path {
+                "alias.md" => "symlink",
+                "assets" | "references" | "references/empty" | "scripts" => "dir",
+                _ => "file",
+            };
+            ((*path).to_owned(), kind.to_owned())
+        })
+        .collect();
+    assert_eq!(files, expected);
+    let data = inspected["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "assets/data.bin")
+        .unwrap();
+    assert_eq!(data["size"], 3000);
+
+    // The same image by digest, and the human form names the same things.
+    let by_digest = sandbox.inspect(&format!("my-skill@{digest}"));
+    assert_eq!(by_digest["digest"], inspected["digest"]);
+    assert_eq!(by_digest["files"], inspected["files"]);
+    let human = sandbox.ok(&["inspect", "my-skill:1.2.0"]);
+    for text in [
+        digest.as_str(),
+        "linux/amd64, linux/arm64",
+        "scripts/run.sh",
+    ] {
+        assert!(
+            human.stdout.contains(text),
+            "human inspect shows {text}\n{human}"
+        );
+    }
+}
+
+#[test]
+fn build_json_agrees_with_plain_build_and_defaults_to_latest() {
+    let sandbox = Sandbox::new();
+    let dir = write_sample_skill(&sandbox.join("src"), "my-skill", USUAL_MODES);
+    let plain = sandbox.ok(&["build", path_str(&dir)]);
+    assert!(
+        plain.stderr.contains("tagged my-skill:latest"),
+        "no -t: <name>:latest\n{plain}"
+    );
+    let digest = common::digest_line(&plain);
+    let built = sandbox
+        .ok(&["build", path_str(&dir), "--json", "-t", "a:1", "-t", "b:2"])
+        .json();
+    assert_eq!(built["digest"], digest.as_str());
+    assert_eq!(built["names"], json!(["a:1", "b:2"]));
+    assert_eq!(built["layer"]["files"], 6, "regular files in the layer");
+    assert_eq!(
+        built["annotations"]["io.agentskills.skill.name"],
+        "my-skill"
+    );
+    let images = sandbox.ok(&["images", "--json"]).json();
+    let references: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(references, ["a:1", "b:2", "my-skill:latest"]);
+}
+
+#[test]
+fn tag_then_rm_deletes_only_blobs_nothing_uses() {
+    let sandbox = Sandbox::new();
+    let one = write_sample_skill(&sandbox.join("src"), "my-skill", USUAL_MODES);
+    let other = write_minimal_skill(&sandbox.join("src"), "other");
+    let digest = sandbox.build(&one, "my-skill:1");
+    let mine = blob_names(&sandbox.store());
+    assert_eq!(
+        mine.len(),
+        6,
+        "layer, 2 configs, 2 manifests, index: {mine:?}"
+    );
+    sandbox.build(&other, "other:1");
+    let all = blob_names(&sandbox.store());
+    let others: BTreeSet<String> = all.difference(&mine).cloned().collect();
+
+    let tagged = sandbox.ok(&["tag", "my-skill:1", "my-skill:stable"]);
+    assert_eq!(
+        tagged.stdout.trim(),
+        digest,
+        "tag prints the digest\n{tagged}"
+    );
+    assert_eq!(blob_names(&sandbox.store()), all, "tagging writes no blob");
+
+    let removed = sandbox.ok(&["rm", "my-skill:1"]);
+    assert!(
+        removed.stdout.contains("deleted 0 unused blob(s)"),
+        "every blob is still used by my-skill:stable\n{removed}"
+    );
+    assert_eq!(blob_names(&sandbox.store()), all);
+    let inspected = sandbox.inspect("my-skill:stable");
+    assert_eq!(inspected["digest"], digest.as_str());
+    sandbox.run(&["inspect", "my-skill:1"]).failure();
+    let out = sandbox.join("exported");
+    sandbox.ok(&["export", "my-skill:stable", path_str(&out)]);
+
+    let removed = sandbox.ok(&["rmi", "my-skill:stable"]);
+    assert!(
+        removed.stdout.contains("deleted 6 unused blob(s)"),
+        "the last name goes, and its blobs with it\n{removed}"
+    );
+    assert_eq!(
+        blob_names(&sandbox.store()),
+        others,
+        "only the other image's blobs remain"
+    );
+    sandbox.inspect("other:1");
+    assert_blobs_match_their_names(&sandbox.store());
+    let run = skopeo(&[
+        "inspect",
+        &format!("oci:{}:other:1", sandbox.store().display()),
+    ]);
+    run.success();
+
+    sandbox.ok(&["rm", "other:1"]);
+    assert!(
+        blob_names(&sandbox.store()).is_empty(),
+        "an empty store again"
+    );
+    assert_eq!(sandbox.ok(&["images", "--json"]).json(), json!([]));
+}
+
+#[test]
+fn export_round_trips_the_files_with_normalised_modes() {
+    let sandbox = Sandbox::new();
+    let dir = write_sample_skill(&sandbox.join("src"), "my-skill", PRIVATE_MODES);
+    fs::write(dir.join(".hidden"), "left out\n").unwrap();
+    sandbox.build(&dir, "my-skill:1");
+    fs::remove_file(dir.join(".hidden")).unwrap();
+
+    let out = sandbox.join("exported");
+    let run = sandbox.ok(&["export", "my-skill:1", path_str(&out)]);
+    assert!(
+        run.stdout.is_empty(),
+        "export prints its report on stderr\n{run}"
+    );
+    assert_same_tree(&tree(&out), &tree(&dir));
+    for (path, mode) in [
+        ("", 0o755),
+        ("SKILL.md", 0o644),
+        ("scripts", 0o755),
+        ("scripts/run.sh", 0o755),
+        ("references/empty", 0o755),
+    ] {
+        let found = fs::metadata(out.join(path)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(found, mode, "mode of exported {path:?}: {found:o}");
+    }
+
+    // An existing empty folder is fine too.
+    let empty = sandbox.join("empty");
+    fs::create_dir(&empty).unwrap();
+    sandbox.ok(&["export", "my-skill:1", path_str(&empty)]);
+    assert_same_tree(&tree(&empty), &tree(&dir));
+}
+
+// Pins a bug: `skillport export REF .agents/skills/NAME` (the CLI's own example) fails in a
+// project that has no `.agents/skills` yet, because `skillport_oci::export`
+// (crates/skillport-oci/src/read.rs) stages the unpack in the destination's parent without
+// creating it: "creating a temporary folder in: No such file or directory".
+#[test]
+fn export_creates_missing_parent_folders() {
+    let sandbox = Sandbox::new();
+    let dir = write_sample_skill(&sandbox.join("src"), "my-skill", USUAL_MODES);
+    sandbox.build(&dir, "my-skill:1");
+    let out = sandbox.join("project/.agents/skills/my-skill");
+    sandbox.ok(&["export", "my-skill:1", path_str(&out)]);
+    assert_same_tree(&tree(&out), &tree(&dir));
+}
+
+#[test]
+fn validate_exit_codes() {
+    let sandbox = Sandbox::new();
+    let good = write_sample_skill(&sandbox.join("src"), "my-skill", USUAL_MODES);
+    let mismatch = write_minimal_skill(&sandbox.join("src"), "folder");
+    fs::write(
+        mismatch.join("SKILL.md"),
+        "---\nname: not-the-folder\ndescription: Mismatched.\n---\nbody\n",
+    )
+    .unwrap();
+    let broken = write_minimal_skill(&sandbox.join("src"), "broken");
+    fs::write(broken.join("SKILL.md"), "no frontmatter at all\n").unwrap();
+    let leaky = write_minimal_skill(&sandbox.join("src"), "leaky");
+    symlink("/etc/passwd", leaky.join("passwd")).unwrap();
+
+    let run = sandbox.ok(&["validate", path_str(&good)]);
+    assert!(run.stdout.contains("valid"), "{run}");
+
+    let run = sandbox.run(&["validate", path_str(&mismatch)]).failure();
+    assert!(
+        run.stdout.contains("error") && run.stdout.contains("not-the-folder"),
+        "the problem is printed\n{run}"
+    );
+
+    let run = sandbox.ok(&["validate", "--lenient", path_str(&mismatch)]);
+    assert!(
+        run.stdout.contains("warning") && run.stdout.contains("1 warning"),
+        "--lenient turns the violation into a warning\n{run}"
+    );
+
+    // Lenient does not excuse what cannot be loaded or packed at all.
+    sandbox
+        .run(&["validate", "--lenient", path_str(&broken)])
+        .failure();
+    let run = sandbox
+        .run(&["validate", "--lenient", path_str(&leaky)])
+        .failure();
+    assert!(run.stdout.contains("/etc/passwd"), "{run}");
+
+    // Several folders: one bad one fails the run, and each is reported.
+    let run = sandbox
+        .run(&["validate", path_str(&good), path_str(&mismatch)])
+        .failure();
+    assert!(
+        run.stdout.contains("my-skill: valid") && run.stdout.contains("folder: invalid"),
+        "{run}"
+    );
+    let run = sandbox
+        .run(&["validate", "--json", path_str(&good), path_str(&mismatch)])
+        .failure();
+    let results = run.json();
+    assert_eq!(results[0]["valid"], true, "{results}");
+    assert_eq!(results[0]["name"], "my-skill", "{results}");
+    assert_eq!(results[1]["valid"], false, "{results}");
+    assert_eq!(
+        results[1]["diagnostics"][0]["severity"], "error",
+        "{results}"
+    );
+    assert!(
+        results[1]["diagnostics"][0]["line"].is_number(),
+        "{results}"
+    );
+
+    let missing = sandbox.join("src/does-not-exist");
+    sandbox.run(&["validate", path_str(&missing)]).failure();
+    // No folder at all is a usage error.
+    let run = sandbox.run(&["validate"]);
+    assert_eq!(run.status.code(), Some(2), "{run}");
+}
+
+#[test]
+fn init_makes_a_skill_that_validates_and_builds() {
+    let sandbox = Sandbox::new();
+    fs::create_dir(sandbox.join("src")).unwrap();
+    let run = sandbox.ok(&[
+        "init",
+        "fresh-skill",
+        "--dir",
+        path_str(&sandbox.join("src")),
+    ]);
+    let dir = sandbox.join("src/fresh-skill");
+    assert!(run.stdout.contains("SKILL.md"), "{run}");
+    assert_eq!(folder_names(&dir), ["SKILL.md"]);
+    sandbox.ok(&["validate", path_str(&dir)]);
+    sandbox.build(&dir, "fresh-skill:0.1.0");
+
+    sandbox.ok(&[
+        "init",
+        "carded",
+        "--card",
+        "--dir",
+        path_str(&sandbox.join("src")),
+    ]);
+    let carded = sandbox.join("src/carded");
+    assert_eq!(folder_names(&carded), ["SKILL.md", "skill.yaml"]);
+    sandbox.ok(&["validate", path_str(&carded)]);
+}
+
+#[test]
+fn init_refuses_an_existing_folder() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.join("taken");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("SKILL.md"), "mine\n").unwrap();
+    let run = sandbox.run(&["init", "taken"]).failure();
+    assert!(run.error().contains("taken"), "{run}");
+    assert_eq!(fs::read_to_string(dir.join("SKILL.md")).unwrap(), "mine\n");
+    assert_eq!(folder_names(&dir), ["SKILL.md"]);
+
+    let empty = sandbox.join("empty-one");
+    fs::create_dir(&empty).unwrap();
+    sandbox.run(&["init", "empty-one"]).failure();
+    assert!(
+        folder_names(&empty).is_empty(),
+        "an existing folder is never reused"
+    );
+}
+
+#[test]
+fn init_refuses_an_invalid_name() {
+    let sandbox = Sandbox::new();
+    let too_long = "a".repeat(65);
+    for name in [
+        "Bad_Name",
+        "trailing-",
+        "double--hyphen",
+        "has space",
+        &too_long,
+    ] {
+        let run = sandbox.run(&["init", name]).failure();
+        assert!(run.error().contains("name"), "{run}");
+        assert!(
+            !sandbox.join(name).exists(),
+            "nothing created for invalid name {name:?}"
+        );
+    }
+    // `-x` would be read as a flag; `--` makes it a name, which is then refused.
+    let run = sandbox.run(&["init", "--", "-leading"]).failure();
+    assert!(run.error().contains("name"), "{run}");
+    assert!(!sandbox.join("-leading").exists());
+}
+
+#[test]
+fn build_card_matches_init_card() {
+    // A SkillCard generated at build time is the one `init --card` writes.
+    let with_card = Sandbox::new();
+    fs::create_dir(with_card.join("src")).unwrap();
+    with_card.ok(&["init", "carded", "--card", "--dir", "src"]);
+    let digest_a = with_card.build(&with_card.join("src/carded"), "carded:0.1.0");
+    let annotations_a = with_card.inspect("carded:0.1.0")["annotations"].clone();
+
+    let generated = Sandbox::new();
+    fs::create_dir(generated.join("src")).unwrap();
+    generated.ok(&["init", "carded", "--dir", "src"]);
+    let run = generated.ok(&[
+        "build",
+        path_str(&generated.join("src/carded")),
+        "--card",
+        "-t",
+        "carded:0.1.0",
+    ]);
+    assert_eq!(common::digest_line(&run), digest_a);
+    let inspected = generated.inspect("carded:0.1.0");
+    assert_eq!(inspected["annotations"], annotations_a);
+    assert_eq!(inspected["annotations"]["io.skillimage.status"], "draft");
+    assert!(
+        inspected["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "skill.yaml"),
+        "{inspected}"
+    );
+    assert_eq!(
+        folder_names(&generated.join("src/carded")),
+        ["SKILL.md"],
+        "build --card does not write into the skill folder"
+    );
+}
+
+#[test]
+fn the_store_defaults_to_skillport_store_then_xdg_data_home_then_home() {
+    let sandbox = Sandbox::new();
+    let dir = write_minimal_skill(&sandbox.join("src"), "placed");
+
+    let mut command = sandbox.bare(&["build", path_str(&dir)]);
+    command.env("SKILLPORT_STORE", sandbox.join("from-env"));
+    run(command).success();
+    assert!(sandbox.join("from-env/oci-layout").is_file());
+
+    let mut command = sandbox.bare(&["build", path_str(&dir)]);
+    command.env("XDG_DATA_HOME", sandbox.join("xdg"));
+    run(command).success();
+    assert!(sandbox.join("xdg/skillport/store/oci-layout").is_file());
+
+    run(sandbox.bare(&["build", path_str(&dir)])).success();
+    assert!(
+        sandbox
+            .join("home/.local/share/skillport/store/oci-layout")
+            .is_file()
+    );
+
+    let listed: Value = run(sandbox.bare(&["images", "--json"])).success().json();
+    assert_eq!(listed[0]["reference"], "placed:latest");
+}

@@ -1,0 +1,108 @@
+// `skillport demo` against the repository's own `examples/`, as the README runs it (from the
+// workspace root, default `--examples`), into a temporary `--out`.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::{
+    Sandbox, assert_blobs_match_their_names, folder_names, path_str, run, write_minimal_skill,
+};
+
+/// The example skill folders (those with a SKILL.md), sorted.
+fn examples() -> Vec<PathBuf> {
+    let root = common::workspace_root().join("examples");
+    assert!(
+        root.is_dir(),
+        "{} is missing: the demo builds the example skills shipped in the repository",
+        root.display()
+    );
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("SKILL.md").is_file())
+        .collect();
+    dirs.sort();
+    assert!(
+        !dirs.is_empty(),
+        "{} holds no skill folders",
+        root.display()
+    );
+    dirs
+}
+
+#[test]
+fn demo_builds_and_exports_every_example() {
+    let examples = examples();
+    let sandbox = Sandbox::new();
+    let out = sandbox.join("demo");
+    let mut demo = sandbox.bare(&["demo", "--out", path_str(&out)]);
+    demo.current_dir(common::workspace_root());
+    let run = run(demo).success();
+
+    let skills = out.join(".agents/skills");
+    let names: Vec<String> = examples
+        .iter()
+        .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        folder_names(&skills),
+        names,
+        "one exported folder per example, named after it\n{run}"
+    );
+    for (dir, name) in examples.iter().zip(&names) {
+        let exported = skills.join(name);
+        assert_eq!(
+            fs::read(exported.join("SKILL.md")).unwrap(),
+            fs::read(dir.join("SKILL.md")).unwrap(),
+            "exported {name}/SKILL.md equals the source"
+        );
+        // What an agent finds is itself a valid skill.
+        sandbox.ok(&["validate", path_str(&exported)]);
+        assert!(run.stdout.contains(&format!("built    {name}:")), "{run}");
+    }
+
+    // The demo's store is an ordinary store, listing one image per example.
+    let store = out.join("store");
+    let listed = common::run(sandbox.bare(&["--store", path_str(&store), "images", "--json"]))
+        .success()
+        .json();
+    assert_eq!(listed.as_array().unwrap().len(), examples.len(), "{listed}");
+    assert_blobs_match_their_names(&store);
+
+    // Running it again replaces its own output.
+    let mut again = sandbox.bare(&["demo", "--out", path_str(&out)]);
+    again.current_dir(common::workspace_root());
+    common::run(again).success();
+    assert_eq!(folder_names(&skills), names);
+}
+
+#[test]
+fn every_example_validates_strictly() {
+    let sandbox = Sandbox::new();
+    let mut args = vec!["validate".to_owned()];
+    args.extend(examples().iter().map(|d| path_str(d).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sandbox.ok(&args);
+}
+
+#[test]
+fn demo_refuses_an_out_folder_it_did_not_make() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.join("precious");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("data.txt"), "keep me\n").unwrap();
+    let examples = sandbox.join("examples");
+    write_minimal_skill(&examples, "one");
+    let run = run(sandbox.bare(&[
+        "demo",
+        "--examples",
+        path_str(&examples),
+        "--out",
+        path_str(&out),
+    ]))
+    .failure();
+    assert!(run.error().contains("precious"), "{run}");
+    assert_eq!(folder_names(&out), ["data.txt"], "nothing removed or added");
+}

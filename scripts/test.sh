@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (only what is missing), then runs the
+# format check, clippy and the whole test suite. CI runs it through .ci/run.
+#
+#   scripts/test.sh            # from anywhere inside the repository
+#
+# What it installs, and only when missing:
+#   Debian: docker-registry skopeo umoci apache2-utils openssl (and python3-venv if python3
+#           cannot make a virtualenv)
+#   PyPI, into target/test-venv: skills-ref, oras (pinned below)
+#   crates.io: cargo-nextest
+# Each tool is then run once; if one cannot be installed or does not run, this script fails
+# and names it. Nothing is skipped silently.
+#
+# Environment: SKILLPORT_TEST_VENV (exported for the tests) points at the virtualenv.
+set -euo pipefail
+
+SKILLS_REF_VERSION=0.1.1
+ORAS_VERSION=0.2.43
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+VENV=$ROOT/target/test-venv
+
+section() { printf '\n==> %s\n' "$*"; }
+fail() {
+  printf '\nerror: %s\n' "$*" >&2
+  exit 1
+}
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || fail "not root and no sudo: cannot install Debian packages"
+  SUDO=(sudo -n)
+fi
+
+# ---------------------------------------------------------------------------------------------
+section "Debian packages"
+# binary -> package that provides it
+declare -A PACKAGE_OF=(
+  [docker-registry]=docker-registry
+  [skopeo]=skopeo
+  [umoci]=umoci
+  [htpasswd]=apache2-utils
+  [openssl]=openssl
+  [tar]=tar
+  [gzip]=gzip
+  [script]=bsdutils
+  [python3]=python3
+)
+missing=()
+for binary in "${!PACKAGE_OF[@]}"; do
+  command -v "$binary" >/dev/null || missing+=("${PACKAGE_OF[$binary]}")
+done
+# A virtualenv needs python3-venv on Debian's python3 (not on a python3 that bundles venv).
+if [ ! -x "$VENV/bin/python" ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  missing+=(python3-venv)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq || fail "apt-get update failed (needed to install: ${missing[*]})"
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || fail "apt-get install failed for: ${missing[*]}"
+else
+  echo "all present"
+fi
+for binary in "${!PACKAGE_OF[@]}"; do
+  command -v "$binary" >/dev/null \
+    || fail "$binary is still missing after installing Debian package ${PACKAGE_OF[$binary]}"
+done
+docker-registry --version >/dev/null 2>&1 || fail "docker-registry (package docker-registry) does not run"
+skopeo --version >/dev/null 2>&1 || fail "skopeo (package skopeo) does not run"
+umoci --version >/dev/null 2>&1 || fail "umoci (package umoci) does not run"
+htpasswd -nbB user pass >/dev/null 2>&1 || fail "htpasswd (package apache2-utils) does not run"
+openssl version >/dev/null 2>&1 || fail "openssl (package openssl) does not run"
+tar --version 2>/dev/null | grep -q 'GNU tar' || fail "tar is not GNU tar (package tar)"
+echo "docker-registry, skopeo, umoci, htpasswd, openssl, GNU tar: ok"
+
+# ---------------------------------------------------------------------------------------------
+section "Python peers in target/test-venv"
+venv_ok() {
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$SKILLS_REF_VERSION" "$ORAS_VERSION" <<'EOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(0 if (version("skills-ref"), version("oras")) == tuple(sys.argv[1:3]) else 1)
+EOF
+}
+if venv_ok; then
+  echo "skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION already installed"
+else
+  echo "installing skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION"
+  mkdir -p "$ROOT/target"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || fail "python3 -m venv $VENV failed"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "skills-ref==$SKILLS_REF_VERSION" "oras==$ORAS_VERSION" \
+    || fail "pip could not install skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION into $VENV"
+fi
+"$VENV/bin/agentskills" --help >/dev/null 2>&1 \
+  || fail "agentskills (PyPI skills-ref) does not run from $VENV/bin"
+"$VENV/bin/python" -c 'import oras.client' 2>/dev/null \
+  || fail "the oras Python package (PyPI oras) does not import in $VENV"
+echo "agentskills, oras: ok"
+export SKILLPORT_TEST_VENV=$VENV
+
+# ---------------------------------------------------------------------------------------------
+section "cargo-nextest"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest"
+  cargo install --locked cargo-nextest || fail "cargo install --locked cargo-nextest failed"
+fi
+cargo nextest --version 2>/dev/null | head -n 1
+
+# ---------------------------------------------------------------------------------------------
+section "cargo fmt --all --check"
+cargo fmt --all --check
+
+section "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+section "cargo nextest run --workspace"
+cargo nextest run --workspace --locked --no-fail-fast
