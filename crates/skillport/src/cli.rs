@@ -25,6 +25,19 @@ pub struct Cli {
     #[arg(long, global = true, env = "SKILLPORT_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
 
+    /// Extra CA certificate (PEM) to trust for registries; repeatable.
+    #[arg(long = "ca-file", global = true, value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+
+    /// Skip TLS verification (and allow plain HTTP) for the registries this command talks to.
+    #[arg(long, global = true)]
+    pub insecure: bool,
+
+    /// Registry credentials from these Docker config / auth.json files only, in order (the
+    /// first with an entry for a registry wins). [default: docker's and podman's usual files]
+    #[arg(long = "authfile", global = true, value_name = "FILE")]
+    pub auth_files: Vec<PathBuf>,
+
     /// More log output on stderr (-v: debug, -vv: trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -60,6 +73,28 @@ pub enum Command {
     /// Remove names from the store and delete blobs nothing uses any more.
     #[command(visible_alias = "rmi")]
     Rm(RmArgs),
+    /// Push an image from the local store to a registry.
+    #[command(
+        after_help = "Example:\n  skillport push pdf-tools:1.2.0 registry.example.com/skills/pdf-tools:1.2.0"
+    )]
+    Push(PushArgs),
+    /// Pull an image from a registry into the local store.
+    #[command(
+        after_help = "Examples:\n  skillport pull registry.example.com/skills/pdf-tools:1.2.0\n  skillport pull registry.example.com/skills/pdf-tools@sha256:…"
+    )]
+    Pull(PullArgs),
+    /// Print the digest a registry reference points at.
+    Resolve(ResolveArgs),
+    /// List a repository's tags.
+    #[command(
+        after_help = "Example:\n  skillport tags registry.example.com/skills/pdf-tools --json"
+    )]
+    Tags(TagsArgs),
+    /// Store registry credentials in the Docker config file.
+    #[command(
+        after_help = "Example:\n  printf %s \"$TOKEN\" | skillport login registry.example.com -u robot --password-stdin"
+    )]
+    Login(LoginArgs),
     /// Build the example skills into a fresh store and export them as an agent sees them.
     Demo(DemoArgs),
 }
@@ -123,8 +158,12 @@ pub struct BuildArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The image, e.g. my-skill:0.1.0 or my-skill@sha256:….
+    /// The image, e.g. my-skill:0.1.0, my-skill@sha256:… or registry.example.com/skills/x:1
+    /// (a reference naming a registry is read from the registry, with one manifest fetch).
     pub reference: String,
+    /// Read a reference that names a registry from the local store instead.
+    #[arg(long)]
+    pub local: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -140,10 +179,58 @@ pub struct TagArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The image.
+    /// The image (a reference naming a registry is downloaded from it).
     pub reference: String,
     /// The folder to create (it must not exist, or be empty).
     pub dest: PathBuf,
+    /// Read a reference that names a registry from the local store instead.
+    #[arg(long)]
+    pub local: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image in the local store.
+    pub source: String,
+    /// Where to push it [default: the source's own name, which must name a registry].
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image, e.g. registry.example.com/skills/pdf-tools:1.2.0.
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The image.
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// The repository, e.g. registry.example.com/skills/pdf-tools.
+    pub repository: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry host, e.g. registry.example.com or 127.0.0.1:5000.
+    pub registry: String,
+    /// The user name.
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password (or token) from standard input. Passwords are never taken as
+    /// arguments, which other users of the machine could see.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The Docker config file to write. [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

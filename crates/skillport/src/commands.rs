@@ -16,18 +16,31 @@ use crate::cli::{
     TagArgs, ValidateArgs,
 };
 use crate::output::{human_size, one_line, print_table, progress_bar};
+use crate::remote::{self, RegistrySettings};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    let registries = RegistrySettings::from_cli(&cli);
     let store = cli.store;
     match cli.command {
         Command::Init(args) => init(&args),
         Command::Validate(args) => validate(&args),
         Command::Build(args) => build(&open_store(store)?, &args),
         Command::Images(args) => images(&open_store(store)?, &args),
+        Command::Inspect(args) if remote::is_remote(&args.reference, args.local) => {
+            remote::inspect(&registries, &args)
+        }
         Command::Inspect(args) => inspect(&open_store(store)?, &args),
         Command::Tag(args) => tag(&open_store(store)?, &args),
+        Command::Export(args) if remote::is_remote(&args.reference, args.local) => {
+            remote::export(&registries, &args)
+        }
         Command::Export(args) => export(&open_store(store)?, &args),
         Command::Rm(args) => rm(&open_store(store)?, &args),
+        Command::Push(args) => remote::push(&registries, &open_store(store)?, &args),
+        Command::Pull(args) => remote::pull(&registries, &open_store(store)?, &args),
+        Command::Resolve(args) => remote::resolve(&registries, &args),
+        Command::Tags(args) => remote::tags(&registries, &args),
+        Command::Login(args) => remote::login(&args),
         Command::Demo(args) => demo(&args),
     }
 }

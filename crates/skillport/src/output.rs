@@ -34,19 +34,25 @@ pub fn print_error(err: &anyhow::Error) {
 
 fn hint(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
+        if let Some(err) = cause.downcast_ref::<skillport_registry::RegistryError>()
+            && let Some(hint) = err.hint()
+        {
+            return Some(hint);
+        }
         if let Some(err) = cause.downcast_ref::<StoreError>() {
             return store_hint(err);
         }
-        if let Some(ReadError::Store(err)) = cause.downcast_ref::<ReadError>() {
-            return store_hint(err);
+        if let Some(err) = cause.downcast_ref::<skillport_registry::auth::AuthError>() {
+            return err.hint();
+        }
+        // `ReadError` wraps these transparently, so they never show up in the chain alone.
+        match cause.downcast_ref::<ReadError>() {
+            Some(ReadError::Store(err)) => return store_hint(err),
+            Some(ReadError::Unpack(err)) => return unpack_hint(err),
+            _ => {}
         }
         if let Some(err) = cause.downcast_ref::<UnpackError>() {
-            return match err {
-                UnpackError::DestinationExists { .. } => {
-                    Some("choose a folder that does not exist yet, or empty it first".into())
-                }
-                _ => None,
-            };
+            return unpack_hint(err);
         }
         if cause.downcast_ref::<ParseReferenceError>().is_some() {
             return Some(
@@ -78,6 +84,15 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         }
     }
     None
+}
+
+fn unpack_hint(err: &UnpackError) -> Option<String> {
+    match err {
+        UnpackError::DestinationExists { .. } => {
+            Some("choose a folder that does not exist yet, or empty it first".into())
+        }
+        _ => None,
+    }
 }
 
 fn store_hint(err: &StoreError) -> Option<String> {

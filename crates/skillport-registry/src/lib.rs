@@ -1,0 +1,20 @@
+//! The OCI distribution client.
+//!
+//! Owns talking to registries: resolving references to digests, pulling and pushing images
+//! and blobs, listing tags, and authenticating the way docker and skopeo do (Docker config
+//! files, credential helpers, several pull-secret files merged, bearer tokens), over TLS with
+//! timeouts, retries and digest verification on every byte.
+//!
+//! It must not know about Kubernetes: the operator and `skillport fetch` hand it files and
+//! references, nothing more.
+
+pub mod auth;
+mod client;
+mod error;
+mod ops;
+mod transfer;
+
+pub use client::{Client, ClientOptions};
+pub use error::RegistryError;
+pub use ops::{Exported, Fetched, Remote};
+pub use transfer::{NoProgress, Progress};

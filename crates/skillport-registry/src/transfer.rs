@@ -1,0 +1,248 @@
+// Moving bytes: reading small bodies under a cap, streaming blobs to disk while hashing them
+// (resuming with Range after a dropped connection), and progress reporting.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::{Method, Response, StatusCode};
+use skillport_oci::spec::Descriptor;
+use skillport_oci::{Digest, Hasher};
+
+use crate::client::{Client, Target, request, status_error, transport_error};
+use crate::error::RegistryError;
+
+/// Receives transfer progress. Implementations must be cheap: `advance` runs per chunk.
+pub trait Progress: Send + Sync {
+    /// A transfer of `total` bytes (when known) called `label` starts; returns its id.
+    fn start(&self, label: &str, total: Option<u64>) -> u64;
+    /// `bytes` more arrived (or left) for transfer `id`.
+    fn advance(&self, id: u64, bytes: u64);
+    /// Transfer `id` is over (done or failed).
+    fn finish(&self, id: u64);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: Option<u64>) -> u64 {
+        0
+    }
+    fn advance(&self, _: u64, _: u64) {}
+    fn finish(&self, _: u64) {}
+}
+
+/// Reads a whole body, refusing more than `limit` bytes (whatever Content-Length says).
+pub(crate) async fn read_capped(response: Response, limit: u64) -> Result<Vec<u8>, CapError> {
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(CapError::TooLarge);
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(CapError::Transport)?;
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(CapError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[derive(Debug)]
+pub(crate) enum CapError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Downloads the blob `descriptor` of `repository` into `file` (at its start), checking size
+/// and digest. A connection that breaks mid-way is resumed with a Range request, from where it
+/// stopped, when the registry honours ranges, and restarted otherwise, within the client's
+/// retry budget. On error the file holds garbage: the caller deletes it.
+#[allow(clippy::too_many_lines)] // one resumable download loop reads best in one place
+pub(crate) async fn download_blob(
+    client: &Client,
+    registry: &str,
+    repository: &str,
+    descriptor: &Descriptor,
+    file: &mut std::fs::File,
+    progress: &Arc<dyn Progress>,
+    label: &str,
+) -> Result<(), RegistryError> {
+    let what = format!("blob {}", descriptor.digest);
+    let target = Target {
+        registry,
+        repository,
+        actions: "pull",
+        what: &what,
+    };
+    let path = format!("/v2/{repository}/blobs/{}", descriptor.digest);
+    let id = progress.start(label, Some(descriptor.size));
+    let result = async {
+        let mut hasher = Hasher::new(descriptor.digest.algorithm());
+        let mut received: u64 = 0;
+        let mut breaks = 0;
+        loop {
+            let from = received;
+            let build = |http: &reqwest::Client, base: &str| {
+                let req = request(http, Method::GET, base, &path);
+                if from > 0 {
+                    req.header(RANGE, format!("bytes={from}-"))
+                } else {
+                    req
+                }
+            };
+            let response = client.send(&target, &build).await?;
+            let status = response.status();
+            if status == StatusCode::PARTIAL_CONTENT && from > 0 {
+                let starts_at = response
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes "))
+                    .and_then(|v| v.split('-').next())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if starts_at != Some(from) {
+                    return Err(RegistryError::Protocol {
+                        registry: registry.to_owned(),
+                        what: what.clone(),
+                        reason: "the registry answered a range request with another range".into(),
+                    });
+                }
+            } else if status.is_success() {
+                if from > 0 {
+                    // No range support: start over.
+                    tracing::debug!(registry, "{what}: no range support, downloading again");
+                    hasher = Hasher::new(descriptor.digest.algorithm());
+                    received = 0;
+                    file.set_len(0).map_err(io_err("truncating"))?;
+                    std::io::Seek::rewind(file).map_err(io_err("rewinding"))?;
+                }
+            } else {
+                return Err(status_error(&target, response).await);
+            }
+            let mut stream = response.bytes_stream();
+            let mut broke = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(chunk) => {
+                        received += chunk.len() as u64;
+                        if received > descriptor.size {
+                            return Err(RegistryError::SizeMismatch {
+                                registry: registry.to_owned(),
+                                what: what.clone(),
+                                expected: descriptor.size,
+                                found: received,
+                            });
+                        }
+                        hasher.update(&chunk);
+                        file.write_all(&chunk).map_err(io_err("writing"))?;
+                        progress.advance(id, chunk.len() as u64);
+                    }
+                    Err(err) => {
+                        broke = Some(err);
+                        break;
+                    }
+                }
+            }
+            match broke {
+                None if received == descriptor.size => break,
+                None => {
+                    // The body ended early without an error: same as a break.
+                    breaks += 1;
+                    if breaks >= client.options().attempts {
+                        return Err(RegistryError::SizeMismatch {
+                            registry: registry.to_owned(),
+                            what: what.clone(),
+                            expected: descriptor.size,
+                            found: received,
+                        });
+                    }
+                }
+                Some(err) => {
+                    breaks += 1;
+                    if breaks >= client.options().attempts {
+                        return Err(transport_error(registry, &err, client.options()));
+                    }
+                    tracing::debug!(
+                        registry,
+                        "{what}: connection broke at {received} bytes: {err}"
+                    );
+                }
+            }
+            let backoff = client.options().backoff.saturating_mul(breaks);
+            tokio::time::sleep(backoff).await;
+        }
+        let found = hasher.finish();
+        if found != descriptor.digest {
+            return Err(RegistryError::DigestMismatch {
+                registry: registry.to_owned(),
+                what: what.clone(),
+                expected: descriptor.digest.clone(),
+                found,
+            });
+        }
+        file.flush().map_err(io_err("writing"))?;
+        Ok(())
+    }
+    .await;
+    progress.finish(id);
+    result
+}
+
+fn io_err(action: &'static str) -> impl FnOnce(std::io::Error) -> RegistryError {
+    move |source| RegistryError::Io {
+        action,
+        path: "(download)".into(),
+        source,
+    }
+}
+
+/// Checks that `bytes` are what `digest` names.
+pub(crate) fn verify(
+    registry: &str,
+    what: &str,
+    digest: &Digest,
+    bytes: &[u8],
+) -> Result<(), RegistryError> {
+    let mut hasher = Hasher::new(digest.algorithm());
+    hasher.update(bytes);
+    let found = hasher.finish();
+    if &found == digest {
+        Ok(())
+    } else {
+        Err(RegistryError::DigestMismatch {
+            registry: registry.to_owned(),
+            what: what.to_owned(),
+            expected: digest.clone(),
+            found,
+        })
+    }
+}
+
+/// A body that streams `path` and reports progress.
+pub(crate) fn file_body(
+    path: &Path,
+    progress: Arc<dyn Progress>,
+    id: u64,
+) -> std::io::Result<reqwest::Body> {
+    let file = tokio::fs::File::from_std(std::fs::File::open(path)?);
+    let stream = futures_util::stream::try_unfold(file, move |mut file| {
+        let progress = progress.clone();
+        async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 256 * 1024];
+            let n = file.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(None);
+            }
+            buf.truncate(n);
+            progress.advance(id, n as u64);
+            Ok(Some((bytes::Bytes::from(buf), file)))
+        }
+    });
+    Ok(reqwest::Body::wrap_stream(stream))
+}

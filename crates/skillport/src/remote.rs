@@ -1,0 +1,313 @@
+// The commands that talk to registries.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use skillport_oci::spec::{ImageIndex, ImageManifest, annotation, media};
+use skillport_oci::{Reference, Store};
+use skillport_registry::auth::{AuthFile, Credentials, Secret};
+use skillport_registry::{Client, ClientOptions, Progress};
+
+use crate::cli::{
+    Cli, ExportArgs, InspectArgs, LoginArgs, PullArgs, PushArgs, ResolveArgs, TagsArgs,
+};
+use crate::output::{human_size, one_line};
+
+/// Registry settings from the global flags.
+pub struct RegistrySettings {
+    pub ca_files: Vec<PathBuf>,
+    pub insecure: bool,
+    pub auth_files: Vec<PathBuf>,
+}
+
+impl RegistrySettings {
+    pub fn from_cli(cli: &Cli) -> RegistrySettings {
+        RegistrySettings {
+            ca_files: cli.ca_files.clone(),
+            insecure: cli.insecure,
+            auth_files: cli.auth_files.clone(),
+        }
+    }
+
+    /// A client for talking to the registries of `references`.
+    fn client(&self, references: &[&Reference]) -> Result<Client> {
+        let credentials = if self.auth_files.is_empty() {
+            Credentials::discover().context("reading registry credentials")?
+        } else {
+            let files = self
+                .auth_files
+                .iter()
+                .map(|path| AuthFile::read(path))
+                .collect::<Result<Vec<_>, _>>()
+                .context("reading registry credentials")?;
+            Credentials::from_files(files)
+        };
+        for warning in credentials.warnings() {
+            tracing::warn!("{warning}");
+        }
+        let insecure_registries = if self.insecure {
+            references
+                .iter()
+                .map(|r| r.registry().unwrap_or("docker.io").to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let options = ClientOptions {
+            ca_files: self.ca_files.clone(),
+            insecure_registries,
+            ..ClientOptions::default()
+        };
+        Ok(Client::new(credentials, options)?)
+    }
+}
+
+/// Runs a future on a fresh runtime; the CLI is synchronous everywhere else.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+        .block_on(future)
+}
+
+/// A remote reference: it must name a registry.
+fn remote_reference(text: &str) -> Result<Reference> {
+    let reference: Reference = text.parse()?;
+    if reference.registry().is_none() {
+        bail!(
+            "{text} names no registry; write it as REGISTRY/REPOSITORY[:TAG], e.g. registry.example.com/skills/{}",
+            reference.name()
+        );
+    }
+    Ok(reference)
+}
+
+/// Whether `text` should be read from a registry (it names one, and `--local` is not set).
+pub fn is_remote(text: &str, local: bool) -> bool {
+    !local
+        && text
+            .parse::<Reference>()
+            .is_ok_and(|r| r.registry().is_some())
+}
+
+/// One indicatif bar per transfer, on stderr, only on a terminal.
+struct Bars {
+    multi: MultiProgress,
+    active: Mutex<HashMap<u64, ProgressBar>>,
+    next: AtomicU64,
+}
+
+impl Bars {
+    fn shared() -> Arc<dyn Progress> {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Arc::new(Bars {
+            multi: MultiProgress::with_draw_target(target),
+            active: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+        })
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, label: &str, total: Option<u64>) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let bar = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:40} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_message(label.to_owned());
+        self.active.lock().expect("not poisoned").insert(id, bar);
+        id
+    }
+
+    fn advance(&self, id: u64, bytes: u64) {
+        if let Some(bar) = self.active.lock().expect("not poisoned").get(&id) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finish(&self, id: u64) {
+        if let Some(bar) = self.active.lock().expect("not poisoned").remove(&id) {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub fn push(settings: &RegistrySettings, store: &Store, args: &PushArgs) -> Result<ExitCode> {
+    let source: Reference = args.source.parse()?;
+    let target = remote_reference(args.target.as_deref().unwrap_or(&args.source))?;
+    if target.digest().is_some() {
+        bail!("push to a tag, not a digest: the digest is the image's own");
+    }
+    let client = settings.client(&[&target])?;
+    let digest = block_on(client.push(store, &source, &target, Bars::shared()))
+        .with_context(|| format!("pushing {source} to {target}"))?;
+    eprintln!("pushed {target}");
+    println!("{digest}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pull(settings: &RegistrySettings, store: &Store, args: &PullArgs) -> Result<ExitCode> {
+    let reference = remote_reference(&args.reference)?;
+    let client = settings.client(&[&reference])?;
+    let stored = block_on(client.pull(store, &reference, Bars::shared()))
+        .with_context(|| format!("pulling {reference}"))?;
+    eprintln!("pulled {}", stored.key);
+    println!("{}", stored.descriptor.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn resolve(settings: &RegistrySettings, args: &ResolveArgs) -> Result<ExitCode> {
+    let reference = remote_reference(&args.reference)?;
+    let client = settings.client(&[&reference])?;
+    let descriptor =
+        block_on(client.resolve(&reference)).with_context(|| format!("resolving {reference}"))?;
+    println!("{}", descriptor.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tags(settings: &RegistrySettings, args: &TagsArgs) -> Result<ExitCode> {
+    let reference = remote_reference(&args.repository)?;
+    if reference.tag().is_some() || reference.digest().is_some() {
+        bail!(
+            "give a repository without a tag or digest, e.g. {}",
+            reference.name()
+        );
+    }
+    let client = settings.client(&[&reference])?;
+    let tags = block_on(client.list_tags(&reference))
+        .with_context(|| format!("listing the tags of {}", reference.name()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&tags)?);
+    } else {
+        for tag in tags {
+            println!("{tag}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCode> {
+    let reference = remote_reference(&args.reference)?;
+    let client = settings.client(&[&reference])?;
+    let fetched = block_on(client.fetch_manifest(&reference))
+        .with_context(|| format!("inspecting {reference}"))?;
+    let (annotations, platforms, layers) = match fetched.descriptor.media_type.as_str() {
+        media::IMAGE_INDEX | media::DOCKER_MANIFEST_LIST => {
+            let index: ImageIndex = serde_json::from_slice(&fetched.bytes)?;
+            let platforms: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref())
+                .map(|p| format!("{}/{}", p.os, p.architecture))
+                .collect();
+            (index.annotations, platforms, Vec::new())
+        }
+        _ => {
+            let manifest: ImageManifest = serde_json::from_slice(&fetched.bytes)?;
+            (manifest.annotations, Vec::new(), manifest.layers)
+        }
+    };
+    if args.json {
+        let output = json!({
+            "reference": reference.to_string(),
+            "digest": fetched.descriptor.digest,
+            "mediaType": fetched.descriptor.media_type,
+            "size": fetched.descriptor.size,
+            "platforms": platforms,
+            "layers": layers,
+            "annotations": annotations,
+        });
+        println!("{}", serde_json::to_string_pretty(&output)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let get = |key: &str| annotations.get(key).map_or("-", String::as_str);
+    println!("Reference:    {reference}");
+    println!("Digest:       {}", fetched.descriptor.digest);
+    println!("Media type:   {}", fetched.descriptor.media_type);
+    println!("Skill:        {}", get(annotation::SKILL_NAME));
+    println!(
+        "Description:  {}",
+        one_line(get(annotation::DESCRIPTION), 200)
+    );
+    println!("Version:      {}", get(annotation::VERSION));
+    if !platforms.is_empty() {
+        println!("Platforms:    {}", platforms.join(", "));
+    }
+    for layer in &layers {
+        println!(
+            "Layer:        {} ({})",
+            layer.digest,
+            human_size(layer.size)
+        );
+    }
+    println!("Annotations:");
+    for (key, value) in &annotations {
+        println!("  {key}: {}", one_line(value, 200));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(settings: &RegistrySettings, args: &ExportArgs) -> Result<ExitCode> {
+    let reference = remote_reference(&args.reference)?;
+    let client = settings.client(&[&reference])?;
+    let exported = block_on(client.export(&reference, &args.dest, Bars::shared()))
+        .with_context(|| format!("exporting {reference} to {}", args.dest.display()))?;
+    eprintln!(
+        "exported {reference} ({} files, {}) to {}",
+        exported.unpacked.files,
+        human_size(exported.unpacked.bytes),
+        args.dest.display()
+    );
+    println!("{}", exported.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn login(args: &LoginArgs) -> Result<ExitCode> {
+    if !args.password_stdin {
+        bail!("pass --password-stdin and the password on standard input (never as an argument)");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("standard input held no password");
+    }
+    let path = match &args.config {
+        Some(path) => path.clone(),
+        None => skillport_registry::auth::default_docker_config_path()
+            .context("neither DOCKER_CONFIG nor HOME is set; pass --config FILE")?,
+    };
+    skillport_registry::auth::login(
+        &path,
+        &args.registry,
+        &args.username,
+        &Secret::new(password),
+    )
+    .with_context(|| format!("saving credentials for {}", args.registry))?;
+    eprintln!(
+        "credentials for {} saved in {}",
+        args.registry,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
