@@ -333,7 +333,9 @@ impl Client {
                         .insert(target.registry.to_owned(), (base, skip_verify));
                     return Ok(response);
                 }
-                Err(err) if i < last && err.is_connect() => {
+                // A server that speaks TLS but whose certificate fails must not be retried in
+                // plain HTTP: that would hide the certificate problem behind a "400".
+                Err(err) if i < last && err.is_connect() && !is_certificate_error(&err) => {
                     tracing::debug!(
                         registry = target.registry,
                         "{base} failed, trying plain HTTP"
@@ -529,6 +531,23 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+fn error_chain_text(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn is_certificate_error(err: &reqwest::Error) -> bool {
+    let text = error_chain_text(err).to_ascii_lowercase();
+    text.contains("certificate") || text.contains("unknownissuer") || text.contains("notvalidforname")
 }
 
 pub(crate) fn transport_error(

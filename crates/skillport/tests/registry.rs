@@ -1,0 +1,211 @@
+// The registry commands, as a user runs them, against the real distribution registry
+// (skillport-testkit): login, push, pull, resolve, tags, remote inspect and export, and the
+// one-line errors with hints for what goes wrong — never showing the password.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+
+use common::{Run, Sandbox, digest_line, path_str, write_minimal_skill};
+use skillport_testkit::Registry;
+
+/// `skillport login HOST -u USER --password-stdin`, the password on stdin.
+fn login(sandbox: &Sandbox, host: &str, user: &str, password: &str) -> Run {
+    let mut command = sandbox.bare(&["login", host, "-u", user, "--password-stdin"]);
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    Run {
+        command: format!("skillport login {host} -u {user} --password-stdin"),
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn assert_no_secret(run: &Run, secret: &str) {
+    assert!(
+        !run.stdout.contains(secret) && !run.stderr.contains(secret),
+        "the password leaked\n{run}"
+    );
+}
+
+#[test]
+fn login_push_pull_resolve_tags_inspect_and_export_over_tls_with_auth() {
+    let registry = Registry::tls_basic_auth();
+    let (user, password) = registry.credentials().unwrap();
+    let ca = path_str(registry.ca_file().unwrap()).to_owned();
+    let sandbox = Sandbox::new();
+    let skill = write_minimal_skill(sandbox.path(), "pdf-tools");
+    let digest = sandbox.build(&skill, "pdf-tools:1.0.0");
+
+    let run = login(&sandbox, &registry.host(), user, password).success();
+    assert_no_secret(&run, password);
+    let config = sandbox.join("home/.docker/config.json");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the Docker config holds a password");
+
+    let remote = format!("{}/skills/pdf-tools:1.0.0", registry.host());
+    let pushed = sandbox.ok(&["--ca-file", &ca, "push", "pdf-tools:1.0.0", &remote]);
+    assert_eq!(digest_line(&pushed), digest, "push prints the image digest");
+    let resolved = sandbox.ok(&["--ca-file", &ca, "resolve", &remote]);
+    assert_eq!(resolved.stdout.trim(), digest);
+
+    let latest = format!("{}/skills/pdf-tools:latest", registry.host());
+    sandbox.ok(&["--ca-file", &ca, "push", "pdf-tools:1.0.0", &latest]);
+    let repository = format!("{}/skills/pdf-tools", registry.host());
+    let tags = sandbox
+        .ok(&["--ca-file", &ca, "tags", &repository, "--json"])
+        .json();
+    let mut tags: Vec<&str> = tags.as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["1.0.0", "latest"]);
+
+    let inspected = sandbox
+        .ok(&["--ca-file", &ca, "inspect", &remote, "--json"])
+        .json();
+    assert_eq!(inspected["digest"], digest);
+    assert_eq!(
+        inspected["annotations"]["io.agentskills.skill.name"],
+        "pdf-tools"
+    );
+    assert_eq!(
+        inspected["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+
+    // Pull into a second, empty store; by tag and by digest.
+    let other = Sandbox::new();
+    std::fs::create_dir_all(other.join("home/.docker")).unwrap();
+    std::fs::copy(&config, other.join("home/.docker/config.json")).unwrap();
+    let pulled = other.ok(&["--ca-file", &ca, "pull", &remote]);
+    assert_eq!(digest_line(&pulled), digest);
+    let by_digest = format!("{}/skills/pdf-tools@{digest}", registry.host());
+    other.ok(&["--ca-file", &ca, "pull", &by_digest]);
+    let images = other.ok(&["images", "--json"]).json();
+    let names: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [remote.as_str(), by_digest.as_str()]);
+
+    // Export straight from the registry, and from the pulled copy: same files as the source.
+    let out = other.join("out/remote/pdf-tools");
+    other.ok(&["--ca-file", &ca, "export", &remote, path_str(&out)]);
+    assert_eq!(
+        std::fs::read(out.join("SKILL.md")).unwrap(),
+        std::fs::read(skill.join("SKILL.md")).unwrap()
+    );
+    let local_out = other.join("out/local");
+    other.ok(&["export", "--local", &remote, path_str(&local_out)]);
+    assert_eq!(
+        std::fs::read(local_out.join("SKILL.md")).unwrap(),
+        std::fs::read(skill.join("SKILL.md")).unwrap()
+    );
+}
+
+#[test]
+fn wrong_or_missing_credentials_fail_in_one_line_with_a_hint_and_no_secret() {
+    let registry = Registry::basic_auth();
+    let (user, password) = registry.credentials().unwrap();
+    let sandbox = Sandbox::new();
+    let remote = format!("{}/skills/x:1", registry.host());
+
+    let run = sandbox.run(&["pull", &remote]).failure();
+    assert!(run.error().contains(&registry.host()), "{run}");
+    assert!(run.error().contains("no credentials"), "{run}");
+    assert!(run.hint().unwrap().contains("skillport login"), "{run}");
+
+    let wrong = "not-the-password-8d2f1c";
+    login(&sandbox, &registry.host(), user, wrong).success();
+    let run = sandbox.run(&["pull", &remote]).failure();
+    assert!(run.error().contains("401 unauthorized"), "{run}");
+    assert!(run.error().contains(&remote), "names the reference\n{run}");
+    assert!(run.hint().is_some(), "{run}");
+    assert_no_secret(&run, wrong);
+    assert_no_secret(&run, password);
+    assert_eq!(
+        run.stderr.lines().count(),
+        2,
+        "one error line and one hint\n{run}"
+    );
+}
+
+#[test]
+fn tls_without_the_ca_and_unknown_tags_say_what_to_do() {
+    let registry = Registry::tls();
+    let sandbox = Sandbox::new();
+    let run = sandbox
+        .run(&["resolve", &format!("{}/skills/x:1", registry.host())])
+        .failure();
+    assert!(run.error().contains(&registry.host()), "{run}");
+    assert!(run.hint().is_some_and(|h| h.contains("--ca-file")), "{run}");
+
+    let ca = path_str(registry.ca_file().unwrap()).to_owned();
+    let run = sandbox
+        .run(&[
+            "--ca-file",
+            &ca,
+            "resolve",
+            &format!("{}/skills/x:nope", registry.host()),
+        ])
+        .failure();
+    assert!(run.error().contains("not found"), "{run}");
+    assert!(run.hint().unwrap().contains("skillport tags"), "{run}");
+
+    // --insecure reaches it without the CA.
+    let skill = write_minimal_skill(sandbox.path(), "x");
+    sandbox.build(&skill, "x:1");
+    let remote = format!("{}/skills/x:1", registry.host());
+    sandbox.ok(&["--insecure", "push", "x:1", &remote]);
+}
+
+#[test]
+fn push_needs_a_registry_and_two_authfiles_serve_two_registries() {
+    let first = Registry::basic_auth();
+    let second = Registry::basic_auth();
+    let sandbox = Sandbox::new();
+    let skill = write_minimal_skill(sandbox.path(), "x");
+    sandbox.build(&skill, "x:1");
+
+    let run = sandbox.run(&["push", "x:1"]).failure();
+    assert!(run.error().contains("names no registry"), "{run}");
+
+    let a = first.docker_config(&sandbox.join("a"));
+    let b = second.docker_config(&sandbox.join("b"));
+    for registry in [&first, &second] {
+        let remote = format!("{}/skills/x:1", registry.host());
+        sandbox.ok(&[
+            "--authfile",
+            path_str(&a),
+            "--authfile",
+            path_str(&b),
+            "push",
+            "x:1",
+            &remote,
+        ]);
+    }
+    // With only the first registry's file, the second refuses.
+    let run = sandbox
+        .run(&[
+            "--authfile",
+            path_str(&a),
+            "resolve",
+            &format!("{}/skills/x:1", second.host()),
+        ])
+        .failure();
+    assert!(run.error().contains("no credentials"), "{run}");
+}
