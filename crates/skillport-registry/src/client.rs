@@ -418,6 +418,15 @@ impl Client {
         } else {
             &self.inner.verified
         };
+        // The token spec: a GET takes one `scope` field per resource scope; only the POST
+        // form takes them space-separated in one field.
+        let mut query = vec![("service", service.as_str())];
+        query.extend(
+            scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(|s| ("scope", s)),
+        );
         let request = match found.map(|f| &f.credential) {
             Some(Credential::IdentityToken(token)) => http.post(realm).form(&[
                 ("grant_type", "refresh_token"),
@@ -428,11 +437,9 @@ impl Client {
             ]),
             Some(Credential::Basic { username, password }) => http
                 .get(realm)
-                .query(&[("service", &service), ("scope", &scope.to_owned())])
+                .query(&query)
                 .header(AUTHORIZATION, basic(username, password.expose())),
-            None => http
-                .get(realm)
-                .query(&[("service", &service), ("scope", &scope.to_owned())]),
+            None => http.get(realm).query(&query),
         };
         let response = request
             .send()
@@ -547,7 +554,9 @@ fn error_chain_text(err: &reqwest::Error) -> String {
 
 fn is_certificate_error(err: &reqwest::Error) -> bool {
     let text = error_chain_text(err).to_ascii_lowercase();
-    text.contains("certificate") || text.contains("unknownissuer") || text.contains("notvalidforname")
+    text.contains("certificate")
+        || text.contains("unknownissuer")
+        || text.contains("notvalidforname")
 }
 
 pub(crate) fn transport_error(

@@ -125,6 +125,9 @@ impl RegistryError {
                 "the registry served content that does not match what it promised; nothing was kept"
                     .into(),
             ),
+            // `Auth` is transparent, so a caller walking the error chain never sees the
+            // `AuthError` itself: its hint (install the credential helper, …) must come from here.
+            RegistryError::Auth(err) => err.hint(),
             _ => None,
         }
     }

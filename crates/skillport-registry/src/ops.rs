@@ -108,6 +108,11 @@ impl Client {
             request(http, Method::HEAD, base, &path).header(ACCEPT, MANIFEST_TYPES)
         };
         let response = self.send(&target, &build).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            // A HEAD answer has no body, so no reason: ask with GET for the registry's own
+            // message, which tells a missing tag from a missing repository.
+            return Ok(self.fetch_manifest(reference).await?.descriptor);
+        }
         if !response.status().is_success() {
             return Err(status_error(&target, response).await);
         }
