@@ -126,6 +126,10 @@ pub(crate) async fn download_blob(
             }
             let mut stream = response.bytes_stream();
             let mut broke = None;
+            // Chunks arrive in TLS-record sizes (16 KiB); one write each costs more than the
+            // hashing. Buffering cuts the system calls 64-fold; the buffer is flushed before
+            // a resumed request continues where the file ends.
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, &mut *file);
             while let Some(chunk) = stream.next().await {
                 match chunk {
                     Ok(chunk) => {
@@ -139,7 +143,7 @@ pub(crate) async fn download_blob(
                             });
                         }
                         hasher.update(&chunk);
-                        file.write_all(&chunk).map_err(io_err("writing"))?;
+                        writer.write_all(&chunk).map_err(io_err("writing"))?;
                         progress.advance(id, chunk.len() as u64);
                     }
                     Err(err) => {
@@ -148,6 +152,8 @@ pub(crate) async fn download_blob(
                     }
                 }
             }
+            writer.flush().map_err(io_err("writing"))?;
+            drop(writer);
             match broke {
                 None if received == descriptor.size => break,
                 None => {
