@@ -147,7 +147,7 @@ fn main() {
         skopeo.as_secs_f64()
     );
     println!(
-        "  oras pull + tar loop (plain HTTP)  {:>8.3} s",
+        "  oras pull loop (plain HTTP)        {:>8.3} s",
         oras.as_secs_f64()
     );
     println!("the {} MiB blob alone", BIG_BYTES >> 20);

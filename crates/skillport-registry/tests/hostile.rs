@@ -1443,3 +1443,22 @@ async fn an_expired_identity_token_is_unauthorized_without_the_token() {
         Some(stale),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_into_a_non_empty_folder_fails_before_any_request() {
+    let fake = FakeRegistry::start(|_| FakeResponse::status(500));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("taken");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("mine.txt"), "keep").unwrap();
+    let err = client(fast_options())
+        .export(&remote(&fake), &dest, progress())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not an empty folder"), "{err}");
+    assert!(
+        fake.requests().is_empty(),
+        "nothing is downloaded for a taken folder"
+    );
+    assert_eq!(std::fs::read(dest.join("mine.txt")).unwrap(), b"keep");
+}

@@ -68,7 +68,12 @@ fn login_push_pull_resolve_tags_inspect_and_export_over_tls_with_auth() {
     let tags = sandbox
         .ok(&["--ca-file", &ca, "tags", &repository, "--json"])
         .json();
-    let mut tags: Vec<&str> = tags.as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let mut tags: Vec<&str> = tags
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     tags.sort_unstable();
     assert_eq!(tags, ["1.0.0", "latest"]);
 
