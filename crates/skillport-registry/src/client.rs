@@ -246,7 +246,12 @@ impl Client {
         let options = &self.inner.options;
         let mut attempt = 0;
         let mut authenticated_after_challenge = false;
-        let mut scope = format!("repository:{}:{}", target.repository, target.actions);
+        // Registry-wide requests (`/v2/`) carry no repository and ask for no scope.
+        let mut scope = if target.repository.is_empty() {
+            String::new()
+        } else {
+            format!("repository:{}:{}", target.repository, target.actions)
+        };
         loop {
             attempt += 1;
             let result = self.send_once(target, &scope, build).await;
@@ -521,7 +526,7 @@ fn basic(username: &str, password: &str) -> String {
 
 /// Our scope plus the one the registry asked for, when they differ.
 fn merge_scopes(ours: &str, theirs: &str) -> String {
-    if ours == theirs || theirs.split(' ').any(|s| s == ours) {
+    if ours.is_empty() || ours == theirs || theirs.split(' ').any(|s| s == ours) {
         theirs.to_owned()
     } else {
         format!("{ours} {theirs}")

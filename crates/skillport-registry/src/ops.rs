@@ -228,6 +228,24 @@ impl Client {
         })
     }
 
+    /// Checks that `registry` accepts this client's credentials for it: `GET /v2/`, answering
+    /// its challenge. `docker login` does the same before it saves anything.
+    pub async fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
+        let target = Target {
+            registry,
+            repository: "",
+            actions: "",
+            what: "login",
+        };
+        let build = |http: &reqwest::Client, base: &str| request(http, Method::GET, base, "/v2/");
+        let response = self.send(&target, &build).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error(&target, response).await)
+        }
+    }
+
     /// Every tag of the repository `reference` names, following pagination.
     pub async fn list_tags(&self, reference: &Reference) -> Result<Vec<String>, RegistryError> {
         let remote = Remote::new(reference);

@@ -1462,3 +1462,48 @@ async fn export_into_a_non_empty_folder_fails_before_any_request() {
     );
     assert_eq!(std::fs::read(dest.join("mine.txt")).unwrap(), b"keep");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_login_gets_a_registry_wide_token_without_a_scope() {
+    let expected_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    let fake = FakeRegistry::start(move |request| {
+        let host = request.header("host").unwrap_or_default().to_owned();
+        if request.path == "/token" {
+            if request.header("authorization") != Some(&expected_basic) {
+                return FakeResponse::status(401);
+            }
+            return FakeResponse::json(200, &serde_json::json!({ "token": "login-token" }));
+        }
+        if request.path == "/v2/" && request.header("authorization") == Some("Bearer login-token") {
+            return FakeResponse::json(200, &serde_json::json!({}));
+        }
+        FakeResponse::status(401).with_header(
+            "www-authenticate",
+            format!(r#"Bearer realm="http://{host}/token",service="fake-registry""#),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    client_with_password(&fake, dir.path())
+        .check_login(&fake.host())
+        .await
+        .unwrap();
+    let token_requests = requests_to(&fake, "/token");
+    assert_eq!(token_requests.len(), 1);
+    let query = token_requests[0].query.clone().unwrap_or_default();
+    assert!(query.contains("service=fake-registry"), "{query}");
+    assert!(
+        !query.contains("scope"),
+        "a registry-wide token asks for no scope: {query}"
+    );
+
+    // Refused credentials: an error naming the registry, without the password.
+    let err = client(fast_options())
+        .check_login(&fake.host())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains(&fake.host()) && !err.to_string().contains(PASSWORD));
+}

@@ -40,7 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pull(args) => remote::pull(&registries, &open_store(store)?, &args),
         Command::Resolve(args) => remote::resolve(&registries, &args),
         Command::Tags(args) => remote::tags(&registries, &args),
-        Command::Login(args) => remote::login(&args),
+        Command::Login(args) => remote::login(&registries, &args),
         Command::Demo(args) => demo(&args),
     }
 }

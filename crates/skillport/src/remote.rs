@@ -38,7 +38,11 @@ impl RegistrySettings {
 
     /// A client for talking to the registries of `references`.
     fn client(&self, references: &[&Reference]) -> Result<Client> {
-        let credentials = if self.auth_files.is_empty() {
+        self.client_with(self.credentials()?, references)
+    }
+
+    fn credentials(&self) -> Result<Credentials> {
+        Ok(if self.auth_files.is_empty() {
             Credentials::discover().context("reading registry credentials")?
         } else {
             let files = self
@@ -48,7 +52,10 @@ impl RegistrySettings {
                 .collect::<Result<Vec<_>, _>>()
                 .context("reading registry credentials")?;
             Credentials::from_files(files)
-        };
+        })
+    }
+
+    fn client_with(&self, credentials: Credentials, references: &[&Reference]) -> Result<Client> {
         for warning in credentials.warnings() {
             tracing::warn!("{warning}");
         }
@@ -280,7 +287,7 @@ pub fn export(settings: &RegistrySettings, args: &ExportArgs) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn login(args: &LoginArgs) -> Result<ExitCode> {
+pub fn login(settings: &RegistrySettings, args: &LoginArgs) -> Result<ExitCode> {
     if !args.password_stdin {
         bail!("pass --password-stdin and the password on standard input (never as an argument)");
     }
@@ -292,6 +299,17 @@ pub fn login(args: &LoginArgs) -> Result<ExitCode> {
     if password.is_empty() {
         bail!("standard input held no password");
     }
+    // Check the credentials with the registry first, as docker does, so that a typo is
+    // caught now rather than at the first pull. They live only in memory until saved.
+    let entry = serde_json::json!({"auths": {&args.registry: {"username": &args.username, "password": &password}}});
+    let file = AuthFile::parse(entry.to_string().as_bytes(), "the login")
+        .context("preparing the credentials")?;
+    let registry: Reference = format!("{}/x", args.registry)
+        .parse()
+        .with_context(|| format!("{} is not a registry host[:port]", args.registry))?;
+    let client = settings.client_with(Credentials::from_files(vec![file]), &[&registry])?;
+    block_on(client.check_login(&args.registry))
+        .with_context(|| format!("logging in to {}", args.registry))?;
     let path = match &args.config {
         Some(path) => path.clone(),
         None => skillport_registry::auth::default_docker_config_path()

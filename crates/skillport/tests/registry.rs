@@ -12,8 +12,10 @@ use common::{Run, Sandbox, digest_line, path_str, write_minimal_skill};
 use skillport_testkit::Registry;
 
 /// `skillport login HOST -u USER --password-stdin`, the password on stdin.
-fn login(sandbox: &Sandbox, host: &str, user: &str, password: &str) -> Run {
-    let mut command = sandbox.bare(&["login", host, "-u", user, "--password-stdin"]);
+fn login(sandbox: &Sandbox, flags: &[&str], host: &str, user: &str, password: &str) -> Run {
+    let mut args = flags.to_vec();
+    args.extend(["login", host, "-u", user, "--password-stdin"]);
+    let mut command = sandbox.bare(&args);
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -50,7 +52,14 @@ fn login_push_pull_resolve_tags_inspect_and_export_over_tls_with_auth() {
     let skill = write_minimal_skill(sandbox.path(), "pdf-tools");
     let digest = sandbox.build(&skill, "pdf-tools:1.0.0");
 
-    let run = login(&sandbox, &registry.host(), user, password).success();
+    let run = login(
+        &sandbox,
+        &["--ca-file", &ca],
+        &registry.host(),
+        user,
+        password,
+    )
+    .success();
     assert_no_secret(&run, password);
     let config = sandbox.join("home/.docker/config.json");
     let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
@@ -134,8 +143,19 @@ fn wrong_or_missing_credentials_fail_in_one_line_with_a_hint_and_no_secret() {
     assert!(run.error().contains("no credentials"), "{run}");
     assert!(run.hint().unwrap().contains("skillport login"), "{run}");
 
+    // login checks the password with the registry and saves nothing when it is refused.
     let wrong = "not-the-password-8d2f1c";
-    login(&sandbox, &registry.host(), user, wrong).success();
+    let run = login(&sandbox, &[], &registry.host(), user, wrong).failure();
+    assert!(run.error().contains("401 unauthorized"), "{run}");
+    assert_no_secret(&run, wrong);
+    assert!(!sandbox.join("home/.docker/config.json").exists(), "{run}");
+
+    // A config that holds a wrong password (written by hand here) fails at the pull.
+    let config = sandbox.join("home/.docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let entry =
+        serde_json::json!({"auths": {registry.host(): {"username": user, "password": wrong}}});
+    std::fs::write(&config, entry.to_string()).unwrap();
     let run = sandbox.run(&["pull", &remote]).failure();
     assert!(run.error().contains("401 unauthorized"), "{run}");
     assert!(run.error().contains(&remote), "names the reference\n{run}");
