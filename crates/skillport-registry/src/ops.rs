@@ -370,6 +370,19 @@ impl Client {
         dest: &Path,
         progress: Arc<dyn Progress>,
     ) -> Result<Exported, RegistryError> {
+        self.export_with_limits(reference, dest, UnpackLimits::default(), progress)
+            .await
+    }
+
+    /// [`Client::export`] with the limits on what the layer may expand to (bytes, entries)
+    /// chosen by the caller: `skillport fetch` bounds each skill by what its folder may hold.
+    pub async fn export_with_limits(
+        &self,
+        reference: &Reference,
+        dest: &Path,
+        limits: UnpackLimits,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Exported, RegistryError> {
         // Refuse a taken destination before downloading anything; `publish` checks again.
         let taken = std::fs::read_dir(dest).map_or_else(
             |err| err.kind() == std::io::ErrorKind::NotADirectory,
@@ -439,12 +452,7 @@ impl Client {
         let file = download.reopen().map_err(io("reading"))?;
         let dest = dest.to_path_buf();
         let unpacked = tokio::task::spawn_blocking(move || {
-            let staged = Staged::unpack(
-                std::io::BufReader::new(file),
-                format,
-                &parent,
-                UnpackLimits::default(),
-            )?;
+            let staged = Staged::unpack(std::io::BufReader::new(file), format, &parent, limits)?;
             staged.publish(&dest)
         })
         .await

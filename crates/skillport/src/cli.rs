@@ -1,6 +1,7 @@
 // Command-line arguments.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -97,6 +98,11 @@ pub enum Command {
     Login(LoginArgs),
     /// Build the example skills into a fresh store and export them as an agent sees them.
     Demo(DemoArgs),
+    /// Fetch the skills a plan lists into a folder: the agent pod's init container.
+    #[command(
+        after_help = "Example:\n  skillport fetch --plan /etc/skillport/plan.json --into /skills\n\nThe plan (docs/fetch.md) names the skills, the mounted pull secrets, CA files and\ninsecure registries; no other flag or file is read. On failure one line goes to\n--termination-log and the exit code is 1."
+    )]
+    Fetch(FetchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -248,4 +254,24 @@ pub struct DemoArgs {
     /// Where to put the demo's store and the exported skills (replaced if it exists).
     #[arg(long, default_value = "target/demo", value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The plan (JSON, kind FetchPlan), as mounted from the operator's ConfigMap.
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+    /// The folder the skills go into; the only place written (besides the termination log).
+    #[arg(long, value_name = "DIR")]
+    pub into: PathBuf,
+    /// Where one line goes on failure, for Kubernetes to show.
+    /// [default: /dev/termination-log, written only when it exists]
+    #[arg(long, value_name = "FILE")]
+    pub termination_log: Option<PathBuf>,
+    /// Give up after this long in all, e.g. 90s, 5m, 1h.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::fetch::parse_duration)]
+    pub timeout: Duration,
+    /// Attempts per skill for failures that may pass (connection, 5xx); 1 means no retry.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub attempts: u32,
 }

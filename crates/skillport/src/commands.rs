@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tags(args) => remote::tags(&registries, &args),
         Command::Login(args) => remote::login(&registries, &args),
         Command::Demo(args) => demo(&args),
+        Command::Fetch(args) => crate::fetch::run(&registries, &args),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod fetch;
 mod output;
 mod remote;
 

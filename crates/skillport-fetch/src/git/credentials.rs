@@ -1,0 +1,109 @@
+// Git credentials from a mounted Kubernetes Secret.
+//
+// A Secret mounts as a folder with one file per key (through `..data` symlinks, which reading
+// follows). `kubernetes.io/basic-auth` Secrets have `username` and `password`; a token-only
+// Secret has `token`. A single file (a key mounted with `subPath`) is read as a token. Values
+// lose trailing newlines (`kubectl create secret --from-file` keeps the editor's one); nothing
+// read here ever reaches a message.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::Path;
+
+use skillport_registry::auth::Secret;
+
+use super::{GitCredentials, GitError};
+
+/// The username sent with a token-only Secret. GitHub wants exactly this for app installation
+/// tokens and accepts any username with a personal access token; GitLab, Gitea and Bitbucket
+/// Server also ignore the username for tokens. A Secret with both `username` and `token` sends
+/// its own username.
+pub const TOKEN_USERNAME: &str = "x-access-token";
+
+/// Larger files are surely not a credential (and not read into memory).
+const MAX_VALUE_BYTES: u64 = 64 * 1024;
+
+impl GitCredentials {
+    /// Reads a mounted Secret: a folder with `username` and `password`, or `token` (with an
+    /// optional `username`), or a single file holding a token.
+    pub fn read(dir_or_file: &Path) -> Result<GitCredentials, GitError> {
+        let fail = |reason: String| GitError::Credentials {
+            path: dir_or_file.to_path_buf(),
+            reason,
+        };
+        let metadata = fs::metadata(dir_or_file).map_err(|err| fail(err.to_string()))?;
+        if !metadata.is_dir() {
+            let token = read_value(dir_or_file)
+                .map_err(|reason| fail(reason.into()))?
+                .ok_or_else(|| fail("the file is missing".into()))?;
+            return Ok(GitCredentials {
+                username: TOKEN_USERNAME.into(),
+                password: token,
+            });
+        }
+        let key = |name: &str| {
+            read_value(&dir_or_file.join(name)).map_err(|reason| fail(format!("{name}: {reason}")))
+        };
+        let username = key("username")?.map(|name| name.expose().to_owned());
+        let password = key("password")?;
+        let token = key("token")?;
+        match (username, password, token) {
+            (_, Some(_), Some(_)) => {
+                Err(fail("it has both `password` and `token`; keep one".into()))
+            }
+            (Some(username), _, _) if username.contains(':') => Err(fail(
+                "`username` holds a colon, which basic auth cannot carry".into(),
+            )),
+            (Some(username), Some(password), None) => Ok(GitCredentials { username, password }),
+            (None, Some(_), None) => Err(fail("it has `password` but no `username`".into())),
+            (username, None, Some(token)) => Ok(GitCredentials {
+                username: username.unwrap_or_else(|| TOKEN_USERNAME.into()),
+                password: token,
+            }),
+            (Some(_), None, None) => Err(fail("it has `username` but no `password`".into())),
+            (None, None, None) => Err(fail(
+                "it has neither `username` and `password` nor `token`".into(),
+            )),
+        }
+    }
+}
+
+/// The trimmed value of one key, `None` when the file does not exist. The error never quotes
+/// the content.
+fn read_value(path: &Path) -> Result<Option<Secret>, &'static str> {
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+            return Err("permission denied");
+        }
+        Err(_) => return Err("cannot be read"),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_VALUE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| "cannot be read (is it a folder?)")?;
+    if bytes.len() as u64 > MAX_VALUE_BYTES {
+        return Err("is larger than 64 KiB: not a credential");
+    }
+    let text = String::from_utf8(bytes).map_err(|err| {
+        // Zero what was read before it is dropped; the error owns the bytes.
+        let mut bytes = err.into_bytes();
+        bytes.fill(0);
+        "is not UTF-8 text"
+    })?;
+    let value = Secret::new(text);
+    let trimmed = value.expose().trim_end_matches(['\n', '\r']).len();
+    let value = if trimmed == value.expose().len() {
+        value
+    } else {
+        Secret::new(&value.expose()[..trimmed])
+    };
+    if value.is_empty() {
+        return Err("is empty");
+    }
+    if value.expose().contains(['\n', '\r', '\0']) {
+        return Err("holds more than one line");
+    }
+    Ok(Some(value))
+}

@@ -1,0 +1,568 @@
+// Talking to the git server: checking the URL and ref, connecting, fetching one ref shallowly
+// into a temporary bare repository, and peeling it to a commit.
+//
+// Transports are built here rather than by `gix::Remote::connect`: `git://` gets socket read
+// and write timeouts (gix's own has none), HTTP(S) gets reqwest with our CA files and timeouts,
+// and no other scheme can reach gix (its `ssh` and `file` transports run programs).
+
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gix::ObjectId;
+use gix::credentials::helper::Action;
+use gix::credentials::protocol::Outcome;
+use gix::protocol::fetch::refmap::SpecIndex;
+use gix::protocol::transport::Protocol;
+use gix::protocol::transport::client::blocking_io::Transport;
+use gix::protocol::transport::client::blocking_io::http;
+use gix::protocol::transport::client::git::ConnectMode;
+use gix::remote::Direction;
+use gix::remote::fetch::{Shallow, Tags};
+use gix::url::Scheme;
+
+use super::{GitCredentials, GitError, GitOptions, GitSource, Limit};
+
+/// The longest we wait for one TCP connection, within the overall timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A source, checked: the URL to connect to and the refspecs to ask for.
+pub(super) struct Target {
+    /// For messages: no userinfo, no query.
+    pub display_url: String,
+    url: gix::Url,
+    pub reference: String,
+    /// Refspecs (no destination) in order of preference; exactly one for a SHA.
+    refspecs: Vec<String>,
+}
+
+impl Target {
+    pub fn new(source: &GitSource, with_credentials: bool) -> Result<Target, GitError> {
+        let display_url = redact_url(&source.url);
+        let refuse = |reason: &str| GitError::Url {
+            url: display_url.clone(),
+            reason: reason.into(),
+        };
+        // gix's parse errors quote the input, which may hold a password: say less.
+        let url = gix::url::parse(gix::bstr::BStr::new(source.url.trim()))
+            .map_err(|_| refuse("it cannot be parsed as a URL"))?;
+        match url.scheme {
+            Scheme::Http if with_credentials => {
+                return Err(refuse(
+                    "credentials are only sent over https, and this URL is plain http",
+                ));
+            }
+            Scheme::Https | Scheme::Http | Scheme::Git => {}
+            Scheme::Ssh => {
+                return Err(refuse(
+                    "ssh is not supported (it needs the ssh program); use https with a token",
+                ));
+            }
+            Scheme::File => return Err(refuse("local repositories are not supported")),
+            _ => {
+                return Err(refuse(
+                    "only https://, http:// and git:// URLs are supported",
+                ));
+            }
+        }
+        if url.user().is_some() || url.password().is_some() {
+            return Err(refuse(
+                "it holds a user name or password; put credentials in a mounted Secret",
+            ));
+        }
+        if url.host().is_none_or(str::is_empty) {
+            return Err(refuse("it has no host"));
+        }
+        let refspecs = refspecs(&source.reference).map_err(|reason| GitError::Ref {
+            url: display_url.clone(),
+            reference: source.reference.clone(),
+            reason: reason.into(),
+        })?;
+        Ok(Target {
+            display_url,
+            url,
+            reference: source.reference.clone(),
+            refspecs,
+        })
+    }
+
+    fn is_sha(&self) -> bool {
+        is_full_sha(&self.reference)
+    }
+}
+
+/// Whether `reference` is a full SHA-1 (then it is fetched as an object id, never as a name).
+pub(super) fn is_full_sha(reference: &str) -> bool {
+    reference.len() == 40 && reference.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+fn refspecs(reference: &str) -> Result<Vec<String>, &'static str> {
+    if is_full_sha(reference) {
+        return Ok(vec![reference.to_ascii_lowercase()]);
+    }
+    if reference.is_empty() {
+        return Err("it is empty");
+    }
+    // Refspec syntax that a ref name must not smuggle in: force (`+`), negation (`^`),
+    // a destination (`:`) and globs.
+    if reference.starts_with(['+', '^', '-']) || reference.contains([':', '*']) {
+        return Err("it is not a ref name");
+    }
+    gix::validate::reference::name_partial(reference.into())
+        .map_err(|_| "it is not a valid ref name")?;
+    Ok(if reference == "HEAD" || reference.starts_with("refs/") {
+        vec![reference.to_owned()]
+    } else {
+        vec![
+            format!("refs/tags/{reference}"),
+            format!("refs/heads/{reference}"),
+        ]
+    })
+}
+
+/// `url` without `user:password@`, query or fragment, for messages.
+pub(super) fn redact_url(url: &str) -> String {
+    let url = url.trim();
+    let url = url.find(['?', '#']).map_or(url, |end| &url[..end]);
+    let (prefix, rest) = match url.find("://") {
+        Some(index) => url.split_at(index + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{prefix}{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// An empty bare repository at `path` that reads no configuration but its own and no
+/// environment variables, and never runs `git` to find the installation's config.
+pub(super) fn init_repository(path: &Path) -> Result<gix::Repository, GitError> {
+    let options = gix::open::Options::isolated().config_overrides([format!(
+        "gitoxide.userAgent=skillport/{}",
+        env!("CARGO_PKG_VERSION")
+    )]);
+    gix::ThreadSafeRepository::init_opts(
+        path,
+        gix::create::Kind::Bare,
+        gix::create::Options::default(),
+        options,
+    )
+    .map(|repo| repo.to_thread_local())
+    .map_err(|err| GitError::Repository {
+        action: "creating a temporary repository",
+        path: path.to_path_buf(),
+        reason: describe(&err),
+    })
+}
+
+/// Why the watchdog interrupted the fetch.
+const TRIPPED_NONE: u8 = 0;
+const TRIPPED_TIMEOUT: u8 = 1;
+const TRIPPED_TOO_LARGE: u8 = 2;
+
+/// Fetches the target's ref (depth 1, no tags) into `repo` and returns the commit it peels to.
+pub(super) fn fetch_commit(
+    repo: &gix::Repository,
+    target: &Target,
+    credentials: Option<&GitCredentials>,
+    options: &GitOptions,
+) -> Result<ObjectId, GitError> {
+    let interrupt = AtomicBool::new(false);
+    let tripped = AtomicU8::new(TRIPPED_NONE);
+    let deadline = Instant::now() + options.timeout;
+    let pack_dir = repo.path().join("objects").join("pack");
+    let (stop, stopped) = mpsc::channel::<()>();
+
+    let result = thread::scope(|scope| {
+        let (interrupt, tripped, pack_dir) = (&interrupt, &tripped, &pack_dir);
+        scope.spawn(move || {
+            watchdog(
+                &stopped,
+                deadline,
+                pack_dir,
+                options.max_download_bytes,
+                interrupt,
+                tripped,
+            );
+        });
+        let result = fetch_ref(repo, target, credentials, options, interrupt);
+        drop(stop);
+        result
+    });
+    // A socket or HTTP timeout ends the fetch at about the deadline too, before the watchdog
+    // looks; a pack small enough to arrive between two looks is measured here.
+    let timed_out = tripped.load(Ordering::SeqCst) == TRIPPED_TIMEOUT || Instant::now() >= deadline;
+    let too_large = tripped.load(Ordering::SeqCst) == TRIPPED_TOO_LARGE
+        || folder_bytes(&pack_dir) > options.max_download_bytes;
+    match result {
+        Err(_) if timed_out => Err(GitError::Timeout {
+            url: target.display_url.clone(),
+            timeout: options.timeout,
+        }),
+        _ if too_large => Err(GitError::TooLarge {
+            url: target.display_url.clone(),
+            what: Limit::Download,
+            limit: options.max_download_bytes,
+        }),
+        result => result,
+    }
+}
+
+fn fetch_ref(
+    repo: &gix::Repository,
+    target: &Target,
+    credentials: Option<&GitCredentials>,
+    options: &GitOptions,
+    interrupt: &AtomicBool,
+) -> Result<ObjectId, GitError> {
+    let local = |action: &'static str| {
+        move |err: gix::Error| GitError::Repository {
+            action,
+            path: repo.path().to_path_buf(),
+            reason: describe(&err),
+        }
+    };
+    let remote = repo
+        .remote_at_without_url_rewrite(target.url.clone())
+        .and_then(|remote| {
+            remote.with_refspecs(target.refspecs.iter().map(String::as_str), Direction::Fetch)
+        })
+        .map_err(local("setting up the remote"))?
+        .with_fetch_tags(Tags::None);
+    let transport = connect(target, options)?;
+    let connection = remote
+        .to_connection_with_transport(transport)
+        .with_credentials(move |action| Ok(answer(credentials, action)))
+        .with_transport_options(Box::new(http_options(options, credentials.is_some())?));
+
+    let prepare = connection
+        .prepare_fetch(
+            gix::progress::Discard,
+            gix::remote::ref_map::Options::default(),
+        )
+        .map_err(|err| handshake_error(target, credentials.is_some(), &err))?;
+    let mappings = &prepare.ref_map().mappings;
+    let wanted = (0..target.refspecs.len())
+        .find_map(|index| {
+            mappings
+                .iter()
+                .find(|mapping| mapping.spec_index == SpecIndex::ExplicitInRemote(index))
+        })
+        .and_then(|mapping| mapping.remote.as_id())
+        .map(ToOwned::to_owned)
+        .ok_or_else(|| GitError::RefNotFound {
+            url: target.display_url.clone(),
+            reference: target.reference.clone(),
+        })?;
+
+    let depth = std::num::NonZeroU32::new(1).expect("1 is not 0");
+    prepare
+        .with_shallow(Shallow::DepthAtRemote(depth))
+        .receive(gix::progress::Discard, interrupt)
+        .map_err(|err| {
+            let reason = describe(&err);
+            if target.is_sha() && reason.contains("not our ref") {
+                GitError::RefNotFound {
+                    url: target.display_url.clone(),
+                    reference: target.reference.clone(),
+                }
+            } else {
+                GitError::Fetch {
+                    url: target.display_url.clone(),
+                    reference: target.reference.clone(),
+                    reason,
+                }
+            }
+        })?;
+
+    let not_a_commit = |reason: String| GitError::NotACommit {
+        url: target.display_url.clone(),
+        reference: target.reference.clone(),
+        reason,
+    };
+    let object = repo
+        .find_object(wanted)
+        .map_err(|err| not_a_commit(describe(&err)))?;
+    let kind = object.kind;
+    let commit = object
+        .peel_to_kind(gix::object::Kind::Commit)
+        .map_err(|_| not_a_commit(format!("it names a {kind}")))?;
+    Ok(commit.id)
+}
+
+/// The credential callback: our one credential for any `Get`, nothing stored or erased.
+fn answer(credentials: Option<&GitCredentials>, action: Action) -> Option<Outcome> {
+    match (action, credentials) {
+        (Action::Get(context), Some(credentials)) => Some(Outcome {
+            identity: gix::sec::identity::Account {
+                username: credentials.username.clone(),
+                password: credentials.password.expose().to_owned(),
+                oauth_refresh_token: None,
+            },
+            next: context.into(),
+        }),
+        _ => None,
+    }
+}
+
+fn connect(target: &Target, options: &GitOptions) -> Result<Box<dyn Transport + Send>, GitError> {
+    let url = &target.url;
+    if url.scheme != Scheme::Git {
+        // reqwest is built with `rustls-no-provider`: ring must be the process provider before
+        // its first client is built. A second install is harmless and returns an error.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        return Ok(Box::new(http::connect::<http::reqwest::Remote>(
+            url.clone(),
+            Protocol::V2,
+            false,
+        )));
+    }
+    let host = url.host().expect("checked in Target::new");
+    let port = url.port.unwrap_or(9418);
+    let fail = |reason: String| GitError::Connect {
+        url: target.display_url.clone(),
+        reason,
+    };
+    let addresses = (host, port)
+        .to_socket_addrs()
+        .map_err(|err| fail(format!("cannot resolve {host}: {err}")))?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"));
+    let stream = addresses
+        .into_iter()
+        .find_map(|address| {
+            TcpStream::connect_timeout(&address, options.timeout.min(CONNECT_TIMEOUT))
+                .map_err(|err| last = err)
+                .ok()
+        })
+        .ok_or_else(|| fail(last.to_string()))?;
+    let socket_error = |err: io::Error| fail(err.to_string());
+    stream
+        .set_read_timeout(Some(options.timeout))
+        .map_err(socket_error)?;
+    stream
+        .set_write_timeout(Some(options.timeout))
+        .map_err(socket_error)?;
+    let write = stream.try_clone().map_err(socket_error)?;
+    Ok(Box::new(
+        gix::protocol::transport::client::git::blocking_io::Connection::new(
+            stream,
+            write,
+            Protocol::V2,
+            url.path.clone(),
+            Some((host.to_owned(), url.port)),
+            ConnectMode::Daemon,
+            false,
+        ),
+    ))
+}
+
+/// HTTP transport options: timeouts, our CA files and the TLS switch, applied to gix's reqwest
+/// client as it is built. With credentials, redirects are not followed: gix would send the
+/// credentials on to wherever the server points, and they are meant for the URL's host only.
+fn http_options(options: &GitOptions, with_credentials: bool) -> Result<http::Options, GitError> {
+    let mut roots = Vec::new();
+    for path in &options.ca_files {
+        let fail = |reason: String| GitError::CaFile {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|err| fail(format!("cannot read it: {err}")))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|err| fail(format!("not a PEM certificate bundle: {err}")))?;
+        if certificates.is_empty() {
+            return Err(fail("no PEM certificate in it".into()));
+        }
+        roots.extend(certificates);
+    }
+    let timeout = options.timeout;
+    let insecure = options.insecure_skip_tls_verify;
+    let configure_client = move |builder: reqwest::blocking::ClientBuilder| -> gix::Result<_> {
+        let mut builder = builder
+            .connect_timeout(timeout.min(CONNECT_TIMEOUT))
+            .timeout(timeout)
+            .user_agent(concat!("skillport/", env!("CARGO_PKG_VERSION")));
+        if !roots.is_empty() {
+            builder = builder.tls_certs_merge(roots.clone());
+        }
+        if insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        Ok(builder)
+    };
+    Ok(http::Options {
+        follow_redirects: if with_credentials {
+            http::options::FollowRedirects::None
+        } else {
+            http::options::FollowRedirects::Initial
+        },
+        connect_timeout: Some(timeout.min(CONNECT_TIMEOUT)),
+        user_agent: Some(concat!("skillport/", env!("CARGO_PKG_VERSION")).into()),
+        backend: Some(Arc::new(Mutex::new(http::reqwest::Options {
+            configure_client: Some(Box::new(configure_client)),
+            configure_request: None,
+        }))),
+        ..http::Options::default()
+    })
+}
+
+/// Maps a failed handshake or ref listing: authentication, or anything else as a connection
+/// problem.
+fn handshake_error(target: &Target, with_credentials: bool, err: &gix::Error) -> GitError {
+    let reason = describe(err);
+    let unauthenticated = err.classify().is_unauthenticated()
+        || err.classify().is_permission_denied()
+        || reason.contains("No credentials were returned");
+    if unauthenticated {
+        return GitError::Auth {
+            url: target.display_url.clone(),
+            reason: if with_credentials {
+                "the credentials were not accepted".into()
+            } else {
+                "the server asks for credentials and none were given".into()
+            },
+            with_credentials,
+        };
+    }
+    GitError::Connect {
+        url: target.display_url.clone(),
+        reason,
+    }
+}
+
+/// A gix error as one line: each distinct message in its chain, outermost first, without the
+/// wrappers that only say where it happened.
+fn describe(err: &gix::Error) -> String {
+    const NOISE: [&str; 2] = [
+        "Transport handshake failed",
+        "An IO error occurred when talking to the server",
+    ];
+    let mut parts: Vec<String> = Vec::new();
+    for error in err.iter_errors() {
+        let text = error.to_string();
+        if !text.is_empty()
+            && !NOISE.contains(&text.as_str())
+            && !parts.iter().any(|part| part.contains(&text))
+        {
+            parts.push(text);
+        }
+    }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Interrupts the fetch (sets `interrupt`) at `deadline` or once the pack files in `pack_dir`
+/// pass `max_bytes`, saying which in `tripped`; returns when `stopped` disconnects.
+fn watchdog(
+    stopped: &mpsc::Receiver<()>,
+    deadline: Instant,
+    pack_dir: &Path,
+    max_bytes: u64,
+    interrupt: &AtomicBool,
+    tripped: &AtomicU8,
+) {
+    let trip = |why| {
+        tripped.store(why, Ordering::SeqCst);
+        interrupt.store(true, Ordering::SeqCst);
+    };
+    loop {
+        match stopped.recv_timeout(Duration::from_millis(50)) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        if Instant::now() >= deadline {
+            return trip(TRIPPED_TIMEOUT);
+        }
+        if folder_bytes(pack_dir) > max_bytes {
+            return trip(TRIPPED_TOO_LARGE);
+        }
+    }
+}
+
+/// Bytes of the files directly in `dir` (0 if it cannot be read).
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.metadata().ok())
+            .filter(std::fs::Metadata::is_file)
+            .map(|metadata| metadata.len())
+            .sum()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_userinfo_and_query() {
+        assert_eq!(
+            redact_url("https://user:hunter2@example.com/org/repo.git?token=x#frag"),
+            "https://example.com/org/repo.git"
+        );
+        assert_eq!(
+            redact_url("https://tok@en@example.com:8443/a@b"),
+            "https://example.com:8443/a@b"
+        );
+        assert_eq!(
+            redact_url("git://example.com/repo"),
+            "git://example.com/repo"
+        );
+        assert_eq!(redact_url("git@github.com:org/repo"), "github.com:org/repo");
+    }
+
+    #[test]
+    fn refspecs_by_kind_of_ref() {
+        let sha = "0123456789abcdef0123456789ABCDEF01234567";
+        assert_eq!(refspecs(sha).unwrap(), [sha.to_ascii_lowercase()]);
+        assert_eq!(
+            refspecs("v1.2").unwrap(),
+            ["refs/tags/v1.2", "refs/heads/v1.2"]
+        );
+        assert_eq!(refspecs("refs/heads/main").unwrap(), ["refs/heads/main"]);
+        assert_eq!(refspecs("HEAD").unwrap(), ["HEAD"]);
+        for bad in ["", "+main", "^main", "a:b", "a*", "a..b", "a b", "-x"] {
+            assert!(refspecs(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    fn source(url: &str) -> GitSource {
+        GitSource {
+            url: url.into(),
+            reference: "main".into(),
+            path: None,
+        }
+    }
+
+    #[test]
+    fn refuses_urls_that_need_programs_or_hold_secrets() {
+        for url in [
+            "ssh://git@example.com/repo.git",
+            "git@example.com:repo.git",
+            "file:///srv/repo.git",
+            "/srv/repo.git",
+            "https://user:hunter2@example.com/repo.git",
+            "https://ghp_token@example.com/repo.git",
+        ] {
+            let err = Target::new(&source(url), false).err().expect(url);
+            let text = err.to_string();
+            assert!(matches!(err, GitError::Url { .. }), "{url}: {text}");
+            assert!(
+                !text.contains("hunter2") && !text.contains("ghp_token"),
+                "{text}"
+            );
+        }
+        assert!(Target::new(&source("http://example.com/repo.git"), true).is_err());
+        assert!(Target::new(&source("http://example.com/repo.git"), false).is_ok());
+        assert!(Target::new(&source("https://example.com/repo.git"), true).is_ok());
+        assert!(Target::new(&source("git://example.com/repo.git"), false).is_ok());
+    }
+}

@@ -1,0 +1,194 @@
+// `skillport fetch`: the init container's entry point. Reads the plan, runs
+// `skillport_fetch::fetch`, says what happened on stderr, and on failure writes one line to the
+// termination log and exits 1. Everything else lives in skillport-fetch.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use skillport_fetch::{Action, FetchOptions, FetchPlan, Report, one_line};
+
+use crate::cli::FetchArgs;
+use crate::output::human_size;
+use crate::remote::RegistrySettings;
+
+/// Kubernetes' default `terminationMessagePath`.
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+pub fn run(global: &RegistrySettings, args: &FetchArgs) -> Result<ExitCode> {
+    if !global.auth_files.is_empty() || !global.ca_files.is_empty() || global.insecure {
+        bail!(
+            "fetch reads credentials, CA files and insecure registries from the plan only; \
+             remove --authfile, --ca-file and --insecure"
+        );
+    }
+    let options = FetchOptions {
+        timeout: args.timeout,
+        attempts: args.attempts,
+        ..FetchOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = FetchPlan::read(&args.plan)
+        .map_err(skillport_fetch::FetchError::from)
+        .and_then(|plan| runtime.block_on(skillport_fetch::fetch(&plan, &args.into, &options)));
+    // An unpack cut off by the timeout may still run on a blocking thread; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(report) => Ok(report_outcome(&report, args)),
+        Err(err) => {
+            let message = chain(&err);
+            eprintln!("error: {message}");
+            if let Some(hint) = err.hint() {
+                eprintln!("hint: {hint}");
+            }
+            write_termination_log(args.termination_log.as_deref(), &message);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn report_outcome(report: &Report, args: &FetchArgs) -> ExitCode {
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for outcome in &report.outcomes {
+        match &outcome.result {
+            Ok(done) => {
+                let entry = &done.entry;
+                let revision = entry
+                    .digest
+                    .as_deref()
+                    .or(entry.commit.as_deref())
+                    .unwrap_or("-");
+                let verb = match done.action {
+                    Action::Fetched => "fetched",
+                    Action::Replaced => "replaced",
+                    Action::UpToDate => "up to date",
+                };
+                eprintln!(
+                    "{verb}: {} ({revision}, {} files, {})",
+                    entry.name,
+                    entry.files,
+                    human_size(entry.bytes)
+                );
+                for warning in &entry.warnings {
+                    eprintln!("warning: skill {:?}: {warning}", entry.name);
+                }
+            }
+            Err(failure) => {
+                eprintln!("error: {failure}");
+                if let Some(hint) = failure.hint() {
+                    eprintln!("hint: {hint}");
+                }
+            }
+        }
+    }
+    for name in &report.removed {
+        eprintln!("removed: {name} (no longer in the plan)");
+    }
+    match report.termination_message() {
+        None => ExitCode::SUCCESS,
+        Some(line) => {
+            let failed = report.failures().count();
+            let total = report.outcomes.len();
+            eprintln!(
+                "error: {failed} of {total} skills not fetched; {} lists the ones in place",
+                report.index.display()
+            );
+            write_termination_log(args.termination_log.as_deref(), &line);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes `message` as one line. The default path is written only when it exists (Kubernetes
+/// creates it); an explicit one is created.
+fn write_termination_log(explicit: Option<&Path>, message: &str) {
+    let (path, create) = match explicit {
+        Some(path) => (path.to_path_buf(), true),
+        None => (PathBuf::from(TERMINATION_LOG), false),
+    };
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .create(create)
+        .open(&path)
+        .and_then(|mut file| writeln!(file, "{}", one_line(message)));
+    if let Err(err) = result
+        && (create || err.kind() != std::io::ErrorKind::NotFound)
+    {
+        eprintln!("warning: cannot write {}: {err}", path.display());
+    }
+}
+
+/// The error and its causes on one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `90s`, `5m`, `1h`, `1h30m`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>()
+        && seconds > 0
+    {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("{text:?}: write a duration like 90s, 5m or 1h")),
+        };
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: write a duration like 90s, 5m or 1h"))?;
+        total = total.saturating_add(value.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(format!(
+            "{text:?}: write a duration like 90s, 5m or 1h (more than zero)"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5m3").is_err());
+    }
+}
