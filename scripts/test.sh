@@ -47,6 +47,8 @@ declare -A PACKAGE_OF=(
   [gzip]=gzip
   [script]=bsdutils
   [python3]=python3
+  [git]=git
+  [curl]=curl
 )
 missing=()
 for binary in "${!PACKAGE_OF[@]}"; do
