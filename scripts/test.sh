@@ -17,6 +17,7 @@ set -euo pipefail
 
 SKILLS_REF_VERSION=0.1.1
 ORAS_VERSION=0.2.43
+JSONSCHEMA_VERSION=4.26.0
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -46,6 +47,7 @@ declare -A PACKAGE_OF=(
   [tar]=tar
   [gzip]=gzip
   [script]=bsdutils
+  [setpriv]=util-linux
   [python3]=python3
   [git]=git
   [curl]=curl
@@ -83,27 +85,30 @@ echo "docker-registry, skopeo, umoci, htpasswd, openssl, GNU tar: ok"
 # ---------------------------------------------------------------------------------------------
 section "Python peers in target/test-venv"
 venv_ok() {
-  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$SKILLS_REF_VERSION" "$ORAS_VERSION" <<'EOF' 2>/dev/null
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$SKILLS_REF_VERSION" "$ORAS_VERSION" "$JSONSCHEMA_VERSION" <<'EOF' 2>/dev/null
 import sys
 from importlib.metadata import version
-sys.exit(0 if (version("skills-ref"), version("oras")) == tuple(sys.argv[1:3]) else 1)
+wanted = tuple(sys.argv[1:4])
+sys.exit(0 if (version("skills-ref"), version("oras"), version("jsonschema")) == wanted else 1)
 EOF
 }
 if venv_ok; then
-  echo "skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION already installed"
+  echo "skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION jsonschema==$JSONSCHEMA_VERSION already installed"
 else
   echo "installing skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION"
   mkdir -p "$ROOT/target"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || fail "python3 -m venv $VENV failed"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "skills-ref==$SKILLS_REF_VERSION" "oras==$ORAS_VERSION" \
-    || fail "pip could not install skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION into $VENV"
+    "skills-ref==$SKILLS_REF_VERSION" "oras==$ORAS_VERSION" "jsonschema==$JSONSCHEMA_VERSION" \
+    || fail "pip could not install skills-ref, oras and jsonschema into $VENV"
 fi
 "$VENV/bin/agentskills" --help >/dev/null 2>&1 \
   || fail "agentskills (PyPI skills-ref) does not run from $VENV/bin"
 "$VENV/bin/python" -c 'import oras.client' 2>/dev/null \
   || fail "the oras Python package (PyPI oras) does not import in $VENV"
-echo "agentskills, oras: ok"
+"$VENV/bin/python" -c 'import jsonschema' 2>/dev/null \
+  || fail "the jsonschema Python package (PyPI jsonschema, for the plan schema tests) does not import in $VENV"
+echo "agentskills, oras, jsonschema: ok"
 export SKILLPORT_TEST_VENV=$VENV
 
 # ---------------------------------------------------------------------------------------------

@@ -229,10 +229,10 @@ pub async fn fetch(
     let previous = SkillIndex::read(into)
         .map_err(|source| into_error(into, "reading the index in", source))?
         .unwrap_or_else(|| SkillIndex::new(Vec::new()));
-    let (context, warnings) = context(plan, folder, options, deadline)?;
+    let (context, mut warnings) = context(plan, folder, options, deadline)?;
 
     let outcomes = fetch_all(&context, plan, &previous).await;
-    let removed = remove_unplanned(&context, plan, &previous)?;
+    let removed = remove_unplanned(&context, plan, &previous, &mut warnings);
     let index = write_index(&context, plan, &previous, &outcomes)?;
     if let Err(err) = context.folder.remove_leftovers() {
         tracing::warn!("cleaning up {}: {err}", into.display());
@@ -262,8 +262,15 @@ fn context(
 ) -> Result<(Arc<Context>, Vec<String>), FetchError> {
     let files = read_pull_secrets(plan)?;
     let warnings = Credentials::from_files(files.clone()).warnings();
+    // Read only when a source can use them: they are sent over https only.
+    let needs_git_credentials = plan.skills.iter().any(|skill| {
+        skill
+            .git
+            .as_ref()
+            .is_some_and(|git| sends_credentials(&git.url))
+    });
     let git_credentials = match &plan.git_credentials {
-        Some(file) if plan.has_git_skills() => Some(
+        Some(file) if needs_git_credentials => Some(
             GitCredentials::read(Path::new(&file.path)).map_err(|source| {
                 FetchError::GitCredentials {
                     name: file.name.clone(),
@@ -330,7 +337,7 @@ async fn fetch_all(
         let result = task.await.expect("a skill's task does not panic");
         match &result {
             Ok(done) => tracing::info!(skill = skill.name, action = ?done.action, "done"),
-            Err(failure) => tracing::warn!("{failure}"),
+            Err(failure) => tracing::debug!("{failure}"),
         }
         outcomes.push(Outcome {
             name: skill.name.clone(),
@@ -340,12 +347,14 @@ async fn fetch_all(
     outcomes
 }
 
-/// Removes the folders of skills the previous index lists and the plan no longer does.
+/// Removes the folders of skills the previous index lists and the plan no longer does. A
+/// folder that cannot be removed is a warning: the index must still be written.
 fn remove_unplanned(
     context: &Context,
     plan: &FetchPlan,
     previous: &SkillIndex,
-) -> Result<Vec<String>, FetchError> {
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
     let planned: BTreeSet<&str> = plan.skills.iter().map(PlannedSkill::target).collect();
     let mut removed = Vec::new();
     for entry in &previous.skills {
@@ -355,16 +364,14 @@ fn remove_unplanned(
         match context.folder.remove(&entry.path) {
             Ok(true) => removed.push(entry.name.clone()),
             Ok(false) => {}
-            Err(source) => {
-                return Err(into_error(
-                    context.folder.path(),
-                    "removing an unplanned skill from",
-                    source,
-                ));
-            }
+            Err(err) => warnings.push(format!(
+                "cannot remove {:?}, no longer planned, from {}: {err}",
+                entry.path,
+                context.folder.path().display()
+            )),
         }
     }
-    Ok(removed)
+    removed
 }
 
 /// Writes the index: the skills now in place, and, for a skill that failed, its previous entry
@@ -599,7 +606,12 @@ async fn fetch_git(
                 ..GitOptions::default()
             };
             tokio::task::spawn_blocking(move || {
-                git::fetch(&source, context.git_credentials.as_ref(), &staged, &options)
+                // Never over plain http or git:// (git.rs refuses credentials on http).
+                let credentials = context
+                    .git_credentials
+                    .as_ref()
+                    .filter(|_| sends_credentials(&source.url));
+                git::fetch(&source, credentials, &staged, &options)
             })
             .await
             .expect("git fetch does not panic")
@@ -621,6 +633,12 @@ async fn fetch_git(
         warnings,
     )
     .await
+}
+
+/// Whether the plan's git credentials go to this URL: https only.
+fn sends_credentials(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// A full commit SHA (SHA-1 or SHA-256), which names content that cannot change.

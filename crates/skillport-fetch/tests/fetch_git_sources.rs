@@ -142,3 +142,24 @@ fn an_unreadable_git_secret_stops_the_run() {
         "{err}"
     );
 }
+
+#[test]
+fn git_credentials_go_to_https_sources_only() {
+    // git.rs refuses to send credentials over plain http; a public http source in a plan
+    // with git credentials must still work, fetched without them.
+    let fixture = Fixture::new();
+    let secret = mount_git_secret(&fixture, "git-secret", USER, PASSWORD);
+    let mut plan = git_plan(&fixture, secret);
+    plan.skills[1] = PlannedSkill::git(
+        "plain",
+        GitSpec {
+            url: fixture.http_url(),
+            reference: "v2".into(),
+            path: Some("skills/code-review".into()),
+        },
+    );
+    let into = fixture.out_of_tree("skills");
+    let report = run(&plan, &into, &fast_options());
+    assert!(report.is_success(), "{:?}", report.termination_message());
+    assert_eq!(top_level(&into), ["code-review", "index.json", "plain"]);
+}

@@ -1,5 +1,5 @@
 // Logging, error reporting and small formatting helpers. Data goes to stdout; logs, progress
-// and errors to stderr. Nothing here uses colour, so NO_COLOR holds trivially.
+// and errors to stderr. Log lines are coloured only on a terminal without NO_COLOR.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -16,8 +16,11 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SKILLPORT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal and never with NO_COLOR: pod logs and CI logs stay plain.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

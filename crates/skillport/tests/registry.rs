@@ -234,3 +234,26 @@ fn push_needs_a_registry_and_two_authfiles_serve_two_registries() {
         .failure();
     assert!(run.error().contains("no credentials"), "{run}");
 }
+
+#[test]
+fn warnings_are_plain_text_when_stderr_is_not_a_terminal() {
+    let registry = Registry::plain();
+    let sandbox = Sandbox::new();
+    // An entry with an empty `auth` is warned about, not used.
+    let authfile = sandbox.join("config.json");
+    let entry = serde_json::json!({"auths": {registry.host(): {"auth": ""}}});
+    std::fs::write(&authfile, entry.to_string()).unwrap();
+    let run = sandbox
+        .run(&[
+            "--authfile",
+            path_str(&authfile),
+            "resolve",
+            &format!("{}/skills/none:1", registry.host()),
+        ])
+        .failure();
+    assert!(run.stderr.contains("WARN"), "a warning is logged\n{run}");
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "no escape codes in a log file\n{run}"
+    );
+}
