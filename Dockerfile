@@ -12,7 +12,7 @@
 # is another architecture), for <arch>-unknown-linux-musl. ring and zstd have C parts, hence
 # musl-tools (musl-gcc).
 
-ARG RUST_VERSION=1.89
+ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 RUN apt-get update \
