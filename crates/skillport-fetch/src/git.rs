@@ -57,12 +57,11 @@ mod credentials;
 mod remote;
 mod tree;
 
-use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use skillport_oci::folder::{self, PublishError};
 use skillport_registry::auth::Secret;
 
 pub use credentials::TOKEN_USERNAME;
@@ -344,7 +343,8 @@ pub fn fetch(
         path: source.path.clone().unwrap_or_default(),
         reason: reason.into(),
     })?;
-    check_destination(dest)?;
+    // Fail before any network traffic when `dest` is taken.
+    folder::check_destination(dest)?;
     let parent = match dest.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -365,7 +365,7 @@ pub fn fetch(
     let written = tree::write(&repo, &target, commit, &subpath, &files_dir, options)?;
     drop(repo);
 
-    publish(&files_dir, dest)?;
+    folder::publish(&files_dir, dest)?;
     // `work` (the repository) is removed here; the files left it by the rename.
     drop(work);
     tracing::debug!(
@@ -383,47 +383,19 @@ pub fn fetch(
     })
 }
 
-/// Fails early, before any network traffic, when `dest` is taken.
-fn check_destination(dest: &Path) -> Result<(), GitError> {
-    match fs::read_dir(dest) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(GitError::DestinationExists {
-                    path: dest.to_path_buf(),
-                });
-            }
-            Ok(())
+impl From<PublishError> for GitError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::Taken { path } => GitError::DestinationExists { path },
+            PublishError::Io {
+                action,
+                path,
+                source,
+            } => GitError::Io {
+                action,
+                path,
+                source,
+            },
         }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::NotADirectory => {
-            Err(GitError::DestinationExists {
-                path: dest.to_path_buf(),
-            })
-        }
-        Err(source) => Err(GitError::Io {
-            action: "reading",
-            path: dest.to_path_buf(),
-            source,
-        }),
     }
-}
-
-/// Moves `staged` to `dest` (absent, or an empty folder) in one rename, as
-/// `skillport_oci::Staged::publish` does for images.
-fn publish(staged: &Path, dest: &Path) -> Result<(), GitError> {
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| GitError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    check_destination(dest)?;
-    if dest.is_dir() {
-        fs::remove_dir(dest).map_err(io("replacing", dest))?;
-    }
-    fs::set_permissions(staged, fs::Permissions::from_mode(0o755))
-        .map_err(io("setting permissions of", staged))?;
-    fs::rename(staged, dest).map_err(io("moving the fetched files to", dest))
 }

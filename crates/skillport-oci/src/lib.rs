@@ -9,6 +9,7 @@
 
 mod build;
 mod digest;
+pub mod folder;
 mod image;
 mod layer;
 mod read;

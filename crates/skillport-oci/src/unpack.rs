@@ -20,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 
 use tempfile::TempDir;
 
+use crate::folder::{self, PublishError, link_stays_inside};
 use crate::spec::media;
 
 /// How a layer is compressed.
@@ -201,42 +202,30 @@ impl Staged {
 
     /// Moves the folder to `dest` (which must not exist, or be an empty folder) in one rename.
     pub fn publish(self, dest: &Path) -> Result<Unpacked, UnpackError> {
-        let io = |action, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| UnpackError::Io {
-                action,
-                path,
-                source,
-            }
-        };
-        match fs::read_dir(dest) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    return Err(UnpackError::DestinationExists {
-                        path: dest.to_path_buf(),
-                    });
-                }
-                fs::remove_dir(dest).map_err(io("replacing", dest))?;
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) if err.kind() == io::ErrorKind::NotADirectory => {
-                return Err(UnpackError::DestinationExists {
-                    path: dest.to_path_buf(),
-                });
-            }
-            Err(err) => return Err(io("reading", dest)(err)),
-        }
-        fs::set_permissions(self.dir.path(), fs::Permissions::from_mode(0o755))
-            .map_err(io("setting permissions of", self.dir.path()))?;
-        let staged = self.dir.keep();
-        fs::rename(&staged, dest).map_err(|err| {
-            let _ = fs::remove_dir_all(&staged);
-            io("moving the unpacked files to", dest)(err)
-        })?;
+        folder::publish(self.dir.path(), dest)?;
+        // Moved away: nothing left for the temporary folder's clean-up to delete.
+        let _ = self.dir.keep();
         Ok(Unpacked {
             files: self.files,
             bytes: self.bytes,
         })
+    }
+}
+
+impl From<PublishError> for UnpackError {
+    fn from(err: PublishError) -> Self {
+        match err {
+            PublishError::Taken { path } => UnpackError::DestinationExists { path },
+            PublishError::Io {
+                action,
+                path,
+                source,
+            } => UnpackError::Io {
+                action,
+                path,
+                source,
+            },
+        }
     }
 }
 
@@ -435,16 +424,20 @@ impl Extractor {
         }
         // The text of each link stays inside; chains of links can still lead out (`d -> .`,
         // `e -> d/..`). Now that all exist, resolve each on disk.
-        let root = fs::canonicalize(&self.root).map_err(io_error("resolving", &self.root))?;
-        for (path, link) in &self.links {
-            let inside =
-                fs::canonicalize(self.root.join(path)).is_ok_and(|real| real.starts_with(&root));
-            if !inside {
-                return Err(UnpackError::Unsafe {
-                    entry: path.clone(),
-                    reason: format!("link to {link:?} does not resolve to a file inside the skill"),
-                });
-            }
+        let paths = self.links.iter().map(|(path, _)| path);
+        if let Some(path) =
+            folder::escaping_link(&self.root, paths).map_err(io_error("resolving", &self.root))?
+        {
+            let link = &self
+                .links
+                .iter()
+                .find(|(p, _)| p == path)
+                .expect("listed")
+                .1;
+            return Err(UnpackError::Unsafe {
+                entry: path.clone(),
+                reason: format!("link to {link:?} does not resolve to a file inside the skill"),
+            });
         }
         Ok(())
     }
@@ -509,27 +502,6 @@ fn clean_path(raw: &[u8]) -> Result<Option<String>, &'static str> {
     Ok((!parts.is_empty()).then(|| parts.join("/")))
 }
 
-/// Whether the link at `path` with target text `link` stays inside the root, by text.
-fn link_stays_inside(path: &str, link: &str) -> bool {
-    if link.starts_with('/') || link.is_empty() {
-        return false;
-    }
-    let mut depth: Vec<&str> = path.split('/').collect();
-    depth.pop(); // the link's own name
-    for component in link.split('/') {
-        match component {
-            "" | "." => {}
-            ".." => {
-                if depth.pop().is_none() {
-                    return false;
-                }
-            }
-            part => depth.push(part),
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,15 +514,5 @@ mod tests {
         assert!(clean_path(b"/etc/passwd").is_err());
         assert!(clean_path(b"a/../../b").is_err());
         assert!(clean_path(b"..").is_err());
-    }
-
-    #[test]
-    fn link_text_checks() {
-        assert!(link_stays_inside("a/b", "c"));
-        assert!(link_stays_inside("a/b", "../c"));
-        assert!(!link_stays_inside("a/b", "../../c"));
-        assert!(!link_stays_inside("a", "/etc/passwd"));
-        assert!(!link_stays_inside("a", ".."));
-        assert!(link_stays_inside("a", "."));
     }
 }

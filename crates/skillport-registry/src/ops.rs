@@ -384,18 +384,8 @@ impl Client {
         progress: Arc<dyn Progress>,
     ) -> Result<Exported, RegistryError> {
         // Refuse a taken destination before downloading anything; `publish` checks again.
-        let taken = std::fs::read_dir(dest).map_or_else(
-            |err| err.kind() == std::io::ErrorKind::NotADirectory,
-            |mut entries| entries.next().is_some(),
-        );
-        if taken {
-            return Err(skillport_oci::ReadError::from(
-                skillport_oci::UnpackError::DestinationExists {
-                    path: dest.to_path_buf(),
-                },
-            )
-            .into());
-        }
+        skillport_oci::folder::check_destination(dest)
+            .map_err(|err| skillport_oci::ReadError::from(skillport_oci::UnpackError::from(err)))?;
         let remote = Remote::new(reference);
         let top = self.fetch_manifest(reference).await?;
         let what = format!("manifest {}", remote.display);
