@@ -372,7 +372,12 @@ impl Store {
         let images = self.list()?;
         let found = if let Some(digest) = reference.digest() {
             images.into_iter().find(|image| {
-                &image.descriptor.digest == digest && key_name(&image.key) == reference.name()
+                // Keys are references (`name:tag`, `name@digest`).
+                &image.descriptor.digest == digest
+                    && image
+                        .key
+                        .parse::<Reference>()
+                        .is_ok_and(|key| key.name() == reference.name())
             })
         } else {
             let key = reference.store_key();
@@ -515,16 +520,4 @@ fn ref_name(descriptor: &Descriptor) -> Option<&str> {
         .annotations
         .get(annotation::REF_NAME)
         .map(String::as_str)
-}
-
-/// The name part of a store key (`name:tag` or `name@digest`).
-fn key_name(key: &str) -> &str {
-    if let Some((name, _)) = key.split_once('@') {
-        return name;
-    }
-    let last_slash = key.rfind('/').map_or(0, |i| i + 1);
-    match key[last_slash..].rfind(':') {
-        Some(i) => &key[..last_slash + i],
-        None => key,
-    }
 }

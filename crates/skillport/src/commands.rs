@@ -250,15 +250,19 @@ fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The name and tag (or digest) parts of a store key.
-fn split_key(key: &str) -> (&str, &str) {
-    if let Some((name, digest)) = key.split_once('@') {
-        return (name, digest);
-    }
-    let last_slash = key.rfind('/').map_or(0, |i| i + 1);
-    match key[last_slash..].rfind(':') {
-        Some(i) => (&key[..last_slash + i], &key[last_slash + i + 1..]),
-        None => (key, ""),
+/// The name and tag (or digest) parts of a store key. Keys written by other tools may not
+/// parse as references; they show whole, as the name.
+fn split_key(key: &str) -> (String, String) {
+    match key.parse::<Reference>() {
+        Ok(reference) => {
+            let tag = match (reference.tag(), reference.digest()) {
+                (Some(tag), _) => tag.to_owned(),
+                (None, Some(digest)) => digest.to_string(),
+                (None, None) => String::new(),
+            };
+            (reference.name().to_owned(), tag)
+        }
+        Err(_) => (key.to_owned(), String::new()),
     }
 }
 
@@ -280,8 +284,8 @@ fn images(store: &Store, args: &JsonArgs) -> Result<ExitCode> {
             .cloned()
             .unwrap_or_default();
         rows.push(vec![
-            name.to_owned(),
-            tag.to_owned(),
+            name.clone(),
+            tag.clone(),
             image.descriptor.digest.short().to_owned(),
             size.map_or_else(|| "?".to_owned(), human_size),
             one_line(&description, 60),
