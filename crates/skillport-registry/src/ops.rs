@@ -320,15 +320,10 @@ impl Client {
             _ => manifests.push(serde_json::from_slice::<ImageManifest>(&top.bytes).map_err(bad)?),
         }
         documents.push(top);
-        let mut blobs: Vec<Descriptor> = Vec::new();
-        for manifest in manifests {
-            for blob in std::iter::once(manifest.config).chain(manifest.layers) {
-                if !blobs.iter().any(|b| b.digest == blob.digest) {
-                    blobs.push(blob);
-                }
-            }
-        }
-        Ok(Tree { documents, blobs })
+        Ok(Tree {
+            documents,
+            blobs: blobs_of(manifests),
+        })
     }
 
     /// Pulls `reference` into `store` (every platform of an index, skipping blobs the store
@@ -503,33 +498,34 @@ impl Client {
 
         let top_bytes = store.read_blob(&image.descriptor.digest)?;
         let mut documents: Vec<(Descriptor, Vec<u8>)> = Vec::new();
-        let mut blobs: Vec<Descriptor> = Vec::new();
-        let mut add_manifest = |bytes: &[u8]| -> Result<(), RegistryError> {
-            let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(|err| {
+        let parse_manifest = |bytes: &[u8]| {
+            serde_json::from_slice::<ImageManifest>(bytes).map_err(|err| {
                 skillport_oci::StoreError::BadDocument {
                     what: "manifest",
                     digest: Digest::sha256(bytes),
                     source: err,
                 }
-            })?;
-            for blob in std::iter::once(manifest.config).chain(manifest.layers) {
-                if !blobs.iter().any(|b| b.digest == blob.digest) {
-                    blobs.push(blob);
-                }
-            }
-            Ok(())
+            })
         };
+        let mut manifests = Vec::new();
         match image.descriptor.media_type.as_str() {
             media::IMAGE_INDEX | media::DOCKER_MANIFEST_LIST => {
-                let index: ImageIndex = store.read_json("image index", &image.descriptor.digest)?;
+                let index: ImageIndex = serde_json::from_slice(&top_bytes).map_err(|err| {
+                    skillport_oci::StoreError::BadDocument {
+                        what: "image index",
+                        digest: image.descriptor.digest.clone(),
+                        source: err,
+                    }
+                })?;
                 for child in &index.manifests {
                     let bytes = store.read_blob(&child.digest)?;
-                    add_manifest(&bytes)?;
+                    manifests.push(parse_manifest(&bytes)?);
                     documents.push((child.clone(), bytes));
                 }
             }
-            _ => add_manifest(&top_bytes)?,
+            _ => manifests.push(parse_manifest(&top_bytes)?),
         }
+        let blobs = blobs_of(manifests);
 
         futures_util::stream::iter(blobs.iter())
             .map(|blob| {
@@ -741,6 +737,19 @@ impl Client {
             Err(status_error(target, response).await)
         }
     }
+}
+
+/// The config and layers of `manifests`, each blob once.
+fn blobs_of(manifests: Vec<ImageManifest>) -> Vec<Descriptor> {
+    let mut blobs: Vec<Descriptor> = Vec::new();
+    for manifest in manifests {
+        for blob in std::iter::once(manifest.config).chain(manifest.layers) {
+            if !blobs.iter().any(|b| b.digest == blob.digest) {
+                blobs.push(blob);
+            }
+        }
+    }
+    blobs
 }
 
 /// The absolute upload URL from a `Location` header (registries send relative ones too).
