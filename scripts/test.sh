@@ -9,10 +9,15 @@
 #           cannot make a virtualenv)
 #   PyPI, into target/test-venv: skills-ref, oras (pinned below)
 #   crates.io: cargo-nextest
+#   Go modules (test/k8s/, through scripts/k8s-tools.sh): Kubernetes 1.35.4 (kube-apiserver,
+#           kube-controller-manager, kube-scheduler, kubelet, kubectl), etcd, crane, oras, helm,
+#           containerd, runc, built once into ~/.cache/skillport/k8s-1.35.4/bin (needs Go 1.25+;
+#           about 9 minutes the first time on 2 cores)
 # Each tool is then run once; if one cannot be installed or does not run, this script fails
 # and names it. Nothing is skipped silently.
 #
-# Environment: SKILLPORT_TEST_VENV (exported for the tests) points at the virtualenv.
+# Environment (exported for the tests): SKILLPORT_TEST_VENV points at the virtualenv,
+# SKILLPORT_K8S_BIN at the folder of Kubernetes and Go peer binaries.
 set -euo pipefail
 
 SKILLS_REF_VERSION=0.1.1
@@ -118,6 +123,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest || fail "cargo install --locked cargo-nextest failed"
 fi
 cargo nextest --version 2>/dev/null | head -n 1
+
+# ---------------------------------------------------------------------------------------------
+section "Kubernetes and Go peers (scripts/k8s-tools.sh)"
+"$ROOT/scripts/k8s-tools.sh" || fail "scripts/k8s-tools.sh could not build the Kubernetes test binaries"
+SKILLPORT_K8S_BIN=$("$ROOT/scripts/k8s-tools.sh" --bin-dir)
+export SKILLPORT_K8S_BIN
 
 # ---------------------------------------------------------------------------------------------
 section "cargo fmt --all --check"
