@@ -82,16 +82,14 @@ pub fn build(
 
     let writer = store.blob_writer()?;
     let (writer, layer) = write_layer(request.entries, &generated, options, writer, progress)?;
-    let layer_blob = writer
-        .finish()
-        .map_err(|source| BuildError::Layer(LayerError::Write(source)))?;
+    let layer_blob = writer.finish()?;
 
     let annotations = skill_annotations(request.skill, card, created.as_deref());
     let ImageDocuments { index, others } =
         image_documents(&layer, &annotations, created.as_deref());
     let mut blobs = vec![layer_blob];
     for document in others.iter().chain([&index]) {
-        blobs.push(store.pending_bytes(&document.bytes)?);
+        blobs.push(store.expect_bytes(&document.descriptor, &document.bytes)?);
     }
     let names: Vec<(String, Descriptor)> = request
         .names

@@ -134,6 +134,14 @@ impl Hasher {
         }
     }
 
+    /// The algorithm it hashes with.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Hasher::Sha256(_) => Algorithm::Sha256,
+            Hasher::Sha512(_) => Algorithm::Sha512,
+        }
+    }
+
     /// Adds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         match self {

@@ -16,6 +16,7 @@ mod read;
 mod reference;
 pub mod spec;
 mod store;
+mod tree;
 mod unpack;
 
 pub use build::{BuildError, BuildRequest, Built, build, layer_only};
@@ -23,9 +24,10 @@ pub use digest::{Algorithm, Digest, Hasher, HashingReader, HashingWriter, ParseD
 pub use image::{Document, ImageDocuments, PLATFORMS, image_documents, rfc3339, skill_annotations};
 pub use layer::{GeneratedFile, Layer, LayerError, LayerOptions, write_layer};
 pub use read::{
-    FileInfo, ReadError, SkillImage, export, list_files, pick_manifest, skill_image, skill_layer,
-    unpack_verified,
+    FileInfo, ReadError, SkillImage, export, list_files, pick_manifest, picked_manifest,
+    skill_image, skill_layer, unpack_verified,
 };
 pub use reference::{ParseReferenceError, Reference};
 pub use store::{BlobWriter, PendingBlob, Removed, Store, StoreError, StoredImage};
+pub use tree::{ImageTree, TreeError, TreeManifest};
 pub use unpack::{Compression, LayerFormat, Staged, UnpackError, UnpackLimits, Unpacked};

@@ -6,8 +6,10 @@ use std::path::Path;
 
 use crate::Digest;
 use crate::digest::HashingReader;
-use crate::spec::{Descriptor, ImageIndex, ImageManifest, media};
+use crate::image::Document;
+use crate::spec::{Descriptor, ImageIndex, ImageManifest, Platform, media};
 use crate::store::{Store, StoreError};
+use crate::tree::{ImageTree, TreeError};
 use crate::unpack::{Compression, LayerFormat, Staged, UnpackError, UnpackLimits, Unpacked};
 
 /// Why an image could not be read as a skill.
@@ -15,6 +17,8 @@ use crate::unpack::{Compression, LayerFormat, Staged, UnpackError, UnpackLimits,
 pub enum ReadError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
     #[error("not a skill image: {reason}")]
     NotASkill { reason: String },
     #[error(transparent)]
@@ -45,18 +49,10 @@ pub struct SkillImage {
     pub format: LayerFormat,
 }
 
-/// Picks the manifest to read from an index: linux/amd64, else the only one. Skill layers
-/// are the same on every platform, so which one hardly matters, but the choice is stable.
+/// Picks the manifest to read from an index: linux/amd64, else the only one (the rule of
+/// [`ImageTree::pick`] on [`Platform::skill_default`]).
 pub fn pick_manifest(index: &ImageIndex) -> Option<&Descriptor> {
-    let amd64 = index.manifests.iter().find(|d| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-    });
-    amd64.or(match index.manifests.as_slice() {
-        [only] => Some(only),
-        _ => None,
-    })
+    crate::tree::pick(index, &Platform::skill_default())
 }
 
 /// The one layer of a skill image's manifest, and how it is packed.
@@ -90,29 +86,42 @@ pub fn skill_layer(manifest: &ImageManifest) -> Result<(Descriptor, LayerFormat)
     ))
 }
 
-/// Resolves `descriptor` (an index or a manifest in `store`) to its skill layer.
+/// The manifest of `tree` to read a skill from ([`Platform::skill_default`]), or why there is
+/// none.
+pub fn picked_manifest(tree: &ImageTree) -> Result<&Descriptor, ReadError> {
+    tree.pick(&Platform::skill_default())
+        .ok_or_else(|| ReadError::NotASkill {
+            reason: "the index has no linux/amd64 manifest and more than one other".into(),
+        })
+}
+
+/// Resolves `descriptor` (an index or a manifest in `store`) to its skill layer, reading only
+/// the manifest it picks.
 pub fn skill_image(store: &Store, descriptor: &Descriptor) -> Result<SkillImage, ReadError> {
-    let not_a_skill = |reason: String| ReadError::NotASkill { reason };
-    let (index, manifest_descriptor) = match descriptor.media_type.as_str() {
-        media::IMAGE_INDEX | media::DOCKER_MANIFEST_LIST => {
-            let index: ImageIndex = store.read_json("image index", &descriptor.digest)?;
-            let picked = pick_manifest(&index)
-                .ok_or_else(|| {
-                    not_a_skill(
-                        "the index has no linux/amd64 manifest and more than one other".into(),
-                    )
-                })?
-                .clone();
-            (Some(index), picked)
-        }
-        media::IMAGE_MANIFEST | media::DOCKER_MANIFEST => (None, descriptor.clone()),
-        other => return Err(not_a_skill(format!("unexpected media type {other}"))),
+    let top = Document {
+        descriptor: descriptor.clone(),
+        bytes: store.read_blob(&descriptor.digest)?,
     };
-    let manifest: ImageManifest = store.read_json("manifest", &manifest_descriptor.digest)?;
+    let mut tree = ImageTree::new(top).map_err(|err| match err {
+        TreeError::UnexpectedMediaType { media_type, .. } => ReadError::NotASkill {
+            reason: format!("unexpected media type {media_type}"),
+        },
+        other => other.into(),
+    })?;
+    let manifest_descriptor = picked_manifest(&tree)?.clone();
+    if tree.manifest(&manifest_descriptor.digest).is_none() {
+        let bytes = store.read_blob(&manifest_descriptor.digest)?;
+        tree.add_manifest(&manifest_descriptor, bytes)?;
+    }
+    let manifest = tree
+        .manifest(&manifest_descriptor.digest)
+        .expect("added above")
+        .manifest
+        .clone();
     let (layer, format) = skill_layer(&manifest)?;
     Ok(SkillImage {
         descriptor: descriptor.clone(),
-        index,
+        index: tree.index().cloned(),
         manifest_descriptor,
         manifest,
         layer,
@@ -181,11 +190,7 @@ pub struct FileInfo {
 /// Lists the entries of the image's layer without unpacking it.
 pub fn list_files(store: &Store, image: &SkillImage) -> Result<Vec<FileInfo>, ReadError> {
     let blob = store.open_blob(&image.layer.digest)?;
-    let decoded: Box<dyn Read> = match image.format.compression {
-        Compression::None => Box::new(blob),
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob).map_err(corrupt)?),
-    };
+    let decoded = image.format.compression.decoder(blob).map_err(corrupt)?;
     let limits = UnpackLimits::default();
     let mut archive = tar::Archive::new(decoded);
     let mut files = Vec::new();

@@ -91,6 +91,18 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+impl Platform {
+    /// The platform whose manifest a skill is read from: linux/amd64. Skill layers are the
+    /// same on every platform; the choice only has to be stable.
+    pub fn skill_default() -> Platform {
+        Platform {
+            architecture: "amd64".to_owned(),
+            os: "linux".to_owned(),
+            variant: None,
+        }
+    }
+}
+
 /// An image manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

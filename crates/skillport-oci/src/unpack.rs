@@ -45,6 +45,24 @@ impl Compression {
             _ => None,
         }
     }
+
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// `reader` decompressed: the one place that knows which decoder goes with which layer.
+    pub fn decoder<'a, R: Read + 'a>(self, reader: R) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(reader),
+            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(reader)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
+        })
+    }
 }
 
 /// How a layer is packed: its compression, and whether the skill's files sit inside one
@@ -149,19 +167,13 @@ impl Staged {
                 path: parent.to_path_buf(),
                 source,
             })?;
-        let (decoded, name): (Box<dyn Read + '_>, &'static str) = match compression {
-            Compression::None => (Box::new(reader), "uncompressed"),
-            Compression::Gzip => (Box::new(flate2::read::GzDecoder::new(reader)), "gzip"),
-            Compression::Zstd => (
-                Box::new(zstd::stream::read::Decoder::new(reader).map_err(|source| {
-                    UnpackError::Corrupt {
-                        compression: "zstd",
-                        source,
-                    }
-                })?),
-                "zstd",
-            ),
-        };
+        let name = compression.name();
+        let decoded = compression
+            .decoder(reader)
+            .map_err(|source| UnpackError::Corrupt {
+                compression: name,
+                source,
+            })?;
         // Headers and padding come on top of file bytes; allow a generous 1 KiB per entry.
         let cap = limits
             .max_bytes
@@ -292,6 +304,19 @@ impl Extractor {
         Ok((!rest.is_empty()).then(|| rest.to_owned()))
     }
 
+    /// A hard link's target in an in-folder layer names the folder too (`pdf/SKILL.md`):
+    /// strip it the same way, and refuse a target outside it.
+    fn strip_link_folder(&self, target: String) -> Option<String> {
+        match self.folder.as_deref() {
+            None => Some(target),
+            Some(folder) => target
+                .strip_prefix(folder)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .filter(|rest| !folder.is_empty() && !rest.is_empty())
+                .map(str::to_owned),
+        }
+    }
+
     fn extract<R: Read>(
         &mut self,
         mut entry: tar::Entry<'_, R>,
@@ -362,6 +387,7 @@ impl Extractor {
                 let source = entry
                     .link_name_bytes()
                     .and_then(|link| clean_path(&link).ok().flatten())
+                    .and_then(|link| self.strip_link_folder(link))
                     .filter(|source| self.files.contains(source))
                     .ok_or_else(|| {
                         refuse("hard link to something that is not a file extracted before it")

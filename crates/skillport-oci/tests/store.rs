@@ -158,3 +158,45 @@ fn concurrent_builds_and_removes_leave_a_consistent_store() {
         );
     }
 }
+
+#[test]
+fn image_tree_reads_every_manifest_and_lists_each_blob_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s")).unwrap();
+    let dir = write_skill(tmp.path(), "one");
+    let built = build_skill(&store, &dir, "one:1", None);
+    let tree = skillport_oci::ImageTree::read(&store, &built.descriptor).unwrap();
+    assert_eq!(tree.manifests().len(), 2, "linux/amd64 and linux/arm64");
+    assert!(tree.wanted().is_empty());
+    // Two configs (one per platform) and the one shared layer.
+    let blobs = tree.blobs();
+    assert_eq!(blobs.len(), 3);
+    assert_eq!(
+        blobs
+            .iter()
+            .filter(|b| b.digest == built.layer.digest)
+            .count(),
+        1
+    );
+    let documents: Vec<_> = tree
+        .documents()
+        .iter()
+        .map(|d| d.descriptor.digest.clone())
+        .collect();
+    assert_eq!(documents.len(), 3);
+    assert_eq!(
+        documents.last(),
+        Some(built.digest()),
+        "the index goes last"
+    );
+    let amd64 = tree
+        .pick(&skillport_oci::spec::Platform::skill_default())
+        .unwrap();
+    assert_eq!(amd64.platform.as_ref().unwrap().architecture, "amd64");
+    assert_eq!(
+        &skillport_oci::skill_image(&store, &built.descriptor)
+            .unwrap()
+            .manifest_descriptor,
+        amd64
+    );
+}

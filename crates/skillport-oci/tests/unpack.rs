@@ -401,3 +401,48 @@ fn agentskills_artifact_layers_unpack_from_their_one_folder() {
     assert!(err.to_string().contains("one top-level folder"), "{err}");
     assert_eq!(fs::read_dir(parent.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn agentskills_layer_with_a_hard_link_unpacks_with_the_link_name_stripped_of_its_folder() {
+    let layer = gzip(&tar_bytes(&[
+        file("pdf-tools/SKILL.md", b"---\nname: pdf-tools\n---\n"),
+        link(
+            tar::EntryType::Link,
+            "pdf-tools/README.md",
+            "pdf-tools/SKILL.md",
+        ),
+    ]));
+    let format = skillport_oci::LayerFormat {
+        compression: Compression::Gzip,
+        in_folder: true,
+    };
+    let parent = tempfile::tempdir().unwrap();
+    let staged = Staged::unpack(
+        layer.as_slice(),
+        format,
+        parent.path(),
+        UnpackLimits::default(),
+    )
+    .unwrap();
+    let dest = parent.path().join("pdf-tools");
+    staged.publish(&dest).unwrap();
+    assert_eq!(
+        fs::read(dest.join("README.md")).unwrap(),
+        fs::read(dest.join("SKILL.md")).unwrap()
+    );
+
+    // A hard link out of the one folder is still refused.
+    let outside = gzip(&tar_bytes(&[
+        file("pdf-tools/SKILL.md", b"x"),
+        link(tar::EntryType::Link, "pdf-tools/b", "other/SKILL.md"),
+    ]));
+    let parent = tempfile::tempdir().unwrap();
+    let err = Staged::unpack(
+        outside.as_slice(),
+        format,
+        parent.path(),
+        UnpackLimits::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, UnpackError::Unsafe { .. }), "{err}");
+}

@@ -107,6 +107,9 @@ fn store_hint(err: &StoreError) -> Option<String> {
             "point --store (or SKILLPORT_STORE) at an empty folder or an existing OCI image layout"
                 .into(),
         ),
+        StoreError::Incomplete { .. } => {
+            Some("another command changed the store at the same time: run this one again".into())
+        }
         StoreError::DigestMismatch { .. } | StoreError::MissingBlob { .. } => Some(
             "the store is damaged: remove the image with `skillport rm` and build or pull it again"
                 .into(),
