@@ -1,4 +1,5 @@
-//! A throwaway certificate authority and one server certificate it signed.
+//! A throwaway certificate authority, one server certificate it signed, and more on demand
+//! (client certificates for Kubernetes identities, server certificates for webhooks).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,25 @@ pub struct TestCa {
     ca_der: Vec<u8>,
     server_cert_pem: String,
     server_key_pem: String,
+    /// Kept to sign more certificates: [`TestCa::issue_client`], [`TestCa::issue_server`].
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A certificate the [`TestCa`] signed and its private key, both PEM (the key PKCS#8, ECDSA P-256).
+#[derive(Clone)]
+pub struct IssuedCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for IssuedCert {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not derived: the key stays out of test output.
+        formatter
+            .debug_struct("IssuedCert")
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestCa {
@@ -53,24 +73,7 @@ impl TestCa {
         let ca_cert = ca_params.self_signed(&ca_key).expect("self-signing the CA");
         let issuer = Issuer::new(ca_params, ca_key);
 
-        let names: Vec<String> = names.iter().map(ToString::to_string).collect();
-        let mut leaf_params =
-            CertificateParams::new(names.clone()).expect("server names are valid SANs");
-        leaf_params.distinguished_name.push(
-            DnType::CommonName,
-            names.first().map_or("server", String::as_str),
-        );
-        leaf_params.is_ca = IsCa::ExplicitNoCa;
-        leaf_params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf_params.use_authority_key_identifier_extension = true;
-        let leaf_key = KeyPair::generate().expect("generating the server key");
-        let leaf_cert = leaf_params
-            .signed_by(&leaf_key, &issuer)
-            .expect("signing the server certificate");
+        let leaf = issue_server(&issuer, names);
 
         let dir = tempfile::Builder::new()
             .prefix("skillport-test-ca-")
@@ -85,8 +88,9 @@ impl TestCa {
             dir,
             ca_pem: ca_cert.pem(),
             ca_der: ca_cert.der().to_vec(),
-            server_cert_pem: leaf_cert.pem(),
-            server_key_pem: leaf_key.serialize_pem(),
+            server_cert_pem: leaf.cert_pem,
+            server_key_pem: leaf.key_pem,
+            issuer,
         };
         fs::create_dir(&ca.cert_dir).expect("creating the cert-dir folder");
         write(&ca.ca_file, &ca.ca_pem);
@@ -132,6 +136,35 @@ impl TestCa {
         &self.server_key_pem
     }
 
+    /// A new server certificate (`serverAuth`, `CA:FALSE`) for `names`, signed by this CA; IP
+    /// addresses become IP SANs. For a second server trusting the same CA, say a webhook.
+    pub fn issue_server(&self, names: &[&str]) -> IssuedCert {
+        issue_server(&self.issuer, names)
+    }
+
+    /// A client certificate (`clientAuth`, `CA:FALSE`) with this common name and organizations,
+    /// signed by this CA. Kubernetes reads the common name as the user name and each organization
+    /// as a group: `issue_client("admin", &["system:masters"])` is a cluster admin.
+    pub fn issue_client(&self, common_name: &str, organizations: &[&str]) -> IssuedCert {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names");
+        for organization in organizations {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, *organization);
+        }
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        sign(&params, &self.issuer, "client")
+    }
+
     /// The folder all files live in.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -141,6 +174,34 @@ impl TestCa {
 impl Default for TestCa {
     fn default() -> Self {
         TestCa::new()
+    }
+}
+
+fn issue_server(issuer: &Issuer<'static, KeyPair>, names: &[&str]) -> IssuedCert {
+    let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let mut params = CertificateParams::new(names.clone()).expect("server names are valid SANs");
+    params.distinguished_name.push(
+        DnType::CommonName,
+        names.first().map_or("server", String::as_str),
+    );
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    sign(&params, issuer, "server")
+}
+
+fn sign(params: &CertificateParams, issuer: &Issuer<'static, KeyPair>, what: &str) -> IssuedCert {
+    let key = KeyPair::generate().unwrap_or_else(|err| panic!("generating a {what} key: {err}"));
+    let cert = params
+        .signed_by(&key, issuer)
+        .unwrap_or_else(|err| panic!("signing a {what} certificate: {err}"));
+    IssuedCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
     }
 }
 

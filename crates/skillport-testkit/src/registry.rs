@@ -452,7 +452,7 @@ impl Process {
 /// (say, killed on a timeout) without dropping the [`Registry`], the read returns and `sh` kills
 /// the registry and removes its temporary `folders`. Best effort: without `sh` there is simply
 /// no watchdog.
-fn watchdog(pid: u32, folders: &[&Path]) -> Option<(Child, ChildStdin)> {
+pub(crate) fn watchdog(pid: u32, folders: &[&Path]) -> Option<(Child, ChildStdin)> {
     let sh = find_on_path("sh")?;
     let mut child = Command::new(sh)
         .arg("-c")
