@@ -310,6 +310,16 @@ fn images(store: &Store, args: &JsonArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `os/architecture` of each manifest an index lists.
+pub fn platforms(index: &ImageIndex) -> Vec<String> {
+    index
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref())
+        .map(|p| format!("{}/{}", p.os, p.architecture))
+        .collect()
+}
+
 fn resolve_skill(store: &Store, text: &str) -> Result<(StoredImage, SkillImage)> {
     let reference = parse_reference(text)?;
     let stored = store.resolve(&reference)?;
@@ -322,18 +332,7 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<ExitCode> {
     let (stored, image) = resolve_skill(store, &args.reference)?;
     let files = skillport_oci::list_files(store, &image)
         .with_context(|| format!("listing the files of {}", stored.key))?;
-    let platforms: Vec<String> = image
-        .index
-        .as_ref()
-        .map(|index: &ImageIndex| {
-            index
-                .manifests
-                .iter()
-                .filter_map(|d| d.platform.as_ref())
-                .map(|p| format!("{}/{}", p.os, p.architecture))
-                .collect()
-        })
-        .unwrap_or_default();
+    let platforms = image.index.as_ref().map(platforms).unwrap_or_default();
     if args.json {
         let output = json!({
             "reference": stored.key,

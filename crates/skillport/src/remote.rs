@@ -10,14 +10,15 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
-use skillport_oci::spec::{ImageIndex, ImageManifest, annotation, media};
-use skillport_oci::{Reference, Store};
+use skillport_oci::spec::annotation;
+use skillport_oci::{Document, ImageTree, Reference, Store};
 use skillport_registry::auth::{AuthFile, Credentials, Secret};
 use skillport_registry::{Client, ClientOptions, Progress};
 
 use crate::cli::{
     Cli, ExportArgs, InspectArgs, LoginArgs, PullArgs, PushArgs, ResolveArgs, TagsArgs,
 };
+use crate::commands::platforms;
 use crate::output::{human_size, one_line};
 
 /// Registry settings from the global flags.
@@ -216,21 +217,20 @@ pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCo
     let client = settings.client(&[&reference])?;
     let fetched = block_on(client.fetch_manifest(&reference))
         .with_context(|| format!("inspecting {reference}"))?;
-    let (annotations, platforms, layers) = match fetched.descriptor.media_type.as_str() {
-        media::IMAGE_INDEX | media::DOCKER_MANIFEST_LIST => {
-            let index: ImageIndex = serde_json::from_slice(&fetched.bytes)?;
-            let platforms: Vec<String> = index
-                .manifests
-                .iter()
-                .filter_map(|d| d.platform.as_ref())
-                .map(|p| format!("{}/{}", p.os, p.architecture))
-                .collect();
-            (index.annotations, platforms, Vec::new())
-        }
-        _ => {
-            let manifest: ImageManifest = serde_json::from_slice(&fetched.bytes)?;
-            (manifest.annotations, Vec::new(), manifest.layers)
-        }
+    let tree = ImageTree::new(Document {
+        descriptor: fetched.descriptor.clone(),
+        bytes: fetched.bytes,
+    })
+    .with_context(|| format!("reading the manifest of {reference}"))?;
+    let (annotations, platforms, layers) = if let Some(index) = tree.index() {
+        (index.annotations.clone(), platforms(index), Vec::new())
+    } else {
+        let manifest = &tree.manifests()[0].manifest;
+        (
+            manifest.annotations.clone(),
+            Vec::new(),
+            manifest.layers.clone(),
+        )
     };
     if args.json {
         let output = json!({

@@ -226,9 +226,9 @@ pub fn push_layer(
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
     let descriptor = Descriptor::of(media::IMAGE_MANIFEST, &manifest_bytes);
     let pending = vec![
-        store.pending_bytes(&config).unwrap(),
-        store.pending_bytes(layer).unwrap(),
-        store.pending_bytes(&manifest_bytes).unwrap(),
+        store.expect_bytes(&manifest.config, &config).unwrap(),
+        store.expect_bytes(&manifest.layers[0], layer).unwrap(),
+        store.expect_bytes(&descriptor, &manifest_bytes).unwrap(),
     ];
     let key = format!("{repository}:{tag}");
     store
