@@ -284,7 +284,8 @@ impl Store {
         self.root.join(".skillport/tmp")
     }
 
-    /// Where the blob `digest` lives.
+    /// Where the blob `digest` lives, for reading (an upload streams it from there). Only the
+    /// store writes there: content comes in through `blob_writer` or `expect_blob`.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root
             .join("blobs")
@@ -350,9 +351,8 @@ impl Store {
         writer.finish()
     }
 
-    /// A new temporary file in the store's folder, for a download that becomes a blob.
-    #[doc(hidden)] // going away: use `expect_blob`
-    pub fn temp_file(&self) -> Result<NamedTempFile, StoreError> {
+    /// A new temporary file in the store's folder, for a blob being written.
+    fn temp_file(&self) -> Result<NamedTempFile, StoreError> {
         self.temp_file_raw()
             .map_err(io_err("creating a temporary file in", &self.tmp_dir()))
     }
@@ -365,35 +365,11 @@ impl Store {
             .tempfile_in(self.tmp_dir())
     }
 
-    #[doc(hidden)] // going away: use `expect_blob`
-    /// Turns a downloaded file into a pending blob. The caller has checked that its content
-    /// hashes to `digest` and is `size` bytes long (as the registry client does while
-    /// streaming); nothing here reads it again.
-    pub fn pending_verified(file: NamedTempFile, digest: Digest, size: u64) -> PendingBlob {
-        PendingBlob { file, digest, size }
-    }
-
     /// Whether the store holds the blob `descriptor` names, at its full size. Only a hint for
     /// what to download: `commit` checks again under the lock.
     pub fn contains(&self, descriptor: &Descriptor) -> bool {
         fs::metadata(self.blob_path(&descriptor.digest))
             .is_ok_and(|meta| meta.is_file() && meta.len() == descriptor.size)
-    }
-
-    /// Whether a file named after `digest` exists, whatever its size.
-    #[doc(hidden)] // going away: use `contains`, which checks the size
-    pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
-    }
-
-    /// A pending blob holding `bytes`, hashed with sha256 whatever its descriptor says.
-    #[doc(hidden)] // going away: use `expect_bytes`
-    pub fn pending_bytes(&self, bytes: &[u8]) -> Result<PendingBlob, StoreError> {
-        let mut writer = self.blob_writer()?;
-        writer
-            .write_all(bytes)
-            .map_err(io_err("writing", &self.tmp_dir()))?;
-        writer.finish()
     }
 
     /// Moves `blobs` into the store and records each `(key, descriptor)` in `index.json`,

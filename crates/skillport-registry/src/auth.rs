@@ -68,6 +68,7 @@ mod helper;
 mod login;
 mod name;
 mod secret;
+pub(crate) mod session;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

@@ -1,5 +1,5 @@
-// The HTTP side of the distribution API: which URL a registry answers on, authentication
-// challenges and tokens, timeouts and retries.
+// The HTTP side of the distribution API: which URL a registry answers on, which origin gets
+// which credentials (see `origin.rs` and `auth/session.rs`), redirects, timeouts and retries.
 //
 // Written on reqwest rather than on oci-client: oci-client has no retries or Retry-After, no
 // resumed downloads, no sha512, no manifest size cap, no per-transfer progress, and reads no
@@ -7,16 +7,22 @@
 // protocol itself, which is a handful of plain HTTP requests.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use base64::Engine as _;
-use reqwest::header::{AUTHORIZATION, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::{Method, Request, RequestBuilder, Response, StatusCode, Url};
 
-use crate::auth::{Credential, Credentials, Found};
+use crate::auth::session::{Session, Sessions, parse_challenge};
+use crate::auth::{Credentials, Found};
 use crate::error::RegistryError;
+use crate::origin::{Origin, is_loopback};
+use crate::response::{is_certificate_error, location, retry_after, status_error, transport_error};
+
+/// Redirects followed for one request, as browsers and reqwest do by default.
+const MAX_REDIRECTS: usize = 10;
 
 /// How the client connects.
 #[derive(Debug, Clone)]
@@ -63,69 +69,6 @@ pub(crate) fn api_host(registry: &str) -> &str {
     }
 }
 
-fn is_loopback(registry: &str) -> bool {
-    let host = registry.rsplit_once(':').map_or(registry, |(host, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            host
-        } else {
-            registry
-        }
-    });
-    host == "localhost" || host.starts_with("127.") || host == "[::1]"
-}
-
-/// An authorization header value for a registry and scope. `Debug` hides it.
-#[derive(Clone)]
-struct AuthValue(String);
-
-impl std::fmt::Debug for AuthValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// A parsed `WWW-Authenticate` challenge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Challenge {
-    pub scheme: String,
-    pub params: HashMap<String, String>,
-}
-
-/// Parses `Bearer realm="…",service="…",scope="…"` (values may hold commas inside quotes).
-pub(crate) fn parse_challenge(header: &str) -> Challenge {
-    let header = header.trim();
-    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-    let mut params = HashMap::new();
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-        } else {
-            value = chars.by_ref().take_while(|c| *c != ',').collect();
-        }
-        params.insert(key.trim().to_ascii_lowercase(), value.trim().to_owned());
-    }
-    Challenge {
-        scheme: scheme.to_ascii_lowercase(),
-        params,
-    }
-}
-
 /// The part of a request that says where it goes and what access it needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Target<'a> {
@@ -138,6 +81,10 @@ pub(crate) struct Target<'a> {
     /// What the request is about, for messages (`manifest my/repo:1.0`).
     pub what: &'a str,
 }
+
+/// Builds a request from a base URL such as `https://host` (requests to absolute URLs, like
+/// upload locations, ignore it).
+pub(crate) type Build<'b> = dyn Fn(&reqwest::Client, &str) -> RequestBuilder + Sync + 'b;
 
 /// A distribution API client shared by every operation; cheap to clone.
 #[derive(Clone)]
@@ -152,8 +99,7 @@ struct Inner {
     options: ClientOptions,
     /// The base URL that worked for each registry.
     bases: Mutex<HashMap<String, (String, bool)>>,
-    /// Authorization header values by (registry, scope).
-    auth: Mutex<HashMap<(String, String), AuthValue>>,
+    sessions: Sessions,
 }
 
 impl Client {
@@ -189,10 +135,12 @@ impl Client {
                 .connect_timeout(options.connect_timeout)
                 .read_timeout(options.read_timeout)
                 .pool_max_idle_per_host(16)
+                // Redirects are followed by `follow_redirects`, which decides per hop whether
+                // credentials go along.
+                .redirect(reqwest::redirect::Policy::none())
                 .tls_certs_merge(roots.clone())
         };
-        let build_err = |err: reqwest::Error| RegistryError::Tls {
-            registry: "(all)".into(),
+        let build_err = |err: reqwest::Error| RegistryError::Setup {
             reason: err.to_string(),
         };
         Ok(Client {
@@ -205,7 +153,7 @@ impl Client {
                 credentials,
                 options,
                 bases: Mutex::new(HashMap::new()),
-                auth: Mutex::new(HashMap::new()),
+                sessions: Sessions::default(),
             }),
         })
     }
@@ -222,9 +170,29 @@ impl Client {
             .any(|r| r == registry)
     }
 
+    /// The HTTP client for requests about `registry` (TLS unverified only when it is listed
+    /// as insecure).
+    pub(crate) fn http_for(&self, registry: &str) -> &reqwest::Client {
+        self.http(self.insecure(registry))
+    }
+
+    fn http(&self, skip_verify: bool) -> &reqwest::Client {
+        if skip_verify {
+            &self.inner.unverified
+        } else {
+            &self.inner.verified
+        }
+    }
+
     /// The URL bases to try for a registry, in order, each with "skip TLS verification".
     fn candidates(&self, registry: &str) -> Vec<(String, bool)> {
-        if let Some(known) = self.inner.bases.lock().expect("not poisoned").get(registry) {
+        if let Some(known) = self
+            .inner
+            .bases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(registry)
+        {
             return vec![known.clone()];
         }
         let host = api_host(registry);
@@ -236,107 +204,161 @@ impl Client {
         out
     }
 
-    /// Sends the request `build` makes (from a base URL like `https://host`) with the right
-    /// credentials, following authentication challenges and retrying what may pass.
+    /// Sends an idempotent request (GET, HEAD, a manifest PUT, an upload start): with the
+    /// credentials of `target`'s session, answering one challenge, and retrying failures that
+    /// may pass (connection errors, timeouts, 429, 5xx) with backoff.
     pub(crate) async fn send(
         &self,
         target: &Target<'_>,
-        build: &(dyn Fn(&reqwest::Client, &str) -> RequestBuilder + Sync),
+        build: &Build<'_>,
     ) -> Result<Response, RegistryError> {
+        self.retrying(target, || self.send_authorized(target, build))
+            .await
+    }
+
+    /// Sends a request that must not be repeated blindly (an upload chunk, an upload's
+    /// closing PUT): one attempt; 429 and 5xx come back as errors, and the caller decides
+    /// from the upload's status what to send next.
+    pub(crate) async fn send_once(
+        &self,
+        target: &Target<'_>,
+        build: &Build<'_>,
+    ) -> Result<Response, RegistryError> {
+        let response = self.send_authorized(target, build).await?;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS || response.status().is_server_error()
+        {
+            return Err(status_error(target, response).await);
+        }
+        Ok(response)
+    }
+
+    /// Runs `attempt` until it gives an answer that is not 429 or 5xx and no transient error,
+    /// at most [`ClientOptions::attempts`] times, waiting with exponential backoff (or as long
+    /// as `Retry-After` says, up to a minute) in between.
+    pub(crate) async fn retrying<F, Fut>(
+        &self,
+        target: &Target<'_>,
+        mut attempt: F,
+    ) -> Result<Response, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Response, RegistryError>>,
+    {
         let options = &self.inner.options;
-        let mut attempt = 0;
-        let mut authenticated_after_challenge = false;
-        // Registry-wide requests (`/v2/`) carry no repository and ask for no scope.
-        let mut scope = if target.repository.is_empty() {
-            String::new()
-        } else {
-            format!("repository:{}:{}", target.repository, target.actions)
-        };
+        let mut tries = 0;
         loop {
-            attempt += 1;
-            let result = self.send_once(target, &scope, build).await;
-            let wait = match result {
-                Ok(response) if response.status() == StatusCode::UNAUTHORIZED => {
-                    if authenticated_after_challenge {
-                        return Err(self.unauthorized(target).await);
-                    }
-                    let challenge = response
-                        .headers()
-                        .get(WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(parse_challenge);
-                    let Some(challenge) = challenge else {
-                        return Err(self.unauthorized(target).await);
-                    };
-                    if let Some(challenge_scope) = challenge.params.get("scope") {
-                        scope = merge_scopes(&scope, challenge_scope);
-                    }
-                    self.authenticate(target, &scope, &challenge).await?;
-                    authenticated_after_challenge = true;
-                    attempt -= 1; // answering a challenge is not a retry
-                    continue;
-                }
+            tries += 1;
+            let wait = match attempt().await {
                 Ok(response)
                     if response.status() == StatusCode::TOO_MANY_REQUESTS
                         || response.status().is_server_error() =>
                 {
-                    if attempt >= options.attempts {
+                    if tries >= options.attempts {
                         return Err(status_error(target, response).await);
                     }
                     retry_after(response.headers())
                 }
                 Ok(response) => return Ok(response),
-                Err(err) if err.is_transient() && attempt < options.attempts => None,
+                Err(err) if err.is_transient() && tries < options.attempts => None,
                 Err(err) => return Err(err),
             };
-            let backoff = options
-                .backoff
-                .saturating_mul(2u32.saturating_pow(attempt - 1))
-                .min(options.max_backoff);
-            let wait = wait.map_or(backoff, |w| w.min(Duration::from_secs(60)));
+            let wait = wait.map_or_else(
+                || self.backoff(tries),
+                |wait| wait.min(Duration::from_secs(60)),
+            );
             tracing::debug!(
                 registry = target.registry,
                 what = target.what,
-                attempt,
+                attempt = tries,
                 "retrying in {wait:?}"
             );
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn send_once(
+    /// The wait after failed attempt number `tries` (1-based): doubling, capped.
+    pub(crate) fn backoff(&self, tries: u32) -> Duration {
+        let options = &self.inner.options;
+        options
+            .backoff
+            .saturating_mul(2u32.saturating_pow(tries.saturating_sub(1)))
+            .min(options.max_backoff)
+    }
+
+    /// One attempt: sends the request, and when the registry's own origin answers 401 with a
+    /// challenge, answers it through the session and sends once more.
+    async fn send_authorized(
         &self,
         target: &Target<'_>,
-        scope: &str,
-        build: &(dyn Fn(&reqwest::Client, &str) -> RequestBuilder + Sync),
+        build: &Build<'_>,
     ) -> Result<Response, RegistryError> {
-        let auth = self
-            .inner
-            .auth
-            .lock()
-            .expect("not poisoned")
-            .get(&(target.registry.to_owned(), scope.to_owned()))
-            .cloned();
+        let session = self.inner.sessions.get(target);
+        let mut answered = false;
+        loop {
+            let (response, registry, generation) = self.dispatch(target, build, &session).await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            // Only the registry's own origin may ask for its credentials: a 401 from an
+            // upload location or a storage host elsewhere is an answer, not a challenge.
+            let from_registry = Origin::of(response.url()).as_ref() == Some(&registry);
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(parse_challenge);
+            match challenge {
+                Some(challenge) if from_registry && !answered => {
+                    session
+                        .answer(self, target, registry, challenge, generation)
+                        .await?;
+                    answered = true;
+                }
+                _ => return Err(self.unauthorized(target).await),
+            }
+        }
+    }
+
+    /// Sends the request to the first base of the registry that answers (HTTPS, then plain
+    /// HTTP where allowed), with the session's credentials when the request goes to the
+    /// registry's origin, and follows redirects. Returns the response, the registry's origin
+    /// and the session generation whose credentials were used.
+    async fn dispatch(
+        &self,
+        target: &Target<'_>,
+        build: &Build<'_>,
+        session: &Session,
+    ) -> Result<(Response, Origin, u64), RegistryError> {
         let candidates = self.candidates(target.registry);
         let last = candidates.len() - 1;
         for (i, (base, skip_verify)) in candidates.into_iter().enumerate() {
-            let http = if skip_verify {
-                &self.inner.unverified
-            } else {
-                &self.inner.verified
-            };
-            let mut request = build(http, &base);
-            if let Some(auth) = &auth {
-                request = request.header(AUTHORIZATION, &auth.0);
-            }
-            match request.send().await {
+            let http = self.http(skip_verify);
+            let registry = Origin::of_base(&base).ok_or_else(|| RegistryError::Protocol {
+                registry: target.registry.to_owned(),
+                what: target.what.to_owned(),
+                reason: "not a valid host name".into(),
+            })?;
+            let request = build(http, &base)
+                .build()
+                .map_err(|err| RegistryError::Protocol {
+                    registry: target.registry.to_owned(),
+                    what: target.what.to_owned(),
+                    reason: format!("cannot make the request: {err}"),
+                })?;
+            let (request, generation) = self.authorize(target, session, &registry, request).await?;
+            // GET and HEAD have no body and can be sent again to a redirect's target.
+            let template = request.try_clone();
+            match http.execute(request).await {
                 Ok(response) => {
                     self.inner
                         .bases
                         .lock()
-                        .expect("not poisoned")
+                        .unwrap_or_else(PoisonError::into_inner)
                         .insert(target.registry.to_owned(), (base, skip_verify));
-                    return Ok(response);
+                    let response = self
+                        .follow_redirects(target, session, &registry, http, response, template)
+                        .await?;
+                    return Ok((response, registry, generation));
                 }
                 // A server that speaks TLS but whose certificate fails must not be retried in
                 // plain HTTP: that would hide the certificate problem behind a "400".
@@ -347,15 +369,100 @@ impl Client {
                     );
                 }
                 Err(err) => {
-                    return Err(transport_error(target.registry, &err, &self.inner.options));
+                    return Err(transport_error(target.registry, err, &self.inner.options));
                 }
             }
         }
         unreachable!("candidates is never empty")
     }
 
-    /// Finds credentials; a credential helper may run for a while, so off the async threads.
-    async fn lookup(&self, target: &Target<'_>) -> Result<Option<Found>, RegistryError> {
+    /// Refuses a request that would leave HTTPS for plain HTTP, and adds the session's
+    /// `Authorization` when — and only when — the request goes to the registry's origin.
+    async fn authorize(
+        &self,
+        target: &Target<'_>,
+        session: &Session,
+        registry: &Origin,
+        mut request: Request,
+    ) -> Result<(Request, u64), RegistryError> {
+        let origin = Origin::of(request.url());
+        if registry.is_https() && request.url().scheme() != "https" {
+            return Err(RegistryError::Downgrade {
+                registry: target.registry.to_owned(),
+                what: target.what.to_owned(),
+                to: origin.map_or_else(|| request.url().scheme().to_owned(), |o| o.to_string()),
+            });
+        }
+        request.headers_mut().remove(AUTHORIZATION);
+        let (header, generation) = if origin.as_ref() == Some(registry) {
+            session.authorization(self, target, origin.as_ref()).await?
+        } else {
+            (None, 0)
+        };
+        if let Some(header) = header {
+            request.headers_mut().insert(AUTHORIZATION, header);
+        }
+        Ok((request, generation))
+    }
+
+    /// Follows redirects of a GET or HEAD (blob downloads are redirected to object storage):
+    /// each hop gets credentials only if it is on the registry's origin, and never leaves
+    /// HTTPS for plain HTTP. Other methods' redirects are returned as they are.
+    async fn follow_redirects(
+        &self,
+        target: &Target<'_>,
+        session: &Session,
+        registry: &Origin,
+        http: &reqwest::Client,
+        mut response: Response,
+        template: Option<Request>,
+    ) -> Result<Response, RegistryError> {
+        let Some(template) = template.filter(|t| matches!(*t.method(), Method::GET | Method::HEAD))
+        else {
+            return Ok(response);
+        };
+        for _ in 0..MAX_REDIRECTS {
+            if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED
+            {
+                return Ok(response);
+            }
+            let next: Url = location(&response).ok_or_else(|| RegistryError::Protocol {
+                registry: target.registry.to_owned(),
+                what: target.what.to_owned(),
+                reason: format!("{} without a usable Location", response.status()),
+            })?;
+            if response.url().scheme() == "https" && next.scheme() != "https" {
+                return Err(RegistryError::Downgrade {
+                    registry: target.registry.to_owned(),
+                    what: target.what.to_owned(),
+                    to: Origin::of(&next)
+                        .map_or_else(|| next.scheme().to_owned(), |o| o.to_string()),
+                });
+            }
+            let mut request = template.try_clone().expect("GET and HEAD have no body");
+            *request.url_mut() = next;
+            let (request, _) = self.authorize(target, session, registry, request).await?;
+            tracing::debug!(
+                registry = target.registry,
+                what = target.what,
+                "following a redirect to {}",
+                Origin::of(request.url()).map_or_else(String::new, |o| o.to_string())
+            );
+            response = http
+                .execute(request)
+                .await
+                .map_err(|err| transport_error(target.registry, err, &self.inner.options))?;
+        }
+        Err(RegistryError::Protocol {
+            registry: target.registry.to_owned(),
+            what: target.what.to_owned(),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    /// Finds credentials for `target`. A credential helper may run for a while, so this runs
+    /// off the async worker threads.
+    pub(crate) async fn lookup(&self, target: &Target<'_>) -> Result<Option<Found>, RegistryError> {
         let inner = self.inner.clone();
         let registry = target.registry.to_owned();
         let repository = target.repository.to_owned();
@@ -366,287 +473,18 @@ impl Client {
         Ok(found)
     }
 
-    /// Answers a challenge: stores the Authorization value for (registry, scope).
-    async fn authenticate(
-        &self,
-        target: &Target<'_>,
-        scope: &str,
-        challenge: &Challenge,
-    ) -> Result<(), RegistryError> {
-        let found = self.lookup(target).await?;
-        let value = match challenge.scheme.as_str() {
-            "basic" => match &found {
-                Some(Found {
-                    credential: Credential::Basic { username, password },
-                    ..
-                }) => basic(username, password.expose()),
-                _ => return Err(no_credentials(target, found.as_ref())),
-            },
-            "bearer" => format!(
-                "Bearer {}",
-                self.token(target, scope, challenge, found.as_ref()).await?
-            ),
-            other => {
-                return Err(RegistryError::Protocol {
-                    registry: target.registry.to_owned(),
-                    what: target.what.to_owned(),
-                    reason: format!("unsupported authentication scheme {other:?}"),
-                });
-            }
-        };
-        self.inner.auth.lock().expect("not poisoned").insert(
-            (target.registry.to_owned(), scope.to_owned()),
-            AuthValue(value),
-        );
-        Ok(())
-    }
-
-    /// Gets a bearer token from the challenge's realm.
-    async fn token(
-        &self,
-        target: &Target<'_>,
-        scope: &str,
-        challenge: &Challenge,
-        found: Option<&Found>,
-    ) -> Result<String, RegistryError> {
-        let realm = challenge
-            .params
-            .get("realm")
-            .ok_or_else(|| RegistryError::Protocol {
-                registry: target.registry.to_owned(),
-                what: target.what.to_owned(),
-                reason: "bearer challenge without a realm".into(),
-            })?;
-        let service = challenge.params.get("service").cloned().unwrap_or_default();
-        let http = if self.insecure(target.registry) {
-            &self.inner.unverified
-        } else {
-            &self.inner.verified
-        };
-        // The token spec: a GET takes one `scope` field per resource scope; only the POST
-        // form takes them space-separated in one field.
-        let mut query = vec![("service", service.as_str())];
-        query.extend(
-            scope
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(|s| ("scope", s)),
-        );
-        let request = match found.map(|f| &f.credential) {
-            Some(Credential::IdentityToken(token)) => http.post(realm).form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", token.expose()),
-                ("service", &service),
-                ("scope", scope),
-                ("client_id", "skillport"),
-            ]),
-            Some(Credential::Basic { username, password }) => http
-                .get(realm)
-                .query(&query)
-                .header(AUTHORIZATION, basic(username, password.expose())),
-            None => http.get(realm).query(&query),
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|err| transport_error(target.registry, &err, &self.inner.options))?;
-        if response.status() == StatusCode::UNAUTHORIZED
-            || response.status() == StatusCode::FORBIDDEN
-        {
-            return Err(RegistryError::Unauthorized {
-                registry: target.registry.to_owned(),
-                repository: target.repository.to_owned(),
-                detail: match found {
-                    Some(found) => format!(
-                        "the token service refused the credentials from {}",
-                        found.source
-                    ),
-                    None => {
-                        "no credentials for this registry, and anonymous access is refused".into()
-                    }
-                },
-            });
-        }
-        if !response.status().is_success() {
-            return Err(status_error(target, response).await);
-        }
-        let body: serde_json::Value =
-            response
-                .json()
-                .await
-                .map_err(|err| RegistryError::Protocol {
-                    registry: target.registry.to_owned(),
-                    what: "token response".into(),
-                    reason: err.to_string(),
-                })?;
-        body.get("token")
-            .or_else(|| body.get("access_token"))
-            .and_then(serde_json::Value::as_str)
-            .filter(|token| !token.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| RegistryError::Protocol {
-                registry: target.registry.to_owned(),
-                what: "token response".into(),
-                reason: "no token in it".into(),
-            })
-    }
-
     async fn unauthorized(&self, target: &Target<'_>) -> RegistryError {
         let found = self.lookup(target).await.ok().flatten();
         RegistryError::Unauthorized {
             registry: target.registry.to_owned(),
             repository: target.repository.to_owned(),
-            detail: match found {
+            detail: match &found {
                 Some(found) => format!("credentials from {} were refused", found.source),
                 None => "no credentials for this registry".into(),
             },
+            had_credentials: found.is_some(),
         }
     }
-}
-
-fn no_credentials(target: &Target<'_>, found: Option<&Found>) -> RegistryError {
-    RegistryError::Unauthorized {
-        registry: target.registry.to_owned(),
-        repository: target.repository.to_owned(),
-        detail: match found {
-            None => "no credentials for this registry".into(),
-            Some(found) => format!(
-                "the registry wants a password; {} has a token",
-                found.source
-            ),
-        },
-    }
-}
-
-fn basic(username: &str, password: &str) -> String {
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    format!("Basic {encoded}")
-}
-
-/// Our scope plus the one the registry asked for, when they differ.
-fn merge_scopes(ours: &str, theirs: &str) -> String {
-    if ours.is_empty() || ours == theirs || theirs.split(' ').any(|s| s == ours) {
-        theirs.to_owned()
-    } else {
-        format!("{ours} {theirs}")
-    }
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare from registries and treated as absent).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-fn error_chain_text(err: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn is_certificate_error(err: &reqwest::Error) -> bool {
-    let text = error_chain_text(err).to_ascii_lowercase();
-    text.contains("certificate")
-        || text.contains("unknownissuer")
-        || text.contains("notvalidforname")
-}
-
-pub(crate) fn transport_error(
-    registry: &str,
-    err: &reqwest::Error,
-    options: &ClientOptions,
-) -> RegistryError {
-    use std::error::Error as _;
-    let mut reason = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        reason = cause.to_string();
-        source = cause.source();
-    }
-    if err.is_timeout() {
-        return RegistryError::Timeout {
-            registry: registry.to_owned(),
-            seconds: options.read_timeout.as_secs(),
-        };
-    }
-    let lower = reason.to_ascii_lowercase();
-    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        return RegistryError::Tls {
-            registry: registry.to_owned(),
-            reason,
-        };
-    }
-    RegistryError::Connect {
-        registry: registry.to_owned(),
-        reason,
-    }
-}
-
-/// Turns an unexpected response into an error with the registry's own message.
-pub(crate) async fn status_error(target: &Target<'_>, response: Response) -> RegistryError {
-    let status = response.status();
-    let message = error_message(response).await;
-    let registry = target.registry.to_owned();
-    match status {
-        StatusCode::NOT_FOUND => RegistryError::NotFound {
-            registry,
-            what: target.what.to_owned(),
-            message,
-        },
-        StatusCode::FORBIDDEN => RegistryError::Denied {
-            registry,
-            repository: target.repository.to_owned(),
-            message,
-        },
-        _ => RegistryError::Status {
-            registry,
-            what: target.what.to_owned(),
-            status: status.as_u16(),
-            message,
-        },
-    }
-}
-
-/// The registry's error text: the first `errors[].message` of its JSON body, or the status.
-async fn error_message(response: Response) -> String {
-    let status = response.status();
-    let fallback = status
-        .canonical_reason()
-        .unwrap_or("unexpected status")
-        .to_ascii_lowercase();
-    let Ok(bytes) = crate::transfer::read_capped(response, 64 * 1024).await else {
-        return fallback;
-    };
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-    parsed
-        .as_ref()
-        .and_then(|v| v.get("errors")?.get(0))
-        .and_then(|e| {
-            let code = e
-                .get("code")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("");
-            let message = e
-                .get("message")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("");
-            let text = format!("{code} {message}").trim().to_ascii_lowercase();
-            (!text.is_empty()).then_some(text)
-        })
-        .unwrap_or(fallback)
 }
 
 /// Builds a request for `method` on `base` + `path`.
@@ -663,38 +501,43 @@ pub(crate) fn request(
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_bearer_challenges_with_commas_in_quotes() {
-        let c = parse_challenge(
-            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#,
-        );
-        assert_eq!(c.scheme, "bearer");
-        assert_eq!(c.params["realm"], "https://auth.example.com/token");
-        assert_eq!(c.params["service"], "registry.example.com");
-        assert_eq!(c.params["scope"], "repository:a/b:pull,push");
-        let c = parse_challenge(r#"Basic realm="Registry Realm""#);
-        assert_eq!(c.scheme, "basic");
-        assert_eq!(c.params["realm"], "Registry Realm");
+    #[tokio::test]
+    async fn a_request_from_an_https_registry_to_plain_http_is_refused_and_gets_no_credentials() {
+        let client = Client::new(Credentials::empty(), ClientOptions::default()).unwrap();
+        let target = Target {
+            registry: "registry.example.com",
+            repository: "skills/x",
+            actions: "pull,push",
+            what: "blob upload",
+        };
+        let session = client.inner.sessions.get(&target);
+        let registry = Origin::of_base("https://registry.example.com").unwrap();
+        let http = client.http(false);
+        let plain = http
+            .put("http://registry.example.com/upload/1")
+            .build()
+            .unwrap();
+        let err = client
+            .authorize(&target, &session, &registry, plain)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::Downgrade { .. }), "{err:?}");
+        // Another origin over HTTPS goes on, without the registry's header.
+        let elsewhere = http
+            .put("https://storage.example.com/upload/1")
+            .header(AUTHORIZATION, "Bearer leaked")
+            .build()
+            .unwrap();
+        let (request, _) = client
+            .authorize(&target, &session, &registry, elsewhere)
+            .await
+            .unwrap();
+        assert!(request.headers().get(AUTHORIZATION).is_none());
     }
 
     #[test]
-    fn loopback_and_hub_hosts() {
-        assert!(is_loopback("127.0.0.1:5000"));
-        assert!(is_loopback("localhost"));
-        assert!(!is_loopback("registry.example.com:5000"));
+    fn hub_has_its_own_api_host() {
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
         assert_eq!(api_host("ghcr.io"), "ghcr.io");
-    }
-
-    #[test]
-    fn scopes_merge_without_repeating() {
-        assert_eq!(
-            merge_scopes("repository:a:pull", "repository:a:pull"),
-            "repository:a:pull"
-        );
-        assert_eq!(
-            merge_scopes("repository:a:pull,push", "repository:b:pull"),
-            "repository:a:pull,push repository:b:pull"
-        );
     }
 }

@@ -11,10 +11,19 @@
 pub mod auth;
 mod client;
 mod error;
-mod ops;
+mod export;
+mod manifest;
+mod origin;
+mod pull;
+mod push;
+mod remote;
+mod response;
 mod transfer;
+mod upload;
 
 pub use client::{Client, ClientOptions};
-pub use error::RegistryError;
-pub use ops::{Exported, Fetched, Remote};
+pub use error::{ErrorKind, RegistryError};
+pub use export::Exported;
+pub use manifest::Fetched;
+pub use remote::Remote;
 pub use transfer::{NoProgress, Progress};

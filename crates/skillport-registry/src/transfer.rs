@@ -1,18 +1,18 @@
-// Moving bytes: reading small bodies under a cap, streaming blobs to disk while hashing them
-// (resuming with Range after a dropped connection), and progress reporting.
+// Moving bytes: streaming blobs to disk while hashing them (resuming with Range after a
+// dropped connection), and progress reporting.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use reqwest::header::{CONTENT_RANGE, RANGE};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 use skillport_oci::spec::Descriptor;
 use skillport_oci::{Digest, Hasher};
 
-use crate::client::{Client, Target, request, status_error, transport_error};
+use crate::client::{Client, Target, request};
 use crate::error::RegistryError;
+use crate::response::{status_error, transport_error};
 
 /// Receives transfer progress. Implementations must be cheap: `advance` runs per chunk.
 pub trait Progress: Send + Sync {
@@ -20,6 +20,8 @@ pub trait Progress: Send + Sync {
     fn start(&self, label: &str, total: Option<u64>) -> u64;
     /// `bytes` more arrived (or left) for transfer `id`.
     fn advance(&self, id: u64, bytes: u64);
+    /// Transfer `id` starts again from zero (a server that ignored a range request).
+    fn restart(&self, id: u64);
     /// Transfer `id` is over (done or failed).
     fn finish(&self, id: u64);
 }
@@ -32,30 +34,27 @@ impl Progress for NoProgress {
         0
     }
     fn advance(&self, _: u64, _: u64) {}
+    fn restart(&self, _: u64) {}
     fn finish(&self, _: u64) {}
 }
 
-/// Reads a whole body, refusing more than `limit` bytes (whatever Content-Length says).
-pub(crate) async fn read_capped(response: Response, limit: u64) -> Result<Vec<u8>, CapError> {
-    if response.content_length().is_some_and(|len| len > limit) {
-        return Err(CapError::TooLarge);
-    }
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(CapError::Transport)?;
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(CapError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// Where a download goes: a file (export) or a store blob (pull). Either can start over
+/// when a registry ignores a range request.
+pub(crate) trait Sink: Write {
+    fn restart(&mut self) -> std::io::Result<()>;
 }
 
-#[derive(Debug)]
-pub(crate) enum CapError {
-    TooLarge,
-    Transport(reqwest::Error),
+impl Sink for std::fs::File {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.set_len(0)?;
+        std::io::Seek::rewind(self)
+    }
+}
+
+impl Sink for skillport_oci::BlobWriter {
+    fn restart(&mut self) -> std::io::Result<()> {
+        skillport_oci::BlobWriter::restart(self)
+    }
 }
 
 /// Downloads the blob `descriptor` of `repository` into `file` (at its start), checking size
@@ -68,7 +67,7 @@ pub(crate) async fn download_blob(
     registry: &str,
     repository: &str,
     descriptor: &Descriptor,
-    file: &mut std::fs::File,
+    file: &mut impl Sink,
     progress: &Arc<dyn Progress>,
     label: &str,
 ) -> Result<(), RegistryError> {
@@ -118,8 +117,8 @@ pub(crate) async fn download_blob(
                     tracing::debug!(registry, "{what}: no range support, downloading again");
                     hasher = Hasher::new(descriptor.digest.algorithm());
                     received = 0;
-                    file.set_len(0).map_err(io_err("truncating"))?;
-                    std::io::Seek::rewind(file).map_err(io_err("rewinding"))?;
+                    progress.restart(id);
+                    file.restart().map_err(io_err("truncating"))?;
                 }
             } else {
                 return Err(status_error(&target, response).await);
@@ -154,8 +153,12 @@ pub(crate) async fn download_blob(
             }
             writer.flush().map_err(io_err("writing"))?;
             drop(writer);
+            // Every byte is here, even if the connection broke after the last one: asking for
+            // `bytes=<size>-` would only get a 416. The digest check below decides.
+            if received == descriptor.size {
+                break;
+            }
             match broke {
-                None if received == descriptor.size => break,
                 None => {
                     // The body ended early without an error: same as a break.
                     breaks += 1;
@@ -171,7 +174,7 @@ pub(crate) async fn download_blob(
                 Some(err) => {
                     breaks += 1;
                     if breaks >= client.options().attempts {
-                        return Err(transport_error(registry, &err, client.options()));
+                        return Err(transport_error(registry, err, client.options()));
                     }
                     tracing::debug!(
                         registry,
@@ -227,28 +230,4 @@ pub(crate) fn verify(
             found,
         })
     }
-}
-
-/// A body that streams `path` and reports progress.
-pub(crate) fn file_body(
-    path: &Path,
-    progress: Arc<dyn Progress>,
-    id: u64,
-) -> std::io::Result<reqwest::Body> {
-    let file = tokio::fs::File::from_std(std::fs::File::open(path)?);
-    let stream = futures_util::stream::try_unfold(file, move |mut file| {
-        let progress = progress.clone();
-        async move {
-            use tokio::io::AsyncReadExt;
-            let mut buf = vec![0u8; 256 * 1024];
-            let n = file.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(None);
-            }
-            buf.truncate(n);
-            progress.advance(id, n as u64);
-            Ok(Some((bytes::Bytes::from(buf), file)))
-        }
-    });
-    Ok(reqwest::Body::wrap_stream(stream))
 }

@@ -151,6 +151,12 @@ impl Progress for Bars {
         }
     }
 
+    fn restart(&self, id: u64) {
+        if let Some(bar) = self.active.lock().expect("not poisoned").get(&id) {
+            bar.set_position(0);
+        }
+    }
+
     fn finish(&self, id: u64) {
         if let Some(bar) = self.active.lock().expect("not poisoned").remove(&id) {
             bar.finish_and_clear();

@@ -1,0 +1,406 @@
+// One authorization session per (registry, repository, actions): the challenge the registry
+// answered with, the token it led to, when that token expires, and the one origin the
+// resulting `Authorization` header may be sent to.
+//
+// Why one object owns all of it: keyed by what a request asks for, a session is found again by
+// the next request asking the same (blob HEADs and mounts no longer pay a 401 and a new token
+// each); holding the origin, it cannot hand the header to an upload URL or a storage redirect
+// on another host; holding the expiry, it renews a token before the registry refuses it.
+//
+// Expected flow: the client asks `authorization(origin)` before each request (nothing at
+// first); a 401 with a challenge from the registry's origin goes to `answer`, which looks the
+// credentials up, fetches a token (or makes the Basic header) and records it; the request is
+// sent again. Concurrent requests of one session wait for one token fetch instead of each
+// fetching their own (the generation number tells a second 401 for a token already renewed).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{StatusCode, Url};
+use tokio::time::Instant;
+
+use super::{Credential, Found};
+use crate::client::{Client, Target};
+use crate::error::RegistryError;
+use crate::origin::Origin;
+use crate::response::{read_capped, status_error, transport_error};
+
+/// Tokens without `expires_in` live 60 seconds (the token specification's default).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Challenge {
+    pub scheme: String,
+    pub params: HashMap<String, String>,
+}
+
+/// Parses `Bearer realm="…",service="…",scope="…"` (values may hold commas inside quotes).
+pub(crate) fn parse_challenge(header: &str) -> Challenge {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let mut params = HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        params.insert(key.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    Challenge {
+        scheme: scheme.to_ascii_lowercase(),
+        params,
+    }
+}
+
+/// Every session of one client.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    map: Mutex<HashMap<(String, String, String), Arc<Session>>>,
+}
+
+impl Sessions {
+    /// The session for what `target` asks: its registry, repository and actions.
+    pub(crate) fn get(&self, target: &Target<'_>) -> Arc<Session> {
+        let key = (
+            target.registry.to_owned(),
+            target.repository.to_owned(),
+            target.actions.to_owned(),
+        );
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_insert_with(|| {
+                let mut scopes = Vec::new();
+                // Registry-wide requests (`/v2/`) carry no repository and ask for no scope.
+                if !target.repository.is_empty() {
+                    scopes.push(format!(
+                        "repository:{}:{}",
+                        target.repository, target.actions
+                    ));
+                }
+                Arc::new(Session {
+                    state: tokio::sync::Mutex::new(State {
+                        generation: 0,
+                        grant: None,
+                        scopes,
+                    }),
+                })
+            })
+            .clone()
+    }
+}
+
+pub(crate) struct Session {
+    state: tokio::sync::Mutex<State>,
+}
+
+struct State {
+    /// Bumped each time the grant changes.
+    generation: u64,
+    grant: Option<Grant>,
+    /// What a token must cover: our own scope, then every other scope a challenge asked for
+    /// (a mount also needs pull on the source repository), each once.
+    scopes: Vec<String>,
+}
+
+struct Grant {
+    /// The only origin the header goes to: the registry's, where the challenge came from.
+    origin: Origin,
+    header: HeaderValue,
+    /// Where to renew a bearer token, and when it must be renewed.
+    renew: Option<(Challenge, Instant)>,
+}
+
+impl Session {
+    /// The `Authorization` header for a request to `origin` (none for any other origin than
+    /// the one the credentials were issued for), renewing an expiring token first, and the
+    /// generation it belongs to.
+    pub(crate) async fn authorization(
+        &self,
+        client: &Client,
+        target: &Target<'_>,
+        origin: Option<&Origin>,
+    ) -> Result<(Option<HeaderValue>, u64), RegistryError> {
+        let mut state = self.state.lock().await;
+        let generation = state.generation;
+        let Some(grant) = &state.grant else {
+            return Ok((None, generation));
+        };
+        if origin != Some(&grant.origin) {
+            return Ok((None, generation));
+        }
+        if let Some((challenge, expires)) = &grant.renew
+            && Instant::now() >= *expires
+        {
+            let (challenge, registry) = (challenge.clone(), grant.origin.clone());
+            tracing::debug!(registry = target.registry, "token expiring, renewing it");
+            state.grant =
+                Some(bearer_grant(client, target, &state.scopes, challenge, registry).await?);
+            state.generation += 1;
+        }
+        let state = &*state;
+        Ok((
+            state.grant.as_ref().map(|grant| grant.header.clone()),
+            state.generation,
+        ))
+    }
+
+    /// Answers a challenge that a request to the registry's own `origin` got while holding the
+    /// grant of `generation`. When another request already renewed the grant since, does
+    /// nothing: the caller sends again with the newer one.
+    pub(crate) async fn answer(
+        &self,
+        client: &Client,
+        target: &Target<'_>,
+        origin: Origin,
+        challenge: Challenge,
+        generation: u64,
+    ) -> Result<(), RegistryError> {
+        let mut state = self.state.lock().await;
+        if state.generation != generation {
+            return Ok(());
+        }
+        if let Some(scope) = challenge.params.get("scope") {
+            for scope in scope.split(' ').filter(|s| !s.is_empty()) {
+                if !state.scopes.iter().any(|known| known == scope) {
+                    state.scopes.push(scope.to_owned());
+                }
+            }
+        }
+        let grant = match challenge.scheme.as_str() {
+            "basic" => {
+                let found = client.lookup(target).await?;
+                match &found {
+                    Some(Found {
+                        credential: Credential::Basic { username, password },
+                        ..
+                    }) => Grant {
+                        origin,
+                        header: basic(username, password.expose()),
+                        renew: None,
+                    },
+                    _ => return Err(no_password(target, found.as_ref())),
+                }
+            }
+            "bearer" => bearer_grant(client, target, &state.scopes, challenge, origin).await?,
+            other => {
+                return Err(RegistryError::Protocol {
+                    registry: target.registry.to_owned(),
+                    what: target.what.to_owned(),
+                    reason: format!("unsupported authentication scheme {other:?}"),
+                });
+            }
+        };
+        state.grant = Some(grant);
+        state.generation += 1;
+        Ok(())
+    }
+}
+
+/// Fetches a token for `scopes` from the challenge's realm and makes the grant for `origin`.
+async fn bearer_grant(
+    client: &Client,
+    target: &Target<'_>,
+    scopes: &[String],
+    challenge: Challenge,
+    origin: Origin,
+) -> Result<Grant, RegistryError> {
+    let protocol = |reason: &str| RegistryError::Protocol {
+        registry: target.registry.to_owned(),
+        what: "token request".into(),
+        reason: reason.to_owned(),
+    };
+    let realm = challenge
+        .params
+        .get("realm")
+        .ok_or_else(|| protocol("bearer challenge without a realm"))?;
+    let realm = Url::parse(realm).map_err(|_| protocol("the bearer realm is not a URL"))?;
+    if origin.is_https() && realm.scheme() != "https" {
+        return Err(RegistryError::Downgrade {
+            registry: target.registry.to_owned(),
+            what: "token request".into(),
+            to: Origin::of(&realm).map_or_else(|| realm.scheme().to_owned(), |o| o.to_string()),
+        });
+    }
+    let found = client.lookup(target).await?;
+    let (token, lifetime) =
+        request_token(client, target, &realm, &challenge, scopes, found.as_ref()).await?;
+    let lifetime = lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME);
+    // Renew a little early: a token that expires on the way is refused by the registry.
+    let margin = (lifetime / 4).min(Duration::from_secs(30));
+    Ok(Grant {
+        origin,
+        header: bearer(target, &token)?,
+        renew: Some((challenge, Instant::now() + lifetime - margin)),
+    })
+}
+
+/// One token request (retried on 429 and 5xx like any other request); returns the token and
+/// its lifetime when the answer gives one.
+async fn request_token(
+    client: &Client,
+    target: &Target<'_>,
+    realm: &Url,
+    challenge: &Challenge,
+    scopes: &[String],
+    found: Option<&Found>,
+) -> Result<(String, Option<Duration>), RegistryError> {
+    let service = challenge.params.get("service").cloned().unwrap_or_default();
+    let http = client.http_for(target.registry);
+    let token_target = Target {
+        what: "token request",
+        ..target.clone()
+    };
+    // The token spec: a GET takes one `scope` field per resource scope; only the POST form
+    // (refresh tokens) takes them space-separated in one field.
+    let joined = scopes
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut query = vec![("service", service.as_str())];
+    query.extend(scopes.iter().map(|s| ("scope", s.as_str())));
+    let build = || match found.map(|f| &f.credential) {
+        Some(Credential::IdentityToken(token)) => http.post(realm.clone()).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token.expose()),
+            ("service", &service),
+            ("scope", &joined),
+            ("client_id", "skillport"),
+        ]),
+        Some(Credential::Basic { username, password }) => http
+            .get(realm.clone())
+            .query(&query)
+            .header(AUTHORIZATION, basic(username, password.expose())),
+        None => http.get(realm.clone()).query(&query),
+    };
+    let response = client
+        .retrying(&token_target, || async {
+            build()
+                .send()
+                .await
+                .map_err(|err| transport_error(target.registry, err, client.options()))
+        })
+        .await?;
+    if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {
+        return Err(RegistryError::Unauthorized {
+            registry: target.registry.to_owned(),
+            repository: target.repository.to_owned(),
+            detail: match found {
+                Some(found) => format!(
+                    "the token service refused the credentials from {}",
+                    found.source
+                ),
+                None => "no credentials for this registry, and anonymous access is refused".into(),
+            },
+            had_credentials: found.is_some(),
+        });
+    }
+    if !response.status().is_success() {
+        return Err(status_error(&token_target, response).await);
+    }
+    let bad = |reason: String| RegistryError::Protocol {
+        registry: target.registry.to_owned(),
+        what: "token response".into(),
+        reason,
+    };
+    let body = read_capped(response, 1 << 20)
+        .await
+        .map_err(|_| bad("unreadable or larger than 1 MiB".into()))?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|err| bad(format!("not JSON: {err}")))?;
+    let token = body
+        .get("token")
+        .or_else(|| body.get("access_token"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| bad("no token in it".into()))?;
+    let lifetime = body
+        .get("expires_in")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|seconds| *seconds > 0)
+        .map(Duration::from_secs);
+    Ok((token.to_owned(), lifetime))
+}
+
+fn no_password(target: &Target<'_>, found: Option<&Found>) -> RegistryError {
+    RegistryError::Unauthorized {
+        registry: target.registry.to_owned(),
+        repository: target.repository.to_owned(),
+        detail: match found {
+            None => "no credentials for this registry".into(),
+            Some(found) => format!(
+                "the registry wants a password; {} has a token",
+                found.source
+            ),
+        },
+        had_credentials: found.is_some(),
+    }
+}
+
+/// A header value that never prints: `HeaderValue`'s `Debug` shows the bytes unless marked.
+fn sensitive(value: String) -> HeaderValue {
+    let mut value = HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
+}
+
+fn basic(username: &str, password: &str) -> HeaderValue {
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    sensitive(format!("Basic {encoded}"))
+}
+
+fn bearer(target: &Target<'_>, token: &str) -> Result<HeaderValue, RegistryError> {
+    HeaderValue::try_from(format!("Bearer {token}"))
+        .map(|mut value| {
+            value.set_sensitive(true);
+            value
+        })
+        .map_err(|_| RegistryError::Protocol {
+            registry: target.registry.to_owned(),
+            what: "token response".into(),
+            reason: "the token holds characters a header cannot carry".into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges_with_commas_in_quotes() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(c.scheme, "bearer");
+        assert_eq!(c.params["realm"], "https://auth.example.com/token");
+        assert_eq!(c.params["service"], "registry.example.com");
+        assert_eq!(c.params["scope"], "repository:a/b:pull,push");
+        let c = parse_challenge(r#"Basic realm="Registry Realm""#);
+        assert_eq!(c.scheme, "basic");
+        assert_eq!(c.params["realm"], "Registry Realm");
+    }
+}

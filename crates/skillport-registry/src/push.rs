@@ -1,0 +1,172 @@
+// Pushing an image from the store: blobs the registry lacks (mounted or uploaded), then manifests.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use skillport_oci::spec::Descriptor;
+use skillport_oci::{Digest, ImageTree, Reference, Store};
+
+use crate::client::{Client, request};
+use crate::error::RegistryError;
+use crate::pull::PARALLEL_BLOBS;
+use crate::remote::Remote;
+use crate::response::{location, status_error};
+use crate::transfer::{Progress, verify};
+use crate::upload::Upload;
+
+impl Client {
+    /// Pushes the image `local` names in `store` to `remote_ref`: blobs the registry lacks
+    /// (mounted from another repository of the same registry when the image came from one),
+    /// then the manifests, then the index under the tag. Returns the pushed digest.
+    pub async fn push(
+        &self,
+        store: &Store,
+        local: &Reference,
+        remote_ref: &Reference,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Digest, RegistryError> {
+        let image = store.resolve(local)?;
+        let remote = Remote::new(remote_ref);
+        // Where the image was pulled from, when that is the same registry: blobs can be
+        // mounted from there instead of uploaded.
+        let mount_from = local
+            .registry()
+            .filter(|registry| *registry == remote.registry)
+            .map(|_| local.repository().to_owned())
+            .filter(|repository| *repository != remote.repository);
+
+        let tree = ImageTree::read(store, &image.descriptor)?;
+        let blobs = tree.blobs();
+
+        futures_util::stream::iter(blobs.iter())
+            .map(|blob| {
+                self.push_blob(
+                    store,
+                    &remote,
+                    blob,
+                    mount_from.as_deref(),
+                    progress.clone(),
+                )
+            })
+            .buffer_unordered(PARALLEL_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        // The manifests under an index go by digest; the top goes last, under the tag.
+        let documents = tree.documents();
+        let (top, children) = documents.split_last().expect("a tree has a top");
+        for document in children {
+            self.put_manifest(
+                &remote,
+                &document.descriptor.digest.to_string(),
+                &document.descriptor.media_type,
+                &document.bytes,
+            )
+            .await?;
+        }
+        // The same rule as pull: the tag the reference names, `latest` when it names none, or
+        // its digest, which must then be the image's own.
+        if let Some(digest) = remote_ref.digest()
+            && *digest != image.descriptor.digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                registry: remote.registry.clone(),
+                what: format!("push target {}", remote.display),
+                expected: digest.clone(),
+                found: image.descriptor.digest.clone(),
+            });
+        }
+        self.put_manifest(
+            &remote,
+            &remote.reference,
+            &top.descriptor.media_type,
+            &top.bytes,
+        )
+        .await?;
+        Ok(image.descriptor.digest)
+    }
+
+    async fn put_manifest(
+        &self,
+        remote: &Remote,
+        tag_or_digest: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), RegistryError> {
+        let what = format!("manifest {}:{tag_or_digest}", remote.repository);
+        let target = remote.target("pull,push", &what);
+        let path = format!("/v2/{}/manifests/{tag_or_digest}", remote.repository);
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        let build = |http: &reqwest::Client, base: &str| {
+            request(http, Method::PUT, base, &path)
+                .header(CONTENT_TYPE, media_type)
+                .body(body.clone())
+        };
+        let response = self.send(&target, &build).await?;
+        if response.status().is_success() {
+            let echoed = response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<Digest>().ok());
+            // The registry names the digest in its own algorithm: hash ours the same way.
+            if let Some(echoed) = echoed {
+                verify(&remote.registry, &what, &echoed, bytes)?;
+            }
+            Ok(())
+        } else {
+            Err(status_error(&target, response).await)
+        }
+    }
+
+    async fn push_blob(
+        &self,
+        store: &Store,
+        remote: &Remote,
+        blob: &Descriptor,
+        mount_from: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(), RegistryError> {
+        if self.blob_exists(remote, &blob.digest).await? {
+            return Ok(());
+        }
+        let what = format!("blob {}", blob.digest);
+        let target = remote.target("pull,push", &what);
+        let start_path = match mount_from {
+            Some(from) => format!(
+                "/v2/{}/blobs/uploads/?mount={}&from={from}",
+                remote.repository, blob.digest
+            ),
+            None => format!("/v2/{}/blobs/uploads/", remote.repository),
+        };
+        let build = |http: &reqwest::Client, base: &str| {
+            request(http, Method::POST, base, &start_path).header(CONTENT_LENGTH, 0)
+        };
+        let response = self.send(&target, &build).await?;
+        match response.status() {
+            StatusCode::CREATED => return Ok(()), // mounted
+            StatusCode::ACCEPTED => {}
+            _ => return Err(status_error(&target, response).await),
+        }
+        let location = location(&response).ok_or_else(|| RegistryError::Protocol {
+            registry: remote.registry.clone(),
+            what: what.clone(),
+            reason: "upload answered without a Location".into(),
+        })?;
+        let label = format!("{} {}", remote.repository, blob.digest.short());
+        let id = progress.start(&label, Some(blob.size));
+        let upload = Upload {
+            client: self,
+            target: &target,
+            remote,
+            blob,
+            path: &store.blob_path(&blob.digest),
+            progress: &progress,
+            id,
+        };
+        let result = upload.run(location).await;
+        progress.finish(id);
+        result
+    }
+}

@@ -1,0 +1,131 @@
+//! Pulling into the store what a registry serves with sha512 digests: every blob and document
+//! is written through the store's writer for its descriptor, so the store names it by its own
+//! digest and a later `rm` of another image finds it (issue 7, finding 3).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use common::{build_skill, fast_options, progress, reference, write_skill};
+use skillport_oci::spec::{Descriptor, ImageConfig, ImageManifest, RootFs, media};
+use skillport_oci::{Algorithm, Digest, Hasher, LayerOptions, Store};
+use skillport_registry::Client;
+use skillport_registry::auth::Credentials;
+use skillport_testkit::{FakeRegistry, FakeResponse};
+
+fn sha512(media_type: &str, bytes: &[u8]) -> Descriptor {
+    let mut hasher = Hasher::new(Algorithm::Sha512);
+    hasher.update(bytes);
+    Descriptor {
+        media_type: media_type.to_owned(),
+        digest: hasher.finish(),
+        size: bytes.len() as u64,
+        platform: None,
+        artifact_type: None,
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// A one-manifest skill image, every digest sha512: the manifest's descriptor, and each
+/// document and blob by digest.
+fn wide_image() -> (Descriptor, HashMap<Digest, Vec<u8>>) {
+    let src = tempfile::tempdir().unwrap();
+    let skill = write_skill(src.path(), "wide");
+    let entries = skillport_skill::walk(&skill).unwrap();
+    let (layer, _) = skillport_oci::write_layer(
+        &entries,
+        &[],
+        LayerOptions::default(),
+        Vec::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let layer_descriptor = sha512(media::LAYER_TAR_GZIP, &layer);
+    let config = serde_json::to_vec(&ImageConfig {
+        created: None,
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        config: None,
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![],
+        },
+    })
+    .unwrap();
+    let config_descriptor = sha512(media::IMAGE_CONFIG, &config);
+    let manifest = serde_json::to_vec(&ImageManifest {
+        schema_version: 2,
+        media_type: Some(media::IMAGE_MANIFEST.into()),
+        artifact_type: None,
+        config: config_descriptor.clone(),
+        layers: vec![layer_descriptor.clone()],
+        annotations: BTreeMap::new(),
+    })
+    .unwrap();
+    let manifest_descriptor = sha512(media::IMAGE_MANIFEST, &manifest);
+    let blobs = HashMap::from([
+        (layer_descriptor.digest, layer),
+        (config_descriptor.digest, config),
+        (manifest_descriptor.digest.clone(), manifest),
+    ]);
+    (manifest_descriptor, blobs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha512_pull_then_rm_other_image_keeps_names_and_blobs() {
+    let (manifest, blobs) = wide_image();
+    let served = manifest.clone();
+    let fake = FakeRegistry::start(move |request| {
+        let path = request.path.as_str();
+        if path == "/v2/" {
+            return FakeResponse::status(200);
+        }
+        let key = path.rsplit('/').next().unwrap_or_default();
+        let digest = if key == "1" {
+            served.digest.clone()
+        } else {
+            match key.parse::<Digest>() {
+                Ok(digest) => digest,
+                Err(_) => return FakeResponse::status(404),
+            }
+        };
+        match blobs.get(&digest) {
+            Some(bytes) if path.contains("/manifests/") => FakeResponse::bytes(
+                200,
+                [
+                    ("content-type", media::IMAGE_MANIFEST.to_owned()),
+                    ("docker-content-digest", digest.to_string()),
+                ],
+                bytes.clone(),
+            ),
+            Some(bytes) => FakeResponse::bytes(
+                200,
+                [("content-type", "application/octet-stream")],
+                bytes.clone(),
+            ),
+            None => FakeResponse::status(404),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let other = write_skill(&dir.path().join("src"), "other");
+    build_skill(&store, &other, "other:1");
+
+    let client = Client::new(Credentials::empty(), fast_options()).unwrap();
+    let pulled = client
+        .pull(
+            &store,
+            &reference(&format!("{}/skills/wide:1", fake.host())),
+            progress(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.descriptor.digest, manifest.digest);
+
+    store.remove(&reference("other:1")).unwrap();
+    let names: Vec<String> = store.list().unwrap().into_iter().map(|i| i.key).collect();
+    assert_eq!(names, [pulled.key.clone()]);
+    let image = skillport_oci::skill_image(&store, &pulled.descriptor).unwrap();
+    let files = skillport_oci::list_files(&store, &image).unwrap();
+    assert!(files.iter().any(|f| f.path == "SKILL.md"), "{files:?}");
+}
