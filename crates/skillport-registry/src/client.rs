@@ -71,7 +71,7 @@ pub(crate) fn api_host(registry: &str) -> &str {
 
 /// The part of a request that says where it goes and what access it needs.
 #[derive(Debug, Clone)]
-pub(crate) struct Target<'a> {
+pub(crate) struct Access<'a> {
     /// `host[:port]` as written in references (`docker.io` for Hub).
     pub registry: &'a str,
     /// The repository, for credentials and token scopes.
@@ -205,14 +205,14 @@ impl Client {
     }
 
     /// Sends an idempotent request (GET, HEAD, a manifest PUT, an upload start): with the
-    /// credentials of `target`'s session, answering one challenge, and retrying failures that
+    /// credentials of `access`'s session, answering one challenge, and retrying failures that
     /// may pass (connection errors, timeouts, 429, 5xx) with backoff.
     pub(crate) async fn send(
         &self,
-        target: &Target<'_>,
+        access: &Access<'_>,
         build: &Build<'_>,
     ) -> Result<Response, RegistryError> {
-        self.retrying(target, || self.send_authorized(target, build))
+        self.retrying(access, || self.send_authorized(access, build))
             .await
     }
 
@@ -221,13 +221,13 @@ impl Client {
     /// from the upload's status what to send next.
     pub(crate) async fn send_once(
         &self,
-        target: &Target<'_>,
+        access: &Access<'_>,
         build: &Build<'_>,
     ) -> Result<Response, RegistryError> {
-        let response = self.send_authorized(target, build).await?;
+        let response = self.send_authorized(access, build).await?;
         if response.status() == StatusCode::TOO_MANY_REQUESTS || response.status().is_server_error()
         {
-            return Err(status_error(target, response).await);
+            return Err(status_error(access, response).await);
         }
         Ok(response)
     }
@@ -237,7 +237,7 @@ impl Client {
     /// as `Retry-After` says, up to a minute) in between.
     pub(crate) async fn retrying<F, Fut>(
         &self,
-        target: &Target<'_>,
+        access: &Access<'_>,
         mut attempt: F,
     ) -> Result<Response, RegistryError>
     where
@@ -254,7 +254,7 @@ impl Client {
                         || response.status().is_server_error() =>
                 {
                     if tries >= options.attempts {
-                        return Err(status_error(target, response).await);
+                        return Err(status_error(access, response).await);
                     }
                     retry_after(response.headers())
                 }
@@ -267,8 +267,8 @@ impl Client {
                 |wait| wait.min(Duration::from_secs(60)),
             );
             tracing::debug!(
-                registry = target.registry,
-                what = target.what,
+                registry = access.registry,
+                what = access.what,
                 attempt = tries,
                 "retrying in {wait:?}"
             );
@@ -289,13 +289,13 @@ impl Client {
     /// challenge, answers it through the session and sends once more.
     async fn send_authorized(
         &self,
-        target: &Target<'_>,
+        access: &Access<'_>,
         build: &Build<'_>,
     ) -> Result<Response, RegistryError> {
-        let session = self.inner.sessions.get(target);
+        let session = self.inner.sessions.get(access);
         let mut answered = false;
         loop {
-            let (response, registry, generation) = self.dispatch(target, build, &session).await?;
+            let (response, registry, generation) = self.dispatch(access, build, &session).await?;
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
@@ -310,11 +310,11 @@ impl Client {
             match challenge {
                 Some(challenge) if from_registry && !answered => {
                     session
-                        .answer(self, target, registry, challenge, generation)
+                        .answer(self, access, registry, challenge, generation)
                         .await?;
                     answered = true;
                 }
-                _ => return Err(self.unauthorized(target).await),
+                _ => return Err(self.unauthorized(access).await),
             }
         }
     }
@@ -325,28 +325,28 @@ impl Client {
     /// and the session generation whose credentials were used.
     async fn dispatch(
         &self,
-        target: &Target<'_>,
+        access: &Access<'_>,
         build: &Build<'_>,
         session: &Session,
     ) -> Result<(Response, Origin, u64), RegistryError> {
-        let candidates = self.candidates(target.registry);
+        let candidates = self.candidates(access.registry);
         let last = candidates.len() - 1;
         for (i, (base, skip_verify)) in candidates.into_iter().enumerate() {
             let http = self.http(skip_verify);
             let registry = Origin::of_base(&base).ok_or_else(|| RegistryError::Protocol {
-                registry: target.registry.to_owned(),
-                what: target.what.to_owned(),
+                registry: access.registry.to_owned(),
+                what: access.what.to_owned(),
                 reason: "not a valid host name".into(),
             })?;
             let request = build(http, &base)
                 .build()
                 .map_err(|err| RegistryError::Protocol {
-                    registry: target.registry.to_owned(),
-                    what: target.what.to_owned(),
+                    registry: access.registry.to_owned(),
+                    what: access.what.to_owned(),
                     reason: format!("cannot make the request: {err}"),
                 })?;
-            let (request, generation) = self.authorize(target, session, &registry, request).await?;
-            // GET and HEAD have no body and can be sent again to a redirect's target.
+            let (request, generation) = self.authorize(access, session, &registry, request).await?;
+            // GET and HEAD have no body and can be sent again to a redirect's access.
             let template = request.try_clone();
             match http.execute(request).await {
                 Ok(response) => {
@@ -354,9 +354,9 @@ impl Client {
                         .bases
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .insert(target.registry.to_owned(), (base, skip_verify));
+                        .insert(access.registry.to_owned(), (base, skip_verify));
                     let response = self
-                        .follow_redirects(target, session, &registry, http, response, template)
+                        .follow_redirects(access, session, &registry, http, response, template)
                         .await?;
                     return Ok((response, registry, generation));
                 }
@@ -364,12 +364,12 @@ impl Client {
                 // plain HTTP: that would hide the certificate problem behind a "400".
                 Err(err) if i < last && err.is_connect() && !is_certificate_error(&err) => {
                     tracing::debug!(
-                        registry = target.registry,
+                        registry = access.registry,
                         "{base} failed, trying plain HTTP"
                     );
                 }
                 Err(err) => {
-                    return Err(transport_error(target.registry, err, &self.inner.options));
+                    return Err(transport_error(access.registry, err, &self.inner.options));
                 }
             }
         }
@@ -380,7 +380,7 @@ impl Client {
     /// `Authorization` when — and only when — the request goes to the registry's origin.
     async fn authorize(
         &self,
-        target: &Target<'_>,
+        access: &Access<'_>,
         session: &Session,
         registry: &Origin,
         mut request: Request,
@@ -388,14 +388,14 @@ impl Client {
         let origin = Origin::of(request.url());
         if registry.is_https() && request.url().scheme() != "https" {
             return Err(RegistryError::Downgrade {
-                registry: target.registry.to_owned(),
-                what: target.what.to_owned(),
+                registry: access.registry.to_owned(),
+                what: access.what.to_owned(),
                 to: origin.map_or_else(|| request.url().scheme().to_owned(), |o| o.to_string()),
             });
         }
         request.headers_mut().remove(AUTHORIZATION);
         let (header, generation) = if origin.as_ref() == Some(registry) {
-            session.authorization(self, target, origin.as_ref()).await?
+            session.authorization(self, access, origin.as_ref()).await?
         } else {
             (None, 0)
         };
@@ -410,7 +410,7 @@ impl Client {
     /// HTTPS for plain HTTP. Other methods' redirects are returned as they are.
     async fn follow_redirects(
         &self,
-        target: &Target<'_>,
+        access: &Access<'_>,
         session: &Session,
         registry: &Origin,
         http: &reqwest::Client,
@@ -427,45 +427,45 @@ impl Client {
                 return Ok(response);
             }
             let next: Url = location(&response).ok_or_else(|| RegistryError::Protocol {
-                registry: target.registry.to_owned(),
-                what: target.what.to_owned(),
+                registry: access.registry.to_owned(),
+                what: access.what.to_owned(),
                 reason: format!("{} without a usable Location", response.status()),
             })?;
             if response.url().scheme() == "https" && next.scheme() != "https" {
                 return Err(RegistryError::Downgrade {
-                    registry: target.registry.to_owned(),
-                    what: target.what.to_owned(),
+                    registry: access.registry.to_owned(),
+                    what: access.what.to_owned(),
                     to: Origin::of(&next)
                         .map_or_else(|| next.scheme().to_owned(), |o| o.to_string()),
                 });
             }
             let mut request = template.try_clone().expect("GET and HEAD have no body");
             *request.url_mut() = next;
-            let (request, _) = self.authorize(target, session, registry, request).await?;
+            let (request, _) = self.authorize(access, session, registry, request).await?;
             tracing::debug!(
-                registry = target.registry,
-                what = target.what,
+                registry = access.registry,
+                what = access.what,
                 "following a redirect to {}",
                 Origin::of(request.url()).map_or_else(String::new, |o| o.to_string())
             );
             response = http
                 .execute(request)
                 .await
-                .map_err(|err| transport_error(target.registry, err, &self.inner.options))?;
+                .map_err(|err| transport_error(access.registry, err, &self.inner.options))?;
         }
         Err(RegistryError::Protocol {
-            registry: target.registry.to_owned(),
-            what: target.what.to_owned(),
+            registry: access.registry.to_owned(),
+            what: access.what.to_owned(),
             reason: format!("more than {MAX_REDIRECTS} redirects"),
         })
     }
 
-    /// Finds credentials for `target`. A credential helper may run for a while, so this runs
+    /// Finds credentials for `access`. A credential helper may run for a while, so this runs
     /// off the async worker threads.
-    pub(crate) async fn lookup(&self, target: &Target<'_>) -> Result<Option<Found>, RegistryError> {
+    pub(crate) async fn lookup(&self, access: &Access<'_>) -> Result<Option<Found>, RegistryError> {
         let inner = self.inner.clone();
-        let registry = target.registry.to_owned();
-        let repository = target.repository.to_owned();
+        let registry = access.registry.to_owned();
+        let repository = access.repository.to_owned();
         let found =
             tokio::task::spawn_blocking(move || inner.credentials.lookup(&registry, &repository))
                 .await
@@ -473,11 +473,11 @@ impl Client {
         Ok(found)
     }
 
-    async fn unauthorized(&self, target: &Target<'_>) -> RegistryError {
-        let found = self.lookup(target).await.ok().flatten();
+    async fn unauthorized(&self, access: &Access<'_>) -> RegistryError {
+        let found = self.lookup(access).await.ok().flatten();
         RegistryError::Unauthorized {
-            registry: target.registry.to_owned(),
-            repository: target.repository.to_owned(),
+            registry: access.registry.to_owned(),
+            repository: access.repository.to_owned(),
             detail: match &found {
                 Some(found) => format!("credentials from {} were refused", found.source),
                 None => "no credentials for this registry".into(),
@@ -504,13 +504,13 @@ mod tests {
     #[tokio::test]
     async fn a_request_from_an_https_registry_to_plain_http_is_refused_and_gets_no_credentials() {
         let client = Client::new(Credentials::empty(), ClientOptions::default()).unwrap();
-        let target = Target {
+        let access = Access {
             registry: "registry.example.com",
             repository: "skills/x",
             actions: "pull,push",
             what: "blob upload",
         };
-        let session = client.inner.sessions.get(&target);
+        let session = client.inner.sessions.get(&access);
         let registry = Origin::of_base("https://registry.example.com").unwrap();
         let http = client.http(false);
         let plain = http
@@ -518,7 +518,7 @@ mod tests {
             .build()
             .unwrap();
         let err = client
-            .authorize(&target, &session, &registry, plain)
+            .authorize(&access, &session, &registry, plain)
             .await
             .unwrap_err();
         assert!(matches!(err, RegistryError::Downgrade { .. }), "{err:?}");
@@ -529,7 +529,7 @@ mod tests {
             .build()
             .unwrap();
         let (request, _) = client
-            .authorize(&target, &session, &registry, elsewhere)
+            .authorize(&access, &session, &registry, elsewhere)
             .await
             .unwrap();
         assert!(request.headers().get(AUTHORIZATION).is_none());

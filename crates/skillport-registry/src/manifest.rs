@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use skillport_oci::spec::{Descriptor, media};
 use skillport_oci::{Digest, Reference};
 
-use crate::client::{Client, Target, request};
+use crate::client::{Access, Client, request};
 use crate::error::RegistryError;
 use crate::remote::Remote;
 use crate::response::{CapError, read_capped, status_error};
@@ -31,19 +31,19 @@ impl Client {
     pub async fn resolve(&self, reference: &Reference) -> Result<Descriptor, RegistryError> {
         let remote = Remote::new(reference);
         let what = format!("manifest {}", remote.display);
-        let target = remote.target("pull", &what);
+        let access = remote.access("pull", &what);
         let path = format!("/v2/{}/manifests/{}", remote.repository, remote.reference);
         let build = |http: &reqwest::Client, base: &str| {
             request(http, Method::HEAD, base, &path).header(ACCEPT, MANIFEST_TYPES)
         };
-        let response = self.send(&target, &build).await?;
+        let response = self.send(&access, &build).await?;
         if response.status() == StatusCode::NOT_FOUND {
             // A HEAD answer has no body, so no reason: ask with GET for the registry's own
             // message, which tells a missing tag from a missing repository.
             return Ok(self.fetch_manifest(reference).await?.descriptor);
         }
         if !response.status().is_success() {
-            return Err(status_error(&target, response).await);
+            return Err(status_error(&access, response).await);
         }
         let header = |name| {
             response
@@ -88,14 +88,14 @@ impl Client {
         expected: Option<&Digest>,
     ) -> Result<Fetched, RegistryError> {
         let what = format!("manifest {}", remote.display);
-        let target = remote.target("pull", &what);
+        let access = remote.access("pull", &what);
         let path = format!("/v2/{}/manifests/{tag_or_digest}", remote.repository);
         let build = |http: &reqwest::Client, base: &str| {
             request(http, Method::GET, base, &path).header(ACCEPT, MANIFEST_TYPES)
         };
-        let response = self.send(&target, &build).await?;
+        let response = self.send(&access, &build).await?;
         if !response.status().is_success() {
-            return Err(status_error(&target, response).await);
+            return Err(status_error(&access, response).await);
         }
         let header_digest = response
             .headers()
@@ -160,18 +160,18 @@ impl Client {
     /// Checks that `registry` accepts this client's credentials for it: `GET /v2/`, answering
     /// its challenge. `docker login` does the same before it saves anything.
     pub async fn check_login(&self, registry: &str) -> Result<(), RegistryError> {
-        let target = Target {
+        let access = Access {
             registry,
             repository: "",
             actions: "",
             what: "login",
         };
         let build = |http: &reqwest::Client, base: &str| request(http, Method::GET, base, "/v2/");
-        let response = self.send(&target, &build).await?;
+        let response = self.send(&access, &build).await?;
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(status_error(&target, response).await)
+            Err(status_error(&access, response).await)
         }
     }
 
@@ -179,15 +179,15 @@ impl Client {
     pub async fn list_tags(&self, reference: &Reference) -> Result<Vec<String>, RegistryError> {
         let remote = Remote::new(reference);
         let what = format!("tags of {}", remote.repository);
-        let target = remote.target("pull", &what);
+        let access = remote.access("pull", &what);
         let mut path = format!("/v2/{}/tags/list?n=1000", remote.repository);
         let mut tags = Vec::new();
         for _page in 0..10_000 {
             let build =
                 |http: &reqwest::Client, base: &str| request(http, Method::GET, base, &path);
-            let response = self.send(&target, &build).await?;
+            let response = self.send(&access, &build).await?;
             if !response.status().is_success() {
-                return Err(status_error(&target, response).await);
+                return Err(status_error(&access, response).await);
             }
             let next = response
                 .headers()

@@ -95,7 +95,7 @@ impl Client {
         bytes: &[u8],
     ) -> Result<(), RegistryError> {
         let what = format!("manifest {}:{tag_or_digest}", remote.repository);
-        let target = remote.target("pull,push", &what);
+        let access = remote.access("pull,push", &what);
         let path = format!("/v2/{}/manifests/{tag_or_digest}", remote.repository);
         let body = bytes::Bytes::copy_from_slice(bytes);
         let build = |http: &reqwest::Client, base: &str| {
@@ -103,7 +103,7 @@ impl Client {
                 .header(CONTENT_TYPE, media_type)
                 .body(body.clone())
         };
-        let response = self.send(&target, &build).await?;
+        let response = self.send(&access, &build).await?;
         if response.status().is_success() {
             let echoed = response
                 .headers()
@@ -116,7 +116,7 @@ impl Client {
             }
             Ok(())
         } else {
-            Err(status_error(&target, response).await)
+            Err(status_error(&access, response).await)
         }
     }
 
@@ -132,7 +132,7 @@ impl Client {
             return Ok(());
         }
         let what = format!("blob {}", blob.digest);
-        let target = remote.target("pull,push", &what);
+        let access = remote.access("pull,push", &what);
         let start_path = match mount_from {
             Some(from) => format!(
                 "/v2/{}/blobs/uploads/?mount={}&from={from}",
@@ -143,11 +143,11 @@ impl Client {
         let build = |http: &reqwest::Client, base: &str| {
             request(http, Method::POST, base, &start_path).header(CONTENT_LENGTH, 0)
         };
-        let response = self.send(&target, &build).await?;
+        let response = self.send(&access, &build).await?;
         match response.status() {
             StatusCode::CREATED => return Ok(()), // mounted
             StatusCode::ACCEPTED => {}
-            _ => return Err(status_error(&target, response).await),
+            _ => return Err(status_error(&access, response).await),
         }
         let location = location(&response).ok_or_else(|| RegistryError::Protocol {
             registry: remote.registry.clone(),
@@ -158,7 +158,7 @@ impl Client {
         let id = progress.start(&label, Some(blob.size));
         let upload = Upload {
             client: self,
-            target: &target,
+            access: &access,
             remote,
             blob,
             path: &store.blob_path(&blob.digest),

@@ -1,6 +1,6 @@
 // A reference split the way the distribution API wants it.
 
-use crate::client::Target;
+use crate::client::Access;
 use skillport_oci::Reference;
 
 /// A reference split the way the distribution API wants it.
@@ -37,8 +37,8 @@ impl Remote {
         }
     }
 
-    pub(crate) fn target<'a>(&'a self, actions: &'a str, what: &'a str) -> Target<'a> {
-        Target {
+    pub(crate) fn access<'a>(&'a self, actions: &'a str, what: &'a str) -> Access<'a> {
+        Access {
             registry: &self.registry,
             repository: &self.repository,
             actions,

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 
-use crate::client::{ClientOptions, Target};
+use crate::client::{Access, ClientOptions};
 use crate::error::RegistryError;
 
 /// Reads a whole body, refusing more than `limit` bytes (whatever Content-Length says).
@@ -127,25 +127,25 @@ pub(crate) fn transport_error(
 }
 
 /// Turns an unexpected response into an error with the registry's own message.
-pub(crate) async fn status_error(target: &Target<'_>, response: Response) -> RegistryError {
+pub(crate) async fn status_error(access: &Access<'_>, response: Response) -> RegistryError {
     let status = response.status();
     let retry_after = retry_after(response.headers());
     let message = error_message(response).await;
-    let registry = target.registry.to_owned();
+    let registry = access.registry.to_owned();
     match status {
         StatusCode::NOT_FOUND => RegistryError::NotFound {
             registry,
-            what: target.what.to_owned(),
+            what: access.what.to_owned(),
             message,
         },
         StatusCode::FORBIDDEN => RegistryError::Denied {
             registry,
-            repository: target.repository.to_owned(),
+            repository: access.repository.to_owned(),
             message,
         },
         _ => RegistryError::Status {
             registry,
-            what: target.what.to_owned(),
+            what: access.what.to_owned(),
             status: status.as_u16(),
             message,
             retry_after,

@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use skillport_oci::spec::Descriptor;
 use skillport_oci::{Digest, Hasher};
 
-use crate::client::{Client, Target, request};
+use crate::client::{Access, Client, request};
 use crate::error::RegistryError;
 use crate::response::{status_error, transport_error};
 
@@ -72,7 +72,7 @@ pub(crate) async fn download_blob(
     label: &str,
 ) -> Result<(), RegistryError> {
     let what = format!("blob {}", descriptor.digest);
-    let target = Target {
+    let access = Access {
         registry,
         repository,
         actions: "pull",
@@ -94,7 +94,7 @@ pub(crate) async fn download_blob(
                     req
                 }
             };
-            let response = client.send(&target, &build).await?;
+            let response = client.send(&access, &build).await?;
             let status = response.status();
             if status == StatusCode::PARTIAL_CONTENT && from > 0 {
                 let starts_at = response
@@ -121,7 +121,7 @@ pub(crate) async fn download_blob(
                     file.restart().map_err(io_err("truncating"))?;
                 }
             } else {
-                return Err(status_error(&target, response).await);
+                return Err(status_error(&access, response).await);
             }
             let mut stream = response.bytes_stream();
             let mut broke = None;

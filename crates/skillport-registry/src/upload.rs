@@ -17,7 +17,7 @@ use reqwest::{StatusCode, Url};
 use skillport_oci::Digest;
 use skillport_oci::spec::Descriptor;
 
-use crate::client::{Client, Target};
+use crate::client::{Access, Client};
 use crate::error::RegistryError;
 use crate::remote::Remote;
 use crate::response::{self, status_error};
@@ -38,7 +38,7 @@ enum Status {
 /// One upload session of `blob` from the file `path`.
 pub(crate) struct Upload<'a> {
     pub client: &'a Client,
-    pub target: &'a Target<'a>,
+    pub access: &'a Access<'a>,
     pub remote: &'a Remote,
     pub blob: &'a Descriptor,
     pub path: &'a Path,
@@ -85,8 +85,8 @@ impl Upload<'_> {
                 return Err(error);
             }
             tracing::debug!(
-                registry = self.target.registry,
-                what = self.target.what,
+                registry = self.access.registry,
+                what = self.access.what,
                 "upload interrupted at {offset} bytes ({error}); asking the registry where it stands"
             );
             tokio::time::sleep(self.client.backoff(failures)).await;
@@ -128,9 +128,9 @@ impl Upload<'_> {
                 .header(CONTENT_LENGTH, len)
                 .body(chunk.clone())
         };
-        let response = self.client.send_once(self.target, &build).await?;
+        let response = self.client.send_once(self.access, &build).await?;
         if response.status() != StatusCode::ACCEPTED {
-            return Err(status_error(self.target, response).await);
+            return Err(status_error(self.access, response).await);
         }
         response::location(&response)
             .ok_or_else(|| self.protocol("a chunk answered without a Location"))
@@ -154,18 +154,18 @@ impl Upload<'_> {
                 .header(CONTENT_LENGTH, len)
                 .body(body.clone())
         };
-        let response = self.client.send_once(self.target, &build).await?;
+        let response = self.client.send_once(self.access, &build).await?;
         if response.status() == StatusCode::CREATED {
             Ok(())
         } else {
-            Err(status_error(self.target, response).await)
+            Err(status_error(self.access, response).await)
         }
     }
 
     /// Asks the registry how much of the upload it holds.
     async fn status(&self, location: &Url) -> Result<Status, RegistryError> {
         let build = |http: &reqwest::Client, _base: &str| http.get(location.clone());
-        let response = self.client.send(self.target, &build).await?;
+        let response = self.client.send(self.access, &build).await?;
         match response.status() {
             StatusCode::NOT_FOUND => Ok(Status::Gone),
             status if status.is_success() => {
@@ -181,7 +181,7 @@ impl Upload<'_> {
                     location: next,
                 })
             }
-            _ => Err(status_error(self.target, response).await),
+            _ => Err(status_error(self.access, response).await),
         }
     }
 
@@ -200,8 +200,8 @@ impl Upload<'_> {
 
     fn protocol(&self, reason: &str) -> RegistryError {
         RegistryError::Protocol {
-            registry: self.target.registry.to_owned(),
-            what: self.target.what.to_owned(),
+            registry: self.access.registry.to_owned(),
+            what: self.access.what.to_owned(),
             reason: reason.to_owned(),
         }
     }
@@ -229,16 +229,16 @@ impl Client {
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
         let what = format!("blob {digest}");
-        let target = remote.target("pull,push", &what);
+        let access = remote.access("pull,push", &what);
         let path = format!("/v2/{}/blobs/{digest}", remote.repository);
         let build = |http: &reqwest::Client, base: &str| {
             crate::client::request(http, reqwest::Method::HEAD, base, &path)
         };
-        let response = self.send(&target, &build).await?;
+        let response = self.send(&access, &build).await?;
         match response.status() {
             status if status.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(status_error(&target, response).await),
+            _ => Err(status_error(&access, response).await),
         }
     }
 }

@@ -23,7 +23,7 @@ use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
 use super::{Credential, Found};
-use crate::client::{Client, Target};
+use crate::client::{Access, Client};
 use crate::error::RegistryError;
 use crate::origin::Origin;
 use crate::response::{read_capped, status_error, transport_error};
@@ -80,12 +80,12 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    /// The session for what `target` asks: its registry, repository and actions.
-    pub(crate) fn get(&self, target: &Target<'_>) -> Arc<Session> {
+    /// The session for what `access` asks: its registry, repository and actions.
+    pub(crate) fn get(&self, access: &Access<'_>) -> Arc<Session> {
         let key = (
-            target.registry.to_owned(),
-            target.repository.to_owned(),
-            target.actions.to_owned(),
+            access.registry.to_owned(),
+            access.repository.to_owned(),
+            access.actions.to_owned(),
         );
         self.map
             .lock()
@@ -94,10 +94,10 @@ impl Sessions {
             .or_insert_with(|| {
                 let mut scopes = Vec::new();
                 // Registry-wide requests (`/v2/`) carry no repository and ask for no scope.
-                if !target.repository.is_empty() {
+                if !access.repository.is_empty() {
                     scopes.push(format!(
                         "repository:{}:{}",
-                        target.repository, target.actions
+                        access.repository, access.actions
                     ));
                 }
                 Arc::new(Session {
@@ -140,7 +140,7 @@ impl Session {
     pub(crate) async fn authorization(
         &self,
         client: &Client,
-        target: &Target<'_>,
+        access: &Access<'_>,
         origin: Option<&Origin>,
     ) -> Result<(Option<HeaderValue>, u64), RegistryError> {
         let mut state = self.state.lock().await;
@@ -155,9 +155,9 @@ impl Session {
             && Instant::now() >= *expires
         {
             let (challenge, registry) = (challenge.clone(), grant.origin.clone());
-            tracing::debug!(registry = target.registry, "token expiring, renewing it");
+            tracing::debug!(registry = access.registry, "token expiring, renewing it");
             state.grant =
-                Some(bearer_grant(client, target, &state.scopes, challenge, registry).await?);
+                Some(bearer_grant(client, access, &state.scopes, challenge, registry).await?);
             state.generation += 1;
         }
         let state = &*state;
@@ -173,7 +173,7 @@ impl Session {
     pub(crate) async fn answer(
         &self,
         client: &Client,
-        target: &Target<'_>,
+        access: &Access<'_>,
         origin: Origin,
         challenge: Challenge,
         generation: u64,
@@ -191,7 +191,7 @@ impl Session {
         }
         let grant = match challenge.scheme.as_str() {
             "basic" => {
-                let found = client.lookup(target).await?;
+                let found = client.lookup(access).await?;
                 match &found {
                     Some(Found {
                         credential: Credential::Basic { username, password },
@@ -201,14 +201,14 @@ impl Session {
                         header: basic(username, password.expose()),
                         renew: None,
                     },
-                    _ => return Err(no_password(target, found.as_ref())),
+                    _ => return Err(no_password(access, found.as_ref())),
                 }
             }
-            "bearer" => bearer_grant(client, target, &state.scopes, challenge, origin).await?,
+            "bearer" => bearer_grant(client, access, &state.scopes, challenge, origin).await?,
             other => {
                 return Err(RegistryError::Protocol {
-                    registry: target.registry.to_owned(),
-                    what: target.what.to_owned(),
+                    registry: access.registry.to_owned(),
+                    what: access.what.to_owned(),
                     reason: format!("unsupported authentication scheme {other:?}"),
                 });
             }
@@ -222,13 +222,13 @@ impl Session {
 /// Fetches a token for `scopes` from the challenge's realm and makes the grant for `origin`.
 async fn bearer_grant(
     client: &Client,
-    target: &Target<'_>,
+    access: &Access<'_>,
     scopes: &[String],
     challenge: Challenge,
     origin: Origin,
 ) -> Result<Grant, RegistryError> {
     let protocol = |reason: &str| RegistryError::Protocol {
-        registry: target.registry.to_owned(),
+        registry: access.registry.to_owned(),
         what: "token request".into(),
         reason: reason.to_owned(),
     };
@@ -239,20 +239,20 @@ async fn bearer_grant(
     let realm = Url::parse(realm).map_err(|_| protocol("the bearer realm is not a URL"))?;
     if origin.is_https() && realm.scheme() != "https" {
         return Err(RegistryError::Downgrade {
-            registry: target.registry.to_owned(),
+            registry: access.registry.to_owned(),
             what: "token request".into(),
             to: Origin::of(&realm).map_or_else(|| realm.scheme().to_owned(), |o| o.to_string()),
         });
     }
-    let found = client.lookup(target).await?;
+    let found = client.lookup(access).await?;
     let (token, lifetime) =
-        request_token(client, target, &realm, &challenge, scopes, found.as_ref()).await?;
+        request_token(client, access, &realm, &challenge, scopes, found.as_ref()).await?;
     let lifetime = lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME);
     // Renew a little early: a token that expires on the way is refused by the registry.
     let margin = (lifetime / 4).min(Duration::from_secs(30));
     Ok(Grant {
         origin,
-        header: bearer(target, &token)?,
+        header: bearer(access, &token)?,
         renew: Some((challenge, Instant::now() + lifetime - margin)),
     })
 }
@@ -261,17 +261,17 @@ async fn bearer_grant(
 /// its lifetime when the answer gives one.
 async fn request_token(
     client: &Client,
-    target: &Target<'_>,
+    access: &Access<'_>,
     realm: &Url,
     challenge: &Challenge,
     scopes: &[String],
     found: Option<&Found>,
 ) -> Result<(String, Option<Duration>), RegistryError> {
     let service = challenge.params.get("service").cloned().unwrap_or_default();
-    let http = client.http_for(target.registry);
-    let token_target = Target {
+    let http = client.http_for(access.registry);
+    let token_access = Access {
         what: "token request",
-        ..target.clone()
+        ..access.clone()
     };
     // The token spec: a GET takes one `scope` field per resource scope; only the POST form
     // (refresh tokens) takes them space-separated in one field.
@@ -297,17 +297,17 @@ async fn request_token(
         None => http.get(realm.clone()).query(&query),
     };
     let response = client
-        .retrying(&token_target, || async {
+        .retrying(&token_access, || async {
             build()
                 .send()
                 .await
-                .map_err(|err| transport_error(target.registry, err, client.options()))
+                .map_err(|err| transport_error(access.registry, err, client.options()))
         })
         .await?;
     if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {
         return Err(RegistryError::Unauthorized {
-            registry: target.registry.to_owned(),
-            repository: target.repository.to_owned(),
+            registry: access.registry.to_owned(),
+            repository: access.repository.to_owned(),
             detail: match found {
                 Some(found) => format!(
                     "the token service refused the credentials from {}",
@@ -319,10 +319,10 @@ async fn request_token(
         });
     }
     if !response.status().is_success() {
-        return Err(status_error(&token_target, response).await);
+        return Err(status_error(&token_access, response).await);
     }
     let bad = |reason: String| RegistryError::Protocol {
-        registry: target.registry.to_owned(),
+        registry: access.registry.to_owned(),
         what: "token response".into(),
         reason,
     };
@@ -345,10 +345,10 @@ async fn request_token(
     Ok((token.to_owned(), lifetime))
 }
 
-fn no_password(target: &Target<'_>, found: Option<&Found>) -> RegistryError {
+fn no_password(access: &Access<'_>, found: Option<&Found>) -> RegistryError {
     RegistryError::Unauthorized {
-        registry: target.registry.to_owned(),
-        repository: target.repository.to_owned(),
+        registry: access.registry.to_owned(),
+        repository: access.repository.to_owned(),
         detail: match found {
             None => "no credentials for this registry".into(),
             Some(found) => format!(
@@ -373,14 +373,14 @@ fn basic(username: &str, password: &str) -> HeaderValue {
     sensitive(format!("Basic {encoded}"))
 }
 
-fn bearer(target: &Target<'_>, token: &str) -> Result<HeaderValue, RegistryError> {
+fn bearer(access: &Access<'_>, token: &str) -> Result<HeaderValue, RegistryError> {
     HeaderValue::try_from(format!("Bearer {token}"))
         .map(|mut value| {
             value.set_sensitive(true);
             value
         })
         .map_err(|_| RegistryError::Protocol {
-            registry: target.registry.to_owned(),
+            registry: access.registry.to_owned(),
             what: "token response".into(),
             reason: "the token holds characters a header cannot carry".into(),
         })
