@@ -6,7 +6,8 @@
 #
 # What it installs, and only when missing:
 #   Debian: docker-registry skopeo umoci apache2-utils openssl (and python3-venv if python3
-#           cannot make a virtualenv)
+#           cannot make a virtualenv); for the test node's images (skillport_testkit::Node):
+#           busybox-static (the agent image), gcc and libc6-dev (a static C `pause`)
 #   PyPI, into target/test-venv: skills-ref, oras (pinned below)
 #   crates.io: cargo-nextest
 #   Go modules (test/k8s/, through scripts/k8s-tools.sh): Kubernetes 1.35.4 (kube-apiserver,
@@ -56,11 +57,18 @@ declare -A PACKAGE_OF=(
   [python3]=python3
   [git]=git
   [curl]=curl
+  [gcc]=gcc
 )
 missing=()
 for binary in "${!PACKAGE_OF[@]}"; do
   command -v "$binary" >/dev/null || missing+=("${PACKAGE_OF[$binary]}")
 done
+# The test node's agent image is a static busybox; Debian's `busybox` package is dynamic.
+static_busybox() { [ -x /bin/busybox ] && LC_ALL=C ldd /bin/busybox 2>&1 | grep -q 'not a dynamic executable'; }
+static_busybox || missing+=(busybox-static)
+# `gcc -static` needs libc6-dev's static libc.
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -n "$(gcc -print-file-name=libc.a 2>/dev/null | grep /)" ] \
+  || missing+=(libc6-dev)
 # A virtualenv needs python3-venv on Debian's python3 (not on a python3 that bundles venv).
 if [ ! -x "$VENV/bin/python" ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
   missing+=(python3-venv)
@@ -85,7 +93,10 @@ umoci --version >/dev/null 2>&1 || fail "umoci (package umoci) does not run"
 htpasswd -nbB user pass >/dev/null 2>&1 || fail "htpasswd (package apache2-utils) does not run"
 openssl version >/dev/null 2>&1 || fail "openssl (package openssl) does not run"
 tar --version 2>/dev/null | grep -q 'GNU tar' || fail "tar is not GNU tar (package tar)"
-echo "docker-registry, skopeo, umoci, htpasswd, openssl, GNU tar: ok"
+static_busybox || fail "/bin/busybox is not static (Debian package busybox-static)"
+printf 'int main(void){return 0;}\n' | gcc -static -x c -o /dev/null - 2>/dev/null \
+  || fail "gcc -static cannot link a C program (Debian packages gcc and libc6-dev)"
+echo "docker-registry, skopeo, umoci, htpasswd, openssl, GNU tar, static busybox, gcc -static: ok"
 
 # ---------------------------------------------------------------------------------------------
 section "Python peers in target/test-venv"

@@ -6,7 +6,8 @@
 //!   that lies about its digest.
 //! - [`Cluster`] runs a real Kubernetes control plane (etcd, kube-apiserver, optionally
 //!   kube-controller-manager and kube-scheduler, v1.35.4) on 127.0.0.1 with an admin client and
-//!   clients for any ServiceAccount; [`k8s_tool`] finds the Go binaries `scripts/k8s-tools.sh`
+//!   clients for any ServiceAccount; [`Node`] adds a real node on top (kubelet, containerd, runc:
+//!   Pods run, `image` volumes mount), one per machine at a time; [`k8s_tool`] finds the Go binaries `scripts/k8s-tools.sh`
 //!   builds (Kubernetes, etcd, crane, oras, helm, containerd, runc).
 //! - [`TlsServer`] serves an axum router over HTTPS with a certificate from a [`TestCa`] (an
 //!   admission webhook the API server calls, say).
@@ -32,8 +33,8 @@ mod tools;
 pub use ca::{IssuedCert, TestCa};
 pub use fake::{FakeRegistry, FakeRequest, FakeResponse, NO_HEADERS};
 pub use k8s::{
-    Cluster, ClusterOptions, K8S_VERSION, ServiceAccountIdentity, k8s_bin_dir, k8s_tool,
-    k8s_tool_in,
+    Cluster, ClusterOptions, HostState, K8S_VERSION, NODE_NAME, Node, NodeOptions, NodeRegistry,
+    NodeTimings, ServiceAccountIdentity, k8s_bin_dir, k8s_tool, k8s_tool_in,
 };
 pub use layout::{TinyImage, write_tiny_image};
 pub use registry::{Registry, RegistryOptions};

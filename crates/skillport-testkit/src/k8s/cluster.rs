@@ -4,7 +4,7 @@
 //! Expected flow: [`Cluster::start`] makes a [`TestCa`] (the API server's serving certificate and
 //! every client certificate), an ECDSA service-account key pair and an admin client certificate
 //! (`O=system:masters`), writes `admin.kubeconfig`, picks free loopback ports, starts etcd and the
-//! API server (`--authorization-mode=RBAC`, `--endpoint-reconciler-type=none`), and waits for
+//! API server (`--authorization-mode=Node,RBAC`, `--endpoint-reconciler-type=none`), and waits for
 //! `/readyz` (about 3 s). With [`ClusterOptions::controller_manager`] it then starts the
 //! controller-manager and waits until its service-account controller has made
 //! `default/default`. Tests create what they need in their own namespaces
@@ -123,6 +123,9 @@ pub struct ServiceAccountIdentity {
 struct Files {
     admin_cert: PathBuf,
     admin_key: PathBuf,
+    /// What the API server shows a kubelet (`kubectl logs`, `exec`): `O=system:masters`.
+    kubelet_client_cert: PathBuf,
+    kubelet_client_key: PathBuf,
     sa_public_key: PathBuf,
     sa_private_key: PathBuf,
 }
@@ -493,7 +496,18 @@ impl Processes<'_> {
                 files.sa_private_key.display()
             ),
             format!("--service-account-issuer={ISSUER}"),
-            "--authorization-mode=RBAC".to_owned(),
+            // Node: a kubelet (`Node`) may read what its own Pods need and nothing else.
+            "--authorization-mode=Node,RBAC".to_owned(),
+            format!(
+                "--kubelet-client-certificate={}",
+                files.kubelet_client_cert.display()
+            ),
+            format!(
+                "--kubelet-client-key={}",
+                files.kubelet_client_key.display()
+            ),
+            // A test node's only address is 127.0.0.1 (`--hostname-override=127.0.0.1`).
+            "--kubelet-preferred-address-types=InternalIP,Hostname".to_owned(),
             "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
             // The default reconciler writes 127.0.0.1 into the `kubernetes` Endpoints and logs
             // an error about it; there is no Service network to point it at anyway.
@@ -565,7 +579,7 @@ fn stop_all(processes: &mut Vec<Process>) {
 }
 
 /// `GET path`; the body on a 2xx answer.
-async fn get(client: &kube::Client, path: &str) -> kube::Result<String> {
+pub(crate) async fn get(client: &kube::Client, path: &str) -> kube::Result<String> {
     let request = http::Request::get(path)
         .body(Vec::new())
         .expect("a valid request");
@@ -610,14 +624,19 @@ fn write_files(dir: &Path, ca: &TestCa) -> Files {
     let pki = dir.join("pki");
     fs::create_dir(&pki).expect("creating the pki folder");
     let admin = ca.issue_client("admin", &["system:masters"]);
+    let kubelet_client = ca.issue_client("kube-apiserver-kubelet-client", &["system:masters"]);
     let files = Files {
         admin_cert: pki.join("admin.crt"),
         admin_key: pki.join("admin.key"),
+        kubelet_client_cert: pki.join("kubelet-client.crt"),
+        kubelet_client_key: pki.join("kubelet-client.key"),
         sa_public_key: pki.join("sa.pub"),
         sa_private_key: pki.join("sa.key"),
     };
     write_private(&files.admin_cert, &admin.cert_pem);
     write_private(&files.admin_key, &admin.key_pem);
+    write_private(&files.kubelet_client_cert, &kubelet_client.cert_pem);
+    write_private(&files.kubelet_client_key, &kubelet_client.key_pem);
     // ECDSA P-256: Kubernetes signs service-account tokens with ES256 from it, and no RSA key
     // has to be generated (slow in debug builds).
     let service_accounts =
@@ -627,14 +646,14 @@ fn write_files(dir: &Path, ca: &TestCa) -> Files {
     files
 }
 
-enum UserCredentials<'a> {
+pub(crate) enum UserCredentials<'a> {
     Certificate { cert: &'a Path, key: &'a Path },
     Token(&'a str),
 }
 
 /// A kubeconfig with one cluster, one user and one context (JSON strings are valid YAML, which
 /// quotes every path and the token safely).
-fn kubeconfig_yaml(
+pub(crate) fn kubeconfig_yaml(
     url: &str,
     ca_file: &Path,
     user: &str,
@@ -675,7 +694,7 @@ fn kubeconfig_yaml(
     yaml
 }
 
-async fn client_from_kubeconfig(path: &Path) -> kube::Client {
+pub(crate) async fn client_from_kubeconfig(path: &Path) -> kube::Client {
     let kubeconfig = Kubeconfig::read_from(path)
         .unwrap_or_else(|err| panic!("reading {}: {err}", path.display()));
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -686,7 +705,7 @@ async fn client_from_kubeconfig(path: &Path) -> kube::Client {
 }
 
 /// Writes a file only its owner can read: keys and tokens.
-fn write_private(path: &Path, contents: &str) {
+pub(crate) fn write_private(path: &Path, contents: &str) {
     OpenOptions::new()
         .create(true)
         .write(true)
@@ -698,7 +717,7 @@ fn write_private(path: &Path, contents: &str) {
 }
 
 /// A port nothing listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|listener| listener.local_addr())
         .expect("binding 127.0.0.1:0 to find a free port")

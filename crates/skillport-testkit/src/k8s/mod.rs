@@ -3,10 +3,11 @@
 //! The binaries (Kubernetes v1.35.4, etcd 3.6.5, and the Go peers crane, oras, helm, containerd,
 //! runc) are built by `scripts/k8s-tools.sh` from the Go modules under `test/k8s/` into a cache
 //! outside the checkout; `scripts/test.sh` runs it and exports `SKILLPORT_K8S_BIN`. This module
-//! only finds them ([`k8s_tool`]) and runs them ([`Cluster`]); it never builds anything, so a
+//! only finds them ([`k8s_tool`]) and runs them ([`Cluster`], [`Node`]); it never builds anything, so a
 //! test that needs a binary that is not there fails at once and says which script to run.
 
 mod cluster;
+mod node;
 mod process;
 
 use std::env;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use cluster::{Cluster, ClusterOptions, ServiceAccountIdentity};
+pub use node::{HostState, NODE_NAME, Node, NodeOptions, NodeRegistry, NodeTimings};
 
 use crate::tools::workspace_root;
 

@@ -31,12 +31,43 @@ impl Process {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let mut process = Process::spawn_unwatched_with_path(name, program, args, dir, log, None);
+        process.watchdog = watchdog(process.child.id(), folders);
+        process
+    }
+
+    /// Like [`Process::spawn`] without a watchdog of its own, for a part whose owner has one
+    /// watchdog for everything it started (`Node`'s teardown script); `path`, when given, goes
+    /// first on `PATH` (containerd finds its shim there).
+    pub(crate) fn spawn_unwatched_with_path<I, S>(
+        name: &'static str,
+        program: &Path,
+        args: I,
+        dir: &Path,
+        log: PathBuf,
+        path: Option<&Path>,
+    ) -> Process
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap_or_else(|err| panic!("opening {}: {err}", log.display()));
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        if let Some(first) = path {
+            let mut dirs = vec![first.to_path_buf()];
+            dirs.extend(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            ));
+            command.env(
+                "PATH",
+                std::env::join_paths(dirs).expect("PATH entries without ':'"),
+            );
+        }
+        let child = command
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -46,10 +77,14 @@ impl Process {
             .unwrap_or_else(|err| panic!("running {}: {err}", program.display()));
         Process {
             name,
-            watchdog: watchdog(child.id(), folders),
+            watchdog: None,
             child,
             log,
         }
+    }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// `Some(status)` once the process has exited.
