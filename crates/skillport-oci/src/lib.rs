@@ -17,6 +17,7 @@ mod reference;
 pub mod spec;
 mod store;
 mod tree;
+pub mod tree_hash;
 mod unpack;
 
 pub use build::{BuildError, BuildRequest, Built, build, layer_only};
