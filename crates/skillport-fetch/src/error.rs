@@ -7,6 +7,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use skillport_oci::tree_hash::TreeHashError;
 use skillport_registry::RegistryError;
 use skillport_registry::auth::AuthError;
 
@@ -117,6 +118,13 @@ pub enum SkillError {
         #[source]
         source: io::Error,
     },
+    /// The fetched files could not be hashed (a FIFO or device, or an I/O error).
+    #[error("{origin}: hashing the fetched files: {source}")]
+    Hash {
+        origin: String,
+        #[source]
+        source: TreeHashError,
+    },
     /// `last` is the error of the attempt before time ran out, if there was one.
     #[error(
         "{origin}: not fetched within the {}s timeout{}",
@@ -214,6 +222,11 @@ impl SkillFailure {
                      in the secret's auths"
                         .into(),
                 ),
+                RegistryError::TooLarge { .. } => Some(
+                    "a skill image's layer must stay under fetch's download limit (2 GiB unless \
+                     set otherwise); check that the reference names a skill image"
+                        .into(),
+                ),
                 RegistryError::Read(_) => Some(
                     "the image is not a skill image Skillport can unpack safely; rebuild it with \
                      `skillport build`"
@@ -235,7 +248,7 @@ impl SkillFailure {
             SkillError::TimedOut { .. } => {
                 Some("raise --timeout, or check that the source is reachable from the pod".into())
             }
-            SkillError::Io { .. } => None,
+            SkillError::Io { .. } | SkillError::Hash { .. } => None,
         }
     }
 

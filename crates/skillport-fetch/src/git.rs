@@ -37,6 +37,8 @@
 //!   error. Every error names the URL with any `user:password@` and query string removed; a
 //!   URL with userinfo is refused (credentials belong in a Secret, not in the plan).
 //! - Only files under `path` are written: blobs as 0644 or 0755 (the git mode), folders 0755.
+//!   A blob stored whole in the pack is inflated from the (memory-mapped) pack straight into
+//!   its file, 64 KiB at a time; only a blob stored as a delta is resolved in memory.
 //!   Names `.`, `..`, `.git` (any case), names with `/` or NUL, duplicate names, symbolic links
 //!   that leave the skill folder (by text, then on disk once all exist) and blobs past
 //!   [`GitOptions::max_bytes`] are refused. Submodules (gitlinks) are skipped and reported in
@@ -54,6 +56,7 @@
 //! - Proxies come from reqwest's defaults (`HTTPS_PROXY`, `NO_PROXY`, …), not from git config.
 
 mod credentials;
+mod packed;
 mod remote;
 mod tree;
 

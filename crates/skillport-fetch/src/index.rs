@@ -1,7 +1,8 @@
 //! `<into>/index.json`: what the skill folder holds, for the agent and for the next run.
 //!
 //! The index always describes what is on disk: every entry's folder holds exactly the content
-//! its digest or commit names, and the next `skillport fetch` trusts it to skip work. Paths
+//! its digest or commit names, whose [tree hash](skillport_oci::tree_hash) is `treeHash`; the
+//! next `skillport fetch` skips a skill only when its folder still has that hash. Paths
 //! are relative to the folder holding `index.json`, because the agent container may mount
 //! that folder somewhere else than the init container did.
 //!
@@ -12,7 +13,8 @@
 //!   "skills": [
 //!     {"name": "pdf-tools", "description": "…", "version": "1.2.0", "path": "pdf-tools",
 //!      "source": {"image": "registry.example.com/skills/pdf-tools:1.2.0"},
-//!      "digest": "sha256:…", "files": 12, "bytes": 40960, "warnings": []}
+//!      "digest": "sha256:…", "treeHash": "sha256:…", "files": 12, "bytes": 40960,
+//!      "warnings": []}
 //!   ]
 //! }
 //! ```
@@ -23,6 +25,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use skillport_oci::Digest;
 
 use crate::plan::{API_VERSION, INDEX_FILE, Source};
 
@@ -62,8 +65,12 @@ pub struct IndexEntry {
     /// For git: the commit checked out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
-    /// Regular files in the folder, and their bytes: checked before a re-run trusts the
-    /// folder.
+    /// The folder's [tree hash](skillport_oci::tree_hash) as published: what a re-run (and
+    /// `skillport verify`) compares the folder with before trusting it. Absent only in an
+    /// index written before it was recorded; such an entry is never trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_hash: Option<Digest>,
+    /// Regular files in the folder, and their bytes, for people and agents reading the index.
     pub files: u64,
     pub bytes: u64,
     /// What lenient validation of SKILL.md (and skill.yaml) let through, as

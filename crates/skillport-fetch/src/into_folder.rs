@@ -1,11 +1,11 @@
 // The `--into` folder: locked while we work, temporary folders inside it, skills moved into
-// place by rename, and a cheap check that a folder still holds what the index says.
+// place by rename, and counting what a skill folder holds.
 //
 // Expected flow: `IntoFolder::open` creates and locks the folder and removes what a crashed run left
 // (only names starting with `.skillport-`, which plans cannot use); each skill gets a staging
 // folder `<into>/.skillport-staging-XXXX` (same file system, so renames work, and the only
 // writable place in the pod); the skill is fetched into `<staging>/<target>`, checked, and
-// `publish` swaps it with `<into>/<target>` in one `renameat2(RENAME_EXCHANGE)`, so readers
+// `swap_in` swaps it with `<into>/<target>` in one `renameat2(RENAME_EXCHANGE)`, so readers
 // see the old or the new folder, never none; the old one ends up in the staging folder, which
 // is deleted.
 //
@@ -99,7 +99,7 @@ impl IntoFolder {
 
     /// Moves the finished folder `staged` (inside `staging`) to `<into>/<target>`, swapping
     /// out whatever is there; the old content lands in `staging`, deleted with it.
-    pub(crate) fn publish(&self, staged: &Path, staging: &TempDir, target: &str) -> io::Result<()> {
+    pub(crate) fn swap_in(&self, staged: &Path, staging: &TempDir, target: &str) -> io::Result<()> {
         let dest = self.path.join(target);
         match fs::symlink_metadata(&dest) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return fs::rename(staged, &dest),
@@ -171,13 +171,4 @@ pub(crate) fn tally(dir: &Path) -> io::Result<Tally> {
         }
     }
     Ok(total)
-}
-
-/// Whether `<into>/<path>` is a real folder with a SKILL.md and the files the index counted.
-pub(crate) fn intact(into: &Path, path: &str, expected: Tally) -> bool {
-    let dir = into.join(path);
-    let is_dir = fs::symlink_metadata(&dir).is_ok_and(|meta| meta.is_dir());
-    is_dir
-        && fs::symlink_metadata(dir.join("SKILL.md")).is_ok_and(|meta| meta.is_file())
-        && tally(&dir).is_ok_and(|found| found == expected)
 }

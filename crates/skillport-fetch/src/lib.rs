@@ -16,13 +16,13 @@
 //! - [`git`] fetches git sources.
 
 mod error;
-mod folder;
 pub mod git;
 pub mod index;
+mod into_folder;
 pub mod plan;
 pub mod run;
 
 pub use error::{FetchError, SkillError, SkillFailure};
 pub use index::{IndexEntry, SkillIndex};
 pub use plan::{FetchPlan, PlanError, PlannedSkill, Source};
-pub use run::{Action, Done, FetchOptions, Outcome, Report, fetch, one_line};
+pub use run::{Action, Done, FetchOptions, Outcome, Report, fetch, termination_line};

@@ -6,16 +6,19 @@
 //!    if needed and locked (`flock` on the folder), and what an interrupted run left there
 //!    (`.skillport-*`) is removed.
 //! 2. The previous `index.json`, if any, is read: it says what each folder holds.
-//! 3. Pull secrets are read and merged in memory ([`Credentials::from_files`], first match
-//!    wins, each labelled `pull secret "<name>"`); their warnings (empty or shadowed entries)
-//!    go into [`Report::warnings`]. Git credentials are read when a skill needs them.
+//! 3. Pull secrets are read and merged in memory, once ([`Credentials::from_files`], first
+//!    match wins, each labelled `pull secret "<name>"`); their warnings (empty or shadowed
+//!    entries) go into [`Report::warnings`], and the registries of the plan's images that no
+//!    secret covers are noted for the 401 message, before the credentials go to the client.
+//!    Git credentials are read when a skill needs them.
 //! 4. Every skill runs as its own task, up to [`FetchOptions::parallel`] at once, each in its
 //!    own staging folder under `--into`:
 //!    - up to date? (see below) → kept as it is, no download;
-//!    - else downloaded into `<staging>/<target>` (images: every digest verified, the layer
-//!      unpacked with the registry client's safety rules and [`FetchOptions::max_skill_bytes`];
-//!      git: see [`crate::git`]), its SKILL.md checked leniently, then swapped into
-//!      `<into>/<target>` by one rename.
+//!    - else downloaded into `<staging>/<target>` (images: every digest verified, a layer
+//!      declared larger than [`FetchOptions::max_download_bytes`] refused before its download,
+//!      the layer unpacked with the registry client's safety rules and
+//!      [`FetchOptions::max_skill_bytes`]; git: see [`crate::git`]), its SKILL.md checked
+//!      leniently, its tree hash taken, then swapped into `<into>/<target>` by one rename.
 //!
 //!    Transient failures (connection, timeouts, 5xx, a download cut short) are retried with
 //!    backoff, [`FetchOptions::attempts`] times in all, on top of the registry client's own
@@ -26,7 +29,9 @@
 //! # When a skill is up to date
 //!
 //! Only when the previous index has an entry with the same name, target and source, its
-//! folder is still a folder with a SKILL.md and the same number of files and bytes, and:
+//! folder's [tree hash](skillport_oci::tree_hash) is the one recorded (every path, kind,
+//! execute bit, link text and file byte as fetched: an edit of any size, a file added or
+//! removed, a `chmod` all make it differ; the cost is reading the folder once), and:
 //! - image pinned by digest: the digest is the pinned one — no network at all;
 //! - image by tag: the tag still resolves (one HEAD request) to the recorded digest;
 //! - git at a full commit SHA: the recorded commit is that SHA — no network at all;
@@ -41,37 +46,43 @@
 //!   remain afterwards (temporary names start with `.skillport-`, which targets cannot).
 //! - Skills that succeed are published even when others fail, and `index.json` lists exactly
 //!   the skills whose folders hold what their entry says: the new ones, and, for a skill that
-//!   failed, its previous entry when its old folder is still in place. A restart after a
-//!   failure therefore skips what already arrived.
+//!   failed, its previous entry when its old folder still has the recorded tree hash. A
+//!   restart after a failure therefore skips what already arrived.
 //! - No credential is written anywhere or put in a message.
 //!
 //! # Caveats
 //!
+//! - An index written before tree hashes were recorded has entries without `treeHash`; those
+//!   skills are fetched again once.
 //! - A folder that exists at a target but is not in the index is replaced: the plan owns its
 //!   targets. Other folders in `--into` are never touched.
 //! - A timeout cannot stop an unpack already running on a blocking thread; its staging folder
 //!   may stay until the next run removes it.
 
+mod git_skill;
+mod image_skill;
+mod publish;
+mod retry;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use skillport_oci::{Digest, Reference, UnpackLimits};
+use skillport_oci::Reference;
 use skillport_registry::auth::{AuthError, AuthFile, Credentials};
-use skillport_registry::{Client, ClientOptions, NoProgress, RegistryError};
-use skillport_skill::{Diagnostic, LoadError, Mode};
+use skillport_registry::{Client, ClientOptions, Remote};
 use tempfile::TempDir;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::error::{FetchError, SkillError, SkillFailure};
-use crate::folder::{IntoFolder, OpenError, Tally, intact, tally};
-use crate::git::{self, GitCredentials, GitOptions, GitSource};
+use crate::git::GitCredentials;
 use crate::index::{IndexEntry, SkillIndex};
-use crate::plan::{FetchPlan, GitSpec, PlannedSkill, Source};
+use crate::into_folder::{IntoFolder, OpenError};
+use crate::plan::{FetchPlan, PlannedSkill, Source};
+use retry::{RetryPolicy, Tries};
 
 /// How a fetch runs.
 #[derive(Debug, Clone)]
@@ -87,6 +98,10 @@ pub struct FetchOptions {
     pub parallel: usize,
     /// What one skill may expand to on disk.
     pub max_skill_bytes: u64,
+    /// What one skill may download: an image's layer as stored (compressed), refused before
+    /// the download when the registry declares more, and cut off when more arrives; a git
+    /// source's pack (the whole commit, compressed).
+    pub max_download_bytes: u64,
     /// Files, folders and links one skill may hold.
     pub max_skill_entries: u64,
     /// The registry client's settings; the plan's CA files and insecure registries are added.
@@ -101,6 +116,9 @@ impl Default for FetchOptions {
             backoff: Duration::from_secs(1),
             parallel: 16,
             max_skill_bytes: 1 << 30,
+            // Compressed content is smaller than what it expands to; a git pack holds the
+            // whole commit, not only the skill's folder, hence the headroom.
+            max_download_bytes: 2 << 30,
             max_skill_entries: 100_000,
             client: ClientOptions::default(),
         }
@@ -172,12 +190,12 @@ impl Report {
                 .collect();
             let _ = write!(line, " (also failed: {})", others.join(", "));
         }
-        Some(one_line(&line))
+        Some(termination_line(&line))
     }
 }
 
 /// `text` on one line of at most 1024 bytes, for a termination message.
-pub fn one_line(text: &str) -> String {
+pub fn termination_line(text: &str) -> String {
     let mut line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -196,8 +214,9 @@ pub fn one_line(text: &str) -> String {
 /// What every skill task shares.
 struct Context {
     client: Client,
-    /// The same pull secrets, to say which lacked an entry when a registry refuses us.
-    credentials: Credentials,
+    /// (registry, repository) of the plan's images that no pull secret has an entry for, to
+    /// say so when the registry refuses us.
+    uncovered: BTreeSet<(String, String)>,
     secret_names: Vec<String>,
     folder: IntoFolder,
     git_credentials: Option<GitCredentials>,
@@ -233,7 +252,7 @@ pub async fn fetch(
 
     let outcomes = fetch_all(&context, plan, &previous).await;
     let removed = remove_unplanned(&context, plan, &previous, &mut warnings);
-    let index = write_index(&context, plan, &previous, &outcomes)?;
+    let index = write_index(&context, plan, &previous, &outcomes).await?;
     if let Err(err) = context.folder.remove_leftovers() {
         tracing::warn!("cleaning up {}: {err}", into.display());
     }
@@ -260,14 +279,30 @@ fn context(
     options: &FetchOptions,
     deadline: Instant,
 ) -> Result<(Arc<Context>, Vec<String>), FetchError> {
-    let files = read_pull_secrets(plan)?;
-    let warnings = Credentials::from_files(files.clone()).warnings();
+    let credentials = Credentials::from_files(read_pull_secrets(plan)?);
+    let warnings = credentials.warnings();
+    let uncovered = plan
+        .skills
+        .iter()
+        .filter_map(|skill| skill.image.as_deref())
+        .map(|text| {
+            let reference: Reference = text.parse().expect("a validated plan has valid references");
+            Remote::new(&reference)
+        })
+        .filter(|remote| {
+            matches!(
+                credentials.lookup(&remote.registry, &remote.repository),
+                Ok(None)
+            )
+        })
+        .map(|remote| (remote.registry, remote.repository))
+        .collect();
     // Read only when a source can use them: they are sent over https only.
     let needs_git_credentials = plan.skills.iter().any(|skill| {
         skill
             .git
             .as_ref()
-            .is_some_and(|git| sends_credentials(&git.url))
+            .is_some_and(|git| git_skill::sends_credentials(&git.url))
     });
     let git_credentials = match &plan.git_credentials {
         Some(file) if needs_git_credentials => Some(
@@ -296,11 +331,11 @@ fn context(
             .collect(),
         ..options.client.clone()
     };
-    let client = Client::new(Credentials::from_files(files.clone()), client_options)
+    let client = Client::new(credentials, client_options)
         .map_err(|err| FetchError::Client(Box::new(err)))?;
     let context = Context {
         client,
-        credentials: Credentials::from_files(files),
+        uncovered,
         secret_names: plan.pull_secrets.iter().map(|s| s.name.clone()).collect(),
         folder,
         git_credentials,
@@ -376,24 +411,27 @@ fn remove_unplanned(
 
 /// Writes the index: the skills now in place, and, for a skill that failed, its previous entry
 /// when the failed attempt left its folder as that entry describes it.
-fn write_index(
+async fn write_index(
     context: &Context,
     plan: &FetchPlan,
     previous: &SkillIndex,
     outcomes: &[Outcome],
 ) -> Result<PathBuf, FetchError> {
-    let entries = plan
-        .skills
-        .iter()
-        .zip(outcomes)
-        .filter_map(|(skill, outcome)| match &outcome.result {
-            Ok(done) => Some(done.entry.clone()),
-            Err(_) => previous
-                .entry(&skill.name)
-                .filter(|old| old.path == skill.target() && in_place(context, old))
-                .cloned(),
-        })
-        .collect();
+    let mut entries = Vec::new();
+    for (skill, outcome) in plan.skills.iter().zip(outcomes) {
+        match &outcome.result {
+            Ok(done) => entries.push(done.entry.clone()),
+            Err(_) => {
+                if let Some(old) = previous
+                    .entry(&skill.name)
+                    .filter(|old| old.path == skill.target())
+                    && in_place(context, old).await
+                {
+                    entries.push(old.clone());
+                }
+            }
+        }
+    }
     let into = context.folder.path();
     SkillIndex::new(entries)
         .write(into)
@@ -444,10 +482,11 @@ async fn fetch_skill(
     let work = async {
         match &source {
             Source::Image(text) => {
-                fetch_image(&context, &skill, text, previous.as_ref(), &mut tries).await
+                image_skill::fetch_image(&context, &skill, text, previous.as_ref(), &mut tries)
+                    .await
             }
             Source::Git(spec) => {
-                fetch_git(&context, &skill, spec, previous.as_ref(), &mut tries).await
+                git_skill::fetch_git(&context, &skill, spec, previous.as_ref(), &mut tries).await
             }
         }
     };
@@ -467,207 +506,40 @@ async fn fetch_skill(
     })
 }
 
-/// How often the current step of a skill was tried, and its latest transient error (for a
-/// timeout message).
-#[derive(Default)]
-struct Tries {
-    count: u32,
-    last: Option<String>,
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or has run `attempts` times.
-async fn with_retries<T, F, Fut>(
-    context: &Context,
-    name: &str,
-    tries: &mut Tries,
-    mut attempt: F,
-) -> Result<T, SkillError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, SkillError>>,
-{
-    tries.count = 0;
-    loop {
-        tries.count += 1;
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(err) if err.is_transient() && tries.count < context.options.attempts => {
-                let wait = context
-                    .options
-                    .backoff
-                    .saturating_mul(2u32.saturating_pow(tries.count - 1));
-                tracing::warn!("skill {name:?}: {err}; trying again in {wait:?}");
-                tries.last = Some(err.to_string());
-                tokio::time::sleep(wait).await;
-            }
-            Err(err) => return Err(err),
+impl Context {
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.options.attempts,
+            backoff: self.options.backoff,
         }
     }
 }
 
-async fn fetch_image(
-    context: &Arc<Context>,
-    skill: &PlannedSkill,
-    text: &str,
-    previous: Option<&IndexEntry>,
-    tries: &mut Tries,
-) -> Result<Done, SkillError> {
-    let reference: Reference = text.parse().expect("a validated plan has valid references");
-    let unchanged = |digest: &Digest| {
-        previous.filter(|old| {
-            old.digest.as_deref() == Some(digest.to_string().as_str()) && in_place(context, old)
-        })
+/// Whether the folder of `entry` still holds what it did when the entry was written: the same
+/// tree hash. Reads every file, on a blocking thread. An entry without a tree hash (from an
+/// older index) is never in place.
+async fn in_place(context: &Context, entry: &IndexEntry) -> bool {
+    let Some(recorded) = entry.tree_hash.clone() else {
+        return false;
     };
-    if let Some(pinned) = reference.digest()
-        && let Some(old) = unchanged(pinned)
-    {
-        return Ok(up_to_date(old));
-    }
-    let digest = match reference.digest() {
-        Some(digest) => digest.clone(),
-        None => {
-            with_retries(context, &skill.name, tries, || async {
-                context
-                    .client
-                    .resolve(&reference)
-                    .await
-                    .map_err(|error| registry_error(context, text, error))
-            })
-            .await?
-            .digest
+    let dir = context.folder.path().join(&entry.path);
+    let name = entry.name.clone();
+    tokio::task::spawn_blocking(move || match skillport_oci::tree_hash::tree_hash(&dir) {
+        Ok(found) if found == recorded => true,
+        Ok(found) => {
+            tracing::info!(
+                skill = name,
+                "folder changed since it was fetched ({found}, {recorded} recorded)"
+            );
+            false
         }
-    };
-    if let Some(old) = unchanged(&digest) {
-        return Ok(up_to_date(old));
-    }
-    // Fetch exactly what was resolved, even if the tag moves meanwhile.
-    let exact = pinned(&reference, &digest);
-    let exact_text = exact.to_string();
-    let staging = staging(context, text)?;
-    let staged = staging.path().join(skill.target());
-    let limits = UnpackLimits {
-        max_bytes: context.options.max_skill_bytes,
-        max_entries: context.options.max_skill_entries,
-    };
-    with_retries(context, &skill.name, tries, || async {
-        context
-            .client
-            .export_with_limits(&exact, &staged, limits, Arc::new(NoProgress))
-            .await
-            .map_err(|error| registry_error(context, &exact_text, error))
-    })
-    .await?;
-    publish(
-        context,
-        skill,
-        staging,
-        staged,
-        Revision::Digest(digest.to_string()),
-        Vec::new(),
-    )
-    .await
-}
-
-async fn fetch_git(
-    context: &Arc<Context>,
-    skill: &PlannedSkill,
-    spec: &GitSpec,
-    previous: Option<&IndexEntry>,
-    tries: &mut Tries,
-) -> Result<Done, SkillError> {
-    if is_commit_sha(&spec.reference)
-        && let Some(old) = previous
-            .filter(|old| old.commit.as_deref() == Some(spec.reference.as_str()))
-            .filter(|old| in_place(context, old))
-    {
-        return Ok(up_to_date(old));
-    }
-    let origin = format!("{} {}", spec.url, spec.reference);
-    let staging = staging(context, &origin)?;
-    let staged = staging.path().join(skill.target());
-    let source = GitSource {
-        url: spec.url.clone(),
-        reference: spec.reference.clone(),
-        path: spec.path.clone(),
-    };
-    let fetched = with_retries(context, &skill.name, tries, || {
-        let source = source.clone();
-        let staged = staged.clone();
-        let context = context.clone();
-        async move {
-            let options = GitOptions {
-                timeout: context
-                    .deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_secs(1)),
-                max_bytes: context.options.max_skill_bytes,
-                max_entries: context.options.max_skill_entries,
-                ca_files: context.ca_files.clone(),
-                ..GitOptions::default()
-            };
-            tokio::task::spawn_blocking(move || {
-                // Never over plain http or git:// (git.rs refuses credentials on http).
-                let credentials = context
-                    .git_credentials
-                    .as_ref()
-                    .filter(|_| sends_credentials(&source.url));
-                git::fetch(&source, credentials, &staged, &options)
-            })
-            .await
-            .expect("git fetch does not panic")
-            .map_err(|err| SkillError::Git(Box::new(err)))
+        Err(err) => {
+            tracing::info!(skill = name, "folder not usable as it is: {err}");
+            false
         }
     })
-    .await?;
-    let warnings = fetched
-        .submodules
-        .iter()
-        .map(|path| format!("{path}: submodule skipped (submodules are not fetched)"))
-        .collect();
-    publish(
-        context,
-        skill,
-        staging,
-        staged,
-        Revision::Commit(fetched.commit),
-        warnings,
-    )
     .await
-}
-
-/// Whether the plan's git credentials go to this URL: https only.
-fn sends_credentials(url: &str) -> bool {
-    url.get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
-}
-
-/// A full commit SHA (SHA-1 or SHA-256), which names content that cannot change.
-fn is_commit_sha(reference: &str) -> bool {
-    matches!(reference.len(), 40 | 64)
-        && reference
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn pinned(reference: &Reference, digest: &Digest) -> Reference {
-    let tag = reference
-        .tag()
-        .map(|tag| format!(":{tag}"))
-        .unwrap_or_default();
-    format!("{}{tag}@{digest}", reference.name())
-        .parse()
-        .expect("a valid reference with a valid digest is valid")
-}
-
-fn in_place(context: &Context, entry: &IndexEntry) -> bool {
-    intact(
-        context.folder.path(),
-        &entry.path,
-        Tally {
-            files: entry.files,
-            bytes: entry.bytes,
-        },
-    )
+    .expect("hashing does not panic")
 }
 
 fn up_to_date(entry: &IndexEntry) -> Done {
@@ -684,223 +556,4 @@ fn staging(context: &Context, origin: &str) -> Result<TempDir, SkillError> {
         path: context.folder.path().to_path_buf(),
         source,
     })
-}
-
-/// A registry error, with the pull secrets named when none had an entry for the registry.
-fn registry_error(context: &Context, reference: &str, error: RegistryError) -> SkillError {
-    let error = match error {
-        RegistryError::Unauthorized {
-            registry,
-            repository,
-            detail: said,
-        } if matches!(context.credentials.lookup(&registry, &repository), Ok(None)) => {
-            let detail = match context.secret_names.as_slice() {
-                [] => "the plan has no pull secrets".to_owned(),
-                [only] => format!("pull secret {only:?} has no entry for this host"),
-                names => format!(
-                    "none of the pull secrets {} has an entry for this host",
-                    names
-                        .iter()
-                        .map(|name| format!("{name:?}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            tracing::debug!("registry said: {said}; pull secrets: {detail}");
-            RegistryError::Unauthorized {
-                registry,
-                repository,
-                detail,
-            }
-        }
-        other => other,
-    };
-    SkillError::Registry {
-        reference: reference.to_owned(),
-        error: Box::new(error),
-    }
-}
-
-/// What the content was fetched at.
-enum Revision {
-    Digest(String),
-    Commit(String),
-}
-
-/// Checks the staged skill, then swaps it into `<into>/<target>`; the staging folder (with the
-/// old content, if any) is deleted afterwards.
-async fn publish(
-    context: &Arc<Context>,
-    skill: &PlannedSkill,
-    staging: TempDir,
-    staged: PathBuf,
-    revision: Revision,
-    extra_warnings: Vec<String>,
-) -> Result<Done, SkillError> {
-    let context = context.clone();
-    let skill = skill.clone();
-    tokio::task::spawn_blocking(move || {
-        let source = skill.source().expect("validated");
-        let origin = source.to_string();
-        let checked = check_skill(&staged, &origin)?;
-        let io = |action, path: &Path| {
-            let path = path.to_path_buf();
-            let origin = origin.clone();
-            move |source| SkillError::Io {
-                origin,
-                action,
-                path,
-                source,
-            }
-        };
-        let counted = tally(&staged).map_err(io("reading", &staged))?;
-        let target = skill.target();
-        let dest = context.folder.path().join(target);
-        let existed = std::fs::symlink_metadata(&dest).is_ok();
-        context
-            .folder
-            .publish(&staged, &staging, target)
-            .map_err(io("moving the skill to", &dest))?;
-        if let Err(err) = staging.close() {
-            tracing::warn!("removing the previous {}: {err}", dest.display());
-        }
-        let (digest, commit) = match revision {
-            Revision::Digest(digest) => (Some(digest), None),
-            Revision::Commit(commit) => (None, Some(commit)),
-        };
-        let mut warnings = checked.warnings;
-        warnings.extend(extra_warnings);
-        Ok(Done {
-            action: if existed {
-                Action::Replaced
-            } else {
-                Action::Fetched
-            },
-            entry: IndexEntry {
-                name: skill.name.clone(),
-                description: checked.description,
-                version: checked.version,
-                path: target.to_owned(),
-                source,
-                digest,
-                commit,
-                files: counted.files,
-                bytes: counted.bytes,
-                warnings,
-            },
-        })
-    })
-    .await
-    .expect("publishing does not panic")
-}
-
-/// What lenient validation tells about a fetched skill.
-struct Checked {
-    description: String,
-    version: Option<String>,
-    warnings: Vec<String>,
-}
-
-/// Loads the staged folder as agents do (leniently). A missing or unusable SKILL.md fails the
-/// skill; rule violations become warnings; skill.yaml is optional, so its errors are warnings
-/// too.
-fn check_skill(dir: &Path, origin: &str) -> Result<Checked, SkillError> {
-    match skillport_skill::load(dir, Mode::Lenient) {
-        Ok(skill) => Ok(Checked {
-            version: skill
-                .card
-                .as_ref()
-                .map(|card| card.metadata.version.clone())
-                .filter(|version| !version.is_empty())
-                .or_else(|| skill.frontmatter.metadata.get("version").cloned()),
-            description: skill.frontmatter.description,
-            warnings: skill
-                .warnings
-                .iter()
-                .map(|d| diagnostic_line(dir, d, false))
-                .collect(),
-        }),
-        Err(LoadError::MissingSkillMd { .. } | LoadError::NotADirectory { .. }) => {
-            Err(SkillError::NoSkillMd {
-                origin: origin.to_owned(),
-            })
-        }
-        Err(LoadError::Read { path, source }) => Err(SkillError::Io {
-            origin: origin.to_owned(),
-            action: "reading",
-            path: path
-                .strip_prefix(dir)
-                .map(Path::to_path_buf)
-                .unwrap_or(path),
-            source,
-        }),
-        Err(LoadError::Invalid { diagnostics, .. }) => {
-            let is_skill_md = |d: &&Diagnostic| d.file.file_name() == Some("SKILL.md".as_ref());
-            let errors: Vec<&Diagnostic> = diagnostics
-                .iter()
-                .filter(is_skill_md)
-                .filter(|d| d.is_error())
-                .collect();
-            if let Some(first) = errors.first() {
-                return Err(SkillError::Unusable {
-                    origin: origin.to_owned(),
-                    first: diagnostic_line(dir, first, false),
-                    count: errors.len(),
-                });
-            }
-            // Only skill.yaml is wrong: read SKILL.md alone.
-            let skill_md = dir.join("SKILL.md");
-            let text = std::fs::read_to_string(&skill_md).map_err(|source| SkillError::Io {
-                origin: origin.to_owned(),
-                action: "reading",
-                path: "SKILL.md".into(),
-                source,
-            })?;
-            let folder = dir
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned());
-            let (frontmatter, _, _) =
-                skillport_skill::parse_skill_md(&text, &skill_md, folder.as_deref(), Mode::Lenient);
-            let frontmatter = frontmatter.ok_or_else(|| SkillError::Unusable {
-                origin: origin.to_owned(),
-                first: "SKILL.md has no usable frontmatter".into(),
-                count: 1,
-            })?;
-            Ok(Checked {
-                version: frontmatter.metadata.get("version").cloned(),
-                description: frontmatter.description,
-                warnings: diagnostics
-                    .iter()
-                    .map(|d| diagnostic_line(dir, d, d.is_error()))
-                    .collect(),
-            })
-        }
-    }
-}
-
-/// `SKILL.md:3:7: message`, the file relative to the skill folder.
-fn diagnostic_line(dir: &Path, diagnostic: &Diagnostic, ignored: bool) -> String {
-    let file = diagnostic
-        .file
-        .strip_prefix(dir)
-        .unwrap_or(&diagnostic.file)
-        .display();
-    let mut line = format!("{file}");
-    if let Some(number) = diagnostic.line {
-        let _ = write!(line, ":{number}");
-        if let Some(column) = diagnostic.column {
-            let _ = write!(line, ":{column}");
-        }
-    }
-    line.push_str(": ");
-    line.push_str(&diagnostic.message);
-    if ignored {
-        line.push_str(" (skill.yaml ignored)");
-    }
-    chain_free(&line)
-}
-
-/// Diagnostics are one line already; keep them so.
-fn chain_free(text: &str) -> String {
-    text.replace(['\n', '\r'], " ")
 }

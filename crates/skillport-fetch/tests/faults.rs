@@ -120,6 +120,16 @@ fn scripted(
     name: &str,
     blob: impl Fn(&FakeRequest, &[u8]) -> FakeResponse + Send + Sync + 'static,
 ) -> (FakeRegistry, String, Vec<u8>) {
+    scripted_declaring(name, None, blob)
+}
+
+/// [`scripted`], with the manifest declaring the layer's size as `declared_size` (its true size
+/// when `None`).
+fn scripted_declaring(
+    name: &str,
+    declared_size: Option<u64>,
+    blob: impl Fn(&FakeRequest, &[u8]) -> FakeResponse + Send + Sync + 'static,
+) -> (FakeRegistry, String, Vec<u8>) {
     let layer = tar_gz(&[
         file("SKILL.md", &skill_md(name)),
         file("data.bin", &incompressible(256 << 10, 3)),
@@ -132,7 +142,10 @@ fn scripted(
         media_type: Some(media::IMAGE_MANIFEST.to_owned()),
         artifact_type: None,
         config: Descriptor::of(media::IMAGE_CONFIG, &config),
-        layers: vec![Descriptor::of(media::LAYER_TAR_GZIP, &layer)],
+        layers: vec![Descriptor {
+            size: declared_size.unwrap_or(layer.len() as u64),
+            ..Descriptor::of(media::LAYER_TAR_GZIP, &layer)
+        }],
         annotations: std::collections::BTreeMap::new(),
     })
     .unwrap();
@@ -207,6 +220,39 @@ fn downloads_cut_short_are_retried_until_one_arrives_whole() {
         common::index(&into).skills[0].bytes,
         (skill_md("flaky").len() + (256 << 10)) as u64
     );
+}
+
+/// Issue 7, finding 5: only the unpacked bytes were bounded, so a manifest declaring a 30 GB
+/// layer filled `--into` before anything stopped it. Now the declared size is checked against
+/// the download limit before the layer is asked for.
+#[test]
+fn a_layer_declared_larger_than_the_download_limit_is_refused_before_downloading() {
+    // Asked for, the layer sends 1 MiB and then nothing: a client that downloads it waits for
+    // the timeout (without filling the disk of the machine running this test).
+    let (fake, reference, layer) = scripted_declaring("huge", Some(30 << 30), |_, layer| {
+        FakeResponse::stall_after(200, NO_HEADERS, layer[..1 << 10].to_vec(), None)
+    });
+    let work = tempfile::tempdir().unwrap();
+    let into = work.path().join("skills");
+    let plan = FetchPlan {
+        skills: vec![PlannedSkill::image("huge", &reference)],
+        ..FetchPlan::new()
+    };
+    let options = FetchOptions {
+        timeout: Duration::from_secs(5),
+        max_download_bytes: 64 << 20,
+        ..fast_options()
+    };
+    let report = run(&plan, &into, &options);
+    failure_of(&report, "huge", &[&fake.host(), "limit"], &[]);
+    let failure = report.failures().next().unwrap();
+    assert_eq!(failure.attempts, 1, "a size over the limit is not retried");
+    assert_eq!(
+        layer_requests(&fake, "huge", &layer),
+        0,
+        "the layer was never asked for"
+    );
+    assert_eq!(top_level(&into), ["index.json"]);
 }
 
 #[test]

@@ -157,6 +157,7 @@ fn the_index_has_exactly_the_documented_shape() {
             "name",
             "path",
             "source",
+            "treeHash",
             "version",
             "warnings"
         ]
@@ -166,6 +167,14 @@ fn the_index_has_exactly_the_documented_shape() {
     assert_eq!(entry["source"], serde_json::json!({ "image": reference }));
     assert!(entry["digest"].as_str().unwrap().starts_with("sha256:"));
     assert!(entry["files"].is_u64() && entry["bytes"].is_u64());
+    // The same tree hash `skillport verify` and local install compute over the folder.
+    let dir = into.join(entry["path"].as_str().unwrap());
+    assert_eq!(
+        entry["treeHash"],
+        skillport_oci::tree_hash::tree_hash(&dir)
+            .unwrap()
+            .to_string()
+    );
     assert!(entry["warnings"].is_array());
     assert_eq!(entry["path"], "shape");
     assert!(
@@ -265,6 +274,58 @@ fn a_moved_tag_or_a_damaged_folder_is_replaced_in_one_step() {
         names(&[("moving", Some(Action::Replaced))])
     );
     assert_eq!(contents(&into.join("moving")), contents(&v2));
+}
+
+/// Issue 7, finding 9: a re-run compared only the file count and byte total, so an edit that
+/// kept every size survived it. The tree hash in the index catches it, and a change of the
+/// execute bit too.
+#[test]
+fn rerun_replaces_a_same_size_edit() {
+    let work = tempfile::tempdir().unwrap();
+    let a = Site::start(&work.path().join("secrets"), "artifactory");
+    let dir = write_skill(
+        &work.path().join("src"),
+        "edited",
+        &[("data.txt", b"genuine\n")],
+    );
+    let (reference, digest) = push_skill(&a, work.path(), &dir, "edited", "1");
+    // Pinned: the only thing that can make the re-run fetch is the folder itself.
+    let plan = plan(
+        vec![PlannedSkill::image(
+            "edited",
+            format!("{reference}@{digest}"),
+        )],
+        &[&a],
+    );
+    let into = work.path().join("skills");
+    run(&plan, &into, &fast_options());
+    let file = into.join("edited/data.txt");
+
+    fs::write(&file, b"tampered").unwrap();
+    let report = run(&plan, &into, &fast_options());
+    assert_eq!(
+        actions(&report),
+        names(&[("edited", Some(Action::Replaced))])
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"genuine\n");
+
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).unwrap();
+    let report = run(&plan, &into, &fast_options());
+    assert_eq!(
+        actions(&report),
+        names(&[("edited", Some(Action::Replaced))])
+    );
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+
+    // Untouched, it is up to date again.
+    let report = run(&plan, &into, &fast_options());
+    assert_eq!(
+        actions(&report),
+        names(&[("edited", Some(Action::UpToDate))])
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use skillport_fetch::{Action, FetchOptions, FetchPlan, Report, one_line};
+use skillport_fetch::{Action, FetchOptions, FetchPlan, Report, termination_line};
 
 use crate::cli::FetchArgs;
 use crate::output::human_size;
@@ -118,7 +118,7 @@ fn write_termination_log(explicit: Option<&Path>, message: &str) {
         .truncate(true)
         .create(create)
         .open(&path)
-        .and_then(|mut file| writeln!(file, "{}", one_line(message)));
+        .and_then(|mut file| writeln!(file, "{}", termination_line(message)));
     if let Err(err) = result
         && (create || err.kind() != std::io::ErrorKind::NotFound)
     {

@@ -15,6 +15,7 @@ use gix::ObjectId;
 use gix::objs::tree::EntryKind;
 use skillport_oci::folder::{self, link_stays_inside};
 
+use super::packed::{Copied, CopyError, PackedBlobs};
 use super::remote::Target;
 use super::{GitError, GitOptions, Limit};
 
@@ -61,8 +62,16 @@ pub(super) fn write(
     dest: &Path,
     options: &GitOptions,
 ) -> Result<Written, GitError> {
+    let packed = PackedBlobs::open(repo.git_dir(), repo.object_hash()).map_err(|reason| {
+        GitError::Repository {
+            action: "opening the fetched pack",
+            path: repo.git_dir().to_path_buf(),
+            reason,
+        }
+    })?;
     let mut writer = Writer {
         repo,
+        packed,
         target,
         options,
         prefix: subpath.join("/"),
@@ -84,6 +93,8 @@ pub(super) fn write(
 
 struct Writer<'a> {
     repo: &'a gix::Repository,
+    /// Where blobs stored whole are copied from without passing through memory.
+    packed: PackedBlobs,
     target: &'a Target,
     options: &'a GitOptions,
     /// `subpath` joined, for messages (paths are shown from the repository root).
@@ -238,19 +249,29 @@ impl Writer<'_> {
                 limit: self.options.max_bytes,
             });
         }
-        let blob = self
-            .repo
-            .find_blob(id)
-            .map_err(|err| self.broken(&format!("reading {:?}", self.shown(path)), &err))?;
         let mut file = File::options()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(target)
             .map_err(|err| self.exists_or_io(err, path, "creating"))?;
-        file.write_all(&blob.data)
-            .and_then(|()| file.flush())
-            .map_err(io_error("writing", target))?;
+        match self.packed.copy(&id, size, &mut file) {
+            Ok(Copied::Streamed) => {}
+            Ok(Copied::NotStoredWhole) => {
+                // A delta (or a loose object): gix resolves it in one buffer.
+                let blob = self
+                    .repo
+                    .find_blob(id)
+                    .map_err(|err| self.broken(&format!("reading {:?}", self.shown(path)), &err))?;
+                file.write_all(&blob.data)
+                    .map_err(io_error("writing", target))?;
+            }
+            Err(CopyError::Write(err)) => return Err(io_error("writing", target)(err)),
+            Err(CopyError::Pack(reason)) => {
+                return Err(self.broken(&format!("reading {:?}", self.shown(path)), &reason));
+            }
+        }
+        file.flush().map_err(io_error("writing", target))?;
         drop(file);
         set_mode(target, mode)?;
         self.written.files += 1;
@@ -335,7 +356,7 @@ impl Writer<'_> {
     }
 
     /// An object the server should have sent is missing or unreadable.
-    fn broken(&self, what: &str, err: &gix::Error) -> GitError {
+    fn broken(&self, what: &str, err: &dyn std::fmt::Display) -> GitError {
         GitError::Fetch {
             url: self.target.display_url.clone(),
             reference: self.target.reference.clone(),

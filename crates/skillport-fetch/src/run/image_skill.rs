@@ -1,0 +1,130 @@
+// One image skill: up to date by digest (and tree hash), else resolved, downloaded into a
+// staging folder within the download and unpack limits, and handed to `publish`.
+
+use std::sync::Arc;
+
+use skillport_oci::{Digest, Reference, UnpackLimits};
+use skillport_registry::{NoProgress, RegistryError};
+
+use super::publish::{Revision, publish_staged};
+use super::retry::{Tries, with_retries};
+use super::{Context, Done, in_place, staging, up_to_date};
+use crate::error::SkillError;
+use crate::index::IndexEntry;
+use crate::plan::PlannedSkill;
+
+pub(super) async fn fetch_image(
+    context: &Arc<Context>,
+    skill: &PlannedSkill,
+    text: &str,
+    previous: Option<&IndexEntry>,
+    tries: &mut Tries,
+) -> Result<Done, SkillError> {
+    let reference: Reference = text.parse().expect("a validated plan has valid references");
+    let recorded = |digest: &Digest| {
+        previous.filter(|old| old.digest.as_deref() == Some(digest.to_string().as_str()))
+    };
+    if let Some(pinned) = reference.digest()
+        && let Some(old) = recorded(pinned)
+        && in_place(context, old).await
+    {
+        return Ok(up_to_date(old));
+    }
+    let policy = context.retry_policy();
+    let digest = match reference.digest() {
+        Some(digest) => digest.clone(),
+        None => {
+            with_retries(policy, &skill.name, tries, || async {
+                context
+                    .client
+                    .resolve(&reference)
+                    .await
+                    .map_err(|error| registry_error(context, text, error))
+            })
+            .await?
+            .digest
+        }
+    };
+    if reference.digest().is_none()
+        && let Some(old) = recorded(&digest)
+        && in_place(context, old).await
+    {
+        return Ok(up_to_date(old));
+    }
+    // Fetch exactly what was resolved, even if the tag moves meanwhile.
+    let exact = pinned(&reference, &digest);
+    let exact_text = exact.to_string();
+    let staging = staging(context, text)?;
+    let staged = staging.path().join(skill.target());
+    let limits = UnpackLimits {
+        max_bytes: context.options.max_skill_bytes,
+        max_entries: context.options.max_skill_entries,
+    };
+    with_retries(policy, &skill.name, tries, || async {
+        context
+            .client
+            .export_with_limits(
+                &exact,
+                &staged,
+                limits,
+                context.options.max_download_bytes,
+                Arc::new(NoProgress),
+            )
+            .await
+            .map_err(|error| registry_error(context, &exact_text, error))
+    })
+    .await?;
+    publish_staged(
+        context,
+        skill,
+        staging,
+        staged,
+        Revision::Digest(digest.to_string()),
+        Vec::new(),
+    )
+    .await
+}
+
+/// `reference` pinned to `digest`, its tag kept for messages.
+fn pinned(reference: &Reference, digest: &Digest) -> Reference {
+    let tag = reference
+        .tag()
+        .map(|tag| format!(":{tag}"))
+        .unwrap_or_default();
+    format!("{}{tag}@{digest}", reference.name())
+        .parse()
+        .expect("a valid reference with a valid digest is valid")
+}
+
+/// A registry error, with the pull secrets named when none had an entry for the registry.
+fn registry_error(context: &Context, reference: &str, mut error: RegistryError) -> SkillError {
+    if let RegistryError::Unauthorized {
+        registry,
+        repository,
+        detail,
+        ..
+    } = &mut error
+        && context
+            .uncovered
+            .contains(&(registry.clone(), repository.clone()))
+    {
+        let secrets = match context.secret_names.as_slice() {
+            [] => "the plan has no pull secrets".to_owned(),
+            [only] => format!("pull secret {only:?} has no entry for this host"),
+            names => format!(
+                "none of the pull secrets {} has an entry for this host",
+                names
+                    .iter()
+                    .map(|name| format!("{name:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        tracing::debug!("registry said: {detail}; pull secrets: {secrets}");
+        *detail = secrets;
+    }
+    SkillError::Registry {
+        reference: reference.to_owned(),
+        error: Box::new(error),
+    }
+}
