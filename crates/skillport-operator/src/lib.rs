@@ -1,0 +1,10 @@
+//! The Kubernetes half of Skillport: the `SkillSet` API and its generated CRD ([`api`],
+//! [`crd`]), and the pure translation of a SkillSet into a pod template ([`translate`]).
+//!
+//! This crate owns everything that knows about Kubernetes. It must not pull skill content itself
+//! (that is `skillport fetch`, in the pod), and the in-pod `skillport` binary must never link it:
+//! it brings kube. `translate` does no I/O at all — it takes resolved digests and a pod template
+//! and returns what to add — so the operator's reconcile, the webhook and `render` share it.
+
+pub mod api;
+pub mod crd;
