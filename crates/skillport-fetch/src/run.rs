@@ -70,9 +70,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use skillport_oci::Reference;
 use skillport_registry::auth::{AuthError, AuthFile, Credentials};
-use skillport_registry::{Client, ClientOptions, Remote};
+use skillport_registry::{Client, ClientOptions};
 use tempfile::TempDir;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -214,9 +213,6 @@ pub fn termination_line(text: &str) -> String {
 /// What every skill task shares.
 struct Context {
     client: Client,
-    /// (registry, repository) of the plan's images that no pull secret has an entry for, to
-    /// say so when the registry refuses us.
-    uncovered: BTreeSet<(String, String)>,
     secret_names: Vec<String>,
     folder: IntoFolder,
     git_credentials: Option<GitCredentials>,
@@ -281,22 +277,6 @@ fn context(
 ) -> Result<(Arc<Context>, Vec<String>), FetchError> {
     let credentials = Credentials::from_files(read_pull_secrets(plan)?);
     let warnings = credentials.warnings();
-    let uncovered = plan
-        .skills
-        .iter()
-        .filter_map(|skill| skill.image.as_deref())
-        .map(|text| {
-            let reference: Reference = text.parse().expect("a validated plan has valid references");
-            Remote::new(&reference)
-        })
-        .filter(|remote| {
-            matches!(
-                credentials.lookup(&remote.registry, &remote.repository),
-                Ok(None)
-            )
-        })
-        .map(|remote| (remote.registry, remote.repository))
-        .collect();
     // Read only when a source can use them: they are sent over https only.
     let needs_git_credentials = plan.skills.iter().any(|skill| {
         skill
@@ -335,7 +315,6 @@ fn context(
         .map_err(|err| FetchError::Client(Box::new(err)))?;
     let context = Context {
         client,
-        uncovered,
         secret_names: plan.pull_secrets.iter().map(|s| s.name.clone()).collect(),
         folder,
         git_credentials,

@@ -98,15 +98,13 @@ fn pinned(reference: &Reference, digest: &Digest) -> Reference {
 
 /// A registry error, with the pull secrets named when none had an entry for the registry.
 fn registry_error(context: &Context, reference: &str, mut error: RegistryError) -> SkillError {
+    // The client says whether any credential was found: no second lookup here (a credential
+    // helper could run, and this is an async task).
     if let RegistryError::Unauthorized {
-        registry,
-        repository,
         detail,
+        had_credentials: false,
         ..
     } = &mut error
-        && context
-            .uncovered
-            .contains(&(registry.clone(), repository.clone()))
     {
         let secrets = match context.secret_names.as_slice() {
             [] => "the plan has no pull secrets".to_owned(),
