@@ -1,31 +1,27 @@
 //! Independent clients on both sides of the real registry: skopeo (Debian) reads what we push
-//! and pushes what we pull, over TLS with basic auth; oras (the oras-py SDK, PyPI, in the test
-//! virtualenv) pushes an agentskills-proposal artifact that we pull and export, and pulls what
-//! we push.
+//! and pushes what we pull, over TLS with basic auth; crane (go-containerregistry, what kagent's
+//! init containers pulled with) pulls, exports and flattens what we push, and we pull what it
+//! pushes, a multi-layer image included; the oras CLI pushes an agentskills-proposal artifact
+//! that we pull and export, and copies what we push — crane and oras over TLS with basic auth
+//! too. (These replace the oras-py tests, which could only use a plain registry: oras-py fails
+//! against login + TLS. oras-py stays in the test virtualenv for the pull benchmark.)
 //!
-//! oras-py works against a plain-HTTP registry without login and fails against login + TLS
-//! (see shared/TESTING.md), so the oras tests use `Registry::plain()`. A missing peer tool
-//! fails the test with a message saying how to install it; nothing is skipped.
+//! crane and oras are the Go binaries `scripts/k8s-tools.sh` builds. A missing peer tool fails
+//! the test with a message saying how to install or build it; nothing is skipped.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{blob_names, build_skill, client_for, progress, reference, snapshot, write_skill};
-use skillport_oci::spec::{ImageIndex, media};
+use common::{
+    blob_names, build_skill, client_for, fast_options, progress, reference, snapshot, write_skill,
+};
+use skillport_oci::spec::media;
 use skillport_oci::{Digest, Store, skill_image};
-use skillport_testkit::{Registry, skopeo, venv_tool, write_tiny_image};
-
-const PUSH_AGENTSKILL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/oras/push_agentskill.py"
-);
-
-/// `python -c ORAS_PULL TARGET OUTDIR`: oras-py pulls over plain HTTP, prints the file count.
-const ORAS_PULL: &str = "import sys\nfrom oras.client import OrasClient\n\
-    files = OrasClient(insecure=True).pull(target=sys.argv[1], outdir=sys.argv[2])\n\
-    print(len(files))\n";
+use skillport_registry::auth::{AuthFile, Credentials};
+use skillport_registry::{Client, ClientOptions};
+use skillport_testkit::{Registry, k8s_tool, skopeo, write_tiny_image};
 
 #[track_caller]
 fn run(command: &mut Command) -> Output {
@@ -206,26 +202,237 @@ async fn we_pull_a_plain_image_skopeo_pushes() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// oras (plain registry: oras-py fails against login + TLS)
+// crane and the oras CLI (Go), over TLS with basic auth
+
+/// `crane` with the registry's credentials (`DOCKER_CONFIG`) and CA (`SSL_CERT_FILE`, read by
+/// Go's TLS); never the user's own login.
+fn crane(registry: &Registry, work: &Path) -> Command {
+    let mut command = Command::new(k8s_tool("crane"));
+    command.env(
+        "DOCKER_CONFIG",
+        registry
+            .docker_config(&work.join("crane-auth"))
+            .parent()
+            .unwrap(),
+    );
+    if let Some(ca) = registry.ca_file() {
+        command.env("SSL_CERT_FILE", ca);
+    }
+    command
+}
+
+/// `oras SUBCOMMAND…` with the registry's credentials (`--registry-config`) and CA
+/// (`--ca-file`); never the user's own login.
+fn oras(registry: &Registry, work: &Path, subcommand: &[&str]) -> Command {
+    let mut command = Command::new(k8s_tool("oras"));
+    command
+        .args(subcommand)
+        .arg("--registry-config")
+        .arg(registry.docker_config(&work.join("oras-auth")));
+    if let Some(ca) = registry.ca_file() {
+        command.arg("--ca-file").arg(ca);
+    } else {
+        command.arg("--plain-http");
+    }
+    command
+}
+
+/// Untars `tar` into a new folder `dest` with GNU tar.
+fn untar(tar: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    run(Command::new("tar").arg("-xf").arg(tar).arg("-C").arg(dest));
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn we_pull_and_export_an_agentskills_artifact_pushed_by_oras() {
-    let registry = Registry::plain();
+async fn crane_pulls_exports_and_flattens_what_we_push() {
+    let registry = Registry::tls_basic_auth();
     let work = tempfile::tempdir().unwrap();
-    let skill = write_skill(&work.path().join("src"), "oras-skill");
-    let remote = format!("{}/skills/oras-skill:0.1.0", registry.host());
-    let oras_work = work.path().join("oras");
-    std::fs::create_dir_all(&oras_work).unwrap();
-    let output = run(Command::new(venv_tool("python"))
-        .arg(PUSH_AGENTSKILL)
-        .arg(&remote)
+    let store = Store::open(&work.path().join("store")).unwrap();
+    let skill = write_skill(&work.path().join("src"), "for-crane");
+    let built = build_skill(&store, &skill, "for-crane:1");
+    let remote = format!("{}/skills/for-crane:1", registry.host());
+    client_for(&registry, &work.path().join("auth"))
+        .push(
+            &store,
+            &reference("for-crane:1"),
+            &reference(&remote),
+            progress(),
+        )
+        .await
+        .unwrap();
+
+    // The same index, byte for byte, under the same digest.
+    let digest = run(crane(&registry, work.path()).args(["digest", &remote])).stdout;
+    assert_eq!(
+        String::from_utf8(digest).unwrap().trim(),
+        built.digest().to_string()
+    );
+    let manifest = run(crane(&registry, work.path()).args(["manifest", &remote])).stdout;
+    assert_eq!(manifest, store.read_blob(built.digest()).unwrap());
+
+    // `crane export` (kagent's init containers: `crane export REF - | tar -x`) gives the skill's
+    // files at the root.
+    let exported = work.path().join("export.tar");
+    run(crane(&registry, work.path())
+        .args(["export", "--platform", "linux/amd64", &remote])
+        .arg(&exported));
+    let out = work.path().join("out/export");
+    untar(&exported, &out);
+    assert_eq!(contents(&out), contents(&skill));
+
+    // `crane pull` into an OCI layout of its own: every blob we pushed verifies.
+    let layout = work.path().join("crane-layout");
+    run(crane(&registry, work.path())
+        .args(["pull", "--format", "oci", &remote])
+        .arg(&layout));
+    assert!(layout.join("index.json").is_file());
+
+    // `crane flatten` squashes each platform's image into a new one; its export is the same.
+    let flat = format!("{}/skills/for-crane:flat", registry.host());
+    run(crane(&registry, work.path()).args(["flatten", &remote, "-t", &flat]));
+    let flat_tar = work.path().join("flat.tar");
+    run(crane(&registry, work.path())
+        .args(["export", "--platform", "linux/arm64", &flat])
+        .arg(&flat_tar));
+    let out = work.path().join("out/flat");
+    untar(&flat_tar, &out);
+    assert_eq!(contents(&out), contents(&skill));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_pull_what_crane_pushes_one_layer_and_many() {
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let skill = write_skill(&work.path().join("src"), "from-crane");
+    let client = client_for(&registry, &work.path().join("auth"));
+
+    // One layer: the skill's files at the root, on an empty base.
+    let all = work.path().join("all.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&all)
+        .arg("-C")
         .arg(&skill)
-        .arg(&oras_work));
-    let digest: Digest = String::from_utf8(output.stdout)
-        .unwrap()
+        .arg("."));
+    let one = format!("{}/skills/from-crane:one", registry.host());
+    run(crane(&registry, work.path())
+        .args(["append", "--oci-empty-base", "-f"])
+        .arg(&all)
+        .args(["-t", &one]));
+    let crane_digest = run(crane(&registry, work.path()).args(["digest", &one])).stdout;
+    let store = Store::open(&work.path().join("store")).unwrap();
+    let pulled = client
+        .pull(&store, &reference(&one), progress())
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.descriptor.digest.to_string(),
+        String::from_utf8(crane_digest).unwrap().trim()
+    );
+    let dest = work.path().join("out/one/from-crane");
+    client
+        .export(&reference(&one), &dest, progress())
+        .await
+        .unwrap();
+    assert_eq!(contents(&dest), contents(&skill));
+
+    // Two layers (SKILL.md, then the rest): we pull every blob under crane's digest; a skill
+    // image has one layer, so export refuses it and says so; crane flatten makes it one.
+    let first = work.path().join("first.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&first)
+        .arg("-C")
+        .arg(&skill)
+        .arg("SKILL.md"));
+    let rest = work.path().join("rest.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&rest)
+        .arg("-C")
+        .arg(&skill)
+        .args(["scripts", "references"]));
+    let many = format!("{}/skills/from-crane:many", registry.host());
+    run(crane(&registry, work.path())
+        .args(["append", "--oci-empty-base", "-f"])
+        .arg(&first)
+        .args(["-t", &many]));
+    run(crane(&registry, work.path())
+        .args(["append", "-f"])
+        .arg(&rest)
+        .args(["-b", &many, "-t", &many]));
+    let crane_digest = run(crane(&registry, work.path()).args(["digest", &many])).stdout;
+    let pulled = client
+        .pull(&store, &reference(&many), progress())
+        .await
+        .unwrap();
+    assert_eq!(
+        pulled.descriptor.digest.to_string(),
+        String::from_utf8(crane_digest).unwrap().trim()
+    );
+    let layers = run(crane(&registry, work.path()).args(["manifest", &many])).stdout;
+    let layers: serde_json::Value = serde_json::from_slice(&layers).unwrap();
+    let layers = layers["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for layer in layers {
+        let digest: Digest = layer["digest"].as_str().unwrap().parse().unwrap();
+        assert!(store.blob_path(&digest).is_file(), "layer {digest} pulled");
+    }
+    let refused = client
+        .export(
+            &reference(&many),
+            &work.path().join("out/many/from-crane"),
+            progress(),
+        )
+        .await
+        .expect_err("a two-layer image is not a skill image");
+    eprintln!("two layers: {refused:#}");
+
+    let flat = format!("{}/skills/from-crane:flat", registry.host());
+    run(crane(&registry, work.path()).args(["flatten", &many, "-t", &flat]));
+    let dest = work.path().join("out/flat/from-crane");
+    client
+        .export(&reference(&flat), &dest, progress())
+        .await
+        .unwrap();
+    assert_eq!(contents(&dest), contents(&skill));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_pull_and_export_an_agentskills_artifact_pushed_by_the_oras_cli() {
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let skill = write_skill(&src, "oras-skill");
+    let remote = format!("{}/skills/oras-skill:0.1.0", registry.host());
+    // `oras push` of a folder packs it as tar+gzip with its files under `<name>/`, and marks
+    // the layer with its title and `io.deis.oras.content.unpack`: the proposal's layout.
+    let config = work.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"name":"oras-skill","description":"pushed by the oras CLI"}"#,
+    )
+    .unwrap();
+    let output = run(oras(&registry, work.path(), &["push"])
+        .current_dir(&src)
+        .args(["--artifact-type", media::AGENTSKILLS_ARTIFACT])
+        .arg("--config")
+        .arg(format!(
+            "{}:{}",
+            config.display(),
+            media::AGENTSKILLS_CONFIG
+        ))
+        .args(["--annotation", "io.agentskills.skill.name=oras-skill"])
+        .arg(&remote)
+        .arg(format!("oras-skill:{}", media::AGENTSKILLS_LAYER)));
+    let said = String::from_utf8(output.stdout).unwrap();
+    let digest: Digest = said
+        .lines()
+        .find_map(|line| line.strip_prefix("Digest: "))
+        .unwrap_or_else(|| panic!("oras push prints the manifest digest: {said}"))
         .trim()
         .parse()
-        .expect("the script prints the manifest digest");
+        .unwrap();
 
     let client = client_for(&registry, &work.path().join("auth"));
     let resolved = client.resolve(&reference(&remote)).await.unwrap();
@@ -236,6 +443,10 @@ async fn we_pull_and_export_an_agentskills_artifact_pushed_by_oras() {
     assert_eq!(manifest["artifactType"], media::AGENTSKILLS_ARTIFACT);
     assert_eq!(manifest["config"]["mediaType"], media::AGENTSKILLS_CONFIG);
     assert_eq!(manifest["layers"][0]["mediaType"], media::AGENTSKILLS_LAYER);
+    assert_eq!(
+        manifest["layers"][0]["annotations"]["io.deis.oras.content.unpack"],
+        "true"
+    );
 
     // Straight to a folder: the `<name>/` prefix is stripped, files land at the root.
     let dest = work.path().join("out/direct/oras-skill");
@@ -265,31 +476,50 @@ async fn we_pull_and_export_an_agentskills_artifact_pushed_by_oras() {
     client.export(&by_digest, &dest, progress()).await.unwrap();
     assert_eq!(contents(&dest), contents(&skill));
 
-    // Our push keeps the artifact as it is (artifactType, custom config and layer types), so
-    // oras pulls it back from another registry. oras-py saves a layer of a type it does not
-    // know as a file named by its title annotation, without unpacking it.
-    let other = Registry::plain();
+    // Our push keeps the artifact as it is (artifactType, custom config and layer types,
+    // annotations), so `oras pull` from another TLS + auth registry unpacks the folder again.
+    let other = Registry::tls_basic_auth();
     let copy = reference(&format!("{}/mirror/oras-skill:0.1.0", other.host()));
-    let pushed = client
+    // One client for both registries: both CAs, both logins.
+    let both = Client::new(
+        Credentials::from_files(vec![
+            AuthFile::read(&registry.docker_config(&work.path().join("auth-a"))).unwrap(),
+            AuthFile::read(&other.docker_config(&work.path().join("auth-b"))).unwrap(),
+        ]),
+        ClientOptions {
+            ca_files: vec![
+                registry.ca_file().unwrap().to_path_buf(),
+                other.ca_file().unwrap().to_path_buf(),
+            ],
+            ..fast_options()
+        },
+    )
+    .unwrap();
+    let pushed = both
         .push(&store, &reference(&remote), &copy, progress())
         .await
         .unwrap();
     assert_eq!(pushed, digest);
     let oras_out = work.path().join("oras-out");
-    run(Command::new(venv_tool("python"))
-        .arg("-c")
-        .arg(ORAS_PULL)
-        .arg(copy.to_string())
-        .arg(&oras_out));
-    assert_eq!(
-        std::fs::read(oras_out.join("oras-skill")).unwrap(),
-        std::fs::read(store.blob_path(&image.layer.digest)).unwrap()
-    );
+    std::fs::create_dir_all(&oras_out).unwrap();
+    let other_work = work.path().join("other");
+    run(oras(&other, &other_work, &["pull"])
+        .arg("--output")
+        .arg(&oras_out)
+        .arg(copy.to_string()));
+    assert_eq!(contents(&oras_out.join("oras-skill")), contents(&skill));
 }
 
+/// What the ORAS CLI does with our image: it resolves the index to the platform's manifest and
+/// saves only layers named by `org.opencontainers.image.title`; ours has none, so nothing is
+/// saved. Giving our layer a title plus oras' unpack marker would not help: oras extracts such a
+/// layer under `<title>/` and refuses entries outside it ("SKILL.md" is outside of "NAME"), and
+/// our files are at the layer root, where the kubelet mounts them. A title alone would save the
+/// gzip blob as a file. So `oras pull` is not how to get our skill folder; `oras copy` and
+/// `oras manifest fetch` work, and `skillport export` or `crane export` unpack it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oras_pulls_what_we_push() {
-    let registry = Registry::plain();
+async fn the_oras_cli_copies_our_image_and_its_pull_saves_no_files() {
+    let registry = Registry::tls_basic_auth();
     let work = tempfile::tempdir().unwrap();
     let store = Store::open(&work.path().join("store")).unwrap();
     let skill = write_skill(&work.path().join("src"), "for-oras");
@@ -305,23 +535,22 @@ async fn oras_pulls_what_we_push() {
         .await
         .unwrap();
 
-    // oras-py's pull reads only `layers` of what it fetches, so an index yields nothing: it is
-    // pointed at the linux/amd64 manifest by digest. Our layer is OCI tar+gzip, which oras-py
-    // treats as a packed folder and unpacks into the output folder.
-    let index: ImageIndex = store.read_json("index", built.digest()).unwrap();
-    let amd64 = skillport_oci::pick_manifest(&index).unwrap();
+    let fetched = run(oras(&registry, work.path(), &["manifest", "fetch"]).arg(&remote));
+    assert_eq!(fetched.stdout, store.read_blob(built.digest()).unwrap());
+
     let out = work.path().join("oras-out");
-    let output = run(Command::new(venv_tool("python"))
-        .arg("-c")
-        .arg(ORAS_PULL)
-        .arg(format!(
-            "{}/skills/for-oras@{}",
-            registry.host(),
-            amd64.digest
-        ))
-        .arg(&out));
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "1");
-    assert_eq!(contents(&out), contents(&skill));
+    std::fs::create_dir_all(&out).unwrap();
+    let pulled = run(oras(&registry, work.path(), &["pull"])
+        .args(["--platform", "linux/amd64", "--output"])
+        .arg(&out)
+        .arg(&remote));
+    let said = String::from_utf8_lossy(&pulled.stdout).into_owned()
+        + &String::from_utf8_lossy(&pulled.stderr);
+    assert!(
+        said.contains("Skipped pulling layers without file name"),
+        "{said}"
+    );
+    assert!(std::fs::read_dir(&out).unwrap().next().is_none(), "{said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
