@@ -64,7 +64,8 @@ for binary in "${!PACKAGE_OF[@]}"; do
   command -v "$binary" >/dev/null || missing+=("${PACKAGE_OF[$binary]}")
 done
 # The test node's agent image is a static busybox; Debian's `busybox` package is dynamic.
-static_busybox() { [ -x /bin/busybox ] && LC_ALL=C ldd /bin/busybox 2>&1 | grep -q 'not a dynamic executable'; }
+# (ldd exits 1 on a static binary: under pipefail only grep's answer may count.)
+static_busybox() { [ -x /bin/busybox ] && { LC_ALL=C ldd /bin/busybox 2>&1 || true; } | grep -q 'not a dynamic executable'; }
 static_busybox || missing+=(busybox-static)
 # `gcc -static` needs libc6-dev's static libc.
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -n "$(gcc -print-file-name=libc.a 2>/dev/null | grep /)" ] \
