@@ -37,13 +37,17 @@ pub(super) const HOST_PATHS: &[&str] = &[
     "/run/netns",
 ];
 
+/// Folders other tools make as a side effect (`umount` through libmount makes `/run/mount`):
+/// removed after the node if they were not there before and are empty.
+pub(super) const SIDE_EFFECT_DIRS: &[&str] = &["/run/mount"];
+
 /// The part of the host a node changes, to compare before and after (see
 /// `tests/k8s_node.rs`). Equal snapshots mean the node left the host as it found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostState {
     /// `vm/overcommit_memory` → its value, for [`SYSCTLS`].
     pub sysctls: BTreeMap<String, String>,
-    /// Which of [`HOST_PATHS`] exist.
+    /// Which of [`HOST_PATHS`] and [`SIDE_EFFECT_DIRS`] exist.
     pub paths: BTreeSet<String>,
     /// `kubepods` cgroups (any hierarchy).
     pub kubepods_cgroups: BTreeSet<String>,
@@ -63,6 +67,7 @@ impl HostState {
             .collect();
         let paths = HOST_PATHS
             .iter()
+            .chain(SIDE_EFFECT_DIRS)
             .filter(|path| Path::new(path).symlink_metadata().is_ok())
             .map(|path| (*path).to_owned())
             .collect();
@@ -259,6 +264,11 @@ done
     for path in HOST_PATHS {
         if !before.paths.contains(*path) {
             let _ = writeln!(script, "[ -e {path} ] && rm -rf --one-file-system {path}");
+        }
+    }
+    for dir in SIDE_EFFECT_DIRS {
+        if !before.paths.contains(*dir) {
+            let _ = writeln!(script, "[ -d {dir} ] && rmdir {dir} 2>/dev/null");
         }
     }
     if before.kubepods_cgroups.is_empty() {
