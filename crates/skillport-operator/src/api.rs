@@ -57,6 +57,11 @@ pub const DEFAULT_UPDATE_INTERVAL: &str = "10m";
         "reason": "FieldValueInvalid",
     },
     {
+        "rule": "self.delivery != 'ImageVolume' || self.skills.all(s, !has(s.git))",
+        "message": "delivery ImageVolume cannot deliver git skills; use InitContainer or Auto",
+        "fieldPath": ".delivery",
+    },
+    {
         "rule": "self.skills.all(a, !has(a.mountPath) || self.skills.all(b, a.name == b.name || (has(b.mountPath) ? b.mountPath : self.mountRoot + '/' + b.name) != a.mountPath))",
         "message": "mount paths must be unique: a skill's mountPath equals another skill's mount path (mountRoot/name by default)",
         // No `reason: FieldValueDuplicate`: the server prints that one without the message.

@@ -1,0 +1,151 @@
+//! InitContainer mode: `skillport fetch` fills an `emptyDir` from a plan in a ConfigMap.
+//!
+//! Each pull secret is mounted read-only under a numbered volume (`skillport-pull-<i>`, never
+//! the Secret's name, which may hold dots or be too long for a volume name), only its
+//! `.dockerconfigjson` key; the git secret likewise. The plan names the Secrets, so `fetch`'s
+//! messages can, and lists them in the SkillSet's order, which is the order they are tried.
+//! The agent gets the folder read-only at `mountRoot`, and each skill with a `mountPath` of its
+//! own also there, as a `subPath` of the same volume.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, EmptyDirVolumeSource, KeyToPath, SecretVolumeSource, Volume,
+};
+use skillport_fetch::plan::{CredentialFile, FetchPlan, GitSpec, PlannedSkill};
+
+use super::{
+    Mode, Options, PinnedSource, PlanConfigMap, Planned, SkillResources, TranslateError, mount,
+    names, restricted_container,
+};
+use crate::api::SkillSetSpec;
+
+pub(super) fn resources(
+    skill_set: &str,
+    spec: &SkillSetSpec,
+    planned: &[Planned<'_>],
+    options: &Options,
+) -> Result<SkillResources, TranslateError> {
+    let config_map = names::plan_config_map(skill_set);
+    let mut plan = FetchPlan::new();
+    let mut volumes = vec![
+        Volume {
+            name: names::SKILLS_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+        Volume {
+            name: names::PLAN_VOLUME.to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.clone(),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    ];
+    let mut fetch_mounts = vec![
+        mount(names::SKILLS_VOLUME, names::FETCH_INTO, false),
+        mount(names::PLAN_VOLUME, names::PLAN_DIR, true),
+    ];
+
+    for skill in planned {
+        plan.skills.push(match &skill.source {
+            PinnedSource::Image(reference) => PlannedSkill::image(&skill.skill.name, reference),
+            PinnedSource::Git { url, commit, path } => PlannedSkill::git(
+                &skill.skill.name,
+                GitSpec {
+                    url: url.clone(),
+                    reference: commit.clone(),
+                    path: path.clone(),
+                },
+            ),
+        });
+    }
+    for (index, secret) in spec.image_pull_secrets.iter().enumerate() {
+        let volume = names::pull_secret_volume(index);
+        let dir = names::pull_secret_dir(index);
+        volumes.push(secret_volume(
+            &volume,
+            &secret.name,
+            Some(names::DOCKER_CONFIG_KEY),
+        ));
+        fetch_mounts.push(mount(&volume, &dir, true));
+        plan.pull_secrets.push(CredentialFile {
+            name: secret.name.clone(),
+            path: format!("{dir}/{}", names::DOCKER_CONFIG_KEY),
+        });
+    }
+    if let Some(secret) = &spec.git_auth_secret_ref
+        && plan.has_git_skills()
+    {
+        volumes.push(secret_volume(names::GIT_VOLUME, &secret.name, None));
+        fetch_mounts.push(mount(names::GIT_VOLUME, names::GIT_DIR, true));
+        plan.git_credentials = Some(CredentialFile {
+            name: secret.name.clone(),
+            path: names::GIT_DIR.to_owned(),
+        });
+    }
+    let mut data = BTreeMap::new();
+    if let Some(bundle) = &options.ca_bundle {
+        plan.ca_files
+            .push(format!("{}/{}", names::PLAN_DIR, names::CA_KEY));
+        data.insert(names::CA_KEY.to_owned(), bundle.clone());
+    }
+    plan.validate().map_err(|err| TranslateError::Plan {
+        reason: err.to_string(),
+    })?;
+    data.insert(names::PLAN_KEY.to_owned(), plan.to_json());
+
+    let args = [
+        "fetch",
+        "--plan",
+        &format!("{}/{}", names::PLAN_DIR, names::PLAN_KEY),
+        "--into",
+        names::FETCH_INTO,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let fetch = restricted_container(names::FETCH_CONTAINER, args, fetch_mounts, options);
+
+    let mut volume_mounts = vec![mount(names::SKILLS_VOLUME, &spec.mount_root, true)];
+    for skill in planned {
+        if skill.skill.mount_path.is_some() {
+            let mut own = mount(names::SKILLS_VOLUME, &skill.mount_path, true);
+            own.sub_path = Some(skill.skill.name.clone());
+            volume_mounts.push(own);
+        }
+    }
+    Ok(SkillResources {
+        mode: Mode::InitContainer,
+        container: String::new(),
+        init_containers: vec![fetch],
+        volumes,
+        volume_mounts,
+        env: Vec::new(),
+        image_pull_secrets: Vec::new(),
+        annotations: BTreeMap::new(),
+        plan: Some(PlanConfigMap {
+            name: config_map,
+            data,
+        }),
+    })
+}
+
+/// A Secret as a read-only volume; with `key`, only that key.
+fn secret_volume(volume: &str, secret: &str, key: Option<&str>) -> Volume {
+    Volume {
+        name: volume.to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_owned()),
+            items: key.map(|key| {
+                vec![KeyToPath {
+                    key: key.to_owned(),
+                    path: key.to_owned(),
+                    mode: None,
+                }]
+            }),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}

@@ -1,0 +1,508 @@
+//! Skills into a pod template, as plain data: pure, deterministic, no I/O.
+//!
+//! [`SkillResources::new`] takes a SkillSet, what its skills resolved to, the pod template it is
+//! for, the delivery mode and the operator's options, and returns what to add: volumes, init
+//! containers, the agent container's mounts and environment, pull secrets, annotations, and (in
+//! InitContainer mode) the plan ConfigMap's data. [`SkillResources::apply`] splices it into a
+//! template; [`SkillResources::remove`] takes exactly that back out. The reconciler applies the
+//! result with server-side apply, the webhook turns it into a JSON Patch, `render` prints it.
+//!
+//! Guarantees: the same inputs give the same output, byte for byte (maps are `BTreeMap`s, lists
+//! keep SkillSet order, no clock, no randomness). Images are always referenced by digest. Only the
+//! agent container (`spec.container`, else the first) gets skills; every other container, init
+//! container and volume of the template stays as it was. A name that is already taken in the
+//! template is an error, never an overwrite, so `remove` gives back the original template.
+//! No credential passes through here: Secrets are referred to by name and mounted as files.
+
+mod image_volume;
+mod init_container;
+pub mod names;
+mod verify;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, LocalObjectReference, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use skillport_oci::{ParseReferenceError, Reference};
+
+use crate::api::{Delivery, ResolvedSkill, Skill, SkillSetSpec};
+
+/// How the skills reach the pod: a concrete mode, never `Auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    ImageVolume,
+    InitContainer,
+}
+
+impl Mode {
+    /// The mode for `spec` on a cluster that does (or does not) serve image volumes. `Auto`
+    /// takes image volumes where they are served and every skill is an image; git skills always
+    /// need the fetch init container.
+    pub fn choose(spec: &SkillSetSpec, image_volumes_served: bool) -> Mode {
+        let all_images = spec.skills.iter().all(|skill| skill.git.is_none());
+        match spec.delivery {
+            Delivery::ImageVolume => Mode::ImageVolume,
+            Delivery::Auto if image_volumes_served && all_images => Mode::ImageVolume,
+            Delivery::Auto | Delivery::InitContainer => Mode::InitContainer,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::ImageVolume => "ImageVolume",
+            Mode::InitContainer => "InitContainer",
+        }
+    }
+}
+
+/// What the operator was started with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Options {
+    /// The image holding the static `skillport` binary (`fetch`, `verify`).
+    pub init_image: String,
+    /// PEM CA certificates trusted for registries (the operator's `--ca-file`s), handed to
+    /// `skillport fetch` through the plan ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// Resources of the init containers. [default: [`Options::default_resources`]]
+    #[serde(default = "Options::default_resources")]
+    pub resources: ResourceRequirements,
+}
+
+impl Options {
+    pub fn new(init_image: impl Into<String>) -> Options {
+        Options {
+            init_image: init_image.into(),
+            ca_bundle: None,
+            resources: Options::default_resources(),
+        }
+    }
+
+    /// Requests 50m CPU and 64Mi memory, limited to 256Mi: `fetch` streams layers to disk and
+    /// holds little in memory.
+    pub fn default_resources() -> ResourceRequirements {
+        let quantities = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(key, value)| ((*key).to_owned(), Quantity((*value).to_owned())))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        };
+        ResourceRequirements {
+            requests: quantities(&[("cpu", "50m"), ("memory", "64Mi")]),
+            limits: quantities(&[("memory", "256Mi")]),
+            ..ResourceRequirements::default()
+        }
+    }
+}
+
+/// Why a SkillSet cannot be put into a pod template.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    #[error("skill {skill:?} is not resolved yet (no {what} in status.skills)")]
+    Unresolved { skill: String, what: &'static str },
+    #[error("skill {skill:?}: image reference {reference:?} does not parse: {reason}")]
+    Reference {
+        skill: String,
+        reference: String,
+        reason: String,
+    },
+    #[error("skill {skill:?} comes from git, which only the InitContainer delivery can fetch")]
+    GitNeedsInitContainer { skill: String },
+    #[error("the pod template has no container {name:?} (it has: {})", available.join(", "))]
+    ContainerNotFound {
+        name: String,
+        available: Vec<String>,
+    },
+    #[error("the pod template has no containers")]
+    NoContainers,
+    #[error("the pod template already has a {what} named {name:?}")]
+    NameTaken { what: &'static str, name: String },
+    #[error("container {container:?} already mounts something at {path}")]
+    MountPathTaken { container: String, path: String },
+    #[error("the fetch plan is invalid: {reason}")]
+    Plan { reason: String },
+}
+
+/// The plan ConfigMap of InitContainer mode: its name and data (owned by the SkillSet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanConfigMap {
+    pub name: String,
+    pub data: BTreeMap<String, String>,
+}
+
+/// Everything a SkillSet adds to one pod template.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkillResources {
+    pub mode: Mode,
+    /// The agent container's name.
+    pub container: String,
+    /// Put before the template's own init containers.
+    pub init_containers: Vec<Container>,
+    pub volumes: Vec<Volume>,
+    /// Added to the agent container.
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Added to the agent container.
+    pub env: Vec<EnvVar>,
+    /// Added to the pod (ImageVolume mode), those the template does not name already.
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Added to the pod template's metadata.
+    pub annotations: BTreeMap<String, String>,
+    /// InitContainer mode: the ConfigMap the fetch container reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanConfigMap>,
+}
+
+/// One skill as it will be delivered: its spec, its pinned source and its mount path.
+pub(crate) struct Planned<'a> {
+    pub skill: &'a Skill,
+    pub source: PinnedSource,
+    pub mount_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum PinnedSource {
+    /// `name@sha256:…`
+    Image(String),
+    Git {
+        url: String,
+        commit: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+}
+
+impl SkillResources {
+    /// What SkillSet `name` (with `spec`, resolved as `resolved`) adds to `template`.
+    pub fn new(
+        name: &str,
+        spec: &SkillSetSpec,
+        resolved: &[ResolvedSkill],
+        template: &PodTemplateSpec,
+        mode: Mode,
+        options: &Options,
+    ) -> Result<SkillResources, TranslateError> {
+        let planned = pin(spec, resolved)?;
+        let pod = template.spec.as_ref();
+        let containers = pod.map(|pod| pod.containers.as_slice()).unwrap_or_default();
+        let container = agent_container(spec, containers)?;
+
+        let mut resources = match mode {
+            Mode::ImageVolume => image_volume::resources(spec, &planned, pod, options)?,
+            Mode::InitContainer => init_container::resources(name, spec, &planned, options)?,
+        };
+        resources.container.clone_from(&container.name);
+        let folders: Vec<&str> = planned.iter().map(|p| p.mount_path.as_str()).collect();
+        resources
+            .env
+            .push(env(names::SKILL_FOLDERS_ENV, &folders.join(",")));
+        if resources.has_index() {
+            let index = format!("{}/{}", spec.mount_root, names::INDEX_FILE);
+            resources.env.push(env(names::INDEX_ENV, &index));
+        }
+        let skill_names: Vec<&str> = planned.iter().map(|p| p.skill.name.as_str()).collect();
+        resources.annotations.insert(
+            names::SKILLS_ANNOTATION.to_owned(),
+            serde_json::to_string(&skill_names).expect("names serialise"),
+        );
+        resources.annotations.insert(
+            names::SKILLS_DIGEST_ANNOTATION.to_owned(),
+            skills_digest(mode, &planned),
+        );
+        resources.check_free(template, container)?;
+        Ok(resources)
+    }
+
+    /// Whether an index is written for the agent (always with fetch; with verify on).
+    fn has_index(&self) -> bool {
+        self.mode == Mode::InitContainer
+            || self
+                .init_containers
+                .iter()
+                .any(|c| c.name == names::VERIFY_CONTAINER)
+    }
+
+    /// Refuses names and mount paths the template already uses.
+    fn check_free(
+        &self,
+        template: &PodTemplateSpec,
+        agent: &Container,
+    ) -> Result<(), TranslateError> {
+        let pod = template.spec.clone().unwrap_or_default();
+        let taken = |what, name: &str| TranslateError::NameTaken {
+            what,
+            name: name.to_owned(),
+        };
+        for volume in &self.volumes {
+            if pod.volumes.iter().flatten().any(|v| v.name == volume.name) {
+                return Err(taken("volume", &volume.name));
+            }
+        }
+        for init in &self.init_containers {
+            let all = pod.init_containers.iter().flatten().chain(&pod.containers);
+            if all.clone().any(|c| c.name == init.name) {
+                return Err(taken("container", &init.name));
+            }
+        }
+        for variable in &self.env {
+            if agent.env.iter().flatten().any(|e| e.name == variable.name) {
+                return Err(taken("environment variable", &variable.name));
+            }
+        }
+        for key in self.annotations.keys() {
+            let existing = template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.as_ref());
+            if existing.is_some_and(|annotations| annotations.contains_key(key)) {
+                return Err(taken("annotation", key));
+            }
+        }
+        for mount in &self.volume_mounts {
+            if agent
+                .volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path == mount.mount_path)
+            {
+                return Err(TranslateError::MountPathTaken {
+                    container: agent.name.clone(),
+                    path: mount.mount_path.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `template` with the skills attached.
+    pub fn apply(&self, template: &PodTemplateSpec) -> PodTemplateSpec {
+        let mut template = template.clone();
+        let metadata = template.metadata.get_or_insert_with(Default::default);
+        let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
+        annotations.extend(self.annotations.clone());
+        let pod = template.spec.get_or_insert_with(PodSpec::default);
+        if !self.init_containers.is_empty() {
+            let existing = pod.init_containers.take().unwrap_or_default();
+            pod.init_containers = Some(
+                self.init_containers
+                    .iter()
+                    .cloned()
+                    .chain(existing)
+                    .collect(),
+            );
+        }
+        extend(&mut pod.volumes, &self.volumes);
+        extend(&mut pod.image_pull_secrets, &self.image_pull_secrets);
+        if let Some(agent) = pod.containers.iter_mut().find(|c| c.name == self.container) {
+            extend(&mut agent.volume_mounts, &self.volume_mounts);
+            extend(&mut agent.env, &self.env);
+        }
+        template
+    }
+
+    /// `template` (as [`apply`](Self::apply) left it) with exactly what was added taken out.
+    /// Lists and maps left empty are dropped, as they were before.
+    pub fn remove(&self, template: &PodTemplateSpec) -> PodTemplateSpec {
+        let mut template = template.clone();
+        if let Some(metadata) = template.metadata.as_mut() {
+            if let Some(annotations) = metadata.annotations.as_mut() {
+                annotations.retain(|key, _| !self.annotations.contains_key(key));
+            }
+            if metadata
+                .annotations
+                .as_ref()
+                .is_some_and(BTreeMap::is_empty)
+            {
+                metadata.annotations = None;
+            }
+        }
+        if template.metadata == Some(ObjectMeta::default()) {
+            template.metadata = None;
+        }
+        if let Some(pod) = template.spec.as_mut() {
+            retain(&mut pod.init_containers, |c| {
+                !self.init_containers.iter().any(|ours| ours.name == c.name)
+            });
+            retain(&mut pod.volumes, |v| {
+                !self.volumes.iter().any(|ours| ours.name == v.name)
+            });
+            retain(&mut pod.image_pull_secrets, |s| {
+                !self.image_pull_secrets.contains(s)
+            });
+            if let Some(agent) = pod.containers.iter_mut().find(|c| c.name == self.container) {
+                retain(&mut agent.volume_mounts, |m| {
+                    !self.volume_mounts.contains(m)
+                });
+                retain(&mut agent.env, |e| !self.env.contains(e));
+            }
+        }
+        template
+    }
+}
+
+fn extend<T: Clone>(list: &mut Option<Vec<T>>, items: &[T]) {
+    if !items.is_empty() {
+        list.get_or_insert_with(Vec::new).extend_from_slice(items);
+    }
+}
+
+fn retain<T>(list: &mut Option<Vec<T>>, keep: impl FnMut(&T) -> bool) {
+    if let Some(items) = list.as_mut() {
+        items.retain(keep);
+        if items.is_empty() {
+            *list = None;
+        }
+    }
+}
+
+/// Each skill with its source pinned: images to `name@digest`, git refs to commits.
+fn pin<'a>(
+    spec: &'a SkillSetSpec,
+    resolved: &[ResolvedSkill],
+) -> Result<Vec<Planned<'a>>, TranslateError> {
+    spec.skills
+        .iter()
+        .map(|skill| {
+            let found = resolved.iter().find(|r| r.name == skill.name);
+            let source = match (&skill.image, &skill.git) {
+                (Some(image), _) => {
+                    let digest = found.and_then(|r| r.digest.as_deref()).ok_or_else(|| {
+                        TranslateError::Unresolved {
+                            skill: skill.name.clone(),
+                            what: "digest",
+                        }
+                    })?;
+                    PinnedSource::Image(pinned_reference(&skill.name, image, digest)?)
+                }
+                (None, Some(git)) => PinnedSource::Git {
+                    url: git.url.clone(),
+                    commit: found.and_then(|r| r.commit.clone()).ok_or_else(|| {
+                        TranslateError::Unresolved {
+                            skill: skill.name.clone(),
+                            what: "commit",
+                        }
+                    })?,
+                    path: git.path.clone(),
+                },
+                (None, None) => unreachable!("the CRD requires image or git"),
+            };
+            Ok(Planned {
+                skill,
+                source,
+                mount_path: spec.mount_path(skill),
+            })
+        })
+        .collect()
+}
+
+/// `registry/repo@digest`: the tag (if any) goes, the resolved digest is what counts.
+fn pinned_reference(skill: &str, image: &str, digest: &str) -> Result<String, TranslateError> {
+    let fail = |reason: String| TranslateError::Reference {
+        skill: skill.to_owned(),
+        reference: image.to_owned(),
+        reason,
+    };
+    let reference: Reference = image
+        .parse()
+        .map_err(|err: ParseReferenceError| fail(err.reason.to_owned()))?;
+    let pinned = format!("{}@{digest}", reference.name());
+    pinned
+        .parse::<Reference>()
+        .map_err(|err| fail(format!("with digest {digest:?}: {}", err.reason)))?;
+    Ok(pinned)
+}
+
+/// `spec.container`, else the first container.
+fn agent_container<'a>(
+    spec: &SkillSetSpec,
+    containers: &'a [Container],
+) -> Result<&'a Container, TranslateError> {
+    match &spec.container {
+        Some(name) => containers.iter().find(|c| &c.name == name).ok_or_else(|| {
+            TranslateError::ContainerNotFound {
+                name: name.clone(),
+                available: containers.iter().map(|c| c.name.clone()).collect(),
+            }
+        }),
+        None => containers.first().ok_or(TranslateError::NoContainers),
+    }
+}
+
+/// `sha256:<hex>` over the mode and each skill's name and pinned source, in order: it changes
+/// when content or delivery does, and on nothing else (the init image, resources and mount paths
+/// show in the template themselves).
+fn skills_digest(mode: Mode, planned: &[Planned<'_>]) -> String {
+    let skills: Vec<_> = planned
+        .iter()
+        .map(|p| serde_json::json!({"name": p.skill.name, "source": p.source}))
+        .collect();
+    let canonical = serde_json::json!({"mode": mode, "skills": skills}).to_string();
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    )
+}
+
+pub(crate) fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    }
+}
+
+pub(crate) fn mount(volume: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: volume.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+/// A container of ours: the init image, the restricted PodSecurity profile (non-root as the
+/// image's 65532, read-only root, no privilege escalation, no capabilities, RuntimeDefault
+/// seccomp) and the configured resources.
+pub(crate) fn restricted_container(
+    name: &str,
+    args: Vec<String>,
+    volume_mounts: Vec<VolumeMount>,
+    options: &Options,
+) -> Container {
+    Container {
+        name: name.to_owned(),
+        image: Some(options.init_image.clone()),
+        args: Some(args),
+        volume_mounts: Some(volume_mounts),
+        resources: Some(options.resources.clone()),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(65532),
+            run_as_group: Some(65532),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    }
+}

@@ -1,0 +1,80 @@
+//! Names of everything `translate` adds to a pod, in one place.
+//!
+//! Volume names are DNS labels (at most 63 characters). None is made from a Secret's name, which
+//! may hold dots or be 253 characters long: pull secrets are numbered by their place in the
+//! SkillSet. Skill volumes are `skill-<name>`, which is why skill names stop at 57 characters
+//! (the CRD says so). Everything else starts with `skillport-`, which no `skill-<name>` does.
+
+use sha2::{Digest as _, Sha256};
+
+/// The prefix of a skill's image volume.
+pub const SKILL_VOLUME_PREFIX: &str = "skill-";
+/// The `emptyDir` that `skillport fetch` fills (InitContainer).
+pub const SKILLS_VOLUME: &str = "skillport-skills";
+/// The `emptyDir` the verify container writes the index into (ImageVolume).
+pub const INDEX_VOLUME: &str = "skillport-index";
+/// The plan ConfigMap's volume (InitContainer).
+pub const PLAN_VOLUME: &str = "skillport-plan";
+/// The git credentials Secret's volume (InitContainer).
+pub const GIT_VOLUME: &str = "skillport-git";
+/// The fetch init container.
+pub const FETCH_CONTAINER: &str = "skillport-fetch";
+/// The verify init container.
+pub const VERIFY_CONTAINER: &str = "skillport-verify";
+
+/// Where the fetch container sees the skills folder.
+pub const FETCH_INTO: &str = "/skills";
+/// Where the plan ConfigMap is mounted.
+pub const PLAN_DIR: &str = "/etc/skillport";
+/// The plan's key in the ConfigMap (and file name under [`PLAN_DIR`]).
+pub const PLAN_KEY: &str = "plan.json";
+/// The CA bundle's key in the ConfigMap.
+pub const CA_KEY: &str = "ca.crt";
+/// Where pull secret `i` is mounted: `<PULL_SECRETS_DIR>/<i>`.
+pub const PULL_SECRETS_DIR: &str = "/var/run/skillport/pull-secrets";
+/// The key of a `kubernetes.io/dockerconfigjson` Secret.
+pub const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
+/// Where the git credentials Secret is mounted.
+pub const GIT_DIR: &str = "/var/run/skillport/git";
+/// Where the verify container writes the index.
+pub const INDEX_DIR: &str = "/var/run/skillport/index";
+/// The index file `fetch` and `verify` write.
+pub const INDEX_FILE: &str = skillport_fetch::plan::INDEX_FILE;
+
+/// Pod template annotation: a JSON array of the skill names.
+pub const SKILLS_ANNOTATION: &str = "skillport.dev/skills";
+/// Pod template annotation: a digest of what was delivered and how; pods roll when it changes.
+pub const SKILLS_DIGEST_ANNOTATION: &str = "skillport.dev/skills-digest";
+/// The agent container's list of skill folders (comma-separated mount paths).
+pub const SKILL_FOLDERS_ENV: &str = "SKILL_FOLDERS";
+/// The agent container's path of the index.
+pub const INDEX_ENV: &str = "SKILLPORT_INDEX";
+
+/// A skill's image volume.
+pub fn skill_volume(skill: &str) -> String {
+    format!("{SKILL_VOLUME_PREFIX}{skill}")
+}
+
+/// Pull secret number `index`'s volume.
+pub fn pull_secret_volume(index: usize) -> String {
+    format!("skillport-pull-{index}")
+}
+
+/// Where pull secret number `index` is mounted.
+pub fn pull_secret_dir(index: usize) -> String {
+    format!("{PULL_SECRETS_DIR}/{index}")
+}
+
+/// The plan ConfigMap of SkillSet `skill_set`: `<skill_set>-skillport-plan`, shortened with a
+/// hash of the full name when that would pass the 253 characters of an object name.
+pub fn plan_config_map(skill_set: &str) -> String {
+    const SUFFIX: &str = "-skillport-plan";
+    let name = format!("{skill_set}{SUFFIX}");
+    if name.len() <= 253 {
+        return name;
+    }
+    let hash = hex::encode(&Sha256::digest(skill_set.as_bytes())[..5]);
+    // 253 = kept + "-" + 10 hex + suffix; object names are ASCII, so any byte is a boundary.
+    let kept = skill_set[..253 - 1 - hash.len() - SUFFIX.len()].trim_end_matches(['-', '.']);
+    format!("{kept}-{hash}{SUFFIX}")
+}
