@@ -8,30 +8,12 @@
 //! every container but the agent is untouched, the template's own volumes and init containers are
 //! kept as they were, and translating twice gives the same bytes.
 
+mod common;
+
+use common::Case;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
-use skillport_operator::api::{ResolvedSkill, SkillSetSpec};
-use skillport_operator::translate::{Mode, Options, PlanConfigMap, SkillResources};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Case {
-    mode: Mode,
-    skill_set: SkillSetFixture,
-    template: PodTemplateSpec,
-    #[serde(default)]
-    options: Option<Options>,
-    #[serde(default)]
-    resolved: Option<Vec<ResolvedSkill>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SkillSetFixture {
-    name: String,
-    spec: SkillSetSpec,
-}
+use serde::Serialize;
+use skillport_operator::translate::PlanConfigMap;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,54 +23,18 @@ struct Output<'a> {
     plan_config_map: Option<&'a PlanConfigMap>,
 }
 
-/// A digest and a commit made from the skill's name, so fixtures need not spell them out.
-fn resolved_by_name(spec: &SkillSetSpec) -> Vec<ResolvedSkill> {
-    spec.skills
-        .iter()
-        .map(|skill| {
-            let hash = hex::encode(Sha256::digest(skill.name.as_bytes()));
-            ResolvedSkill {
-                name: skill.name.clone(),
-                digest: skill.image.as_ref().map(|_| format!("sha256:{hash}")),
-                commit: skill.git.as_ref().map(|_| hash[..40].to_owned()),
-                ..ResolvedSkill::default()
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn translate() {
     insta::glob!("fixtures/translate/*.yaml", |path| {
-        let text = std::fs::read_to_string(path).expect("reading the fixture");
-        let case: Case =
-            serde_saphyr::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-        let options = case
-            .options
-            .clone()
-            .unwrap_or_else(|| Options::new("registry.example.com/skillport:0.1.0"));
-        let resolved = case
-            .resolved
-            .clone()
-            .unwrap_or_else(|| resolved_by_name(&case.skill_set.spec));
-        let translate = || {
-            SkillResources::new(
-                &case.skill_set.name,
-                &case.skill_set.spec,
-                &resolved,
-                &case.template,
-                case.mode,
-                &options,
-            )
-        };
-        let resources = match translate() {
+        let case = Case::read(path);
+        let resources = match case.translate() {
             Ok(resources) => resources,
             Err(err) => {
                 insta::assert_snapshot!(format!("error: {err}\n"));
                 return;
             }
         };
-        assert_eq!(translate().as_ref(), Ok(&resources), "deterministic");
+        assert_eq!(case.translate().as_ref(), Ok(&resources), "deterministic");
         let attached = resources.apply(&case.template);
         check_untouched(&case.template, &attached, &resources.container);
         assert_eq!(

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, EmptyDirVolumeSource, KeyToPath, SecretVolumeSource, Volume,
+    ConfigMapVolumeSource, EmptyDirVolumeSource, KeyToPath, SecretVolumeSource, Volume, VolumeMount,
 };
 use skillport_fetch::plan::{CredentialFile, FetchPlan, GitSpec, PlannedSkill};
 
@@ -19,6 +19,10 @@ use super::{
     names, restricted_container,
 };
 use crate::api::SkillSetSpec;
+
+/// 0644, what the API server would fill in: written out, the template we make is the template
+/// it stores, so comparing the two shows only real drift.
+const DEFAULT_MODE: i32 = 0o644;
 
 pub(super) fn resources(
     skill_set: &str,
@@ -38,6 +42,7 @@ pub(super) fn resources(
             name: names::PLAN_VOLUME.to_owned(),
             config_map: Some(ConfigMapVolumeSource {
                 name: config_map.clone(),
+                default_mode: Some(DEFAULT_MODE),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
@@ -48,19 +53,7 @@ pub(super) fn resources(
         mount(names::PLAN_VOLUME, names::PLAN_DIR, true),
     ];
 
-    for skill in planned {
-        plan.skills.push(match &skill.source {
-            PinnedSource::Image(reference) => PlannedSkill::image(&skill.skill.name, reference),
-            PinnedSource::Git { url, commit, path } => PlannedSkill::git(
-                &skill.skill.name,
-                GitSpec {
-                    url: url.clone(),
-                    reference: commit.clone(),
-                    path: path.clone(),
-                },
-            ),
-        });
-    }
+    plan.skills = planned.iter().map(planned_skill).collect();
     for (index, secret) in spec.image_pull_secrets.iter().enumerate() {
         let volume = names::pull_secret_volume(index);
         let dir = names::pull_secret_dir(index);
@@ -107,20 +100,12 @@ pub(super) fn resources(
     .to_vec();
     let fetch = restricted_container(names::FETCH_CONTAINER, args, fetch_mounts, options);
 
-    let mut volume_mounts = vec![mount(names::SKILLS_VOLUME, &spec.mount_root, true)];
-    for skill in planned {
-        if skill.skill.mount_path.is_some() {
-            let mut own = mount(names::SKILLS_VOLUME, &skill.mount_path, true);
-            own.sub_path = Some(skill.skill.name.clone());
-            volume_mounts.push(own);
-        }
-    }
     Ok(SkillResources {
         mode: Mode::InitContainer,
         container: String::new(),
         init_containers: vec![fetch],
         volumes,
-        volume_mounts,
+        volume_mounts: agent_mounts(spec, planned),
         env: Vec::new(),
         image_pull_secrets: Vec::new(),
         annotations: BTreeMap::new(),
@@ -131,12 +116,41 @@ pub(super) fn resources(
     })
 }
 
+/// The plan's entry for a skill: its pinned source, into the folder named after it.
+fn planned_skill(skill: &Planned<'_>) -> PlannedSkill {
+    match &skill.source {
+        PinnedSource::Image(reference) => PlannedSkill::image(&skill.skill.name, reference),
+        PinnedSource::Git { url, commit, path } => PlannedSkill::git(
+            &skill.skill.name,
+            GitSpec {
+                url: url.clone(),
+                reference: commit.clone(),
+                path: path.clone(),
+            },
+        ),
+    }
+}
+
+/// The folder read-only at `mountRoot`, and each skill with a mount path of its own there too.
+fn agent_mounts(spec: &SkillSetSpec, planned: &[Planned<'_>]) -> Vec<VolumeMount> {
+    let mut mounts = vec![mount(names::SKILLS_VOLUME, &spec.mount_root, true)];
+    for skill in planned {
+        if skill.skill.mount_path.is_some() {
+            let mut own = mount(names::SKILLS_VOLUME, &skill.mount_path, true);
+            own.sub_path = Some(skill.skill.name.clone());
+            mounts.push(own);
+        }
+    }
+    mounts
+}
+
 /// A Secret as a read-only volume; with `key`, only that key.
 fn secret_volume(volume: &str, secret: &str, key: Option<&str>) -> Volume {
     Volume {
         name: volume.to_owned(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(secret.to_owned()),
+            default_mode: Some(DEFAULT_MODE),
             items: key.map(|key| {
                 vec![KeyToPath {
                     key: key.to_owned(),

@@ -506,3 +506,128 @@ pub(crate) fn restricted_container(
         ..Container::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(value: serde_json::Value) -> SkillSetSpec {
+        serde_json::from_value(value).expect("a spec")
+    }
+
+    fn digest(byte: char) -> String {
+        format!("sha256:{}", byte.to_string().repeat(64))
+    }
+
+    fn template() -> PodTemplateSpec {
+        serde_json::from_value(serde_json::json!({
+            "spec": {"containers": [{"name": "agent", "image": "agent:1"}]},
+        }))
+        .expect("a template")
+    }
+
+    fn skills_digest_of(spec: &SkillSetSpec, digest: &str, mode: Mode, image: &str) -> String {
+        let resolved = [ResolvedSkill {
+            name: "pdf".into(),
+            digest: Some(digest.into()),
+            ..ResolvedSkill::default()
+        }];
+        let resources = SkillResources::new(
+            "s",
+            spec,
+            &resolved,
+            &template(),
+            mode,
+            &Options::new(image),
+        )
+        .expect("translates");
+        resources.annotations[names::SKILLS_DIGEST_ANNOTATION].clone()
+    }
+
+    #[test]
+    fn skills_digest_changes_with_content_and_delivery_only() {
+        let base = spec(serde_json::json!({"skills": [{"name": "pdf", "image": "r.io/pdf:1"}]}));
+        let moved = spec(serde_json::json!({
+            "skills": [{"name": "pdf", "image": "r.io/pdf:2", "mountPath": "/opt/pdf"}],
+            "mountRoot": "/agent/skills",
+        }));
+        let first = skills_digest_of(&base, &digest('a'), Mode::ImageVolume, "sp:1");
+        // Another tag resolving to the same digest, other paths, another init image: same.
+        assert_eq!(
+            first,
+            skills_digest_of(&moved, &digest('a'), Mode::ImageVolume, "sp:2")
+        );
+        // New content, or the other delivery: a new digest, so the pods roll.
+        assert_ne!(
+            first,
+            skills_digest_of(&base, &digest('b'), Mode::ImageVolume, "sp:1")
+        );
+        assert_ne!(
+            first,
+            skills_digest_of(&base, &digest('a'), Mode::InitContainer, "sp:1")
+        );
+    }
+
+    #[test]
+    fn auto_takes_image_volumes_only_where_served_and_all_skills_are_images() {
+        let images = spec(serde_json::json!({"skills": [{"name": "a", "image": "r.io/a:1"}]}));
+        let mixed = spec(serde_json::json!({"skills": [
+            {"name": "a", "image": "r.io/a:1"},
+            {"name": "b", "git": {"url": "https://g.io/r.git", "ref": "main"}},
+        ]}));
+        assert_eq!(Mode::choose(&images, true), Mode::ImageVolume);
+        assert_eq!(Mode::choose(&images, false), Mode::InitContainer);
+        assert_eq!(Mode::choose(&mixed, true), Mode::InitContainer);
+        let forced = spec(serde_json::json!({
+            "delivery": "ImageVolume",
+            "skills": [{"name": "a", "image": "r.io/a:1"}],
+        }));
+        // Forced stays forced: the reconciler reports ImageVolumesUnsupported instead.
+        assert_eq!(Mode::choose(&forced, false), Mode::ImageVolume);
+    }
+
+    #[test]
+    fn plan_config_map_names_fit_an_object_name() {
+        assert_eq!(
+            names::plan_config_map("reviewer"),
+            "reviewer-skillport-plan"
+        );
+        let long = "a".repeat(253);
+        let name = names::plan_config_map(&long);
+        assert!(name.len() <= 253, "{}", name.len());
+        assert!(name.ends_with("-skillport-plan"));
+        assert_ne!(
+            name,
+            names::plan_config_map(&format!("{}b", "a".repeat(252)))
+        );
+    }
+
+    #[test]
+    fn a_tag_never_reaches_the_pod() {
+        let spec = spec(serde_json::json!({"skills": [
+            {"name": "a", "image": "r.io:5000/skills/a:1.0"},
+        ]}));
+        let resolved = [ResolvedSkill {
+            name: "a".into(),
+            digest: Some(digest('c')),
+            ..ResolvedSkill::default()
+        }];
+        let resources = SkillResources::new(
+            "s",
+            &spec,
+            &resolved,
+            &template(),
+            Mode::ImageVolume,
+            &Options::new("sp:1"),
+        )
+        .expect("translates");
+        let reference = resources.volumes[0]
+            .image
+            .as_ref()
+            .and_then(|image| image.reference.clone());
+        assert_eq!(
+            reference,
+            Some(format!("r.io:5000/skills/a@{}", digest('c')))
+        );
+    }
+}
