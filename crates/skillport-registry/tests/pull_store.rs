@@ -124,7 +124,7 @@ async fn sha512_pull_then_rm_other_image_keeps_names_and_blobs() {
 
     store.remove(&reference("other:1")).unwrap();
     let names: Vec<String> = store.list().unwrap().into_iter().map(|i| i.key).collect();
-    assert_eq!(names, [pulled.key.clone()]);
+    assert_eq!(names, std::slice::from_ref(&pulled.key));
     let image = skillport_oci::skill_image(&store, &pulled.descriptor).unwrap();
     let files = skillport_oci::list_files(&store, &image).unwrap();
     assert!(files.iter().any(|f| f.path == "SKILL.md"), "{files:?}");
