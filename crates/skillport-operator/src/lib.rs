@@ -1,5 +1,6 @@
 //! The Kubernetes half of Skillport: the `SkillSet` API and its generated CRD ([`api`],
-//! [`crd`]), and the pure translation of a SkillSet into a pod template ([`translate`]).
+//! [`crd`]), the pure translation of a SkillSet into a pod template ([`translate`]), and
+//! [`render`], the same translation offline.
 //!
 //! This crate owns everything that knows about Kubernetes. It must not pull skill content itself
 //! (that is `skillport fetch`, in the pod), and the in-pod `skillport` binary must never link it:
@@ -8,4 +9,5 @@
 
 pub mod api;
 pub mod crd;
+pub mod render;
 pub mod translate;
