@@ -131,11 +131,13 @@ fn planned_skill(skill: &Planned<'_>) -> PlannedSkill {
     }
 }
 
-/// The folder read-only at `mountRoot`, and each skill with a mount path of its own there too.
+/// The folder read-only at `mountRoot`, and each skill with a mount path of its own there too
+/// (a mount path that is `<mountRoot>/<name>` anyway needs no mount of its own).
 fn agent_mounts(spec: &SkillSetSpec, planned: &[Planned<'_>]) -> Vec<VolumeMount> {
     let mut mounts = vec![mount(names::SKILLS_VOLUME, &spec.mount_root, true)];
     for skill in planned {
-        if skill.skill.mount_path.is_some() {
+        let default = format!("{}/{}", spec.mount_root, skill.skill.name);
+        if skill.skill.mount_path.is_some() && skill.mount_path != default {
             let mut own = mount(names::SKILLS_VOLUME, &skill.mount_path, true);
             own.sub_path = Some(skill.skill.name.clone());
             mounts.push(own);

@@ -126,8 +126,16 @@ pub enum TranslateError {
     NoContainers,
     #[error("the pod template already has a {what} named {name:?}")]
     NameTaken { what: &'static str, name: String },
-    #[error("container {container:?} already mounts something at {path}")]
-    MountPathTaken { container: String, path: String },
+    #[error("container {container:?} already mounts {theirs}, which overlaps skill mount {ours}")]
+    MountPathTaken {
+        container: String,
+        ours: String,
+        theirs: String,
+    },
+    #[error(
+        "skill mounts {first} and {second} overlap: one would be mounted inside the other, read-only"
+    )]
+    MountsOverlap { first: String, second: String },
     #[error("the fetch plan is invalid: {reason}")]
     Plan { reason: String },
 }
@@ -269,17 +277,31 @@ impl SkillResources {
                 return Err(taken("annotation", key));
             }
         }
-        for mount in &self.volume_mounts {
-            if agent
+        // A mount inside a read-only mount cannot be made (its mount point cannot be created),
+        // and one over an existing mount hides it: no overlap with the agent's own mounts or
+        // between ours, equal, inside or containing.
+        for ours in &self.volume_mounts {
+            if let Some(theirs) = agent
                 .volume_mounts
                 .iter()
                 .flatten()
-                .any(|m| m.mount_path == mount.mount_path)
+                .find(|theirs| overlap(&ours.mount_path, &theirs.mount_path))
             {
                 return Err(TranslateError::MountPathTaken {
                     container: agent.name.clone(),
-                    path: mount.mount_path.clone(),
+                    ours: ours.mount_path.clone(),
+                    theirs: theirs.mount_path.clone(),
                 });
+            }
+        }
+        for (index, first) in self.volume_mounts.iter().enumerate() {
+            for second in &self.volume_mounts[index + 1..] {
+                if overlap(&first.mount_path, &second.mount_path) {
+                    return Err(TranslateError::MountsOverlap {
+                        first: first.mount_path.clone(),
+                        second: second.mount_path.clone(),
+                    });
+                }
             }
         }
         Ok(())
@@ -349,6 +371,17 @@ impl SkillResources {
         }
         template
     }
+}
+
+/// Whether two absolute paths are equal or one is inside the other.
+fn overlap(a: &str, b: &str) -> bool {
+    let inside = |child: &str, parent: &str| {
+        parent == "/"
+            || child
+                .strip_prefix(parent)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    inside(a, b) || inside(b, a)
 }
 
 fn extend<T: Clone>(list: &mut Option<Vec<T>>, items: &[T]) {
