@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use skillport_oci::{ParseReferenceError, Reference};
+use skillport_oci::{Digest, ParseReferenceError, Reference};
 
 use crate::api::{Delivery, ResolvedSkill, Skill, SkillSetSpec};
 
@@ -247,7 +247,8 @@ impl SkillResources {
         template: &PodTemplateSpec,
         agent: &Container,
     ) -> Result<(), TranslateError> {
-        let pod = template.spec.clone().unwrap_or_default();
+        let no_spec = PodSpec::default();
+        let pod = template.spec.as_ref().unwrap_or(&no_spec);
         let taken = |what, name: &str| TranslateError::NameTaken {
             what,
             name: name.to_owned(),
@@ -449,10 +450,10 @@ fn pinned_reference(skill: &str, image: &str, digest: &str) -> Result<String, Tr
     let reference: Reference = image
         .parse()
         .map_err(|err: ParseReferenceError| fail(err.reason.to_owned()))?;
+    let digest: Digest = digest
+        .parse()
+        .map_err(|_| fail(format!("the resolved digest {digest:?} is not a digest")))?;
     let pinned = format!("{}@{digest}", reference.name());
-    pinned
-        .parse::<Reference>()
-        .map_err(|err| fail(format!("with digest {digest:?}: {}", err.reason)))?;
     Ok(pinned)
 }
 
