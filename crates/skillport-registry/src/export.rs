@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use skillport_oci::{Digest, Document, ImageTree, Reference, Staged, UnpackLimits, Unpacked};
+use skillport_oci::{Digest, ImageTree, Reference, Staged, UnpackLimits, Unpacked};
 
 use crate::client::Client;
 use crate::error::RegistryError;
@@ -54,11 +54,7 @@ impl Client {
         let remote = Remote::new(reference);
         let top = self.fetch_manifest(reference).await?;
         let digest = top.descriptor.digest.clone();
-        let mut tree = ImageTree::new(Document {
-            descriptor: top.descriptor,
-            bytes: top.bytes,
-        })
-        .map_err(|err| not_an_image(&remote, &err))?;
+        let mut tree = ImageTree::new(top).map_err(|err| not_an_image(&remote, &err))?;
         // One manifest is enough to read the skill: fetch only the one picked.
         let picked = skillport_oci::picked_manifest(&tree)?.clone();
         if tree.manifest(&picked.digest).is_none() {

@@ -24,6 +24,5 @@ mod upload;
 pub use client::{Client, ClientOptions};
 pub use error::{ErrorKind, RegistryError};
 pub use export::Exported;
-pub use manifest::Fetched;
 pub use remote::Remote;
 pub use transfer::{NoProgress, Progress};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LINK};
 use reqwest::{Method, StatusCode};
 use skillport_oci::spec::{Descriptor, media};
-use skillport_oci::{Digest, Reference};
+use skillport_oci::{Digest, Document, Reference};
 
 use crate::client::{Access, Client, request};
 use crate::error::RegistryError;
@@ -18,13 +18,6 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.docker.distribution.manifest.v2+json";
-
-/// A manifest or index as fetched: its descriptor (digest verified) and bytes.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub descriptor: Descriptor,
-    pub bytes: Vec<u8>,
-}
 
 impl Client {
     /// The digest (and media type and size) a reference points at, with one HEAD request.
@@ -73,9 +66,10 @@ impl Client {
         }
     }
 
-    /// Fetches the manifest or index a reference points at, verifying its digest when the
-    /// reference or the registry names one, and refusing oversized or unknown documents.
-    pub async fn fetch_manifest(&self, reference: &Reference) -> Result<Fetched, RegistryError> {
+    /// Fetches the manifest or index a reference points at (its descriptor, digest verified,
+    /// and bytes), verifying its digest when the reference or the registry names one, and
+    /// refusing oversized or unknown documents.
+    pub async fn fetch_manifest(&self, reference: &Reference) -> Result<Document, RegistryError> {
         let remote = Remote::new(reference);
         self.fetch_document(&remote, &remote.reference, reference.digest())
             .await
@@ -86,7 +80,7 @@ impl Client {
         remote: &Remote,
         tag_or_digest: &str,
         expected: Option<&Digest>,
-    ) -> Result<Fetched, RegistryError> {
+    ) -> Result<Document, RegistryError> {
         let what = format!("manifest {}", remote.display);
         let access = remote.access("pull", &what);
         let path = format!("/v2/{}/manifests/{tag_or_digest}", remote.repository);
@@ -144,7 +138,7 @@ impl Client {
                 media_type,
             });
         }
-        Ok(Fetched {
+        Ok(Document {
             descriptor: Descriptor {
                 media_type,
                 digest,

@@ -8,7 +8,6 @@ use skillport_oci::{Document, ImageTree, PendingBlob, Reference, Store, StoredIm
 
 use crate::client::Client;
 use crate::error::RegistryError;
-use crate::manifest::Fetched;
 use crate::remote::Remote;
 use crate::transfer::{Progress, download_blob};
 
@@ -20,13 +19,9 @@ impl Client {
     pub(crate) async fn tree(
         &self,
         remote: &Remote,
-        top: Fetched,
+        top: Document,
     ) -> Result<ImageTree, RegistryError> {
-        let mut tree = ImageTree::new(Document {
-            descriptor: top.descriptor,
-            bytes: top.bytes,
-        })
-        .map_err(|err| not_an_image(remote, &err))?;
+        let mut tree = ImageTree::new(top).map_err(|err| not_an_image(remote, &err))?;
         for child in tree.wanted() {
             let fetched = self
                 .fetch_document(remote, &child.digest.to_string(), Some(&child.digest))

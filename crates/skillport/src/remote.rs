@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use skillport_oci::spec::annotation;
-use skillport_oci::{Document, ImageTree, Reference, Store};
+use skillport_oci::{ImageTree, Reference, Store};
 use skillport_registry::auth::{AuthFile, Credentials, Secret};
 use skillport_registry::{Client, ClientOptions, Progress};
 
@@ -223,11 +223,8 @@ pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCo
     let client = settings.client(&[&reference])?;
     let fetched = block_on(client.fetch_manifest(&reference))
         .with_context(|| format!("inspecting {reference}"))?;
-    let tree = ImageTree::new(Document {
-        descriptor: fetched.descriptor.clone(),
-        bytes: fetched.bytes,
-    })
-    .with_context(|| format!("reading the manifest of {reference}"))?;
+    let tree =
+        ImageTree::new(fetched).with_context(|| format!("reading the manifest of {reference}"))?;
     let (annotations, platforms, layers) = if let Some(index) = tree.index() {
         (index.annotations.clone(), platforms(index), Vec::new())
     } else {
@@ -241,9 +238,9 @@ pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCo
     if args.json {
         let output = json!({
             "reference": reference.to_string(),
-            "digest": fetched.descriptor.digest,
-            "mediaType": fetched.descriptor.media_type,
-            "size": fetched.descriptor.size,
+            "digest": tree.top().descriptor.digest,
+            "mediaType": tree.top().descriptor.media_type,
+            "size": tree.top().descriptor.size,
             "platforms": platforms,
             "layers": layers,
             "annotations": annotations,
@@ -253,8 +250,8 @@ pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCo
     }
     let get = |key: &str| annotations.get(key).map_or("-", String::as_str);
     println!("Reference:    {reference}");
-    println!("Digest:       {}", fetched.descriptor.digest);
-    println!("Media type:   {}", fetched.descriptor.media_type);
+    println!("Digest:       {}", tree.top().descriptor.digest);
+    println!("Media type:   {}", tree.top().descriptor.media_type);
     println!("Skill:        {}", get(annotation::SKILL_NAME));
     println!(
         "Description:  {}",
