@@ -361,29 +361,25 @@ fn no_password(access: &Access<'_>, found: Option<&Found>) -> RegistryError {
 }
 
 /// A header value that never prints: `HeaderValue`'s `Debug` shows the bytes unless marked.
-fn sensitive(value: String) -> HeaderValue {
-    let mut value = HeaderValue::try_from(value).unwrap_or_else(|_| HeaderValue::from_static(""));
+/// A header value whose `Debug` never shows it; `None` when the text cannot be a header.
+fn sensitive(value: String) -> Option<HeaderValue> {
+    let mut value = HeaderValue::try_from(value).ok()?;
     value.set_sensitive(true);
-    value
+    Some(value)
 }
 
 fn basic(username: &str, password: &str) -> HeaderValue {
     let encoded =
         base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    sensitive(format!("Basic {encoded}"))
+    sensitive(format!("Basic {encoded}")).expect("base64 is valid in a header")
 }
 
 fn bearer(access: &Access<'_>, token: &str) -> Result<HeaderValue, RegistryError> {
-    HeaderValue::try_from(format!("Bearer {token}"))
-        .map(|mut value| {
-            value.set_sensitive(true);
-            value
-        })
-        .map_err(|_| RegistryError::Protocol {
-            registry: access.registry.to_owned(),
-            what: "token response".into(),
-            reason: "the token holds characters a header cannot carry".into(),
-        })
+    sensitive(format!("Bearer {token}")).ok_or_else(|| RegistryError::Protocol {
+        registry: access.registry.to_owned(),
+        what: "token response".into(),
+        reason: "the token holds characters a header cannot carry".into(),
+    })
 }
 
 #[cfg(test)]
