@@ -386,6 +386,32 @@ pub fn fetch(
     })
 }
 
+/// The commit `source.reference` names on the server, 40 hex digits: a branch, tag (peeled) or
+/// `HEAD` is listed with `ls-refs` (no pack is downloaded); a full SHA is returned as given. The
+/// operator pins git skills with it. Blocking: run it in `spawn_blocking`.
+pub fn resolve(
+    source: &GitSource,
+    credentials: Option<&GitCredentials>,
+    options: &GitOptions,
+) -> Result<String, GitError> {
+    let target = remote::Target::new(source, credentials.is_some())?;
+    if remote::is_full_sha(&source.reference) {
+        return Ok(source.reference.to_ascii_lowercase());
+    }
+    // gix lists refs through a repository; an empty one in a temporary folder, removed after.
+    let work = tempfile::Builder::new()
+        .prefix(".skillport-git-")
+        .tempdir()
+        .map_err(|source| GitError::Io {
+            action: "creating a temporary folder in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let repo = remote::init_repository(&work.path().join("repo.git"))?;
+    let commit = remote::resolve_commit(&repo, &target, credentials, options)?;
+    Ok(commit.to_string())
+}
+
 impl From<PublishError> for GitError {
     fn from(err: PublishError) -> Self {
         match err {

@@ -44,26 +44,44 @@ impl GitCredentials {
         let key = |name: &str| {
             read_value(&dir_or_file.join(name)).map_err(|reason| fail(format!("{name}: {reason}")))
         };
-        let username = key("username")?.map(|name| name.expose().to_owned());
-        let password = key("password")?;
-        let token = key("token")?;
+        GitCredentials::from_keys(key("username")?, key("password")?, key("token")?)
+            .map_err(|reason| fail(reason.into()))
+    }
+
+    /// Reads a Secret's data as the API returns it (the operator resolving git refs): the same
+    /// keys and rules as [`GitCredentials::read`]. The error names the key, never its value.
+    pub fn from_secret_data(
+        data: &std::collections::BTreeMap<String, Vec<u8>>,
+    ) -> Result<GitCredentials, String> {
+        let key = |name: &str| match data.get(name) {
+            None => Ok(None),
+            Some(bytes) => check_value(bytes.clone())
+                .map(Some)
+                .map_err(|reason| format!("{name}: {reason}")),
+        };
+        GitCredentials::from_keys(key("username")?, key("password")?, key("token")?)
+            .map_err(str::to_owned)
+    }
+
+    fn from_keys(
+        username: Option<Secret>,
+        password: Option<Secret>,
+        token: Option<Secret>,
+    ) -> Result<GitCredentials, &'static str> {
+        let username = username.map(|name| name.expose().to_owned());
         match (username, password, token) {
-            (_, Some(_), Some(_)) => {
-                Err(fail("it has both `password` and `token`; keep one".into()))
+            (_, Some(_), Some(_)) => Err("it has both `password` and `token`; keep one"),
+            (Some(username), _, _) if username.contains(':') => {
+                Err("`username` holds a colon, which basic auth cannot carry")
             }
-            (Some(username), _, _) if username.contains(':') => Err(fail(
-                "`username` holds a colon, which basic auth cannot carry".into(),
-            )),
             (Some(username), Some(password), None) => Ok(GitCredentials { username, password }),
-            (None, Some(_), None) => Err(fail("it has `password` but no `username`".into())),
+            (None, Some(_), None) => Err("it has `password` but no `username`"),
             (username, None, Some(token)) => Ok(GitCredentials {
                 username: username.unwrap_or_else(|| TOKEN_USERNAME.into()),
                 password: token,
             }),
-            (Some(_), None, None) => Err(fail("it has `username` but no `password`".into())),
-            (None, None, None) => Err(fail(
-                "it has neither `username` and `password` nor `token`".into(),
-            )),
+            (Some(_), None, None) => Err("it has `username` but no `password`"),
+            (None, None, None) => Err("it has neither `username` and `password` nor `token`"),
         }
     }
 }
@@ -83,6 +101,12 @@ fn read_value(path: &Path) -> Result<Option<Secret>, &'static str> {
     file.take(MAX_VALUE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|_| "cannot be read (is it a folder?)")?;
+    check_value(bytes).map(Some)
+}
+
+/// One key's bytes as a credential value: at most 64 KiB of UTF-8, one line, trailing newlines
+/// dropped, not empty.
+fn check_value(bytes: Vec<u8>) -> Result<Secret, &'static str> {
     if bytes.len() as u64 > MAX_VALUE_BYTES {
         return Err("is larger than 64 KiB: not a credential");
     }
@@ -105,5 +129,5 @@ fn read_value(path: &Path) -> Result<Option<Secret>, &'static str> {
     if value.expose().contains(['\n', '\r', '\0']) {
         return Err("holds more than one line");
     }
-    Ok(Some(value))
+    Ok(value)
 }

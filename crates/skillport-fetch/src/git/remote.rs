@@ -190,7 +190,7 @@ pub(super) fn fetch_commit(
                 tripped,
             );
         });
-        let result = fetch_ref(repo, target, credentials, options, interrupt);
+        let result = fetch_ref(repo, target, credentials, options, Some(interrupt));
         drop(stop);
         result
     });
@@ -213,12 +213,25 @@ pub(super) fn fetch_commit(
     }
 }
 
+/// What the target's ref peels to on the server (`ls-refs` only, no pack): a commit for branches
+/// and tags that point at commits. A full SHA is returned as given, without asking.
+pub(super) fn resolve_commit(
+    repo: &gix::Repository,
+    target: &Target,
+    credentials: Option<&GitCredentials>,
+    options: &GitOptions,
+) -> Result<ObjectId, GitError> {
+    fetch_ref(repo, target, credentials, options, None)
+}
+
+/// Lists the target's ref and, given `interrupt`, fetches it and peels it to a commit; without,
+/// returns the id the server peeled it to.
 fn fetch_ref(
     repo: &gix::Repository,
     target: &Target,
     credentials: Option<&GitCredentials>,
     options: &GitOptions,
-    interrupt: &AtomicBool,
+    interrupt: Option<&AtomicBool>,
 ) -> Result<ObjectId, GitError> {
     let local = |action: &'static str| {
         move |err: gix::Error| GitError::Repository {
@@ -247,18 +260,25 @@ fn fetch_ref(
         )
         .map_err(|err| handshake_error(target, credentials.is_some(), &err))?;
     let mappings = &prepare.ref_map().mappings;
-    let wanted = (0..target.refspecs.len())
-        .find_map(|index| {
-            mappings
-                .iter()
-                .find(|mapping| mapping.spec_index == SpecIndex::ExplicitInRemote(index))
-        })
+    let found = (0..target.refspecs.len()).find_map(|index| {
+        mappings
+            .iter()
+            .find(|mapping| mapping.spec_index == SpecIndex::ExplicitInRemote(index))
+    });
+    let not_found = || GitError::RefNotFound {
+        url: target.display_url.clone(),
+        reference: target.reference.clone(),
+    };
+    let Some(interrupt) = interrupt else {
+        return found
+            .and_then(|mapping| mapping.remote.peeled_id())
+            .map(ToOwned::to_owned)
+            .ok_or_else(not_found);
+    };
+    let wanted = found
         .and_then(|mapping| mapping.remote.as_id())
         .map(ToOwned::to_owned)
-        .ok_or_else(|| GitError::RefNotFound {
-            url: target.display_url.clone(),
-            reference: target.reference.clone(),
-        })?;
+        .ok_or_else(not_found)?;
 
     let depth = std::num::NonZeroU32::new(1).expect("1 is not 0");
     prepare
