@@ -284,6 +284,9 @@ pub struct SkillSetStatus {
     /// The delivery in use (`ImageVolume` or `InitContainer`; never `Auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// The workload the skills are attached to now; released when `workloadRef` changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -8,6 +8,8 @@
 //! and returns what to add — so the operator's reconcile, the webhook and `render` share it.
 
 pub mod api;
+pub mod attach;
+pub mod controller;
 pub mod crd;
 pub mod render;
 pub mod translate;

@@ -1,5 +1,5 @@
-//! `skillport-operator`: `crd` prints the CRD, `render` attaches skills offline; `run` (the
-//! controller) comes next.
+//! `skillport-operator`: `run` is the controller, `render` attaches skills offline, `crd` prints
+//! the CRD.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use skillport_operator::api::Delivery;
+use skillport_operator::controller::{self, Config, ImageVolumes};
 use skillport_operator::render::{RenderError, RenderRequest, render};
 use skillport_operator::translate::Options;
 
@@ -21,6 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: resolve each SkillSet's skills to digests, attach them to its
+    /// workload with server-side apply, and report on the SkillSet. Kubeconfig from
+    /// KUBECONFIG (or ~/.kube/config), else the in-cluster ServiceAccount.
+    Run(RunArgs),
     /// Print the SkillSet CustomResourceDefinition (YAML).
     Crd,
     /// Print a workload with a SkillSet's skills attached (and the plan ConfigMap it mounts),
@@ -53,6 +58,39 @@ struct RenderArgs {
     ca_file: Vec<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The image with the static `skillport` binary (fetch, verify), pinned by digest.
+    #[arg(long, value_name = "IMAGE", env = "SKILLPORT_INIT_IMAGE")]
+    init_image: String,
+    /// A PEM file of CA certificates for registries with a private CA: trusted when resolving
+    /// and handed to the fetch init container. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Vec<PathBuf>,
+    /// Whether `delivery: Auto` uses image volumes: detect asks the API server (a dry-run Pod).
+    #[arg(long, value_enum, default_value = "detect")]
+    image_volumes: ImageVolumesArg,
+    /// How often the API server is asked again whether it serves image volumes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    probe_interval: u64,
+    /// The operator's namespace (the dry-run probe Pod is made there).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "skillport-system")]
+    namespace: String,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// SkillSets reconciled at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImageVolumesArg {
+    Detect,
+    Enabled,
+    Disabled,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum DeliveryArg {
     Auto,
@@ -73,6 +111,7 @@ impl From<DeliveryArg> for Delivery {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run_controller(args),
         Command::Crd => print(&skillport_operator::crd::crd_yaml()),
         Command::Render(args) => run_render(&args),
     };
@@ -89,6 +128,55 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_controller(args: RunArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
+    let config = Config {
+        init_image: args.init_image,
+        ca_files: args.ca_file,
+        image_volumes: match args.image_volumes {
+            ImageVolumesArg::Detect => ImageVolumes::Detect,
+            ImageVolumesArg::Enabled => ImageVolumes::Enabled,
+            ImageVolumesArg::Disabled => ImageVolumes::Disabled,
+        },
+        probe_interval: std::time::Duration::from_secs(args.probe_interval.max(1)),
+        namespace: args.namespace,
+        metrics_addr: Some(args.metrics_addr),
+        concurrency: args.concurrency.max(1),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to Kubernetes (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+        controller::run(client, config, shutdown_signal()).await
+    })
+}
+
+/// SIGTERM (the kubelet stopping the Pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing the reconciles under way");
 }
 
 fn run_render(args: &RenderArgs) -> anyhow::Result<()> {
