@@ -1,0 +1,299 @@
+//! The controller (`skillport-operator run`): watches SkillSets and the Deployments and
+//! StatefulSets they name, and for each SkillSet resolves → translates → applies → reports
+//! ([`reconcile`]). Kubernetes I/O lives in `reconcile`; resolving (registry, git) in
+//! [`resolve`]; the API server's capabilities in [`capability`].
+
+pub mod capability;
+pub mod metrics;
+mod reconcile;
+pub mod resolve;
+mod status;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt as _};
+use tokio::sync::Mutex;
+
+pub use capability::ImageVolumes;
+pub use reconcile::FINALIZER;
+
+use crate::api::{SkillSet, SkillSetSpec, WorkloadKind};
+use crate::translate::Options;
+use capability::Capability;
+use metrics::Metrics;
+use resolve::Resolver;
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The image with the static `skillport` binary (fetch, verify).
+    pub init_image: String,
+    /// CA certificates (PEM files) for registries with a private CA: used to resolve, and
+    /// handed to the fetch init container.
+    pub ca_files: Vec<PathBuf>,
+    pub image_volumes: ImageVolumes,
+    /// How often the API server is asked again whether it serves image volumes.
+    pub probe_interval: Duration,
+    /// The operator's own namespace (the dry-run probe Pod is made there).
+    pub namespace: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` serves nothing.
+    pub metrics_addr: Option<SocketAddr>,
+    /// SkillSets reconciled at once.
+    pub concurrency: u16,
+}
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the workload: {0}")]
+    Workload(String),
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    options: Options,
+    resolver: Resolver,
+    capability: Capability,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    resolutions: Mutex<HashMap<ObjectRef<SkillSet>, reconcile::Resolution>>,
+    /// SkillSets whose image volumes did not survive (why): Auto delivers them with the init
+    /// container from then on. In memory: a restarted operator tries image volumes once more.
+    image_volume_failures: Mutex<HashMap<ObjectRef<SkillSet>, String>>,
+    /// Failures in a row, per SkillSet, for backoff.
+    failures: Mutex<HashMap<ObjectRef<SkillSet>, u32>>,
+}
+
+impl Context {
+    /// The wait before the next attempt after a failure: 5 s doubling to 5 min for a failure
+    /// that may pass, 1 min doubling to 10 min for one that needs a change.
+    async fn backoff(&self, key: &ObjectRef<SkillSet>, transient: bool) -> Duration {
+        let mut failures = self.failures.lock().await;
+        let count = failures.entry(key.clone()).or_default();
+        *count = count.saturating_add(1);
+        let (first, max) = if transient {
+            (Duration::from_secs(5), Duration::from_secs(300))
+        } else {
+            (Duration::from_secs(60), Duration::from_secs(600))
+        };
+        first.saturating_mul(1 << (*count - 1).min(10)).min(max)
+    }
+}
+
+/// Reads the CA files into one PEM bundle for the plan ConfigMap.
+fn ca_bundle(paths: &[PathBuf]) -> anyhow::Result<Option<String>> {
+    use anyhow::Context as _;
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let mut bundle = String::new();
+    for path in paths {
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the CA file {}", path.display()))?;
+        bundle.push_str(pem.trim_end());
+        bundle.push('\n');
+    }
+    Ok(Some(bundle))
+}
+
+/// Runs the controller until `shutdown` resolves, then finishes the reconciles under way.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let mut options = Options::new(&config.init_image);
+    options.ca_bundle = ca_bundle(&config.ca_files)?;
+    let metrics = Arc::new(Metrics::default());
+    let reporter = Reporter {
+        controller: "skillport-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        options,
+        resolver: Resolver::new(config.ca_files.clone()),
+        capability: Capability::new(
+            Api::<Pod>::namespaced(client.clone(), &config.namespace),
+            config.image_volumes,
+            config.probe_interval,
+        ),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        resolutions: Mutex::new(HashMap::new()),
+        image_volume_failures: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
+    });
+
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = config.metrics_addr.map(|addr| {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = server_stopped.await;
+            };
+            if let Err(err) = metrics::serve(addr, metrics, stopped).await {
+                tracing::error!(%addr, error = %err, "the metrics server stopped");
+            }
+        })
+    });
+
+    let skill_sets: Api<SkillSet> = Api::all(client.clone());
+    let controller = Controller::new(skill_sets, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    {
+        let store = store.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                metrics.ready.store(true, Ordering::SeqCst);
+                tracing::info!("SkillSet cache filled; reconciling");
+            }
+        });
+    }
+    let deployments_store = store.clone();
+    let stateful_sets_store = store.clone();
+    controller
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            move |deployment| naming(&deployments_store, WorkloadKind::Deployment, &deployment),
+        )
+        .watches(
+            Api::<StatefulSet>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            move |set| naming(&stateful_sets_store, WorkloadKind::StatefulSet, &set),
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "reconcile");
+            }
+        })
+        .await;
+    let _ = stop_server.send(());
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    Ok(())
+}
+
+/// The SkillSets that name (or last attached to) a workload.
+fn naming<K: kube::Resource>(
+    store: &Store<SkillSet>,
+    kind: WorkloadKind,
+    workload: &K,
+) -> Vec<ObjectRef<SkillSet>> {
+    let namespace = workload.namespace();
+    let name = workload.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|skill_set| skill_set.namespace() == namespace)
+        .filter(|skill_set| {
+            let named = skill_set.spec.workload_ref.as_ref();
+            let attached = skill_set.status.as_ref().and_then(|s| s.workload.as_ref());
+            [named, attached]
+                .into_iter()
+                .flatten()
+                .any(|w| w.kind == kind && w.name == name)
+        })
+        .map(|skill_set| ObjectRef::from_obj(skill_set.as_ref()))
+        .collect()
+}
+
+#[allow(clippy::needless_pass_by_value)] // the signature kube's Controller::run asks for
+fn error_policy(skill_set: Arc<SkillSet>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(
+        skill_set = %ObjectRef::from_obj(skill_set.as_ref()),
+        error = %error,
+        "reconcile failed; retrying"
+    );
+    ctx.metrics.failed("Error");
+    // The failure count is bumped without waiting on the lock holder (this is sync).
+    let count = ctx.failures.try_lock().map_or(1, |mut failures| {
+        let count = failures
+            .entry(ObjectRef::from_obj(skill_set.as_ref()))
+            .or_default();
+        *count = count.saturating_add(1);
+        *count
+    });
+    Action::requeue(
+        Duration::from_secs(2)
+            .saturating_mul(1 << (count - 1).min(8))
+            .min(Duration::from_secs(300)),
+    )
+}
+
+/// `spec.updateInterval` as a duration (the CRD checks its form and the 10 s minimum).
+pub fn update_interval(spec: &SkillSetSpec) -> Duration {
+    parse_duration(&spec.update_interval)
+        .unwrap_or(Duration::from_secs(600))
+        .max(Duration::from_secs(10))
+}
+
+/// A Go-style duration of `ms`, `s`, `m` and `h` parts (`1h30m`, `1.5s`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (0.001, 2)
+        } else if rest.starts_with('s') {
+            (1.0, 1)
+        } else if rest.starts_with('m') {
+            (60.0, 1)
+        } else if rest.starts_with('h') {
+            (3600.0, 1)
+        } else {
+            return None;
+        };
+        total += number * unit;
+        rest = &rest[len..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_the_crd_accepts_them() {
+        assert_eq!(parse_duration("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("10d"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

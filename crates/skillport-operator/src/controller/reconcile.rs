@@ -1,0 +1,615 @@
+//! One SkillSet's reconcile: resolve → choose the delivery → translate → apply → report. The
+//! only Kubernetes I/O of the operator; everything it decides comes from the pure parts
+//! ([`translate`](crate::translate), [`attach`](crate::attach), [`status`](super::status)).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalize, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource as _, ResourceExt as _};
+use serde_json::{Value, json};
+use skillport_fetch::git::GitCredentials;
+
+use super::resolve::{PullSecret, ResolveFailure};
+use super::status::{self, Transition};
+use super::{Context, Error};
+use crate::api::{
+    Delivery, ResolvedSkill, SkillSet, SkillSetStatus, WorkloadKind, WorkloadRef, condition, reason,
+};
+use crate::attach::{self, FIELD_MANAGER, Owned};
+use crate::translate::{Mode, SkillResources, TranslateError, names};
+
+/// Our finalizer: the SkillSet stays until its fields are off the workload.
+pub const FINALIZER: &str = "skillport.dev/cleanup";
+
+/// How long to wait before looking again at a SkillSet that cannot be attached for a reason a
+/// watch event will not end (a workload that is not there is also watched).
+const RETRY_LATER: Duration = Duration::from_secs(60);
+
+/// Skills resolved for one generation of a SkillSet, and when.
+#[derive(Clone)]
+pub struct Resolution {
+    generation: Option<i64>,
+    at: Instant,
+    skills: Vec<ResolvedSkill>,
+}
+
+pub async fn reconcile(skill_set: Arc<SkillSet>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = skill_set.namespace().unwrap_or_default();
+    let api: Api<SkillSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, skill_set, |event| async {
+        match event {
+            Finalize::Apply(skill_set) => attach(&skill_set, &ctx).await,
+            Finalize::Cleanup(skill_set) => cleanup(&skill_set, &ctx).await,
+        }
+    })
+    .await;
+    ctx.metrics.reconciled(started.elapsed());
+    result.map_err(|err| Error::Finalizer(Box::new(err)))
+}
+
+/// What one reconcile found, to be written as status (only when it changed).
+struct Outcome {
+    status: SkillSetStatus,
+    transitions: Vec<Transition>,
+    generation: Option<i64>,
+}
+
+impl Outcome {
+    fn set(&mut self, type_: &str, ok: bool, why: &str, message: &str) {
+        if let Some(change) = status::set(
+            &mut self.status.conditions,
+            type_,
+            ok,
+            why,
+            message,
+            self.generation,
+        ) {
+            self.transitions.push(change);
+        }
+    }
+
+    fn not_ready(&mut self, why: &str, message: &str) {
+        self.set(condition::READY, false, why, message);
+    }
+}
+
+async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
+    let namespace = skill_set.namespace().unwrap_or_default();
+    let spec = &skill_set.spec;
+    let before = skill_set.status.clone().unwrap_or_default();
+    let mut outcome = Outcome {
+        status: before.clone(),
+        transitions: Vec::new(),
+        generation: skill_set.metadata.generation,
+    };
+    outcome.status.observed_generation = skill_set.metadata.generation;
+
+    // 1. Resolve (cached for updateInterval per generation).
+    let (resolved_failure, requeue) = resolve_step(skill_set, ctx, &before, &mut outcome).await;
+
+    // 2. Delivery.
+    let served = ctx.capability.image_volumes_served().await?;
+    let key = ObjectRef::from_obj(skill_set);
+    let failed_here = ctx.image_volume_failures.lock().await.get(&key).cloned();
+    let mode = Mode::choose(spec, served && failed_here.is_none());
+    if mode == Mode::ImageVolume && !served {
+        outcome.not_ready(
+            reason::IMAGE_VOLUMES_UNSUPPORTED,
+            "delivery is ImageVolume, but the API server drops image volumes (feature gate \
+             ImageVolume off, or Kubernetes older than 1.31); use delivery Auto or InitContainer",
+        );
+        return finish(skill_set, ctx, outcome, &before, RETRY_LATER).await;
+    }
+    if mode == Mode::ImageVolume
+        && let Some(why) = failed_here
+    {
+        outcome.not_ready(reason::IMAGE_VOLUMES_UNSUPPORTED, &why);
+        return finish(skill_set, ctx, outcome, &before, RETRY_LATER).await;
+    }
+
+    // 3. The workload: release the one we left, attach to the one named.
+    if let Some(previous) = &before.workload
+        && spec.workload_ref.as_ref() != Some(previous)
+    {
+        release(ctx, &namespace, previous).await?;
+        outcome.status.workload = None;
+    }
+    let Some(workload) = spec.workload_ref.clone() else {
+        // Pods labelled with the SkillSet get the skills at admission (the webhook).
+        outcome.status.delivery = Some(delivery(mode));
+        if resolved_failure.is_some() && outcome.status.skills.is_empty() {
+            outcome.not_ready(reason::RESOLVE_FAILED, "the skills are not resolved");
+        } else {
+            outcome.set(
+                condition::READY,
+                true,
+                reason::RESOLVED,
+                "no workloadRef: Pods labelled skillport.dev/skillset get the skills at creation",
+            );
+        }
+        return finish(skill_set, ctx, outcome, &before, requeue).await;
+    };
+    if let Some(retry) =
+        attach_workload(skill_set, ctx, &workload, mode, &before, &mut outcome).await?
+    {
+        return finish(skill_set, ctx, outcome, &before, retry.min(requeue)).await;
+    }
+    outcome.status.workload = Some(workload.clone());
+    outcome.status.delivery = Some(delivery(mode));
+    outcome.set(
+        condition::READY,
+        true,
+        reason::APPLIED,
+        &format!(
+            "{} skills attached to {} {:?} ({})",
+            spec.skills.len(),
+            workload.kind.as_str(),
+            workload.name,
+            mode.as_str()
+        ),
+    );
+    if let Some(failure) = &resolved_failure {
+        tracing::info!(skill_set = %key, %failure, "kept the skills resolved before");
+    }
+    finish(skill_set, ctx, outcome, &before, requeue).await
+}
+
+/// Translates against `workload` as its other managers wrote it and applies what differs.
+/// `Some(retry)` when it could not be attached (the reason is in `outcome`).
+async fn attach_workload(
+    skill_set: &SkillSet,
+    ctx: &Context,
+    workload: &WorkloadRef,
+    mode: Mode,
+    before: &SkillSetStatus,
+    outcome: &mut Outcome,
+) -> Result<Option<Duration>, Error> {
+    let namespace = skill_set.namespace().unwrap_or_default();
+    let name = skill_set.name_any();
+    let spec = &skill_set.spec;
+    let api = workload_api(ctx, &namespace, workload.kind);
+    let Some(live) = api.get_opt(&workload.name).await? else {
+        outcome.not_ready(
+            reason::WORKLOAD_NOT_FOUND,
+            &format!(
+                "{} {:?} is not in namespace {namespace:?}; the skills are attached when it is created",
+                workload.kind.as_str(),
+                workload.name
+            ),
+        );
+        return Ok(Some(RETRY_LATER));
+    };
+
+    // 4. Translate against the template as its other managers wrote it.
+    let owned = Owned::from_managed_fields(live.metadata.managed_fields.as_deref().unwrap_or(&[]));
+    let template: PodTemplateSpec = serde_json::from_value(
+        live.data
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(Value::Null),
+    )
+    .map_err(|err| Error::Workload(format!("its spec.template does not parse: {err}")))?;
+    let base = owned.strip(&template);
+    let resources = match SkillResources::new(
+        &name,
+        spec,
+        &outcome.status.skills,
+        &base,
+        mode,
+        &ctx.options,
+    ) {
+        Ok(resources) => resources,
+        Err(err) => {
+            let why = match err {
+                TranslateError::Unresolved { .. } => reason::RESOLVE_FAILED,
+                _ => reason::TRANSLATE_FAILED,
+            };
+            outcome.not_ready(why, &err.to_string());
+            return Ok(Some(RETRY_LATER));
+        }
+    };
+
+    // 5. Apply: the plan ConfigMap first (pods must find it), then the workload.
+    match &resources.plan {
+        Some(plan) => ensure_plan(ctx, skill_set, &namespace, plan).await?,
+        None if before.delivery == Some(Delivery::InitContainer) => {
+            remove_plan(ctx, &namespace, &names::plan_config_map(&name)).await?;
+        }
+        None => {}
+    }
+    let body = attach::apply_body(workload.kind, &namespace, &workload.name, &resources);
+    let live_value = serde_json::to_value(&live).expect("objects serialise");
+    if !attach::is_current(&live_value, &owned, &Owned::of(&resources), &body) {
+        let stored = api
+            .patch(
+                &workload.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        ctx.metrics.wrote(workload.kind.as_str());
+        if mode == Mode::ImageVolume && !kept_image_volumes(&stored, &resources) {
+            // What the server stored is what counts: take the rest back off, remember it for
+            // this SkillSet (Auto falls back to InitContainer; a forced ImageVolume stays
+            // unattached instead of being applied again), and say so.
+            release(ctx, &namespace, workload).await?;
+            outcome.status.workload = None;
+            let fallback = if spec.delivery == Delivery::Auto {
+                "; falling back to InitContainer"
+            } else {
+                "; nothing is attached"
+            };
+            let why = format!(
+                "the API server dropped the image volumes from {} {:?} (feature gate \
+                 ImageVolume off?){fallback}",
+                workload.kind.as_str(),
+                workload.name
+            );
+            ctx.image_volume_failures
+                .lock()
+                .await
+                .insert(ObjectRef::from_obj(skill_set), why.clone());
+            outcome.not_ready(reason::IMAGE_VOLUMES_UNSUPPORTED, &why);
+            return Ok(Some(Duration::from_secs(1)));
+        }
+    }
+    Ok(None)
+}
+
+/// Resolves the skills (or takes this generation's cached answer) into `outcome`; returns the
+/// failure, if any, and when to look again.
+async fn resolve_step(
+    skill_set: &SkillSet,
+    ctx: &Context,
+    before: &SkillSetStatus,
+    outcome: &mut Outcome,
+) -> (Option<ResolveFailure>, Duration) {
+    let interval = super::update_interval(&skill_set.spec);
+    let key = ObjectRef::from_obj(skill_set);
+    let cached = ctx.resolutions.lock().await.get(&key).cloned();
+    let fresh = cached
+        .filter(|r| r.generation == skill_set.metadata.generation && r.at.elapsed() < interval);
+    let mut next_resolve = interval;
+    let resolved_failure = match fresh {
+        Some(resolution) => {
+            next_resolve = interval.saturating_sub(resolution.at.elapsed());
+            outcome.status.skills = resolution.skills;
+            None
+        }
+        None => match resolve(skill_set, ctx).await {
+            Ok(skills) => {
+                ctx.resolutions.lock().await.insert(
+                    key.clone(),
+                    Resolution {
+                        generation: skill_set.metadata.generation,
+                        at: Instant::now(),
+                        skills: skills.clone(),
+                    },
+                );
+                ctx.failures.lock().await.remove(&key);
+                let count = skills.len();
+                outcome.status.skills = skills;
+                outcome.set(
+                    condition::RESOLVED,
+                    true,
+                    reason::RESOLVED,
+                    &format!("{count} skills pinned"),
+                );
+                None
+            }
+            Err(failure) => {
+                // Keep what this generation resolved to before (a registry that is down must
+                // not take skills away); a new generation starts from nothing.
+                let same_spec =
+                    status::get(&before.conditions, condition::RESOLVED).is_some_and(|c| {
+                        c.status == "True" && c.observed_generation == skill_set.metadata.generation
+                    });
+                if !same_spec {
+                    outcome.status.skills.clear();
+                }
+                outcome.set(
+                    condition::RESOLVED,
+                    false,
+                    reason::RESOLVE_FAILED,
+                    &failure.to_string(),
+                );
+                Some(failure)
+            }
+        },
+    };
+    let retry = match &resolved_failure {
+        Some(failure) => Some(ctx.backoff(&key, failure.transient).await),
+        None => None,
+    };
+    let requeue = retry.unwrap_or(next_resolve).max(Duration::from_secs(1));
+
+    (resolved_failure, requeue)
+}
+
+/// Writes the status when it changed, publishes an Event per transition, counts failures.
+async fn finish(
+    skill_set: &SkillSet,
+    ctx: &Context,
+    outcome: Outcome,
+    before: &SkillSetStatus,
+    requeue: Duration,
+) -> Result<Action, Error> {
+    let reference = skill_set.object_ref(&());
+    for change in &outcome.transitions {
+        let event = Event {
+            type_: if change.status {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: change.reason.clone(),
+            note: Some(truncate(&change.message, 1024)),
+            action: change.type_.clone(),
+            secondary: None,
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %err, "could not publish an Event");
+        }
+    }
+    if let Some(ready) = status::get(&outcome.status.conditions, condition::READY)
+        && ready.status != "True"
+    {
+        ctx.metrics.failed(&ready.reason);
+    }
+    if outcome.status != *before {
+        let api: Api<SkillSet> = Api::namespaced(
+            ctx.client.clone(),
+            &skill_set.namespace().unwrap_or_default(),
+        );
+        let body = json!({
+            "apiVersion": SkillSet::api_version(&()),
+            "kind": SkillSet::kind(&()),
+            "status": outcome.status,
+        });
+        api.patch_status(
+            &skill_set.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+        ctx.metrics.wrote("SkillSet/status");
+    }
+    Ok(Action::requeue(requeue))
+}
+
+async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
+    let namespace = skill_set.namespace().unwrap_or_default();
+    let status = skill_set.status.clone().unwrap_or_default();
+    // Both: the workload attached last, and the one named now (a crash between apply and
+    // status write leaves fields there that status does not name yet).
+    let mut workloads: Vec<WorkloadRef> = status.workload.into_iter().collect();
+    if let Some(named) = &skill_set.spec.workload_ref
+        && !workloads.contains(named)
+    {
+        workloads.push(named.clone());
+    }
+    for workload in &workloads {
+        release(ctx, &namespace, workload).await?;
+    }
+    let key = ObjectRef::from_obj(skill_set);
+    ctx.resolutions.lock().await.remove(&key);
+    ctx.image_volume_failures.lock().await.remove(&key);
+    ctx.failures.lock().await.remove(&key);
+    // The plan ConfigMap is owned by the SkillSet: the garbage collector removes it.
+    Ok(Action::await_change())
+}
+
+/// Takes every field we own off `workload` (an apply of nothing), if it exists.
+async fn release(ctx: &Context, namespace: &str, workload: &WorkloadRef) -> Result<(), Error> {
+    let api = workload_api(ctx, namespace, workload.kind);
+    let Some(live) = api.get_opt(&workload.name).await? else {
+        return Ok(());
+    };
+    let owned = Owned::from_managed_fields(live.metadata.managed_fields.as_deref().unwrap_or(&[]));
+    if owned.items.is_empty() {
+        return Ok(());
+    }
+    let body = attach::release_body(workload.kind, namespace, &workload.name);
+    api.patch(
+        &workload.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    ctx.metrics.wrote(workload.kind.as_str());
+    tracing::info!(namespace, workload = %workload.name, "released");
+    Ok(())
+}
+
+/// Reads the pull and git Secrets (in memory only) and resolves every skill.
+async fn resolve(
+    skill_set: &SkillSet,
+    ctx: &Context,
+) -> Result<Vec<ResolvedSkill>, ResolveFailure> {
+    let started = Instant::now();
+    let namespace = skill_set.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let spec = &skill_set.spec;
+    let failure = |message: String, transient: bool| ResolveFailure {
+        skill: String::new(),
+        message,
+        transient,
+    };
+    let read = |name: String| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .get_opt(&name)
+                .await
+                .map_err(|err| failure(format!("reading Secret {name:?}: {err}"), true))
+        }
+    };
+    let mut pull_secrets = Vec::new();
+    let mut missing = Vec::new();
+    for reference in &spec.image_pull_secrets {
+        match read(reference.name.clone()).await? {
+            None => missing.push(reference.name.clone()),
+            Some(secret) => {
+                let data = secret_data(&secret);
+                let config = data
+                    .get(names::DOCKER_CONFIG_KEY)
+                    .or_else(|| data.get(".dockercfg"))
+                    .ok_or_else(|| {
+                        failure(
+                            format!(
+                                "pull secret {:?} has no .dockerconfigjson key (make it with \
+                                 kubectl create secret docker-registry)",
+                                reference.name
+                            ),
+                            false,
+                        )
+                    })?;
+                pull_secrets.push(PullSecret {
+                    name: reference.name.clone(),
+                    config: config.clone(),
+                });
+            }
+        }
+    }
+    let git_credentials = match &spec.git_auth_secret_ref {
+        Some(reference) if spec.skills.iter().any(|s| s.git.is_some()) => {
+            let secret = read(reference.name.clone()).await?.ok_or_else(|| {
+                failure(
+                    format!("git auth Secret {:?} does not exist", reference.name),
+                    false,
+                )
+            })?;
+            Some(
+                GitCredentials::from_secret_data(&secret_data(&secret)).map_err(|reason| {
+                    failure(
+                        format!("git auth Secret {:?}: {reason}", reference.name),
+                        false,
+                    )
+                })?,
+            )
+        }
+        _ => None,
+    };
+    let result = ctx
+        .resolver
+        .resolve(spec, &pull_secrets, git_credentials)
+        .await
+        .map_err(|mut failure| {
+            if !missing.is_empty() {
+                let _ = write!(
+                    failure.message,
+                    " (pull secrets not found: {})",
+                    missing.join(", ")
+                );
+            }
+            failure
+        });
+    ctx.metrics.resolved(started.elapsed());
+    result
+}
+
+fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(key, value)| (key.clone(), value.0.clone()))
+        .collect()
+}
+
+/// Creates or updates the plan ConfigMap (owned by the SkillSet) when it differs.
+async fn ensure_plan(
+    ctx: &Context,
+    skill_set: &SkillSet,
+    namespace: &str,
+    plan: &crate::translate::PlanConfigMap,
+) -> Result<(), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    let owner = skill_set
+        .controller_owner_ref(&())
+        .expect("a SkillSet from the API has a name and uid");
+    if let Some(existing) = api.get_opt(&plan.name).await? {
+        let same_owner = existing
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|refs| refs.iter().any(|r| r.uid == owner.uid));
+        if same_owner && existing.data.as_ref() == Some(&plan.data) {
+            return Ok(());
+        }
+    }
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": plan.name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "skillport"},
+            "ownerReferences": [owner],
+        },
+        "data": plan.data,
+    });
+    api.patch(
+        &plan.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    ctx.metrics.wrote("ConfigMap");
+    Ok(())
+}
+
+async fn remove_plan(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {
+            ctx.metrics.wrote("ConfigMap");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Whether the stored workload still has every image volume and mount we applied.
+fn kept_image_volumes(stored: &DynamicObject, resources: &SkillResources) -> bool {
+    let body = json!({"spec": {"template": {"spec": {
+        "volumes": resources.volumes,
+        "containers": [{"name": resources.container, "volumeMounts": resources.volume_mounts}],
+    }}}});
+    attach::contains(&stored.data, &body)
+}
+
+fn workload_api(ctx: &Context, namespace: &str, kind: WorkloadKind) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", kind.as_str()));
+    Api::namespaced_with(ctx.client.clone(), namespace, &resource)
+}
+
+fn delivery(mode: Mode) -> Delivery {
+    match mode {
+        Mode::ImageVolume => Delivery::ImageVolume,
+        Mode::InitContainer => Delivery::InitContainer,
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
