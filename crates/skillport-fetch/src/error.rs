@@ -103,6 +103,15 @@ pub enum SkillError {
     Git(Box<GitError>),
     #[error("{origin}: no SKILL.md at the top of the skill")]
     NoSkillMd { origin: String },
+    /// A mounted skill folder with nothing in it: some runtimes mount an image volume empty
+    /// without reporting an error.
+    #[error(
+        "{origin}: {} is empty: the image volume was mounted without its content (some container \
+         runtimes do this without an error); check the node's runtime, or use delivery \
+         InitContainer",
+        path.display()
+    )]
+    EmptyMount { origin: String, path: PathBuf },
     /// The first error, and how many there were.
     #[error("{origin}: SKILL.md cannot be used: {first}{}", more(*count))]
     Unusable {
@@ -248,7 +257,7 @@ impl SkillFailure {
             SkillError::TimedOut { .. } => {
                 Some("raise --timeout, or check that the source is reachable from the pod".into())
             }
-            SkillError::Io { .. } | SkillError::Hash { .. } => None,
+            SkillError::Io { .. } | SkillError::Hash { .. } | SkillError::EmptyMount { .. } => None,
         }
     }
 

@@ -13,7 +13,8 @@
 //! - [`fetch`] and [`FetchOptions`] carry a plan out (see [`run`] for the flow and the
 //!   guarantees);
 //! - [`index`] is `<into>/index.json`;
-//! - [`git`] fetches git sources.
+//! - [`git`] fetches git sources;
+//! - [`verify`] checks skills mounted as image volumes and writes the same index.
 
 mod error;
 pub mod git;
@@ -21,6 +22,7 @@ pub mod index;
 mod into_folder;
 pub mod plan;
 pub mod run;
+pub mod verify;
 
 pub use error::{FetchError, SkillError, SkillFailure};
 pub use index::{IndexEntry, SkillIndex};

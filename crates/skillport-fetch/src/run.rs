@@ -61,7 +61,7 @@
 
 mod git_skill;
 mod image_skill;
-mod publish;
+pub(crate) mod publish;
 mod retry;
 
 use std::collections::BTreeSet;

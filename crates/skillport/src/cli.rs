@@ -103,6 +103,12 @@ pub enum Command {
         after_help = "Example:\n  skillport fetch --plan /etc/skillport/plan.json --into /skills\n\nThe plan (docs/fetch.md) names the skills, the mounted pull secrets, CA files and\ninsecure registries; no other flag or file is read. On failure one line goes to\n--termination-log and the exit code is 1."
     )]
     Fetch(FetchArgs),
+    /// Check skills mounted as image volumes and write the index fetch would: the operator's
+    /// verify init container.
+    #[command(
+        after_help = "Example:\n  skillport verify --index /var/run/skillport/index/index.json --index-root /skills \\\n    --skill name=pdf,path=/skills/pdf,image=registry.example.com/skills/pdf@sha256:…\n\nEach folder must exist, not be empty and have a usable SKILL.md. On failure one line goes\nto --termination-log and the exit code is 1."
+    )]
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +260,62 @@ pub struct DemoArgs {
     /// Where to put the demo's store and the exported skills (replaced if it exists).
     #[arg(long, default_value = "target/demo", value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Where to write the index (a file named index.json).
+    #[arg(long, value_name = "FILE")]
+    pub index: PathBuf,
+    /// The folder where the agent sees index.json; skill paths in it are relative to this.
+    #[arg(long, value_name = "DIR")]
+    pub index_root: PathBuf,
+    /// A mounted skill: `name=NAME,path=DIR,image=REF` (optionally `,treeHash=sha256:…`).
+    /// Repeatable; checked in order.
+    #[arg(long = "skill", value_name = "SPEC", required = true, value_parser = parse_mounted)]
+    pub skills: Vec<skillport_fetch::verify::Mounted>,
+    /// Where one line goes on failure, for Kubernetes to show.
+    /// [default: /dev/termination-log, written only when it exists]
+    #[arg(long, value_name = "FILE")]
+    pub termination_log: Option<PathBuf>,
+}
+
+/// `name=…,path=…,image=…[,treeHash=…]`.
+fn parse_mounted(text: &str) -> Result<skillport_fetch::verify::Mounted, String> {
+    let (mut name, mut path, mut image, mut tree_hash) = (None, None, None, None);
+    for part in text.split(',') {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("{part:?} is not key=value"))?;
+        match key {
+            "name" => name = Some(value.to_owned()),
+            "path" => path = Some(PathBuf::from(value)),
+            "image" => image = Some(value.to_owned()),
+            "treeHash" => {
+                tree_hash = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("treeHash {value:?} is not a digest"))?,
+                );
+            }
+            other => {
+                return Err(format!(
+                    "unknown key {other:?} (name, path, image, treeHash)"
+                ));
+            }
+        }
+    }
+    let missing = |what| format!("{what}= is missing");
+    let path = path.ok_or_else(|| missing("path"))?;
+    if !path.is_absolute() {
+        return Err(format!("path {} must be absolute", path.display()));
+    }
+    Ok(skillport_fetch::verify::Mounted {
+        name: name.ok_or_else(|| missing("name"))?,
+        path,
+        image: image.ok_or_else(|| missing("image"))?,
+        tree_hash,
+    })
 }
 
 #[derive(Debug, Args)]

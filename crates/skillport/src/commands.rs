@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Login(args) => remote::login(&registries, &args),
         Command::Demo(args) => demo(&args),
         Command::Fetch(args) => crate::fetch::run(&registries, &args),
+        Command::Verify(args) => Ok(crate::fetch::verify(&args)),
     }
 }
 

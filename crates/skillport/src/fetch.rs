@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use skillport_fetch::plan::INDEX_FILE;
 use skillport_fetch::{Action, FetchOptions, FetchPlan, Report, termination_line};
 
-use crate::cli::FetchArgs;
+use crate::cli::{FetchArgs, VerifyArgs};
 use crate::output::human_size;
 use crate::remote::RegistrySettings;
 
@@ -108,6 +109,50 @@ fn report_outcome(report: &Report, args: &FetchArgs) -> ExitCode {
 
 /// Writes `message` as one line. The default path is written only when it exists (Kubernetes
 /// creates it); an explicit one is created.
+/// `skillport verify`: checks the mounted skills and writes the index, or one termination line.
+pub fn verify(args: &VerifyArgs) -> ExitCode {
+    let fail = |message: String, hint: Option<&str>| {
+        eprintln!("error: {message}");
+        if let Some(hint) = hint {
+            eprintln!("hint: {hint}");
+        }
+        write_termination_log(args.termination_log.as_deref(), &message);
+        ExitCode::FAILURE
+    };
+    let folder = match args.index.parent() {
+        Some(folder) if args.index.file_name() == Some(INDEX_FILE.as_ref()) => folder,
+        _ => {
+            return fail(
+                format!(
+                    "--index {} must name a file {INDEX_FILE}",
+                    args.index.display()
+                ),
+                None,
+            );
+        }
+    };
+    let index = match skillport_fetch::verify::verify(&args.skills, &args.index_root) {
+        Ok(index) => index,
+        Err(err) => return fail(chain(&err), None),
+    };
+    if let Err(err) = index.write(folder) {
+        return fail(format!("writing {}: {err}", args.index.display()), None);
+    }
+    for entry in &index.skills {
+        eprintln!(
+            "verified: {} ({}, {} files, {})",
+            entry.name,
+            entry.digest.as_deref().unwrap_or("-"),
+            entry.files,
+            human_size(entry.bytes)
+        );
+        for warning in &entry.warnings {
+            eprintln!("warning: skill {:?}: {warning}", entry.name);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn write_termination_log(explicit: Option<&Path>, message: &str) {
     let (path, create) = match explicit {
         Some(path) => (path.to_path_buf(), true),

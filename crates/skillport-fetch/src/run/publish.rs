@@ -95,16 +95,16 @@ pub(super) async fn publish_staged(
 }
 
 /// What lenient validation tells about a fetched skill.
-struct Checked {
-    description: String,
-    version: Option<String>,
-    warnings: Vec<String>,
+pub(crate) struct Checked {
+    pub description: String,
+    pub version: Option<String>,
+    pub warnings: Vec<String>,
 }
 
 /// Loads the staged folder as agents do (leniently). A missing or unusable SKILL.md fails the
 /// skill; rule violations become warnings; skill.yaml is optional, so its errors are warnings
 /// too.
-fn check_skill(dir: &Path, origin: &str) -> Result<Checked, SkillError> {
+pub(crate) fn check_skill(dir: &Path, origin: &str) -> Result<Checked, SkillError> {
     match skillport_skill::load(dir, Mode::Lenient) {
         Ok(skill) => Ok(Checked {
             version: skill
