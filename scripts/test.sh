@@ -7,7 +7,9 @@
 # What it installs, and only when missing:
 #   Debian: docker-registry skopeo umoci apache2-utils openssl (and python3-venv if python3
 #           cannot make a virtualenv); for the test node's images (skillport_testkit::Node):
-#           busybox-static (the agent image), gcc and libc6-dev (a static C `pause`)
+#           busybox-static (the agent image), gcc and libc6-dev (a static C `pause`),
+#           musl-tools (the static `skillport` in the test node's init image)
+#   rustup: the x86_64-unknown-linux-musl target
 #   PyPI, into target/test-venv: skills-ref, oras (pinned below)
 #   crates.io: cargo-nextest
 #   Go modules (test/k8s/, through scripts/k8s-tools.sh): Kubernetes 1.35.4 (kube-apiserver,
@@ -18,7 +20,8 @@
 # and names it. Nothing is skipped silently.
 #
 # Environment (exported for the tests): SKILLPORT_TEST_VENV points at the virtualenv,
-# SKILLPORT_K8S_BIN at the folder of Kubernetes and Go peer binaries.
+# SKILLPORT_K8S_BIN at the folder of Kubernetes and Go peer binaries, SKILLPORT_STATIC_BIN at the
+# static (musl) skillport binary.
 set -euo pipefail
 
 SKILLS_REF_VERSION=0.1.1
@@ -58,6 +61,7 @@ declare -A PACKAGE_OF=(
   [git]=git
   [curl]=curl
   [gcc]=gcc
+  [musl-gcc]=musl-tools
 )
 missing=()
 for binary in "${!PACKAGE_OF[@]}"; do
@@ -141,6 +145,23 @@ section "Kubernetes and Go peers (scripts/k8s-tools.sh)"
 "$ROOT/scripts/k8s-tools.sh" || fail "scripts/k8s-tools.sh could not build the Kubernetes test binaries"
 SKILLPORT_K8S_BIN=$("$ROOT/scripts/k8s-tools.sh" --bin-dir)
 export SKILLPORT_K8S_BIN
+
+# ---------------------------------------------------------------------------------------------
+section "static skillport for the test node's init image (x86_64-unknown-linux-musl)"
+MUSL=x86_64-unknown-linux-musl
+if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
+  echo "installing the rustup target $MUSL"
+  rustup target add "$MUSL" || fail "rustup target add $MUSL failed"
+fi
+# ring and zstd have C parts: musl-gcc (Debian musl-tools) compiles them for musl.
+CC_x86_64_unknown_linux_musl=musl-gcc cargo build --locked -p skillport --target "$MUSL" \
+  --profile static-test || fail "building the static skillport (--target $MUSL) failed"
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+SKILLPORT_STATIC_BIN=$TARGET_DIR/$MUSL/static-test/skillport
+{ LC_ALL=C ldd "$SKILLPORT_STATIC_BIN" 2>&1 || true; } | grep -q -e 'not a dynamic executable' -e 'statically linked' \
+  || fail "$SKILLPORT_STATIC_BIN is not static"
+export SKILLPORT_STATIC_BIN
+echo "$SKILLPORT_STATIC_BIN: static, $(du -h "$SKILLPORT_STATIC_BIN" | cut -f1)"
 
 # ---------------------------------------------------------------------------------------------
 section "cargo fmt --all --check"

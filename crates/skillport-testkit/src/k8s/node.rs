@@ -320,6 +320,16 @@ impl Node {
         reference
     }
 
+    /// An image holding only the static executable `binary` as `/NAME`, its entrypoint (e.g. the
+    /// static `skillport` as an init image), pushed to the node's registry; returns its
+    /// reference. The binary must be static: the image has no libc.
+    pub fn binary_image(&self, name: &str, binary: &Path) -> String {
+        let spec = images::binary(&self.registry.host(), name, binary);
+        let reference = spec.reference.clone();
+        images::push_all(&[spec], self.work.path(), &[]);
+        reference
+    }
+
     pub fn options(&self) -> &NodeOptions {
         &self.options
     }

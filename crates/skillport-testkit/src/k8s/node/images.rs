@@ -62,7 +62,7 @@ const BUSYBOX: &str = "/bin/busybox";
 pub(super) struct ImageSpec {
     pub(super) reference: String,
     pub(super) layer: Vec<u8>,
-    pub(super) entrypoint: &'static str,
+    pub(super) entrypoint: String,
 }
 
 /// `REGISTRY/skillport-test/pause:3.10`, its layer holding `/pause` built (once per machine, in
@@ -78,7 +78,7 @@ pub(super) fn pause(registry: &str, cache: &Path) -> ImageSpec {
     ImageSpec {
         reference: format!("{registry}/skillport-test/pause:3.10"),
         layer: layer.finish(),
-        entrypoint: "/pause",
+        entrypoint: "/pause".to_owned(),
     }
 }
 
@@ -89,7 +89,7 @@ pub(super) fn agent(registry: &str) -> ImageSpec {
     ImageSpec {
         reference: format!("{registry}/skillport-test/agent:busybox"),
         layer: layer.finish(),
-        entrypoint: "/bin/sh",
+        entrypoint: "/bin/sh".to_owned(),
     }
 }
 
@@ -106,7 +106,22 @@ pub(super) fn crane(registry: &str) -> ImageSpec {
     ImageSpec {
         reference: format!("{registry}/skillport-test/crane:v0.22.1"),
         layer: layer.finish(),
-        entrypoint: "/bin/sh",
+        entrypoint: "/bin/sh".to_owned(),
+    }
+}
+
+/// `REGISTRY/skillport-test/NAME:<sha256 of the binary, 12 hex>`: one static binary as
+/// `/NAME` on an empty base, its entrypoint; nothing else (no shell, no libc).
+pub(super) fn binary(registry: &str, name: &str, binary: &Path) -> ImageSpec {
+    let bytes =
+        fs::read(binary).unwrap_or_else(|err| panic!("reading {}: {err}", binary.display()));
+    let tag = &hex::encode(Sha256::digest(&bytes))[..12];
+    let mut layer = Layer::new();
+    layer.file(name, &bytes, 0o755);
+    ImageSpec {
+        reference: format!("{registry}/skillport-test/{name}:{tag}"),
+        layer: layer.finish(),
+        entrypoint: format!("/{name}"),
     }
 }
 
@@ -166,7 +181,7 @@ fn push(image: &ImageSpec, dir: &Path, index: usize, env: &[(&str, &Path)]) {
     run(
         Command::new(&crane)
             .args(["mutate", "--set-platform", "linux/amd64", "--entrypoint"])
-            .arg(image.entrypoint)
+            .arg(&image.entrypoint)
             .args(["--env", "PATH=/bin", "-t", reference, reference])
             .envs(env.iter().copied()),
         "crane mutate",

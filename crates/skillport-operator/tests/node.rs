@@ -1,0 +1,353 @@
+//! End to end on a real node (kubelet + containerd + runc on a real control plane): the operator
+//! attaches SkillSets to Deployments, the Pods run, and the agent container reads every skill's
+//! `SKILL.md` read-only at its mount path, finds them in `SKILL_FOLDERS` and in the index — with
+//! image volumes (the kubelet pulls from a TLS + auth registry whose CA the node's containerd
+//! trusts, with the SkillSet's pull secret) and with the fetch init container (the static
+//! `skillport` binary on an empty base, assembled with crane; the CA reaches it through the
+//! plan). A moved tag rolls the Pods onto the new content; a skill image without `SKILL.md`
+//! fails the Pod's verify init container with one termination message.
+//!
+//! Named `node_…`: one node per machine, in nextest's `k8s-node` group.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{Value, json};
+use skillport_operator::api::SkillSet;
+use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
+use support::{
+    NAMESPACE, Operator, config, create_pull_secret, gitops_apply, install, log_to_test_output,
+    push_skill, skill_set, wait_condition, wait_for,
+};
+
+const POD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The static `skillport` scripts/test.sh builds (`--target x86_64-unknown-linux-musl`).
+fn static_skillport() -> PathBuf {
+    let path = std::env::var_os("SKILLPORT_STATIC_BIN").map(PathBuf::from);
+    match path {
+        Some(path) if path.is_file() => path,
+        _ => panic!(
+            "SKILLPORT_STATIC_BIN does not name the static skillport binary; scripts/test.sh \
+             builds it (cargo build -p skillport --target x86_64-unknown-linux-musl --profile \
+             static-test) and sets it"
+        ),
+    }
+}
+
+/// An agent Deployment (host network: the test node has no CNI) whose container prints each
+/// folder of `SKILL_FOLDERS` (its SKILL.md, whether it can write there) and the index, then
+/// `DONE`, then waits.
+fn agent_deployment(node: &Node, name: &str) -> Value {
+    let script = "echo \"FOLDERS=$SKILL_FOLDERS\"; IFS=,; for f in $SKILL_FOLDERS; do \
+         echo \"== $f\"; cat \"$f/SKILL.md\"; \
+         if touch \"$f/written\" 2>/dev/null; then echo WRITABLE; else echo READONLY; fi; done; \
+         unset IFS; echo '== index'; cat \"$SKILLPORT_INDEX\"; echo; echo DONE; sleep 3600";
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "hostNetwork": true,
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "agent",
+                        "image": node.agent_image(),
+                        "command": ["/bin/sh", "-c", script],
+                    }],
+                },
+            },
+        },
+    })
+}
+
+/// The logs of the agent in the Pod of Deployment `name` that runs the template's current
+/// skills-digest, once it printed `DONE`.
+async fn agent_logs(node: &Node, name: &str) -> String {
+    let deployments: Api<Deployment> = Api::namespaced(node.client(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(node.client(), NAMESPACE);
+    wait_for(
+        &format!("{name}: the agent of the current template prints DONE"),
+        POD_TIMEOUT,
+        || async {
+            let deployment = deployments.get(name).await.map_err(|e| e.to_string())?;
+            let digest = skills_digest(deployment.spec.unwrap().template.metadata.as_ref());
+            let list = pods
+                .list(&ListParams::default().labels(&format!("app={name}")))
+                .await
+                .map_err(|e| e.to_string())?;
+            let current = list
+                .items
+                .iter()
+                .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+                .find(|pod| skills_digest(Some(&pod.metadata)) == digest)
+                .ok_or_else(|| format!("no Pod with skills-digest {digest:?} yet"))?;
+            let pod = current.metadata.name.clone().unwrap();
+            let output = node
+                .kubectl()
+                .args(["logs", "-n", NAMESPACE, &pod, "-c", "agent"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let logs = String::from_utf8_lossy(&output.stdout).into_owned();
+            if logs.contains("DONE") {
+                Ok(logs)
+            } else {
+                Err(format!(
+                    "{pod}: {logs}{}; status {}",
+                    String::from_utf8_lossy(&output.stderr),
+                    serde_json::to_string(&current.status).unwrap_or_default()
+                ))
+            }
+        },
+    )
+    .await
+}
+
+fn skills_digest(
+    metadata: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+) -> Option<String> {
+    metadata?
+        .annotations
+        .as_ref()?
+        .get("skillport.dev/skills-digest")
+        .cloned()
+}
+
+/// What every agent must see: both skills at their paths, read-only, in SKILL_FOLDERS and the
+/// index (with the pinned digests). Index paths are relative to the index's folder (the mount
+/// root): with image volumes review is only at its own mount path; the init container's folder
+/// holds it under the root too (and the agent gets it at /opt/review through a subPath).
+fn check_agent(mode: &str, logs: &str, pdf_body: &str, pdf_digest: &str) {
+    let review_path = if mode.starts_with("image") {
+        "../opt/review"
+    } else {
+        "review"
+    };
+    assert!(
+        logs.contains("FOLDERS=/skills/pdf,/opt/review"),
+        "{mode}: SKILL_FOLDERS: {logs}"
+    );
+    assert!(
+        logs.contains("== /skills/pdf\n---\nname: pdf") && logs.contains(pdf_body),
+        "{mode}: pdf's SKILL.md at its mount path: {logs}"
+    );
+    assert!(
+        logs.contains("== /opt/review\n---\nname: review"),
+        "{mode}: review's SKILL.md at its own mount path: {logs}"
+    );
+    assert_eq!(
+        logs.matches("READONLY").count(),
+        2,
+        "{mode}: both read-only: {logs}"
+    );
+    assert!(!logs.contains("WRITABLE"), "{mode}: {logs}");
+    let index_text = logs
+        .split("== index\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nDONE").next())
+        .unwrap_or_default();
+    let index: Value = serde_json::from_str(index_text.trim())
+        .unwrap_or_else(|err| panic!("{mode}: the index is JSON ({err}): {index_text}"));
+    assert_eq!(index["kind"], "SkillIndex", "{mode}");
+    let paths: Vec<&str> = index["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["pdf", review_path], "{mode}: index paths");
+    assert_eq!(
+        index["skills"][0]["digest"], pdf_digest,
+        "{mode}: index digest"
+    );
+}
+
+/// Pushes an image whose only file is README.md (no SKILL.md) with crane.
+fn push_without_skill_md(registry: &Registry, work: &Path) -> String {
+    let dir = work.join("no-skill-md");
+    std::fs::create_dir_all(dir.join("content")).unwrap();
+    std::fs::write(dir.join("content/README.md"), "not a skill\n").unwrap();
+    let layer = dir.join("layer.tar");
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(&layer)
+        .arg("-C")
+        .arg(dir.join("content"))
+        .arg("README.md")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config_dir = dir.join("docker");
+    registry.docker_config(&config_dir);
+    let reference = format!("{}/skills/hollow:1", registry.host());
+    let output = Command::new(k8s_tool("crane"))
+        .args([
+            "append",
+            "--oci-empty-base",
+            "--platform",
+            "linux/amd64",
+            "-f",
+        ])
+        .arg(&layer)
+        .args(["-t", &reference])
+        .env("DOCKER_CONFIG", &config_dir)
+        .env("SSL_CERT_FILE", registry.ca_file().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "crane append: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    reference
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_agents_read_their_skills_in_both_modes_and_roll_on_a_moved_tag() {
+    log_to_test_output();
+    let binary = static_skillport();
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let pdf_1 = push_skill(&registry, work.path(), "pdf", "1", "first body").await;
+    push_skill(&registry, work.path(), "review", "1", "review body").await;
+    let hollow = push_without_skill_md(&registry, work.path());
+
+    let node = Node::start(NodeOptions::default().trust_registry(&registry)).await;
+    let cluster = node.cluster();
+    install(cluster).await;
+    let admin = node.client();
+    cluster.create_namespace(NAMESPACE).await;
+    create_pull_secret(&admin, &registry, work.path()).await;
+    let mut operator_config = config(&registry);
+    operator_config.init_image = node.binary_image("skillport", &binary);
+    let operator = Operator::run(cluster, operator_config).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    for (name, delivery) in [("iv", "ImageVolume"), ("ic", "InitContainer")] {
+        gitops_apply(&deployments, &agent_deployment(&node, name))
+            .await
+            .unwrap();
+        let spec = json!({
+            "workloadRef": {"kind": "Deployment", "name": name},
+            "delivery": delivery,
+        });
+        skill_sets
+            .create(&PostParams::default(), &skill_set(name, &host, &spec))
+            .await
+            .unwrap();
+    }
+    for name in ["iv", "ic"] {
+        wait_condition(&skill_sets, name, "Ready", "True", "Applied").await;
+    }
+    let (iv, ic) = tokio::join!(agent_logs(&node, "iv"), agent_logs(&node, "ic"));
+    check_agent("image volumes", &iv, "first body", &pdf_1);
+    check_agent("init container", &ic, "first body", &pdf_1);
+
+    // The tag moves: both Deployments roll, and the new Pods read the new content.
+    let pdf_2 = push_skill(&registry, work.path(), "pdf", "1", "second body").await;
+    let (iv, ic) = tokio::join!(
+        wait_for(
+            "moved tag: the new agent reads the new pdf",
+            POD_TIMEOUT,
+            || async {
+                let logs = agent_logs(&node, "iv").await;
+                if logs.contains("second body") {
+                    Ok(logs)
+                } else {
+                    Err(logs)
+                }
+            }
+        ),
+        wait_for(
+            "moved tag: the new agent reads the new pdf (init)",
+            POD_TIMEOUT,
+            || async {
+                let logs = agent_logs(&node, "ic").await;
+                if logs.contains("second body") {
+                    Ok(logs)
+                } else {
+                    Err(logs)
+                }
+            }
+        ),
+    );
+    check_agent("image volumes, moved", &iv, "second body", &pdf_2);
+    check_agent("init container, moved", &ic, "second body", &pdf_2);
+
+    hollow_image_fails_the_pod(&node, &host, &hollow).await;
+    operator.stop().await;
+}
+
+/// A skill image without SKILL.md: the verify init container fails the Pod, one line.
+async fn hollow_image_fails_the_pod(node: &Node, host: &str, hollow: &str) {
+    let admin = node.client();
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    gitops_apply(&deployments, &agent_deployment(node, "hollow"))
+        .await
+        .unwrap();
+    let spec = json!({
+        "workloadRef": {"kind": "Deployment", "name": "hollow"},
+        "delivery": "ImageVolume",
+        "skills": [{"name": "hollow", "image": hollow}],
+    });
+    skill_sets
+        .create(&PostParams::default(), &skill_set("hollow", host, &spec))
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
+    let message = wait_for(
+        "hollow: the verify container's termination message",
+        POD_TIMEOUT,
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=hollow"))
+                .await
+                .map_err(|e| e.to_string())?;
+            // The Pod of the rollout with skills (the first Pod, from before, has no verify).
+            let status = serde_json::to_value(
+                list.items
+                    .iter()
+                    .map(|p| p.status.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap_or_default();
+            let verify = status
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["initContainerStatuses"].as_array())
+                .flatten()
+                .find(|c| c["name"] == "skillport-verify")
+                .cloned()
+                .unwrap_or_default();
+            ["state", "lastState"]
+                .iter()
+                .find_map(|key| {
+                    verify[key]["terminated"]["message"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| status.to_string())
+        },
+    )
+    .await;
+    assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
+    assert!(
+        message.contains("\"hollow\"") && message.contains("no SKILL.md"),
+        "hollow: {message}"
+    );
+}

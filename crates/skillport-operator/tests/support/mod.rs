@@ -1,0 +1,349 @@
+//! What the operator's cluster tests share: skill images pushed to a real registry, `deploy/`
+//! installed, the operator running in-process as its ServiceAccount, and small waits.
+
+#![allow(dead_code)] // each test binary uses its own part
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use skillport_oci::{BuildRequest, Reference, Store};
+use skillport_operator::api::SkillSet;
+use skillport_operator::controller::{self, Config, ImageVolumes};
+use skillport_registry::auth::{AuthFile, Credentials};
+use skillport_registry::{Client, ClientOptions, NoProgress};
+use skillport_testkit::{Cluster, Registry};
+
+pub const NAMESPACE: &str = "agents";
+pub const INIT_IMAGE: &str = "registry.example/skillport@sha256:0000000000000000000000000000000000000000000000000000000000000001";
+
+/// The operator's log lines in the test's output (shown when it fails).
+pub fn log_to_test_output() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("skillport_operator=debug,kube_runtime=info")
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` with `what`
+/// and the last value seen.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => {
+                panic!("{what}: not within {timeout:?}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// A skill image built with skillport and pushed to the registry; returns its digest.
+pub async fn push_skill(
+    registry: &Registry,
+    work: &Path,
+    name: &str,
+    tag: &str,
+    body: &str,
+) -> String {
+    let dir = work.join(format!("src-{name}-{tag}")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("SKILL.md"),
+        format!(
+            "---\nname: {name}\ndescription: The {name} skill. Use it in tests.\nmetadata:\n  version: {tag}.0.0\n---\n\n{body}\n"
+        ),
+    )
+    .unwrap();
+    let store = Store::open(&work.join(format!("store-{name}-{tag}"))).unwrap();
+    let skill = skillport_skill::load(&dir, skillport_skill::Mode::Lenient).unwrap();
+    let entries = skillport_skill::walk(&dir).unwrap();
+    let local: Reference = format!("{name}:{tag}").parse().unwrap();
+    let built = skillport_oci::build(
+        &store,
+        &BuildRequest {
+            skill: &skill,
+            entries: &entries,
+            generated_card: None,
+            source_date_epoch: None,
+            names: std::slice::from_ref(&local),
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let config = registry.docker_config(&work.join("pusher"));
+    let client = Client::new(
+        Credentials::from_files(vec![AuthFile::read(&config).unwrap()]),
+        ClientOptions {
+            ca_files: registry
+                .ca_file()
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect(),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let remote: Reference = format!("{}/skills/{name}:{tag}", registry.host())
+        .parse()
+        .unwrap();
+    client
+        .push(&store, &local, &remote, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    built.digest().to_string()
+}
+
+/// `kubectl apply --server-side -k deploy/`, then waits for the CRD to be served.
+pub async fn install(cluster: &Cluster) {
+    let output = cluster
+        .kubectl()
+        .args(["apply", "--server-side", "-k"])
+        .arg(workspace_root().join("deploy"))
+        .output()
+        .expect("running kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl apply --server-side -k deploy/ failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The `default` ServiceAccount every namespace gets from the controller-manager (which not
+    // every test runs); the dry-run probe Pod needs it.
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
+    match Api::<ServiceAccount>::namespaced(cluster.client(), "skillport-system")
+        .create(&PostParams::default(), &account)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(err) => panic!("creating skillport-system/default: {err}"),
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    wait_for(
+        "the CRD is established",
+        Duration::from_secs(30),
+        || async {
+            let crd = crds
+                .get("skillsets.skillport.dev")
+                .await
+                .map_err(|e| e.to_string())?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                Ok(())
+            } else {
+                Err("not established".into())
+            }
+        },
+    )
+    .await;
+}
+
+/// The operator, in this process, as ServiceAccount skillport-system/skillport-operator.
+/// The operator's settings in these tests: trusting the registry's CA, detecting image volumes.
+pub fn config(registry: &Registry) -> Config {
+    Config {
+        init_image: INIT_IMAGE.into(),
+        ca_files: registry
+            .ca_file()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
+        image_volumes: ImageVolumes::Detect,
+        probe_interval: Duration::from_secs(600),
+        namespace: "skillport-system".into(),
+        metrics_addr: None,
+        concurrency: 4,
+    }
+}
+
+pub struct Operator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Operator {
+    pub async fn start(cluster: &Cluster, registry: &Registry) -> Operator {
+        Operator::start_with(cluster, registry, ImageVolumes::Detect).await
+    }
+
+    pub async fn start_with(
+        cluster: &Cluster,
+        registry: &Registry,
+        image_volumes: ImageVolumes,
+    ) -> Operator {
+        let mut config = config(registry);
+        config.image_volumes = image_volumes;
+        Operator::run(cluster, config).await
+    }
+
+    pub async fn run(cluster: &Cluster, config: Config) -> Operator {
+        let identity = cluster
+            .service_account("skillport-system", "skillport-operator")
+            .await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(controller::run(identity.client, config, async {
+            let _ = stopped.await;
+        }));
+        Operator {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("the operator stops within 30 s of being told")
+            .expect("the operator task does not panic")
+            .expect("the operator returns Ok");
+    }
+}
+
+pub fn deployment_manifest(name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": {"team": "agents"}},
+                "spec": {
+                    "containers": [
+                        {"name": "agent", "image": "registry.example/agent:1",
+                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+                        {"name": "sidecar", "image": "registry.example/sidecar:1"},
+                    ],
+                    "volumes": [{"name": "data", "emptyDir": {}}],
+                },
+            },
+        },
+    })
+}
+
+/// Applies the user's own Deployment as a GitOps tool would: server-side, its own field manager.
+pub async fn gitops_apply(
+    deployments: &Api<Deployment>,
+    manifest: &Value,
+) -> Result<Deployment, kube::Error> {
+    let name = manifest["metadata"]["name"].as_str().unwrap();
+    deployments
+        .patch(name, &PatchParams::apply("gitops"), &Patch::Apply(manifest))
+        .await
+}
+
+pub fn template(deployment: &Deployment) -> PodTemplateSpec {
+    deployment.spec.as_ref().unwrap().template.clone()
+}
+
+pub fn condition(skill_set: &SkillSet, type_: &str) -> Option<(String, String, String)> {
+    skill_set
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub async fn wait_condition(
+    api: &Api<SkillSet>,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> SkillSet {
+    wait_for(
+        &format!("SkillSet {name}: {type_}={status} ({reason})"),
+        Duration::from_secs(60),
+        || async {
+            let skill_set = api.get(name).await.map_err(|e| e.to_string())?;
+            match condition(&skill_set, type_) {
+                Some((s, r, _)) if s == status && r == reason => Ok(skill_set),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+pub async fn events_for(client: &kube::Client, name: &str) -> Vec<Event> {
+    Api::<Event>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect()
+}
+
+pub async fn create_pull_secret(client: &kube::Client, registry: &Registry, work: &Path) {
+    let config = std::fs::read(registry.docker_config(&work.join("secret"))).unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "regcred.example.com"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": k8s_openapi::ByteString(config)},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+pub fn skill_set(name: &str, host: &str, extra: &Value) -> SkillSet {
+    let mut value = json!({
+        "apiVersion": "skillport.dev/v1alpha1",
+        "kind": "SkillSet",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "skills": [
+                {"name": "pdf", "image": format!("{host}/skills/pdf:1")},
+                {"name": "review", "image": format!("{host}/skills/review:1"), "mountPath": "/opt/review"},
+            ],
+            "imagePullSecrets": [{"name": "regcred.example.com"}],
+            "updateInterval": "10s",
+        },
+    });
+    for (key, field) in extra.as_object().unwrap() {
+        value["spec"][key] = field.clone();
+    }
+    serde_json::from_value(value).unwrap()
+}
+
+pub fn volume_reference(deployment: &Deployment, volume: &str) -> Option<String> {
+    template(deployment)
+        .spec?
+        .volumes?
+        .into_iter()
+        .find(|v| v.name == volume)?
+        .image?
+        .reference
+}
