@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
 use support::{
-    NAMESPACE, Operator, config, create_pull_secret, gitops_apply, install, log_to_test_output,
-    push_skill, skill_set, wait_condition, wait_for,
+    NAMESPACE, Operator, config, create_pull_secret, events_for, gitops_apply, install,
+    log_to_test_output, push_skill, skill_set, wait_condition, wait_for,
 };
 
 const POD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -350,4 +350,72 @@ async fn hollow_image_fails_the_pod(node: &Node, host: &str, hollow: &str) {
         message.contains("\"hollow\"") && message.contains("no SKILL.md"),
         "hollow: {message}"
     );
+}
+
+/// A kubelet with the ImageVolume gate off (the API server keeps image volumes): the Pod's
+/// FailedMount ("no volume plugin matched") makes `Auto` fall back to the init container for that
+/// SkillSet, with an Event naming the node, and the agent still gets its skills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_container() {
+    log_to_test_output();
+    let binary = static_skillport();
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let pdf = push_skill(&registry, work.path(), "pdf", "1", "first body").await;
+    push_skill(&registry, work.path(), "review", "1", "review body").await;
+    let node = Node::start(
+        NodeOptions::default()
+            .trust_registry(&registry)
+            .kubelet_feature_gate("ImageVolume", false),
+    )
+    .await;
+    let cluster = node.cluster();
+    install(cluster).await;
+    let admin = node.client();
+    cluster.create_namespace(NAMESPACE).await;
+    create_pull_secret(&admin, &registry, work.path()).await;
+    let mut operator_config = config(&registry);
+    operator_config.init_image = node.binary_image("skillport", &binary);
+    let operator = Operator::run(cluster, operator_config).await;
+
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    gitops_apply(&deployments, &agent_deployment(&node, "auto"))
+        .await
+        .unwrap();
+    let spec = json!({"workloadRef": {"kind": "Deployment", "name": "auto"}});
+    skill_sets
+        .create(&PostParams::default(), &skill_set("auto", &host, &spec))
+        .await
+        .unwrap();
+    wait_for("auto: falls back to InitContainer", POD_TIMEOUT, || async {
+        let skill_set = skill_sets.get("auto").await.map_err(|e| e.to_string())?;
+        let delivery = skill_set.status.and_then(|s| s.delivery);
+        if delivery == Some(skillport_operator::api::Delivery::InitContainer) {
+            Ok(())
+        } else {
+            Err(format!("{delivery:?}"))
+        }
+    })
+    .await;
+    let events = events_for(&admin, "auto").await;
+    let fallback = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("ImageVolumeMountFailed"))
+        .and_then(|e| e.note.clone())
+        .unwrap_or_else(|| panic!("an ImageVolumeMountFailed Event: {events:?}"));
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(admin.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let node_name = nodes.items[0].metadata.name.clone().unwrap();
+    assert!(
+        fallback.contains(&format!("node {node_name} ")),
+        "the Event names the node {node_name}: {fallback}"
+    );
+    assert!(fallback.contains("no volume plugin matched"), "{fallback}");
+    let logs = agent_logs(&node, "auto").await;
+    check_agent("init container (fallback)", &logs, "first body", &pdf);
+    operator.stop().await;
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -74,9 +74,10 @@ pub struct Context {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     resolutions: Mutex<HashMap<ObjectRef<SkillSet>, reconcile::Resolution>>,
-    /// SkillSets whose image volumes did not survive (why): Auto delivers them with the init
-    /// container from then on. In memory: a restarted operator tries image volumes once more.
-    image_volume_failures: Mutex<HashMap<ObjectRef<SkillSet>, String>>,
+    /// SkillSets whose image volumes failed (dropped by the API server, or not mountable on a
+    /// node): Auto delivers them with the init container from then on. In memory: a restarted
+    /// operator tries image volumes once more. A std Mutex: the Event watch's mapper is sync.
+    image_volume_failures: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, ImageVolumeFailure>>,
     /// Failures in a row, per SkillSet, for backoff.
     failures: Mutex<HashMap<ObjectRef<SkillSet>, u32>>,
 }
@@ -94,6 +95,30 @@ impl Context {
             (Duration::from_secs(60), Duration::from_secs(600))
         };
         first.saturating_mul(1 << (*count - 1).min(10)).min(max)
+    }
+}
+
+/// Why a SkillSet's image volumes failed: the condition reason and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageVolumeFailure {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Context {
+    fn image_volume_failure(&self, key: &ObjectRef<SkillSet>) -> Option<ImageVolumeFailure> {
+        self.image_volume_failures
+            .lock()
+            .expect("not poisoned")
+            .get(key)
+            .cloned()
+    }
+
+    fn record_image_volume_failure(&self, key: ObjectRef<SkillSet>, failure: ImageVolumeFailure) {
+        self.image_volume_failures
+            .lock()
+            .expect("not poisoned")
+            .insert(key, failure);
     }
 }
 
@@ -138,7 +163,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         resolutions: Mutex::new(HashMap::new()),
-        image_volume_failures: Mutex::new(HashMap::new()),
+        image_volume_failures: std::sync::Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
     });
 
@@ -168,6 +193,8 @@ pub async fn run(
             }
         });
     }
+    let events_store = store.clone();
+    let events_ctx = ctx.clone();
     let deployments_store = store.clone();
     let stateful_sets_store = store.clone();
     controller
@@ -180,6 +207,12 @@ pub async fn run(
             Api::<StatefulSet>::all(client.clone()),
             watcher::Config::default().any_semantic(),
             move |set| naming(&stateful_sets_store, WorkloadKind::StatefulSet, &set),
+        )
+        // A node that cannot mount image volumes says so only in a FailedMount Event on the Pod.
+        .watches(
+            Api::<CoreEvent>::all(client.clone()),
+            watcher::Config::default().fields("reason=FailedMount,involvedObject.kind=Pod"),
+            move |event| failed_mount(&events_store, &events_ctx, &event),
         )
         .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
         .graceful_shutdown_on(shutdown)
@@ -219,6 +252,64 @@ fn naming<K: kube::Resource>(
         })
         .map(|skill_set| ObjectRef::from_obj(skill_set.as_ref()))
         .collect()
+}
+
+/// A FailedMount on a Pod of a workload a SkillSet attached image volumes to, saying the node
+/// cannot mount them (a kubelet without the ImageVolume gate: "no volume plugin matched"; a
+/// runtime that cannot pull into a volume): recorded, so that the SkillSet's next reconcile
+/// (which this returns) falls back to the init container in Auto, or reports it.
+fn failed_mount(
+    store: &Store<SkillSet>,
+    ctx: &Context,
+    event: &CoreEvent,
+) -> Vec<ObjectRef<SkillSet>> {
+    let message = event.message.clone().unwrap_or_default();
+    let lower = message.to_ascii_lowercase();
+    let node_cannot = lower.contains("no volume plugin matched")
+        || (lower.contains("image volume") && lower.contains("not supported"));
+    if !node_cannot {
+        return Vec::new();
+    }
+    let pod = event.involved_object.name.clone().unwrap_or_default();
+    let namespace = event.involved_object.namespace.clone();
+    let node = event
+        .source
+        .as_ref()
+        .and_then(|source| source.host.clone())
+        .or_else(|| event.reporting_instance.clone())
+        .unwrap_or_else(|| "?".to_owned());
+    let mut affected = Vec::new();
+    for skill_set in store.state() {
+        let Some(status) = &skill_set.status else {
+            continue;
+        };
+        let ours =
+            skill_set.namespace() == namespace
+                && status.delivery == Some(crate::api::Delivery::ImageVolume)
+                && status
+                    .workload
+                    .as_ref()
+                    .is_some_and(|w| pod.starts_with(&format!("{}-", w.name)))
+                && skill_set.spec.skills.iter().any(|skill| {
+                    message.contains(&crate::translate::names::skill_volume(&skill.name))
+                });
+        if ours {
+            let key = ObjectRef::from_obj(skill_set.as_ref());
+            tracing::warn!(skill_set = %key, %pod, %node, "image volumes cannot be mounted on the node");
+            ctx.record_image_volume_failure(
+                key.clone(),
+                ImageVolumeFailure {
+                    reason: crate::api::reason::IMAGE_VOLUME_MOUNT_FAILED,
+                    message: format!(
+                        "node {node} cannot mount the image volumes of Pod {pod}: {}",
+                        message.chars().take(300).collect::<String>()
+                    ),
+                },
+            );
+            affected.push(key);
+        }
+    }
+    affected
 }
 
 #[allow(clippy::needless_pass_by_value)] // the signature kube's Controller::run asks for

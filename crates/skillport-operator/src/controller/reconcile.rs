@@ -101,7 +101,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     // 2. Delivery.
     let served = ctx.capability.image_volumes_served().await?;
     let key = ObjectRef::from_obj(skill_set);
-    let failed_here = ctx.image_volume_failures.lock().await.get(&key).cloned();
+    let failed_here = ctx.image_volume_failure(&key);
     let mode = Mode::choose(spec, served && failed_here.is_none());
     if mode == Mode::ImageVolume && !served {
         outcome.not_ready(
@@ -111,11 +111,20 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         );
         return finish(skill_set, ctx, outcome, &before, RETRY_LATER).await;
     }
-    if mode == Mode::ImageVolume
-        && let Some(why) = failed_here
-    {
-        outcome.not_ready(reason::IMAGE_VOLUMES_UNSUPPORTED, &why);
-        return finish(skill_set, ctx, outcome, &before, RETRY_LATER).await;
+    if let Some(failure) = &failed_here {
+        if mode == Mode::ImageVolume {
+            outcome.not_ready(failure.reason, &failure.message);
+            return finish(skill_set, ctx, outcome, &before, RETRY_LATER).await;
+        }
+        if before.delivery == Some(Delivery::ImageVolume) {
+            // Auto moves this SkillSet to the init container: say why, once.
+            outcome.transitions.push(Transition {
+                type_: condition::READY.to_owned(),
+                status: false,
+                reason: failure.reason.to_owned(),
+                message: format!("{}; falling back to InitContainer", failure.message),
+            });
+        }
     }
 
     // 3. The workload: release the one we left, attach to the one named.
@@ -256,10 +265,13 @@ async fn attach_workload(
                 workload.kind.as_str(),
                 workload.name
             );
-            ctx.image_volume_failures
-                .lock()
-                .await
-                .insert(ObjectRef::from_obj(skill_set), why.clone());
+            ctx.record_image_volume_failure(
+                ObjectRef::from_obj(skill_set),
+                super::ImageVolumeFailure {
+                    reason: reason::IMAGE_VOLUMES_UNSUPPORTED,
+                    message: why.clone(),
+                },
+            );
             outcome.not_ready(reason::IMAGE_VOLUMES_UNSUPPORTED, &why);
             return Ok(Some(Duration::from_secs(1)));
         }
@@ -404,7 +416,10 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     }
     let key = ObjectRef::from_obj(skill_set);
     ctx.resolutions.lock().await.remove(&key);
-    ctx.image_volume_failures.lock().await.remove(&key);
+    ctx.image_volume_failures
+        .lock()
+        .expect("not poisoned")
+        .remove(&key);
     ctx.failures.lock().await.remove(&key);
     // The plan ConfigMap is owned by the SkillSet: the garbage collector removes it.
     Ok(Action::await_change())
