@@ -82,6 +82,10 @@ struct RunArgs {
     /// SkillSets reconciled at once.
     #[arg(long, default_value_t = 4)]
     concurrency: u16,
+    /// Elect a leader through the Lease skillport-operator in --namespace, so that several
+    /// replicas can run (one reconciles, the others stand by).
+    #[arg(long)]
+    leader_elect: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -149,6 +153,10 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         namespace: args.namespace,
         metrics_addr: Some(args.metrics_addr),
         concurrency: args.concurrency.max(1),
+        leader_election: args
+            .leader_elect
+            .then(skillport_operator::controller::leader::Timings::default),
+        identity: None,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

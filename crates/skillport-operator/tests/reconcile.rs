@@ -630,3 +630,88 @@ async fn misled(
     );
     operator.stop().await;
 }
+
+/// Two replicas with leader election: one leads (holds the Lease and reconciles), the other
+/// stands by; when the leader shuts down it releases the Lease and the other takes over and
+/// reconciles what comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_elect_one_leader_and_hand_over_on_shutdown() {
+    log_to_test_output();
+    let cluster = Cluster::start(ClusterOptions::default()).await;
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    push_skill(&registry, work.path(), "pdf", "1", "first").await;
+    push_skill(&registry, work.path(), "review", "1", "review").await;
+    install(&cluster).await;
+    let admin = cluster.client();
+    cluster.create_namespace(NAMESPACE).await;
+    create_pull_secret(&admin, &registry, work.path()).await;
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(admin.clone(), "skillport-system");
+    let replica = |identity: &str| {
+        let mut config = config(&registry);
+        config.identity = Some(identity.to_owned());
+        config.leader_election = Some(skillport_operator::controller::leader::Timings {
+            lease_duration: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(3),
+            retry_period: Duration::from_millis(500),
+        });
+        config
+    };
+    let holder = || async {
+        leases
+            .get_opt("skillport-operator")
+            .await
+            .unwrap()
+            .and_then(|lease| lease.spec)
+            .and_then(|spec| spec.holder_identity)
+    };
+
+    let a = Operator::run(&cluster, replica("a")).await;
+    wait_for("a leads", Duration::from_secs(30), || async {
+        match holder().await.as_deref() {
+            Some("a") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let b = Operator::run(&cluster, replica("b")).await;
+    skill_sets
+        .create(
+            &PostParams::default(),
+            &skill_set("first", &host, &json!({})),
+        )
+        .await
+        .unwrap();
+    wait_condition(&skill_sets, "first", "Ready", "True", "Resolved").await;
+    // Longer than a lease: b stands by while a renews.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(holder().await.as_deref(), Some("a"), "a keeps the Lease");
+
+    a.stop().await;
+    wait_for("b takes over", Duration::from_secs(30), || async {
+        match holder().await.as_deref() {
+            Some("b") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    skill_sets
+        .create(
+            &PostParams::default(),
+            &skill_set("second", &host, &json!({})),
+        )
+        .await
+        .unwrap();
+    wait_condition(&skill_sets, "second", "Ready", "True", "Resolved").await;
+    let transitions = leases
+        .get("skillport-operator")
+        .await
+        .unwrap()
+        .spec
+        .and_then(|spec| spec.lease_transitions);
+    assert_eq!(transitions, Some(1), "one hand-over");
+    b.stop().await;
+}

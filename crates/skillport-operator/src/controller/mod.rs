@@ -4,6 +4,7 @@
 //! [`resolve`]; the API server's capabilities in [`capability`].
 
 pub mod capability;
+pub mod leader;
 pub mod metrics;
 mod reconcile;
 pub mod resolve;
@@ -52,7 +53,15 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// SkillSets reconciled at once.
     pub concurrency: u16,
+    /// Lead through the Lease `skillport-operator` in [`Config::namespace`] (with these timings),
+    /// or run without one.
+    pub leader_election: Option<leader::Timings>,
+    /// This replica's name in the Lease. [default: POD_NAME, else `<hostname>-<pid>`]
+    pub identity: Option<String>,
 }
+
+/// The Lease replicas elect a leader with.
+pub const LEASE: &str = "skillport-operator";
 
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -167,25 +176,102 @@ pub async fn run(
         failures: Mutex::new(HashMap::new()),
     });
 
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    // One shutdown signal for every part: the caller's, or losing the Lease.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+    }
     let server = config.metrics_addr.map(|addr| {
         let metrics = metrics.clone();
+        let stopped = until_stopped();
         tokio::spawn(async move {
-            let stopped = async {
-                let _ = server_stopped.await;
-            };
             if let Err(err) = metrics::serve(addr, metrics, stopped).await {
                 tracing::error!(%addr, error = %err, "the metrics server stopped");
             }
         })
     });
 
+    let election = config.leader_election.map(|timings| {
+        let identity = config
+            .identity
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            });
+        Arc::new(leader::LeaderElection::new(
+            Api::namespaced(client.clone(), &config.namespace),
+            LEASE,
+            identity,
+            timings,
+        ))
+    });
+    let mut lost = false;
+    if let Some(election) = &election {
+        // A standby replica is ready: it serves its endpoints and waits.
+        metrics.ready.store(true, Ordering::SeqCst);
+        tokio::select! {
+            () = election.acquire() => {}
+            () = until_stopped() => {
+                return finish_server(server).await;
+            }
+        }
+        metrics.ready.store(false, Ordering::SeqCst);
+        let election = election.clone();
+        let stop = stop.clone();
+        let holding = tokio::spawn(async move {
+            election.hold().await;
+            let _ = stop.send(true);
+        });
+        run_controller(&client, ctx, config.concurrency, until_stopped()).await;
+        lost = holding.is_finished();
+        holding.abort();
+    } else {
+        run_controller(&client, ctx, config.concurrency, until_stopped()).await;
+    }
+    if let Some(election) = &election
+        && !lost
+    {
+        election.release().await;
+    }
+    finish_server(server).await?;
+    if lost {
+        anyhow::bail!("lost the leader Lease {LEASE}; exiting so that a new leader takes over");
+    }
+    Ok(())
+}
+
+async fn finish_server(server: Option<tokio::task::JoinHandle<()>>) -> anyhow::Result<()> {
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    Ok(())
+}
+
+/// The controller loop, until `shutdown`; then the reconciles under way finish.
+async fn run_controller(
+    client: &Client,
+    ctx: Arc<Context>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let metrics = ctx.metrics.clone();
     let skill_sets: Api<SkillSet> = Api::all(client.clone());
     let controller = Controller::new(skill_sets, watcher::Config::default().any_semantic());
     let store = controller.store();
     {
         let store = store.clone();
-        let metrics = metrics.clone();
         tokio::spawn(async move {
             if store.wait_until_ready().await.is_ok() {
                 metrics.ready.store(true, Ordering::SeqCst);
@@ -214,7 +300,7 @@ pub async fn run(
             watcher::Config::default().fields("reason=FailedMount,involvedObject.kind=Pod"),
             move |event| failed_mount(&events_store, &events_ctx, &event),
         )
-        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -223,11 +309,6 @@ pub async fn run(
             }
         })
         .await;
-    let _ = stop_server.send(());
-    if let Some(server) = server {
-        let _ = server.await;
-    }
-    Ok(())
 }
 
 /// The SkillSets that name (or last attached to) a workload.

@@ -123,6 +123,16 @@ pub async fn install(cluster: &Cluster) {
         "kubectl apply --server-side -k deploy/ failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // The operator runs in the test's process (as the same ServiceAccount): the Deployment
+    // from deploy/ stays, scaled to zero (its image is not in the test registry).
+    Api::<Deployment>::namespaced(cluster.client(), "skillport-system")
+        .patch(
+            "skillport-operator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 0}})),
+        )
+        .await
+        .expect("scaling deploy/'s operator Deployment to zero");
     // The `default` ServiceAccount every namespace gets from the controller-manager (which not
     // every test runs); the dry-run probe Pod needs it.
     let account: ServiceAccount =
@@ -175,6 +185,8 @@ pub fn config(registry: &Registry) -> Config {
         namespace: "skillport-system".into(),
         metrics_addr: None,
         concurrency: 4,
+        leader_election: None,
+        identity: None,
     }
 }
 

@@ -1,0 +1,205 @@
+//! The Helm chart in `charts/skillport/` against the kustomize install in `deploy/`: it lints, and
+//! with default values renders the same objects (less the Namespace, plus Helm's labels). Runs the
+//! real `helm` and `kubectl` from `SKILLPORT_K8S_BIN` (`scripts/k8s-tools.sh` builds them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The labels the chart adds to every object, besides deploy/'s `app.kubernetes.io/name`.
+const HELM_LABELS: [&str; 4] = [
+    "helm.sh/chart",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+];
+
+const NAMESPACED: [&str; 4] = [
+    "--set",
+    "secretAccess=namespaced",
+    "--set",
+    "secretNamespaces={team-a}",
+];
+
+fn workspace() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs a tool from SKILLPORT_K8S_BIN in the workspace root; its stdout, or a panic showing
+/// both outputs.
+fn run(tool: &str, args: &[&str]) -> String {
+    let output = Command::new(skillport_testkit::k8s_tool(tool))
+        .current_dir(workspace())
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("running {tool}: {err}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "`{tool} {}` failed ({}):\n--- stdout\n{stdout}--- stderr\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// `helm template` of the chart as release skillport in skillport-system, CRDs included.
+fn helm_template(set: &[&str]) -> Vec<Value> {
+    let mut args = vec!["template", "skillport", "charts/skillport"];
+    args.extend(["--namespace", "skillport-system", "--include-crds"]);
+    args.extend(set);
+    parse(&run("helm", &args), "helm template")
+}
+
+fn parse(yaml: &str, what: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple(yaml)
+        .unwrap_or_else(|err| panic!("{what} printed YAML that does not parse: {err}"))
+}
+
+/// The objects by (kind, name).
+fn by_kind_and_name(objects: Vec<Value>) -> BTreeMap<(String, String), Value> {
+    objects
+        .into_iter()
+        .map(|object| {
+            let key = (
+                object["kind"].as_str().unwrap_or_default().to_owned(),
+                object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            (key, object)
+        })
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str, namespace: Option<&str>) -> &'a Value {
+    objects
+        .iter()
+        .find(|object| {
+            object["kind"] == kind
+                && object["metadata"]["name"] == name
+                && object["metadata"]["namespace"].as_str() == namespace
+        })
+        .unwrap_or_else(|| panic!("the chart renders no {kind} {name} in namespace {namespace:?}"))
+}
+
+#[test]
+fn lints() {
+    run("helm", &["lint", "--strict", "charts/skillport"]);
+    run(
+        "helm",
+        &[
+            "lint",
+            "--strict",
+            "charts/skillport",
+            "--set",
+            "secretAccess=namespaced",
+            "--set",
+            "secretNamespaces={a,b}",
+        ],
+    );
+}
+
+#[test]
+fn default_values_render_what_deploy_renders() {
+    let mut helm = helm_template(&[]);
+    for object in &mut helm {
+        // Not `object["metadata"]["labels"]`: indexing mutably adds the key (as null) when missing.
+        if let Some(labels) = object
+            .pointer_mut("/metadata/labels")
+            .and_then(Value::as_object_mut)
+        {
+            for label in HELM_LABELS {
+                labels.remove(label);
+            }
+        }
+    }
+    let mut kustomize = parse(
+        &run("kubectl", &["kustomize", "deploy/"]),
+        "kubectl kustomize",
+    );
+    kustomize.retain(|object| object["kind"] != "Namespace");
+    let (helm, kustomize) = (by_kind_and_name(helm), by_kind_and_name(kustomize));
+
+    let keys: BTreeSet<&(String, String)> = helm.keys().chain(kustomize.keys()).collect();
+    if let Some(key) = keys
+        .into_iter()
+        .find(|key| helm.get(*key) != kustomize.get(*key))
+    {
+        let show = |object: Option<&Value>| {
+            object.map_or("(none)".to_owned(), |object| {
+                serde_json::to_string_pretty(object).unwrap()
+            })
+        };
+        let (kind, name) = key;
+        panic!(
+            "the chart's {kind} {name} (Helm labels removed) differs from deploy/'s:\n\
+             --- helm template\n{}\n--- kubectl kustomize deploy/\n{}",
+            show(helm.get(key)),
+            show(kustomize.get(key))
+        );
+    }
+}
+
+#[test]
+fn namespaced_secret_access_binds_the_secret_reader_in_each_namespace() {
+    let objects = helm_template(&NAMESPACED);
+
+    let operator = find(&objects, "ClusterRole", "skillport-operator", None);
+    let rules = operator["rules"]
+        .as_array()
+        .expect("the ClusterRole has rules");
+    let on_secrets = rules.iter().find(|rule| {
+        rule["resources"]
+            .as_array()
+            .is_some_and(|resources| resources.iter().any(|resource| resource == "secrets"))
+    });
+    assert!(
+        on_secrets.is_none(),
+        "with secretAccess=namespaced the ClusterRole skillport-operator still has a rule on \
+         secrets: {on_secrets:?}"
+    );
+
+    let binding = find(
+        &objects,
+        "RoleBinding",
+        "skillport-secret-reader",
+        Some("team-a"),
+    );
+    assert_eq!(
+        binding["roleRef"],
+        serde_json::json!({
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "skillport-secret-reader",
+        }),
+        "the RoleBinding in team-a binds the wrong role"
+    );
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{
+            "kind": "ServiceAccount",
+            "name": "skillport-operator",
+            "namespace": "skillport-system",
+        }]),
+        "the RoleBinding in team-a binds the wrong subjects (want the operator's ServiceAccount)"
+    );
+}
+
+#[test]
+fn the_chart_crd_is_deploy_crd() {
+    let chart = workspace().join("charts/skillport/crds/skillsets.skillport.dev.yaml");
+    let deploy = workspace().join("deploy/crd.yaml");
+    let read = |path: &PathBuf| {
+        std::fs::read(path).unwrap_or_else(|err| panic!("reading {}: {err}", path.display()))
+    };
+    assert!(
+        read(&chart) == read(&deploy),
+        "charts/skillport/crds/skillsets.skillport.dev.yaml differs from deploy/crd.yaml: \
+         copy deploy/crd.yaml to charts/skillport/crds/ when it changes"
+    );
+}
