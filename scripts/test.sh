@@ -10,7 +10,7 @@
 #           busybox-static (the agent image), gcc and libc6-dev (a static C `pause`),
 #           musl-tools (the static `skillport` in the test node's init image)
 #   rustup: the x86_64-unknown-linux-musl target
-#   PyPI, into target/test-venv: skills-ref, oras (pinned below)
+#   PyPI, into target/test-venv: skills-ref, oras, jsonschema, kubernetes-validate (pinned below)
 #   crates.io: cargo-nextest
 #   Go modules (test/k8s/, through scripts/k8s-tools.sh): Kubernetes 1.35.4 (kube-apiserver,
 #           kube-controller-manager, kube-scheduler, kubelet, kubectl), etcd, crane, oras, helm,
@@ -27,6 +27,7 @@ set -euo pipefail
 SKILLS_REF_VERSION=0.1.1
 ORAS_VERSION=0.2.43
 JSONSCHEMA_VERSION=4.26.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -106,22 +107,24 @@ echo "docker-registry, skopeo, umoci, htpasswd, openssl, GNU tar, static busybox
 # ---------------------------------------------------------------------------------------------
 section "Python peers in target/test-venv"
 venv_ok() {
-  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$SKILLS_REF_VERSION" "$ORAS_VERSION" "$JSONSCHEMA_VERSION" <<'EOF' 2>/dev/null
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$SKILLS_REF_VERSION" "$ORAS_VERSION" "$JSONSCHEMA_VERSION" "$KUBERNETES_VALIDATE_VERSION" <<'EOF' 2>/dev/null
 import sys
 from importlib.metadata import version
-wanted = tuple(sys.argv[1:4])
-sys.exit(0 if (version("skills-ref"), version("oras"), version("jsonschema")) == wanted else 1)
+wanted = tuple(sys.argv[1:5])
+names = ("skills-ref", "oras", "jsonschema", "kubernetes-validate")
+sys.exit(0 if tuple(version(name) for name in names) == wanted else 1)
 EOF
 }
 if venv_ok; then
-  echo "skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION jsonschema==$JSONSCHEMA_VERSION already installed"
+  echo "skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION jsonschema==$JSONSCHEMA_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION already installed"
 else
-  echo "installing skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION"
+  echo "installing skills-ref==$SKILLS_REF_VERSION oras==$ORAS_VERSION jsonschema==$JSONSCHEMA_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
   mkdir -p "$ROOT/target"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || fail "python3 -m venv $VENV failed"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "skills-ref==$SKILLS_REF_VERSION" "oras==$ORAS_VERSION" "jsonschema==$JSONSCHEMA_VERSION" \
-    || fail "pip could not install skills-ref, oras and jsonschema into $VENV"
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
+    || fail "pip could not install skills-ref, oras, jsonschema and kubernetes-validate into $VENV"
 fi
 "$VENV/bin/agentskills" --help >/dev/null 2>&1 \
   || fail "agentskills (PyPI skills-ref) does not run from $VENV/bin"
@@ -129,7 +132,9 @@ fi
   || fail "the oras Python package (PyPI oras) does not import in $VENV"
 "$VENV/bin/python" -c 'import jsonschema' 2>/dev/null \
   || fail "the jsonschema Python package (PyPI jsonschema, for the plan schema tests) does not import in $VENV"
-echo "agentskills, oras, jsonschema: ok"
+"$VENV/bin/kubernetes-validate" --version >/dev/null 2>&1 \
+  || fail "kubernetes-validate (PyPI kubernetes-validate) does not run from $VENV/bin"
+echo "agentskills, oras, jsonschema, kubernetes-validate: ok"
 export SKILLPORT_TEST_VENV=$VENV
 
 # ---------------------------------------------------------------------------------------------
@@ -147,21 +152,25 @@ SKILLPORT_K8S_BIN=$("$ROOT/scripts/k8s-tools.sh" --bin-dir)
 export SKILLPORT_K8S_BIN
 
 # ---------------------------------------------------------------------------------------------
-section "static skillport for the test node's init image (x86_64-unknown-linux-musl)"
+section "static skillport and skillport-operator for the test node's images (x86_64-unknown-linux-musl)"
 MUSL=x86_64-unknown-linux-musl
 if ! rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
   echo "installing the rustup target $MUSL"
   rustup target add "$MUSL" || fail "rustup target add $MUSL failed"
 fi
 # ring and zstd have C parts: musl-gcc (Debian musl-tools) compiles them for musl.
-CC_x86_64_unknown_linux_musl=musl-gcc cargo build --locked -p skillport --target "$MUSL" \
-  --profile static-test || fail "building the static skillport (--target $MUSL) failed"
+# One build for both: their shared dependencies compile once.
+CC_x86_64_unknown_linux_musl=musl-gcc cargo build --locked -p skillport -p skillport-operator \
+  --target "$MUSL" --profile static-test \
+  || fail "building the static skillport and skillport-operator (--target $MUSL) failed"
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 SKILLPORT_STATIC_BIN=$TARGET_DIR/$MUSL/static-test/skillport
-{ LC_ALL=C ldd "$SKILLPORT_STATIC_BIN" 2>&1 || true; } | grep -q -e 'not a dynamic executable' -e 'statically linked' \
-  || fail "$SKILLPORT_STATIC_BIN is not static"
+for binary in "$SKILLPORT_STATIC_BIN" "$(dirname "$SKILLPORT_STATIC_BIN")/skillport-operator"; do
+  { LC_ALL=C ldd "$binary" 2>&1 || true; } | grep -q -e 'not a dynamic executable' -e 'statically linked' \
+    || fail "$binary is not static"
+  echo "$binary: static, $(du -h "$binary" | cut -f1)"
+done
 export SKILLPORT_STATIC_BIN
-echo "$SKILLPORT_STATIC_BIN: static, $(du -h "$SKILLPORT_STATIC_BIN" | cut -f1)"
 
 # ---------------------------------------------------------------------------------------------
 section "cargo fmt --all --check"

@@ -50,6 +50,74 @@ fn translate() {
     });
 }
 
+/// The oldest Kubernetes minor whose schema has `image` volumes (alpha in 1.31).
+const OLDEST: u32 = 31;
+/// The newest schema kubernetes-validate (pinned in scripts/test.sh) ships.
+const NEWEST: u32 = 37;
+
+/// Every object translate emits — each fixture's template with skills attached, as a
+/// Deployment, and its plan ConfigMap — validates (strictly: no unknown fields) with the
+/// kubernetes-validate schemas of Kubernetes 1.31 through 1.37.
+#[test]
+fn every_emitted_object_validates_for_kubernetes_1_31_to_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, case) in common::all() {
+        let Ok(resources) = case.translate() else {
+            continue;
+        };
+        let labels = serde_json::json!({"app": name});
+        let mut template = serde_json::to_value(resources.apply(&case.template)).unwrap();
+        template["metadata"]["labels"] = labels.clone();
+        let deployment = serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": labels}, "template": template},
+        });
+        let path = dir.path().join(format!("{name}.deployment.json"));
+        std::fs::write(&path, deployment.to_string()).unwrap();
+        files.push(path);
+        if let Some(plan) = &resources.plan {
+            let config_map = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": plan.name},
+                "data": plan.data,
+            });
+            let path = dir.path().join(format!("{name}.configmap.json"));
+            std::fs::write(&path, config_map.to_string()).unwrap();
+            files.push(path);
+        }
+    }
+    assert!(
+        files.len() > 20,
+        "the fixtures give objects: {}",
+        files.len()
+    );
+    let validator = skillport_testkit::venv_tool("kubernetes-validate");
+    let mut failures = Vec::new();
+    for minor in OLDEST..=NEWEST {
+        let output = std::process::Command::new(&validator)
+            .args(["--strict", "--quiet", "-k", &format!("1.{minor}.0")])
+            .args(&files)
+            .output()
+            .expect("running kubernetes-validate");
+        if !output.status.success() {
+            failures.push(format!(
+                "1.{minor}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "kubernetes-validate refused:\n{}",
+        failures.join("\n")
+    );
+}
+
 /// Containers other than the agent are equal; the template's own volumes come first and its own
 /// init containers last, unchanged.
 fn check_untouched(original: &PodTemplateSpec, attached: &PodTemplateSpec, agent: &str) {
