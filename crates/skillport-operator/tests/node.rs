@@ -419,3 +419,215 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
     check_agent("init container (fallback)", &logs, "first body", &pdf);
     operator.stop().await;
 }
+
+/// The static operator scripts/test.sh builds beside the static skillport.
+fn static_operator() -> PathBuf {
+    let path = static_skillport().with_file_name("skillport-operator");
+    assert!(
+        path.is_file(),
+        "{} is missing; scripts/test.sh builds it (cargo build -p skillport-operator --target \
+         x86_64-unknown-linux-musl --profile static-test)",
+        path.display()
+    );
+    path
+}
+
+/// A kustomize overlay of deploy/ for the test node: the images just pushed, host network and
+/// the API server's loopback address (no kube-proxy, no CNI, so the namespace cannot enforce the
+/// restricted profile), and the registry's CA for the operator.
+fn test_overlay(dir: &Path, api_port: &str, operator_image: &str, init_image: &str, ca: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(ca, dir.join("ca.crt")).unwrap();
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy")
+        .canonicalize()
+        .unwrap();
+    let depth = dir.components().count() - 1;
+    let base = format!(
+        "{}{}",
+        "../".repeat(depth),
+        deploy.display().to_string().trim_start_matches('/')
+    );
+    let (name, tag) = operator_image.rsplit_once(':').unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let patch = json!([
+        {"op": "add", "path": "/spec/template/spec/hostNetwork", "value": true},
+        {"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": [
+            "run",
+            format!("--init-image={init_image}"),
+            format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+            "--leader-elect",
+            "--ca-file=/etc/skillport-ca/ca.crt",
+        ]},
+        {"op": "replace", "path": "/spec/template/spec/containers/0/ports/0/containerPort", "value": metrics_port},
+        {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
+         "value": {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}},
+        {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
+         "value": {"name": "KUBERNETES_SERVICE_PORT", "value": api_port}},
+        {"op": "add", "path": "/spec/template/spec/containers/0/volumeMounts/-",
+         "value": {"name": "registry-ca", "mountPath": "/etc/skillport-ca", "readOnly": true}},
+        {"op": "add", "path": "/spec/template/spec/volumes/-",
+         "value": {"name": "registry-ca", "configMap": {"name": "registry-ca"}}},
+    ]);
+    let kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [base],
+        "images": [{"name": "ghcr.io/skillport/skillport-operator", "newName": name, "newTag": tag}],
+        "configMapGenerator": [{
+            "name": "registry-ca",
+            "namespace": "skillport-system",
+            "files": ["ca.crt"],
+            "options": {"disableNameSuffixHash": true},
+        }],
+        "patches": [
+            {"target": {"kind": "Deployment", "name": "skillport-operator"}, "patch": patch.to_string()},
+            {"target": {"kind": "Namespace", "name": "skillport-system"}, "patch": json!([
+                {"op": "replace", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce", "value": "privileged"},
+            ]).to_string()},
+        ],
+    });
+    // JSON is YAML.
+    std::fs::write(dir.join("kustomization.yaml"), kustomization.to_string()).unwrap();
+}
+
+/// `kubectl apply --server-side -k` of deploy/ (through a test overlay) installs the operator;
+/// its Deployment runs on the node as the ServiceAccount deploy/ makes, leads, and attaches a
+/// SkillSet whose agent then reads the skill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_the_operator_from_deploy_runs_on_the_node_and_attaches() {
+    log_to_test_output();
+    let (skillport, operator) = (static_skillport(), static_operator());
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let pdf = push_skill(&registry, work.path(), "pdf", "1", "first body").await;
+    push_skill(&registry, work.path(), "review", "1", "review body").await;
+    let node = Node::start(NodeOptions::default().trust_registry(&registry)).await;
+    let cluster = node.cluster();
+    let overlay = work.path().join("overlay");
+    let api_port = cluster
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    test_overlay(
+        &overlay,
+        &api_port,
+        &node.binary_image("skillport-operator", &operator),
+        &node.binary_image("skillport", &skillport),
+        registry.ca_file().unwrap(),
+    );
+    let output = node
+        .kubectl()
+        .args(["apply", "--server-side", "-k"])
+        .arg(&overlay)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kubectl apply --server-side -k (deploy/ + test overlay): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let admin = node.client();
+    wait_for_operator(&node).await;
+
+    cluster.create_namespace(NAMESPACE).await;
+    create_pull_secret(&admin, &registry, work.path()).await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    gitops_apply(&deployments, &agent_deployment(&node, "installed"))
+        .await
+        .unwrap();
+    let spec = json!({"workloadRef": {"kind": "Deployment", "name": "installed"}, "delivery": "InitContainer"});
+    skill_sets
+        .create(
+            &PostParams::default(),
+            &skill_set("installed", &host, &spec),
+        )
+        .await
+        .unwrap();
+    wait_condition(&skill_sets, "installed", "Ready", "True", "Applied").await;
+    let logs = agent_logs(&node, "installed").await;
+    check_agent(
+        "init container (installed operator)",
+        &logs,
+        "first body",
+        &pdf,
+    );
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        admin.clone(),
+        "skillport-system",
+    )
+    .get("skillport-operator")
+    .await
+    .expect("the operator holds its Lease");
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(
+        holder.starts_with("skillport-operator-"),
+        "the operator Pod leads: {holder:?}"
+    );
+}
+
+/// Until deploy/'s operator Deployment is available; on timeout, its Pods and logs.
+async fn wait_for_operator(node: &Node) {
+    let admin = node.client();
+    let operators: Api<Deployment> = Api::namespaced(admin.clone(), "skillport-system");
+    wait_for(
+        "the operator Deployment is available",
+        POD_TIMEOUT,
+        || async {
+            let deployment = operators
+                .get("skillport-operator")
+                .await
+                .map_err(|e| e.to_string())?;
+            let available = deployment
+                .status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0);
+            if available >= 1 {
+                return Ok(());
+            }
+            let kubectl = |args: &[&str]| {
+                node.kubectl()
+                    .args(args)
+                    .output()
+                    .map(|o| {
+                        format!(
+                            "{}{}",
+                            String::from_utf8_lossy(&o.stdout),
+                            String::from_utf8_lossy(&o.stderr)
+                        )
+                    })
+                    .unwrap_or_default()
+            };
+            let logs = kubectl(&[
+                "logs",
+                "-n",
+                "skillport-system",
+                "deploy/skillport-operator",
+                "--tail=20",
+            ]);
+            let pods = kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                "skillport-system",
+                "-o",
+                "jsonpath={.items[*].status}",
+            ]);
+            Err(format!("pods: {pods}\nlogs: {logs}"))
+        },
+    )
+    .await;
+}

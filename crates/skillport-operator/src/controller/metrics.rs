@@ -26,7 +26,7 @@ pub struct Metrics {
     reconcile_seconds: Histogram,
     resolve_seconds: Histogram,
     writes: Family<Labels, Counter>,
-    /// Set once the SkillSet cache has its first full list.
+    /// Set once SkillSets can be listed (or while a replica stands by for the Lease).
     pub ready: AtomicBool,
 }
 
@@ -101,8 +101,8 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (the SkillSet cache is
-/// filled) on `addr` until `shutdown` resolves.
+/// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (SkillSets can be listed, or
+/// the replica stands by) on `addr` until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
@@ -136,7 +136,7 @@ async fn ready(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "the SkillSet cache is not filled yet",
+            "SkillSets cannot be listed yet",
         )
     }
 }

@@ -30,7 +30,7 @@ use tokio::sync::Mutex;
 pub use capability::ImageVolumes;
 pub use reconcile::FINALIZER;
 
-use crate::api::{SkillSet, SkillSetSpec, WorkloadKind};
+use crate::api::{SkillSet, SkillSetSpec, SkillSetStatus, WorkloadKind};
 use crate::translate::Options;
 use capability::Capability;
 use metrics::Metrics;
@@ -74,6 +74,9 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
+/// A status we wrote: the resourceVersion of the object it was computed from, and the status.
+type Written = (Option<String>, SkillSetStatus);
+
 /// What every reconcile shares.
 pub struct Context {
     client: Client,
@@ -87,6 +90,10 @@ pub struct Context {
     /// node): Auto delivers them with the init container from then on. In memory: a restarted
     /// operator tries image volumes once more. A std Mutex: the Event watch's mapper is sync.
     image_volume_failures: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, ImageVolumeFailure>>,
+    /// The status last written per SkillSet, and the resourceVersion of the object it was
+    /// computed from: until the watch cache shows our write, a reconcile starts from this
+    /// rather than the stale cached status (which would write and announce it all again).
+    written: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, Written>>,
     /// Failures in a row, per SkillSet, for backoff.
     failures: Mutex<HashMap<ObjectRef<SkillSet>, u32>>,
 }
@@ -115,6 +122,25 @@ pub struct ImageVolumeFailure {
 }
 
 impl Context {
+    /// The SkillSet's status as it stands: the cached one, or ours when the cache still shows
+    /// the object from before our last status write.
+    fn known_status(&self, skill_set: &SkillSet) -> SkillSetStatus {
+        let written = self.written.lock().expect("not poisoned");
+        match written.get(&ObjectRef::from_obj(skill_set)) {
+            Some((version, status)) if *version == skill_set.metadata.resource_version => {
+                status.clone()
+            }
+            _ => skill_set.status.clone().unwrap_or_default(),
+        }
+    }
+
+    fn wrote_status(&self, skill_set: &SkillSet, status: SkillSetStatus) {
+        self.written.lock().expect("not poisoned").insert(
+            ObjectRef::from_obj(skill_set),
+            (skill_set.metadata.resource_version.clone(), status),
+        );
+    }
+
     fn image_volume_failure(&self, key: &ObjectRef<SkillSet>) -> Option<ImageVolumeFailure> {
         self.image_volume_failures
             .lock()
@@ -173,6 +199,7 @@ pub async fn run(
         metrics: metrics.clone(),
         resolutions: Mutex::new(HashMap::new()),
         image_volume_failures: std::sync::Mutex::new(HashMap::new()),
+        written: std::sync::Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
     });
 
@@ -271,11 +298,24 @@ async fn run_controller(
     let controller = Controller::new(skill_sets, watcher::Config::default().any_semantic());
     let store = controller.store();
     {
-        let store = store.clone();
+        // Ready once SkillSets can be listed: the API server answers and RBAC lets us.
+        let skill_sets: Api<SkillSet> = Api::all(client.clone());
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                metrics.ready.store(true, Ordering::SeqCst);
-                tracing::info!("SkillSet cache filled; reconciling");
+            loop {
+                match skill_sets
+                    .list(&kube::api::ListParams::default().limit(1))
+                    .await
+                {
+                    Ok(_) => {
+                        metrics.ready.store(true, Ordering::SeqCst);
+                        tracing::info!("SkillSets can be listed; reconciling");
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "listing SkillSets");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
             }
         });
     }

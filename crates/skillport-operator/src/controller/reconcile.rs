@@ -87,7 +87,7 @@ impl Outcome {
 async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     let namespace = skill_set.namespace().unwrap_or_default();
     let spec = &skill_set.spec;
-    let before = skill_set.status.clone().unwrap_or_default();
+    let before = ctx.known_status(skill_set);
     let mut outcome = Outcome {
         status: before.clone(),
         transitions: Vec::new(),
@@ -295,8 +295,17 @@ async fn resolve_step(
     let mut next_resolve = interval;
     let resolved_failure = match fresh {
         Some(resolution) => {
+            // Status is written whole: say Resolved again (the cached SkillSet this reconcile
+            // started from may predate the write that said it first).
             next_resolve = interval.saturating_sub(resolution.at.elapsed());
+            let count = resolution.skills.len();
             outcome.status.skills = resolution.skills;
+            outcome.set(
+                condition::RESOLVED,
+                true,
+                reason::RESOLVED,
+                &format!("{count} skills pinned"),
+            );
             None
         }
         None => match resolve(skill_set, ctx).await {
@@ -310,6 +319,7 @@ async fn resolve_step(
                     },
                 );
                 ctx.failures.lock().await.remove(&key);
+                ctx.written.lock().expect("not poisoned").remove(&key);
                 let count = skills.len();
                 outcome.status.skills = skills;
                 outcome.set(
@@ -380,6 +390,7 @@ async fn finish(
         ctx.metrics.failed(&ready.reason);
     }
     if outcome.status != *before {
+        tracing::debug!(skill_set = %skill_set.name_any(), "status changed");
         let api: Api<SkillSet> = Api::namespaced(
             ctx.client.clone(),
             &skill_set.namespace().unwrap_or_default(),
@@ -396,6 +407,7 @@ async fn finish(
         )
         .await?;
         ctx.metrics.wrote("SkillSet/status");
+        ctx.wrote_status(skill_set, outcome.status);
     }
     Ok(Action::requeue(requeue))
 }
@@ -421,6 +433,7 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         .expect("not poisoned")
         .remove(&key);
     ctx.failures.lock().await.remove(&key);
+    ctx.written.lock().expect("not poisoned").remove(&key);
     // The plan ConfigMap is owned by the SkillSet: the garbage collector removes it.
     Ok(Action::await_change())
 }
