@@ -1,0 +1,212 @@
+//! What users feel, on a real node: a Deployment scaled from 0 to 1 → its Pod Ready, with 20
+//! skills attached in each mode, against the same Deployment without skills. Prints the
+//! overhead of each mode and, for the init container, how much of it `skillport fetch` took.
+//! Skills come from a TLS + auth registry with a pull secret; the first round of a mode pulls
+//! cold, later rounds find the images (ImageVolume) on the node — both are printed.
+//!
+//! `SKILLPORT_K8S_BIN=… SKILLPORT_STATIC_BIN=… cargo bench -p skillport-operator --bench pod_ready`
+//! (scripts/test.sh prints both paths; the node needs root).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use skillport_operator::api::SkillSet;
+use skillport_testkit::{Node, NodeOptions, Registry};
+use support::{
+    NAMESPACE, Operator, config, create_pull_secret, gitops_apply, install, push_skill,
+    wait_condition,
+};
+
+const SKILLS: usize = 20;
+const ROUNDS: usize = 3;
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench());
+}
+
+fn deployment(node: &Node, name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "hostNetwork": true,
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "agent",
+                        "image": node.agent_image(),
+                        "command": ["/bin/sh", "-c", "sleep 3600"],
+                        "readinessProbe": {
+                            "exec": {"command": ["/bin/true"]},
+                            "periodSeconds": 1,
+                        },
+                    }],
+                },
+            },
+        },
+    })
+}
+
+/// Scales `name` to 1 and returns the time until its Pod is Ready, and the fetch init
+/// container's run time (whole seconds, as the API reports it) if it has one.
+async fn scale_up(node: &Node, name: &str) -> (Duration, Option<i64>) {
+    let deployments: Api<Deployment> = Api::namespaced(node.client(), NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(node.client(), NAMESPACE);
+    let started = Instant::now();
+    deployments
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .unwrap();
+    loop {
+        let list = pods
+            .list(&ListParams::default().labels(&format!("app={name}")))
+            .await
+            .unwrap();
+        let status = list
+            .items
+            .first()
+            .map(|pod| serde_json::to_value(&pod.status).unwrap())
+            .unwrap_or_default();
+        let ready = status["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        if ready {
+            let fetch = status["initContainerStatuses"]
+                .as_array()
+                .and_then(|all| all.iter().find(|c| c["name"] == "skillport-fetch"))
+                .and_then(|c| {
+                    let terminated = &c["state"]["terminated"];
+                    let at = |key: &str| {
+                        terminated[key]
+                            .as_str()
+                            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                    };
+                    Some(at("finishedAt")?.as_second() - at("startedAt")?.as_second())
+                });
+            return (started.elapsed(), fetch);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "{name}: not Ready in 3 minutes: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn bench() {
+    let binary = std::env::var_os("SKILLPORT_STATIC_BIN")
+        .expect("SKILLPORT_STATIC_BIN: the static skillport (scripts/test.sh builds it)");
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    for i in 0..SKILLS {
+        push_skill(
+            &registry,
+            work.path(),
+            &format!("s{i:02}"),
+            "1",
+            "skill body",
+        )
+        .await;
+    }
+    let node = Node::start(NodeOptions::default().trust_registry(&registry)).await;
+    let cluster = node.cluster();
+    install(cluster).await;
+    let admin = node.client();
+    cluster.create_namespace(NAMESPACE).await;
+    create_pull_secret(&admin, &registry, work.path()).await;
+    let mut operator_config = config(&registry);
+    operator_config.init_image = node.binary_image("skillport", std::path::Path::new(&binary));
+    let operator = Operator::run(cluster, operator_config).await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skills: Vec<Value> = (0..SKILLS)
+        .map(|i| json!({"name": format!("s{i:02}"), "image": format!("{host}/skills/s{i:02}:1")}))
+        .collect();
+
+    let mut results = Vec::new();
+    for (mode, delivery) in [
+        ("no skills", None),
+        ("ImageVolume", Some("ImageVolume")),
+        ("InitContainer", Some("InitContainer")),
+    ] {
+        let mut rounds = Vec::new();
+        for round in 0..ROUNDS {
+            let name = format!("{}-{round}", mode.to_ascii_lowercase().replace(' ', "-"));
+            gitops_apply(&deployments, &deployment(&node, &name))
+                .await
+                .unwrap();
+            if let Some(delivery) = delivery {
+                let skill_set: SkillSet = serde_json::from_value(json!({
+                    "apiVersion": "skillport.dev/v1alpha1",
+                    "kind": "SkillSet",
+                    "metadata": {"name": name, "namespace": NAMESPACE},
+                    "spec": {
+                        "skills": skills,
+                        "imagePullSecrets": [{"name": "regcred.example.com"}],
+                        "delivery": delivery,
+                        "workloadRef": {"kind": "Deployment", "name": name},
+                    },
+                }))
+                .unwrap();
+                skill_sets
+                    .create(&PostParams::default(), &skill_set)
+                    .await
+                    .unwrap();
+                wait_condition(&skill_sets, &name, "Ready", "True", "Applied").await;
+            }
+            rounds.push(scale_up(&node, &name).await);
+        }
+        results.push((mode, rounds));
+    }
+    operator.stop().await;
+
+    let seconds = |d: Duration| d.as_secs_f64();
+    let warm = |rounds: &[(Duration, Option<i64>)]| {
+        let mut later: Vec<f64> = rounds[1..].iter().map(|(d, _)| seconds(*d)).collect();
+        later.sort_by(f64::total_cmp);
+        later[later.len() / 2]
+    };
+    let base_cold = seconds(results[0].1[0].0);
+    let base_warm = warm(&results[0].1);
+    println!("pod ready: Deployment 0 → 1 replica until the Pod is Ready, {SKILLS} skills");
+    for (mode, rounds) in &results {
+        let cold = seconds(rounds[0].0);
+        let warm = warm(rounds);
+        let mut line = format!(
+            "  {mode:<14} first {cold:5.2} s ({:+.2} s)   later {warm:5.2} s ({:+.2} s)",
+            cold - base_cold,
+            warm - base_warm
+        );
+        if let Some(fetch) = rounds[0].1 {
+            let _ = write!(
+                line,
+                "   fetch init container ~{fetch} s first, ~{} s later (whole seconds)",
+                rounds.last().and_then(|r| r.1).unwrap_or_default()
+            );
+        }
+        println!("{line}");
+    }
+}
