@@ -19,10 +19,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry};
-use support::{
-    NAMESPACE, Operator, config, create_pull_secret, gitops_apply, install, push_skill,
-    wait_condition,
-};
+use support::{NAMESPACE, gitops_apply, prepare_node, push_skill, wait_condition};
 
 const SKILLS: usize = 20;
 const ROUNDS: usize = 3;
@@ -132,14 +129,8 @@ async fn bench() {
         .await;
     }
     let node = Node::start(NodeOptions::default().trust_registry(&registry)).await;
-    let cluster = node.cluster();
-    install(cluster).await;
-    let admin = node.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
-    let mut operator_config = config(&registry);
-    operator_config.init_image = node.binary_image("skillport", std::path::Path::new(&binary));
-    let operator = Operator::run(cluster, operator_config).await;
+    let (admin, operator) =
+        prepare_node(&node, &registry, work.path(), std::path::Path::new(&binary)).await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
     let skills: Vec<Value> = (0..SKILLS)

@@ -20,8 +20,7 @@ use serde_json::json;
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Cluster, ClusterOptions, Registry};
 use support::{
-    INIT_IMAGE, NAMESPACE, create_pull_secret, deployment_manifest, gitops_apply, install,
-    push_skill, skill_set,
+    INIT_IMAGE, NAMESPACE, deployment_manifest, gitops_apply, prepare, push_skill, skill_set,
 };
 
 fn main() {
@@ -195,10 +194,7 @@ async fn scale(count: usize) {
     let host = registry.host();
     push_skill(&registry, work.path(), "pdf", "1", "pdf").await;
     push_skill(&registry, work.path(), "review", "1", "review").await;
-    install(&cluster).await;
-    let admin = cluster.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
+    let admin = prepare(&cluster, &registry, work.path()).await;
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
     let made = Instant::now();
     create_all(&admin, &host, count).await;

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
 use support::{
-    NAMESPACE, Operator, config, create_pull_secret, events_for, gitops_apply, install,
-    log_to_test_output, push_skill, skill_set, wait_condition, wait_for,
+    NAMESPACE, create_pull_secret, events_for, gitops_apply, log_to_test_output, prepare_node,
+    push_skill, skill_set, wait_condition, wait_for,
 };
 
 const POD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -225,14 +225,7 @@ async fn node_agents_read_their_skills_in_both_modes_and_roll_on_a_moved_tag() {
     let hollow = push_without_skill_md(&registry, work.path());
 
     let node = Node::start(NodeOptions::default().trust_registry(&registry)).await;
-    let cluster = node.cluster();
-    install(cluster).await;
-    let admin = node.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
-    let mut operator_config = config(&registry);
-    operator_config.init_image = node.binary_image("skillport", &binary);
-    let operator = Operator::run(cluster, operator_config).await;
+    let (admin, operator) = prepare_node(&node, &registry, work.path(), &binary).await;
 
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
@@ -370,14 +363,7 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
             .kubelet_feature_gate("ImageVolume", false),
     )
     .await;
-    let cluster = node.cluster();
-    install(cluster).await;
-    let admin = node.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
-    let mut operator_config = config(&registry);
-    operator_config.init_image = node.binary_image("skillport", &binary);
-    let operator = Operator::run(cluster, operator_config).await;
+    let (admin, operator) = prepare_node(&node, &registry, work.path(), &binary).await;
 
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);

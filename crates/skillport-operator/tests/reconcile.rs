@@ -40,10 +40,7 @@ async fn operator_attaches_rolls_and_releases_on_a_real_control_plane() {
     let cluster = Cluster::start(ClusterOptions::default().with_controller_manager()).await;
     let registry = Registry::tls_basic_auth();
     let work = tempfile::tempdir().unwrap();
-    install(&cluster).await;
-    let admin = cluster.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
+    let admin = prepare(&cluster, &registry, work.path()).await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let manifest = deployment_manifest("agent");
     let original = template(&gitops_apply(&deployments, &manifest).await.unwrap());
@@ -507,10 +504,7 @@ async fn image_volumes_off_auto_takes_the_init_container_and_forced_is_reported(
     let host = registry.host();
     push_skill(&registry, work.path(), "pdf", "1", "first").await;
     push_skill(&registry, work.path(), "review", "1", "review").await;
-    install(&cluster).await;
-    let admin = cluster.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
+    let admin = prepare(&cluster, &registry, work.path()).await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
     let mut originals = std::collections::BTreeMap::new();
@@ -643,10 +637,7 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_shutdown() {
     let host = registry.host();
     push_skill(&registry, work.path(), "pdf", "1", "first").await;
     push_skill(&registry, work.path(), "review", "1", "review").await;
-    install(&cluster).await;
-    let admin = cluster.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
+    let admin = prepare(&cluster, &registry, work.path()).await;
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
         Api::namespaced(admin.clone(), "skillport-system");

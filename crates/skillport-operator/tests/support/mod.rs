@@ -171,6 +171,30 @@ pub async fn install(cluster: &Cluster) {
 }
 
 /// The operator, in this process, as ServiceAccount skillport-system/skillport-operator.
+/// deploy/ installed, and the agents' namespace with the registry's pull secret; returns an
+/// admin client.
+pub async fn prepare(cluster: &Cluster, registry: &Registry, work: &Path) -> kube::Client {
+    install(cluster).await;
+    let admin = cluster.client();
+    cluster.create_namespace(NAMESPACE).await;
+    create_pull_secret(&admin, registry, work).await;
+    admin
+}
+
+/// [`prepare`] on a test node, then the operator, its init image the static `skillport`
+/// (`binary`) pushed to the node's registry.
+pub async fn prepare_node(
+    node: &skillport_testkit::Node,
+    registry: &Registry,
+    work: &Path,
+    binary: &Path,
+) -> (kube::Client, Operator) {
+    let admin = prepare(node.cluster(), registry, work).await;
+    let mut config = config(registry);
+    config.init_image = node.binary_image("skillport", binary);
+    (admin, Operator::run(node.cluster(), config).await)
+}
+
 /// The operator's settings in these tests: trusting the registry's CA, detecting image volumes.
 pub fn config(registry: &Registry) -> Config {
     Config {
