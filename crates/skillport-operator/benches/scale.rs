@@ -175,7 +175,11 @@ async fn create_all(admin: &kube::Client, host: &str, count: usize) {
                 gitops_apply(deployments, &deployment_manifest(&name))
                     .await
                     .unwrap();
-                let spec = json!({"workloadRef": {"kind": "Deployment", "name": name}});
+                // The default updateInterval (the tests' helper says 10s).
+                let spec = json!({
+                    "workloadRef": {"kind": "Deployment", "name": name},
+                    "updateInterval": "10m",
+                });
                 skill_sets
                     .create(&PostParams::default(), &skill_set(&name, host, &spec))
                     .await

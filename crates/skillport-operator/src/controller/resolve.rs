@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::stream;
+use sha2::{Digest as _, Sha256};
 use skillport_fetch::git::{self, GitCredentials, GitOptions, GitSource};
 use skillport_oci::Reference;
 use skillport_oci::spec::annotation;
@@ -19,11 +20,17 @@ use crate::api::{ResolvedSkill, Skill, SkillSetSpec};
 const PARALLEL: usize = 8;
 
 /// Resolves skills with the operator's CA files.
-#[derive(Debug, Clone)]
 pub struct Resolver {
     registry: ClientOptions,
     git: GitOptions,
+    /// Registry clients by the sha256 of their pull secrets (names and bytes, in order):
+    /// SkillSets with the same secrets share connections and token sessions. Holds only hashes
+    /// as keys; a client keeps its credentials in memory, as it must to use them.
+    clients: std::sync::Mutex<std::collections::HashMap<[u8; 32], Client>>,
 }
+
+/// The most clients kept; past it the cache starts afresh (secrets rotate, SkillSets go).
+const MAX_CLIENTS: usize = 256;
 
 /// A pull secret's `.dockerconfigjson`, as read from the API.
 pub struct PullSecret {
@@ -68,7 +75,11 @@ impl Resolver {
             ca_files,
             ..GitOptions::default()
         };
-        Resolver { registry, git }
+        Resolver {
+            registry,
+            git,
+            clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
     }
 
     /// Every skill of `spec`, in spec order, or the first failure (by spec order).
@@ -96,6 +107,27 @@ impl Resolver {
     }
 
     fn registry_client(&self, pull_secrets: &[PullSecret]) -> Result<Client, ResolveFailure> {
+        let mut hasher = Sha256::new();
+        for secret in pull_secrets {
+            for part in [secret.name.as_bytes(), &secret.config] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part);
+            }
+        }
+        let key: [u8; 32] = hasher.finalize().into();
+        if let Some(client) = self.clients.lock().expect("not poisoned").get(&key) {
+            return Ok(client.clone());
+        }
+        let client = self.new_client(pull_secrets)?;
+        let mut clients = self.clients.lock().expect("not poisoned");
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn new_client(&self, pull_secrets: &[PullSecret]) -> Result<Client, ResolveFailure> {
         let mut files = Vec::with_capacity(pull_secrets.len());
         for secret in pull_secrets {
             let label = format!("pull secret {:?}", secret.name);
