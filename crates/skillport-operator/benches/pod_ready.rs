@@ -191,11 +191,20 @@ async fn bench() {
             cold - base_cold,
             warm - base_warm
         );
-        if let Some(fetch) = rounds[0].1 {
+        if let Some(first) = rounds[0].1 {
+            let whole = |seconds: i64| {
+                if seconds == 0 {
+                    "under 1 s".to_owned()
+                } else {
+                    format!("~{seconds} s")
+                }
+            };
+            let later = rounds.last().and_then(|r| r.1).unwrap_or_default();
             let _ = write!(
                 line,
-                "   fetch init container ~{fetch} s first, ~{} s later (whole seconds)",
-                rounds.last().and_then(|r| r.1).unwrap_or_default()
+                "   of which skillport fetch: {} first, {} later (the API reports whole seconds)",
+                whole(first),
+                whole(later)
             );
         }
         println!("{line}");
