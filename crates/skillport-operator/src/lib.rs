@@ -11,5 +11,6 @@ pub mod api;
 pub mod attach;
 pub mod controller;
 pub mod crd;
+pub mod inject;
 pub mod render;
 pub mod translate;
