@@ -14,3 +14,4 @@ pub mod crd;
 pub mod inject;
 pub mod render;
 pub mod translate;
+pub mod validate;

@@ -375,7 +375,7 @@ impl SkillResources {
 }
 
 /// Whether two absolute paths are equal or one is inside the other.
-fn overlap(a: &str, b: &str) -> bool {
+pub(crate) fn overlap(a: &str, b: &str) -> bool {
     let inside = |child: &str, parent: &str| {
         parent == "/"
             || child
