@@ -64,6 +64,7 @@ async fn operator_attaches_rolls_and_releases_on_a_real_control_plane() {
     switch_delivery(&w, &pdf_2).await;
     unauthorized(&w).await;
     missing_workload(&w).await;
+    injection_plan(&w).await;
     delete(&w).await;
     registry_down(&mut w).await;
     operator.stop().await;
@@ -424,6 +425,33 @@ async fn missing_workload(w: &World) {
         .await
         .unwrap();
     wait_condition(skill_sets, "early", "Ready", "True", "Applied").await;
+}
+
+/// No workloadRef, InitContainer: the plan ConfigMap injected Pods will mount is made anyway.
+async fn injection_plan(w: &World) {
+    let World {
+        host,
+        admin,
+        skill_sets,
+        ..
+    } = w;
+    skill_sets
+        .create(
+            &PostParams::default(),
+            &skill_set("labelled", host, &json!({"delivery": "InitContainer"})),
+        )
+        .await
+        .unwrap();
+    let labelled = wait_condition(skill_sets, "labelled", "Ready", "True", "Resolved").await;
+    assert_eq!(
+        labelled.status.unwrap().delivery,
+        Some(skillport_operator::api::Delivery::InitContainer)
+    );
+    let plan = Api::<ConfigMap>::namespaced(admin.clone(), NAMESPACE)
+        .get("labelled-skillport-plan")
+        .await
+        .expect("injection: the plan ConfigMap exists for injected Pods");
+    assert!(plan.data.unwrap().contains_key("plan.json"));
 }
 
 /// Deleting the SkillSet gives the Deployment back as the user wrote it.

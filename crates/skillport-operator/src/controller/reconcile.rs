@@ -136,17 +136,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     }
     let Some(workload) = spec.workload_ref.clone() else {
         // Pods labelled with the SkillSet get the skills at admission (the webhook).
-        outcome.status.delivery = Some(delivery(mode));
-        if resolved_failure.is_some() && outcome.status.skills.is_empty() {
-            outcome.not_ready(reason::RESOLVE_FAILED, "the skills are not resolved");
-        } else {
-            outcome.set(
-                condition::READY,
-                true,
-                reason::RESOLVED,
-                "no workloadRef: Pods labelled skillport.dev/skillset get the skills at creation",
-            );
-        }
+        ready_for_injection(skill_set, ctx, mode, &before, &mut outcome).await?;
         return finish(skill_set, ctx, outcome, &before, requeue).await;
     };
     if let Some(retry) =
@@ -172,6 +162,51 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         tracing::info!(skill_set = %key, %failure, "kept the skills resolved before");
     }
     finish(skill_set, ctx, outcome, &before, requeue).await
+}
+
+/// No `workloadRef`: Pods labelled `skillport.dev/skillset` get the skills at admission. Those
+/// of InitContainer mode mount the plan ConfigMap, which admission cannot make: it is made here,
+/// from any pod template (the plan does not depend on it).
+async fn ready_for_injection(
+    skill_set: &SkillSet,
+    ctx: &Context,
+    mode: Mode,
+    before: &SkillSetStatus,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
+    let spec = &skill_set.spec;
+    outcome.status.delivery = Some(delivery(mode));
+    let placeholder: PodTemplateSpec =
+        serde_json::from_value(json!({"spec": {"containers": [{"name": "agent"}]}}))
+            .expect("a template");
+    let name = skill_set.name_any();
+    match SkillResources::new(
+        &name,
+        spec,
+        &outcome.status.skills,
+        &placeholder,
+        mode,
+        &ctx.options,
+    ) {
+        Err(err) => {
+            let why = match err {
+                TranslateError::Unresolved { .. } => reason::RESOLVE_FAILED,
+                _ => reason::TRANSLATE_FAILED,
+            };
+            outcome.not_ready(why, &err.to_string());
+        }
+        Ok(resources) => {
+            sync_plan(ctx, skill_set, &resources, before).await?;
+            outcome.set(
+                condition::READY,
+                true,
+                reason::RESOLVED,
+                "no workloadRef: Pods labelled skillport.dev/skillset get the skills at \
+                 creation",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Translates against `workload` as its other managers wrote it and applies what differs.
@@ -230,13 +265,7 @@ async fn attach_workload(
     };
 
     // 5. Apply: the plan ConfigMap first (pods must find it), then the workload.
-    match &resources.plan {
-        Some(plan) => ensure_plan(ctx, skill_set, &namespace, plan).await?,
-        None if before.delivery == Some(Delivery::InitContainer) => {
-            remove_plan(ctx, &namespace, &names::plan_config_map(&name)).await?;
-        }
-        None => {}
-    }
+    sync_plan(ctx, skill_set, &resources, before).await?;
     let body = attach::apply_body(workload.kind, &namespace, &workload.name, &resources);
     let live_value = serde_json::to_value(&live).expect("objects serialise");
     if !attach::is_current(&live_value, &owned, &Owned::of(&resources), &body) {
@@ -554,6 +583,25 @@ fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
         .flatten()
         .map(|(key, value)| (key.clone(), value.0.clone()))
         .collect()
+}
+
+/// The plan ConfigMap as the delivery needs it: made or updated for InitContainer, removed
+/// when the SkillSet leaves InitContainer.
+async fn sync_plan(
+    ctx: &Context,
+    skill_set: &SkillSet,
+    resources: &SkillResources,
+    before: &SkillSetStatus,
+) -> Result<(), Error> {
+    let namespace = skill_set.namespace().unwrap_or_default();
+    match &resources.plan {
+        Some(plan) => ensure_plan(ctx, skill_set, &namespace, plan).await,
+        None if before.delivery == Some(Delivery::InitContainer) => {
+            let name = names::plan_config_map(&skill_set.name_any());
+            remove_plan(ctx, &namespace, &name).await
+        }
+        None => Ok(()),
+    }
 }
 
 /// Creates or updates the plan ConfigMap (owned by the SkillSet) when it differs.
