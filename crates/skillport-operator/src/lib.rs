@@ -15,3 +15,4 @@ pub mod inject;
 pub mod render;
 pub mod translate;
 pub mod validate;
+pub mod webhook;
