@@ -242,7 +242,8 @@ impl Store {
     /// `.skillport`) may already be there, and the work happens under the store lock, where
     /// `oci-layout` is checked again before anything is written.
     fn create(&self) -> Result<(), StoreError> {
-        const SKELETON: [&str; 3] = ["blobs", "index.json", ".skillport"];
+        // `oci-layout` too: another process may finish between our read of it and this look.
+        const SKELETON: [&str; 4] = ["blobs", "index.json", ".skillport", "oci-layout"];
         if let Ok(entries) = fs::read_dir(&self.root) {
             let foreign = entries
                 .filter_map(Result::ok)
