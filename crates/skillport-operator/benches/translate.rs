@@ -42,7 +42,7 @@ fn main() {
             let resources =
                 SkillResources::new("agent", &spec, &resolved, &template, mode, &options)
                     .expect("translates");
-            black_box(resources.apply(&template));
+            black_box(resources.attach_to(template.clone()));
         };
         for _ in 0..1_000 {
             run();

@@ -310,26 +310,27 @@ impl SkillResources {
 
     /// `template` with the skills attached.
     pub fn apply(&self, template: &PodTemplateSpec) -> PodTemplateSpec {
-        let mut template = template.clone();
+        self.clone().attach_to(template.clone())
+    }
+
+    /// [`apply`](Self::apply), consuming both: what is added is moved, not copied (a `Volume` is
+    /// over 3 KB).
+    pub fn attach_to(self, mut template: PodTemplateSpec) -> PodTemplateSpec {
         let metadata = template.metadata.get_or_insert_with(Default::default);
         let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
-        annotations.extend(self.annotations.clone());
+        annotations.extend(self.annotations);
         let pod = template.spec.get_or_insert_with(PodSpec::default);
         if !self.init_containers.is_empty() {
             let existing = pod.init_containers.take().unwrap_or_default();
-            pod.init_containers = Some(
-                self.init_containers
-                    .iter()
-                    .cloned()
-                    .chain(existing)
-                    .collect(),
-            );
+            let mut init = self.init_containers;
+            init.extend(existing);
+            pod.init_containers = Some(init);
         }
-        extend(&mut pod.volumes, &self.volumes);
-        extend(&mut pod.image_pull_secrets, &self.image_pull_secrets);
+        append(&mut pod.volumes, self.volumes);
+        append(&mut pod.image_pull_secrets, self.image_pull_secrets);
         if let Some(agent) = pod.containers.iter_mut().find(|c| c.name == self.container) {
-            extend(&mut agent.volume_mounts, &self.volume_mounts);
-            extend(&mut agent.env, &self.env);
+            append(&mut agent.volume_mounts, self.volume_mounts);
+            append(&mut agent.env, self.env);
         }
         template
     }
@@ -385,9 +386,9 @@ pub(crate) fn overlap(a: &str, b: &str) -> bool {
     inside(a, b) || inside(b, a)
 }
 
-fn extend<T: Clone>(list: &mut Option<Vec<T>>, items: &[T]) {
+fn append<T>(list: &mut Option<Vec<T>>, items: Vec<T>) {
     if !items.is_empty() {
-        list.get_or_insert_with(Vec::new).extend_from_slice(items);
+        list.get_or_insert_with(Vec::new).extend(items);
     }
 }
 
