@@ -82,6 +82,13 @@ impl Outcome {
     fn not_ready(&mut self, why: &str, message: &str) {
         self.set(condition::READY, false, why, message);
     }
+
+    /// Every skill resolved: `status.skills` and `Resolved=True`.
+    fn pinned(&mut self, skills: Vec<ResolvedSkill>) {
+        let message = format!("{} skills pinned", skills.len());
+        self.status.skills = skills;
+        self.set(condition::RESOLVED, true, reason::RESOLVED, &message);
+    }
 }
 
 async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
@@ -327,14 +334,7 @@ async fn resolve_step(
             // Status is written whole: say Resolved again (the cached SkillSet this reconcile
             // started from may predate the write that said it first).
             next_resolve = interval.saturating_sub(resolution.at.elapsed());
-            let count = resolution.skills.len();
-            outcome.status.skills = resolution.skills;
-            outcome.set(
-                condition::RESOLVED,
-                true,
-                reason::RESOLVED,
-                &format!("{count} skills pinned"),
-            );
+            outcome.pinned(resolution.skills);
             None
         }
         None => match resolve(skill_set, ctx).await {
@@ -348,15 +348,7 @@ async fn resolve_step(
                     },
                 );
                 ctx.failures.lock().await.remove(&key);
-                ctx.written.lock().expect("not poisoned").remove(&key);
-                let count = skills.len();
-                outcome.status.skills = skills;
-                outcome.set(
-                    condition::RESOLVED,
-                    true,
-                    reason::RESOLVED,
-                    &format!("{count} skills pinned"),
-                );
+                outcome.pinned(skills);
                 None
             }
             Err(failure) => {
