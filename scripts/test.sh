@@ -31,6 +31,9 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# No incremental compilation: it only pays off on repeated edits, and it costs gigabytes of disk
+# in target/ (CI builds cold, once, on a machine whose disk may be short).
+export CARGO_INCREMENTAL=0
 VENV=$ROOT/target/test-venv
 
 section() { printf '\n==> %s\n' "$*"; }
