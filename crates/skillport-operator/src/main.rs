@@ -86,6 +86,16 @@ struct RunArgs {
     /// replicas can run (one reconciles, the others stand by).
     #[arg(long)]
     leader_elect: bool,
+    /// Serve the admission webhook over HTTPS with this certificate (PEM chain), e.g. tls.crt
+    /// of a Secret cert-manager writes; read again when it changes.
+    #[arg(long, value_name = "FILE", requires = "webhook_key")]
+    webhook_cert: Option<PathBuf>,
+    /// The webhook certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "webhook_cert")]
+    webhook_key: Option<PathBuf>,
+    /// Where the webhook listens.
+    #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:9443")]
+    webhook_addr: std::net::SocketAddr,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -157,6 +167,12 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             .leader_elect
             .then(skillport_operator::controller::leader::Timings::default),
         identity: None,
+        webhook: args.webhook_cert.zip(args.webhook_key).map(|(cert, key)| {
+            controller::WebhookServing {
+                addr: args.webhook_addr,
+                tls: skillport_operator::webhook::TlsFiles { cert, key },
+            }
+        }),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -22,8 +22,9 @@ use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
 use support::{
-    NAMESPACE, create_pull_secret, events_for, gitops_apply, log_to_test_output, prepare_node,
-    push_skill, skill_set, wait_condition, wait_for,
+    NAMESPACE, WebhookFiles, create_pull_secret, deploy_kustomization, events_for, gitops_apply,
+    log_to_test_output, prepare_node, push_skill, skill_set, wait_condition, wait_for,
+    write_kustomization,
 };
 
 const POD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -87,11 +88,15 @@ async fn agent_logs(node: &Node, name: &str) -> String {
                 .list(&ListParams::default().labels(&format!("app={name}")))
                 .await
                 .map_err(|e| e.to_string())?;
+            // A template without skills (the webhook injects them): any Pod with skills.
             let current = list
                 .items
                 .iter()
                 .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-                .find(|pod| skills_digest(Some(&pod.metadata)) == digest)
+                .find(|pod| {
+                    let ours = skills_digest(Some(&pod.metadata));
+                    ours == digest || (digest.is_none() && ours.is_some())
+                })
                 .ok_or_else(|| format!("no Pod with skills-digest {digest:?} yet"))?;
             let pod = current.metadata.name.clone().unwrap();
             let output = node
@@ -420,20 +425,20 @@ fn static_operator() -> PathBuf {
 
 /// A kustomize overlay of deploy/ for the test node: the images just pushed, host network and
 /// the API server's loopback address (no kube-proxy, no CNI, so the namespace cannot enforce the
-/// restricted profile), and the registry's CA for the operator.
-fn test_overlay(dir: &Path, api_port: &str, operator_image: &str, init_image: &str, ca: &Path) {
+/// restricted profile), the registry's CA for the operator, and the webhook on 127.0.0.1 with
+/// its certificate in the Secret deploy/ mounts (made here, as cert-manager would).
+fn test_overlay(
+    dir: &Path,
+    api_port: &str,
+    operator_image: &str,
+    init_image: &str,
+    ca: &Path,
+    webhook: &WebhookFiles,
+) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy(ca, dir.join("ca.crt")).unwrap();
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy")
-        .canonicalize()
-        .unwrap();
-    let depth = dir.components().count() - 1;
-    let base = format!(
-        "{}{}",
-        "../".repeat(depth),
-        deploy.display().to_string().trim_start_matches('/')
-    );
+    std::fs::copy(&webhook.serving.tls.cert, dir.join("tls.crt")).unwrap();
+    std::fs::copy(&webhook.serving.tls.key, dir.join("tls.key")).unwrap();
     let (name, tag) = operator_image.rsplit_once(':').unwrap();
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -448,8 +453,12 @@ fn test_overlay(dir: &Path, api_port: &str, operator_image: &str, init_image: &s
             format!("--metrics-addr=127.0.0.1:{metrics_port}"),
             "--leader-elect",
             "--ca-file=/etc/skillport-ca/ca.crt",
+            "--webhook-cert=/etc/skillport/webhook/tls.crt",
+            "--webhook-key=/etc/skillport/webhook/tls.key",
+            format!("--webhook-addr={}", webhook.serving.addr),
         ]},
         {"op": "replace", "path": "/spec/template/spec/containers/0/ports/0/containerPort", "value": metrics_port},
+        {"op": "replace", "path": "/spec/template/spec/containers/0/ports/1/containerPort", "value": webhook.serving.addr.port()},
         {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
          "value": {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}},
         {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
@@ -459,26 +468,28 @@ fn test_overlay(dir: &Path, api_port: &str, operator_image: &str, init_image: &s
         {"op": "add", "path": "/spec/template/spec/volumes/-",
          "value": {"name": "registry-ca", "configMap": {"name": "registry-ca"}}},
     ]);
-    let kustomization = json!({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [base],
-        "images": [{"name": "ghcr.io/skillport/skillport-operator", "newName": name, "newTag": tag}],
-        "configMapGenerator": [{
-            "name": "registry-ca",
-            "namespace": "skillport-system",
-            "files": ["ca.crt"],
-            "options": {"disableNameSuffixHash": true},
-        }],
-        "patches": [
-            {"target": {"kind": "Deployment", "name": "skillport-operator"}, "patch": patch.to_string()},
-            {"target": {"kind": "Namespace", "name": "skillport-system"}, "patch": json!([
-                {"op": "replace", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce", "value": "privileged"},
-            ]).to_string()},
-        ],
-    });
-    // JSON is YAML.
-    std::fs::write(dir.join("kustomization.yaml"), kustomization.to_string()).unwrap();
+    let mut kustomization = deploy_kustomization(dir, Some(&webhook.at()));
+    kustomization["images"] =
+        json!([{"name": "ghcr.io/skillport/skillport-operator", "newName": name, "newTag": tag}]);
+    kustomization["configMapGenerator"] = json!([{
+        "name": "registry-ca",
+        "namespace": "skillport-system",
+        "files": ["ca.crt"],
+        "options": {"disableNameSuffixHash": true},
+    }]);
+    kustomization["secretGenerator"] = json!([{
+        "name": "skillport-webhook-tls",
+        "namespace": "skillport-system",
+        "type": "kubernetes.io/tls",
+        "files": ["tls.crt", "tls.key"],
+        "options": {"disableNameSuffixHash": true},
+    }]);
+    let patches = kustomization["patches"].as_array_mut().unwrap();
+    patches.push(json!({"target": {"kind": "Deployment", "name": "skillport-operator"}, "patch": patch.to_string()}));
+    patches.push(json!({"target": {"kind": "Namespace", "name": "skillport-system"}, "patch": json!([
+        {"op": "replace", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce", "value": "privileged"},
+    ]).to_string()}));
+    write_kustomization(dir, &kustomization);
 }
 
 /// `kubectl apply --server-side -k` of deploy/ (through a test overlay) installs the operator;
@@ -496,6 +507,7 @@ async fn node_the_operator_from_deploy_runs_on_the_node_and_attaches() {
     let node = Node::start(NodeOptions::default().trust_registry(&registry)).await;
     let cluster = node.cluster();
     let overlay = work.path().join("overlay");
+    let webhook = WebhookFiles::new();
     let api_port = cluster
         .url()
         .rsplit(':')
@@ -509,6 +521,7 @@ async fn node_the_operator_from_deploy_runs_on_the_node_and_attaches() {
         &node.binary_image("skillport-operator", &operator),
         &node.binary_image("skillport", &skillport),
         registry.ca_file().unwrap(),
+        &webhook,
     );
     let output = node
         .kubectl()
@@ -562,6 +575,32 @@ async fn node_the_operator_from_deploy_runs_on_the_node_and_attaches() {
         holder.starts_with("skillport-operator-"),
         "the operator Pod leads: {holder:?}"
     );
+
+    // The webhook as deploy/ registers it: Deployments the operator never edits, their
+    // templates labelled skillport.dev/skillset, get the skills in every Pod, in both modes.
+    for (name, delivery, mode) in [
+        ("injected", "InitContainer", "init container (webhook)"),
+        ("injected-iv", "ImageVolume", "image volumes (webhook)"),
+    ] {
+        skill_sets
+            .create(
+                &PostParams::default(),
+                &skill_set(name, &host, &json!({"delivery": delivery})),
+            )
+            .await
+            .unwrap();
+        wait_condition(&skill_sets, name, "Ready", "True", "Resolved").await;
+        let mut manifest = agent_deployment(&node, name);
+        manifest["spec"]["template"]["metadata"]["labels"]["skillport.dev/skillset"] = json!(name);
+        gitops_apply(&deployments, &manifest).await.unwrap();
+        let logs = agent_logs(&node, name).await;
+        check_agent(mode, &logs, "first body", &pdf);
+        let stored = deployments.get(name).await.unwrap();
+        assert!(
+            skills_digest(stored.spec.unwrap().template.metadata.as_ref()).is_none(),
+            "{mode}: the Deployment is left as its owner wrote it"
+        );
+    }
 }
 
 /// Until deploy/'s operator Deployment is available; on timeout, its Pods and logs.

@@ -58,6 +58,16 @@ pub struct Config {
     pub leader_election: Option<leader::Timings>,
     /// This replica's name in the Lease. [default: POD_NAME, else `<hostname>-<pid>`]
     pub identity: Option<String>,
+    /// Serve the admission webhook (every replica, leader or not): where, and with which
+    /// certificate.
+    pub webhook: Option<WebhookServing>,
+}
+
+/// Where the admission webhook listens, and its certificate and key files.
+#[derive(Debug, Clone)]
+pub struct WebhookServing {
+    pub addr: SocketAddr,
+    pub tls: crate::webhook::TlsFiles,
 }
 
 /// The Lease replicas elect a leader with.
@@ -228,19 +238,19 @@ pub async fn run(
         })
     });
 
+    // The webhook answers on every replica: the API server calls whichever the Service picks.
+    let webhook = match &config.webhook {
+        None => None,
+        Some(serving) => {
+            Some(start_webhook(&client, &ctx.options, serving, until_stopped()).await?)
+        }
+    };
+
     let election = config.leader_election.map(|timings| {
-        let identity = config
-            .identity
-            .clone()
-            .or_else(|| std::env::var("POD_NAME").ok())
-            .unwrap_or_else(|| {
-                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-                format!("{}-{}", host.trim(), std::process::id())
-            });
         Arc::new(leader::LeaderElection::new(
             Api::namespaced(client.clone(), &config.namespace),
             LEASE,
-            identity,
+            identity(&config),
             timings,
         ))
     });
@@ -251,6 +261,7 @@ pub async fn run(
         tokio::select! {
             () = election.acquire() => {}
             () = until_stopped() => {
+                finish_server(webhook).await?;
                 return finish_server(server).await;
             }
         }
@@ -272,11 +283,49 @@ pub async fn run(
     {
         election.release().await;
     }
+    finish_server(webhook).await?;
     finish_server(server).await?;
     if lost {
         anyhow::bail!("lost the leader Lease {LEASE}; exiting so that a new leader takes over");
     }
     Ok(())
+}
+
+/// This replica's name in the Lease: as configured, else POD_NAME, else `<hostname>-<pid>`.
+fn identity(config: &Config) -> String {
+    config
+        .identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        })
+}
+
+/// Binds the webhook's address and checks its certificate (either failing stops `run` at
+/// once), then serves the admission endpoints until `shutdown`.
+async fn start_webhook(
+    client: &Client,
+    options: &Options,
+    serving: &WebhookServing,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use anyhow::Context as _;
+    serving.tls.check()?;
+    let tcp = tokio::net::TcpListener::bind(serving.addr)
+        .await
+        .with_context(|| format!("binding the webhook address {}", serving.addr))?;
+    let (admission, cache) =
+        crate::webhook::admission::Admission::start(client.clone(), options.clone());
+    let router = crate::webhook::limited(crate::webhook::admission::router(admission));
+    let files = serving.tls.clone();
+    Ok(tokio::spawn(async move {
+        if let Err(err) = crate::webhook::serve(tcp, files, router, shutdown).await {
+            tracing::error!(error = %format!("{err:#}"), "the webhook server stopped");
+        }
+        cache.abort();
+    }))
 }
 
 async fn finish_server(server: Option<tokio::task::JoinHandle<()>>) -> anyhow::Result<()> {

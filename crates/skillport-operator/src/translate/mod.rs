@@ -53,6 +53,15 @@ impl Mode {
         }
     }
 
+    /// The mode a delivery names; `None` for `Auto`, which names none.
+    pub fn delivered(delivery: Delivery) -> Option<Mode> {
+        match delivery {
+            Delivery::ImageVolume => Some(Mode::ImageVolume),
+            Delivery::InitContainer => Some(Mode::InitContainer),
+            Delivery::Auto => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::ImageVolume => "ImageVolume",

@@ -110,17 +110,104 @@ pub async fn push_skill(
     built.digest().to_string()
 }
 
+/// Where the in-process webhook listens, and the CA its certificate is from.
+pub struct WebhookAt<'a> {
+    pub port: u16,
+    pub ca_pem: &'a str,
+}
+
+/// A kustomization of deploy/ (from `dir`, where it will be written) as the tests install it:
+/// without cert-manager's Issuer and Certificate (no cert-manager here); the webhook
+/// configurations removed, or — exactly as deploy/ has them otherwise — sent to the webhook on
+/// 127.0.0.1 (`clientConfig.url` with the test CA instead of the in-cluster Service).
+pub fn deploy_kustomization(dir: &Path, webhook: Option<&WebhookAt<'_>>) -> Value {
+    let deploy = workspace_root().join("deploy").canonicalize().unwrap();
+    let depth = dir.components().count() - 1;
+    let base = format!(
+        "{}{}",
+        "../".repeat(depth),
+        deploy.display().to_string().trim_start_matches('/')
+    );
+    let delete = |api_version: &str, kind: &str, name: &str, namespace: Option<&str>| {
+        let mut metadata = json!({"name": name});
+        if let Some(namespace) = namespace {
+            metadata["namespace"] = json!(namespace);
+        }
+        json!({"patch": json!({
+            "$patch": "delete", "apiVersion": api_version, "kind": kind, "metadata": metadata,
+        }).to_string()})
+    };
+    let mut patches = vec![
+        delete(
+            "cert-manager.io/v1",
+            "Issuer",
+            "skillport-selfsigned",
+            Some("skillport-system"),
+        ),
+        delete(
+            "cert-manager.io/v1",
+            "Certificate",
+            "skillport-webhook",
+            Some("skillport-system"),
+        ),
+    ];
+    for (kind, path) in [
+        ("MutatingWebhookConfiguration", "/mutate-pods"),
+        ("ValidatingWebhookConfiguration", "/validate-skillsets"),
+    ] {
+        patches.push(match webhook {
+            None => delete("admissionregistration.k8s.io/v1", kind, "skillport", None),
+            Some(at) => {
+                use base64::Engine as _;
+                let client_config = json!({
+                    "url": format!("https://127.0.0.1:{}{path}", at.port),
+                    "caBundle": base64::engine::general_purpose::STANDARD.encode(at.ca_pem),
+                });
+                json!({
+                    "target": {"kind": kind, "name": "skillport"},
+                    "patch": json!([
+                        {"op": "replace", "path": "/webhooks/0/clientConfig", "value": client_config},
+                    ]).to_string(),
+                })
+            }
+        });
+    }
+    json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [base],
+        "patches": patches,
+    })
+}
+
+/// Writes `kustomization` into `dir` (JSON is YAML).
+pub fn write_kustomization(dir: &Path, kustomization: &Value) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("kustomization.yaml"), kustomization.to_string()).unwrap();
+}
+
 /// `kubectl apply --server-side -k deploy/`, then waits for the CRD to be served.
 pub async fn install(cluster: &Cluster) {
+    install_with(cluster, None).await;
+}
+
+/// [`install`], with deploy/'s webhook configurations sent to the webhook on 127.0.0.1, when
+/// given.
+pub async fn install_with(cluster: &Cluster, webhook: Option<&WebhookAt<'_>>) {
+    let overlay = tempfile::tempdir().unwrap();
+    write_kustomization(
+        overlay.path(),
+        &deploy_kustomization(overlay.path(), webhook),
+    );
     let output = cluster
         .kubectl()
         .args(["apply", "--server-side", "-k"])
-        .arg(workspace_root().join("deploy"))
+        .arg(overlay.path())
         .output()
         .expect("running kubectl");
     assert!(
         output.status.success(),
-        "kubectl apply --server-side -k deploy/ failed:\n{}",
+        "kubectl apply --server-side -k deploy/ (less cert-manager) failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     // The operator runs in the test's process (as the same ServiceAccount): the Deployment
@@ -211,6 +298,7 @@ pub fn config(registry: &Registry) -> Config {
         concurrency: 4,
         leader_election: None,
         identity: None,
+        webhook: None,
     }
 }
 
@@ -382,4 +470,43 @@ pub fn volume_reference(deployment: &Deployment, volume: &str) -> Option<String>
         .find(|v| v.name == volume)?
         .image?
         .reference
+}
+
+/// A certificate for the webhook on 127.0.0.1 from a test CA, in files as a Secret volume holds
+/// them, and a free port to serve on.
+pub struct WebhookFiles {
+    pub ca: skillport_testkit::TestCa,
+    pub dir: tempfile::TempDir,
+    pub serving: controller::WebhookServing,
+}
+
+impl WebhookFiles {
+    pub fn new() -> WebhookFiles {
+        let ca = skillport_testkit::TestCa::new();
+        let cert = ca.issue_server(&["127.0.0.1"]);
+        let dir = tempfile::tempdir().unwrap();
+        let tls = skillport_operator::webhook::TlsFiles {
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+        };
+        std::fs::write(&tls.cert, &cert.cert_pem).unwrap();
+        std::fs::write(&tls.key, &cert.key_pem).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let serving = controller::WebhookServing {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            tls,
+        };
+        WebhookFiles { ca, dir, serving }
+    }
+
+    pub fn at(&self) -> WebhookAt<'_> {
+        WebhookAt {
+            port: self.serving.addr.port(),
+            ca_pem: self.ca.ca_pem(),
+        }
+    }
 }

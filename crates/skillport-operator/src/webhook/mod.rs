@@ -8,6 +8,8 @@
 //! most a few MiB; more is answered 413). `/echo` answers with the request's body: the floor the
 //! webhook's load benchmark compares the admission endpoints with.
 
+pub mod admission;
+
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,11 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
+    /// Fails, saying why, when the files do not make a certificate and its key.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.load().map(drop)
+    }
+
     fn load(&self) -> anyhow::Result<Arc<ServerConfig>> {
         use anyhow::Context as _;
         let chain = CertificateDer::pem_file_iter(&self.cert)
@@ -75,11 +82,14 @@ impl TlsFiles {
     }
 }
 
-/// `router` plus `/echo`, with the body limit.
+/// `router` with the body limit.
+pub fn limited(router: Router) -> Router {
+    router.layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// `router` plus `/echo` (the load benchmark's floor), with the body limit.
 pub fn with_echo(router: Router) -> Router {
-    router
-        .route("/echo", post(|body: axum::body::Bytes| async move { body }))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+    limited(router.route("/echo", post(|body: axum::body::Bytes| async move { body })))
 }
 
 /// Serves `router` (see [`with_echo`]) over HTTPS on `tcp` until `shutdown` resolves. Fails at

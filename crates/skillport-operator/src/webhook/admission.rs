@@ -1,0 +1,442 @@
+//! The admission endpoints the webhook serves (issue 13):
+//!
+//! - [`MUTATE_PODS`]: a Pod created with the label `skillport.dev/skillset: <name>` gets that
+//!   SkillSet's skills as a JSON Patch ([`crate::inject`]: the same translate the `workloadRef`
+//!   attach applies), with the digests and delivery in the SkillSet's status. A SkillSet that is
+//!   missing admits the Pod unchanged with a warning; one that is not ready does the same, or
+//!   denies the Pod when it says `failurePolicy: Fail`.
+//! - [`VALIDATE_SKILL_SETS`]: SkillSet create and update, checked against what the CRD cannot
+//!   see ([`crate::validate`]): the workload's pod template, the namespace's other SkillSets, its
+//!   Secrets.
+//!
+//! Each request is read ([`read`]), its facts looked up (the only I/O here), and answered by a
+//! pure decision ([`decide_pod`], [`decide_skill_set`]). A body that is not an
+//! `admission.k8s.io/v1` AdmissionReview is answered 400 with a review saying what is wrong; a
+//! review of the wrong kind is denied, naming the kind and the endpoint.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::StreamExt as _;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret};
+use kube::core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
+};
+use kube::core::response::{StatusCause, StatusDetails};
+use kube::core::{DynamicObject, Status};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Client};
+
+use crate::api::{FailurePolicy, ResolvedSkill, SkillSet, SkillSetSpec, WorkloadKind, condition};
+use crate::inject::{SKILLSET_LABEL, inject};
+use crate::translate::{Mode, Options};
+use crate::validate::{Other, Verdict, validate};
+
+/// Where Pods are sent for injection.
+pub const MUTATE_PODS: &str = "/mutate-pods";
+/// Where SkillSets are sent for validation.
+pub const VALIDATE_SKILL_SETS: &str = "/validate-skillsets";
+
+/// What the endpoints share: the API client, translate's options (the operator's), and a
+/// watch-fed cache of SkillSets (a Pod's SkillSet is read from it; from the API server when the
+/// cache does not have it ready yet).
+#[derive(Clone)]
+pub struct Admission {
+    client: Client,
+    options: Arc<Options>,
+    skill_sets: Store<SkillSet>,
+}
+
+impl Admission {
+    /// The endpoints' state, and the task that keeps its SkillSet cache current (it runs until
+    /// aborted).
+    pub fn start(client: Client, options: Options) -> (Admission, tokio::task::JoinHandle<()>) {
+        let (store, writer) = reflector::store();
+        let stream = watcher(
+            Api::<SkillSet>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+        let task = tokio::spawn(async move {
+            futures_util::pin_mut!(stream);
+            while let Some(event) = stream.next().await {
+                if let Err(err) = event {
+                    tracing::warn!(error = %err, "webhook: watching SkillSets");
+                }
+            }
+        });
+        let admission = Admission {
+            client,
+            options: Arc::new(options),
+            skill_sets: store,
+        };
+        (admission, task)
+    }
+
+    /// The SkillSet `namespace/name`: from the cache when it is ready to inject there, else
+    /// from the API server (the cache may not have seen the status that made it ready).
+    async fn skill_set(&self, namespace: &str, name: &str) -> kube::Result<Option<Arc<SkillSet>>> {
+        let cached = self.skill_sets.get(&ObjectRef::new(name).within(namespace));
+        if let Some(found) = &cached
+            && injectable(found).is_ok()
+        {
+            return Ok(cached);
+        }
+        let api = Api::<SkillSet>::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(found) => Ok(found.map(Arc::new)),
+            // The API server did not answer: what the cache knows is better than nothing.
+            Err(_) if cached.is_some() => Ok(cached),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// What [`validate`] needs to know about the namespace.
+    async fn facts(&self, namespace: &str, name: &str, spec: &SkillSetSpec) -> kube::Result<Facts> {
+        let template = match &spec.workload_ref {
+            None => None,
+            Some(workload) => match workload.kind {
+                WorkloadKind::Deployment => {
+                    Api::<Deployment>::namespaced(self.client.clone(), namespace)
+                        .get_opt(&workload.name)
+                        .await?
+                        .and_then(|d| d.spec.map(|s| s.template))
+                }
+                WorkloadKind::StatefulSet => {
+                    Api::<StatefulSet>::namespaced(self.client.clone(), namespace)
+                        .get_opt(&workload.name)
+                        .await?
+                        .and_then(|s| s.spec.map(|s| s.template))
+                }
+            },
+        };
+        let others = Api::<SkillSet>::namespaced(self.client.clone(), namespace)
+            .list(&kube::api::ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|other| other.metadata.name.as_deref() != Some(name))
+            .collect();
+        let secrets = Api::<Secret>::namespaced(self.client.clone(), namespace);
+        let mut missing_secrets = Vec::new();
+        for secret in &spec.image_pull_secrets {
+            match secrets.get_metadata_opt(&secret.name).await {
+                Ok(Some(_)) => {}
+                Ok(None) => missing_secrets.push(secret.name.clone()),
+                // Secret access narrowed to some namespaces (deploy/rbac.yaml): not knowing is
+                // no reason to warn, nor to deny.
+                Err(kube::Error::Api(status)) if status.is_forbidden() => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Facts {
+            template,
+            others,
+            missing_secrets,
+        })
+    }
+}
+
+/// The endpoints, on `admission`'s state.
+pub fn router(admission: Admission) -> Router {
+    Router::new()
+        .route(MUTATE_PODS, post(mutate_pods))
+        .route(VALIDATE_SKILL_SETS, post(validate_skill_sets))
+        .with_state(admission)
+}
+
+async fn mutate_pods(State(admission): State<Admission>, body: Bytes) -> Response {
+    let request = match read(&body, "", "Pod", MUTATE_PODS) {
+        Ok(request) => request,
+        Err(answer) => return *answer,
+    };
+    let name = request
+        .object
+        .as_ref()
+        .and_then(|pod| pod.metadata.labels.as_ref())
+        .and_then(|labels| labels.get(SKILLSET_LABEL))
+        .filter(|_| request.operation == Operation::Create);
+    let response = match (name, request.namespace.as_deref()) {
+        (Some(name), Some(namespace)) => match admission.skill_set(namespace, name).await {
+            Ok(skill_set) => decide_pod(
+                &request,
+                namespace,
+                name,
+                skill_set.as_deref(),
+                &admission.options,
+            ),
+            Err(err) => AdmissionResponse::from(&request).deny(format!(
+                "cannot read SkillSet {namespace}/{name} (the Pod asks for it with label \
+                 {SKILLSET_LABEL}): {err}; the Pod's controller will retry"
+            )),
+        },
+        // Not a labelled Pod being created: nothing to do.
+        _ => AdmissionResponse::from(&request),
+    };
+    answer(response)
+}
+
+async fn validate_skill_sets(State(admission): State<Admission>, body: Bytes) -> Response {
+    let request = match read(&body, crate::api::GROUP, "SkillSet", VALIDATE_SKILL_SETS) {
+        Ok(request) => request,
+        Err(answer) => return *answer,
+    };
+    let candidate = match judged(&request) {
+        Ok(Some(candidate)) => candidate,
+        Ok(None) => return answer(AdmissionResponse::from(&request)),
+        Err(why) => return answer(AdmissionResponse::from(&request).deny(why)),
+    };
+    let namespace = request.namespace.clone().unwrap_or_default();
+    let response = match admission
+        .facts(&namespace, &request.name, &candidate.spec)
+        .await
+    {
+        Ok(facts) => decide_skill_set(&request, &candidate.spec, &facts),
+        Err(err) => AdmissionResponse::from(&request).deny(format!(
+            "cannot check SkillSet {namespace}/{} against its namespace: {err}; try again",
+            request.name
+        )),
+    };
+    answer(response)
+}
+
+/// The SkillSet to judge: `None` for what is not judged again (a delete, an object being
+/// deleted, an update that leaves the spec as it was — finalizers and labels change often and
+/// must not be refused for what the namespace became since).
+fn judged(request: &AdmissionRequest<DynamicObject>) -> Result<Option<SkillSet>, String> {
+    let parse = |object: &DynamicObject| {
+        serde_json::to_value(object)
+            .and_then(serde_json::from_value::<SkillSet>)
+            .map_err(|err| format!("the object is not a SkillSet: {err}"))
+    };
+    if !matches!(request.operation, Operation::Create | Operation::Update) {
+        return Ok(None);
+    }
+    let Some(object) = &request.object else {
+        return Err("the review carries no object".to_owned());
+    };
+    let candidate = parse(object)?;
+    if candidate.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    if let Some(old) = &request.old_object
+        && parse(old)?.spec == candidate.spec
+    {
+        return Ok(None);
+    }
+    Ok(Some(candidate))
+}
+
+/// What the validating webhook looked up.
+pub struct Facts {
+    /// The pod template of the workload `workloadRef` names, if it exists.
+    pub template: Option<PodTemplateSpec>,
+    /// The namespace's other SkillSets.
+    pub others: Vec<SkillSet>,
+    /// The pull secrets named that do not exist.
+    pub missing_secrets: Vec<String>,
+}
+
+/// The answer to a SkillSet create or update: denied with every field at fault (in the message
+/// and as status causes), or allowed with warnings.
+pub fn decide_skill_set(
+    request: &AdmissionRequest<DynamicObject>,
+    spec: &SkillSetSpec,
+    facts: &Facts,
+) -> AdmissionResponse {
+    let others: Vec<Other<'_>> = facts
+        .others
+        .iter()
+        .map(|other| Other {
+            name: other.metadata.name.as_deref().unwrap_or_default(),
+            spec: &other.spec,
+        })
+        .collect();
+    let Verdict { denials, warnings } = validate(spec, facts.template.as_ref(), &others, |name| {
+        !facts.missing_secrets.iter().any(|missing| missing == name)
+    });
+    let mut response = AdmissionResponse::from(request);
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    if denials.is_empty() {
+        return response;
+    }
+    let message = denials
+        .iter()
+        .map(|denial| format!("{}: {}", denial.field, denial.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let causes = denials
+        .into_iter()
+        .map(|denial| StatusCause {
+            reason: "FieldValueInvalid".into(),
+            message: denial.message,
+            field: denial.field,
+        })
+        .collect();
+    let mut response = response.deny(message);
+    response.result = Status {
+        code: 422,
+        reason: "Invalid".into(),
+        details: Some(StatusDetails {
+            name: request.name.clone(),
+            group: crate::api::GROUP.into(),
+            kind: "SkillSet".into(),
+            uid: String::new(),
+            causes,
+            retry_after_seconds: 0,
+        }),
+        ..response.result
+    };
+    response
+}
+
+/// The answer to a labelled Pod's creation: the patch that gives it the skills of SkillSet
+/// `namespace/name` (`skill_set`, as found), or why not.
+pub fn decide_pod(
+    request: &AdmissionRequest<DynamicObject>,
+    namespace: &str,
+    name: &str,
+    skill_set: Option<&SkillSet>,
+    options: &Options,
+) -> AdmissionResponse {
+    let response = AdmissionResponse::from(request);
+    let Some(skill_set) = skill_set else {
+        return warn(
+            response,
+            format!(
+                "skillport: SkillSet {namespace}/{name} (label {SKILLSET_LABEL}) does not exist; \
+                 the Pod is admitted without skills"
+            ),
+        );
+    };
+    let refuse = |response: AdmissionResponse, why: String| match skill_set.spec.failure_policy {
+        FailurePolicy::Ignore => warn(
+            response,
+            format!(
+                "skillport: SkillSet {namespace}/{name} {why}; the Pod is admitted without skills"
+            ),
+        ),
+        FailurePolicy::Fail => response.deny(format!(
+            "SkillSet {namespace}/{name} {why}; it says failurePolicy: Fail, so Pods labelled \
+             {SKILLSET_LABEL}={name} are refused until it is ready"
+        )),
+    };
+    let (mode, resolved) = match injectable(skill_set) {
+        Ok(ready) => ready,
+        Err(why) => return refuse(response, why),
+    };
+    let patch = match request.object.as_ref().map(serde_json::to_value) {
+        Some(Ok(pod)) => inject(&pod, name, &skill_set.spec, resolved, mode, options)
+            .map_err(|err| err.to_string()),
+        Some(Err(err)) => Err(err.to_string()),
+        None => Err("the review carries no Pod".to_owned()),
+    };
+    match patch {
+        Ok(patch) if patch.0.is_empty() => response,
+        Ok(patch) => match response.with_patch(patch) {
+            Ok(response) => response,
+            Err(err) => AdmissionResponse::from(request).deny(err.to_string()),
+        },
+        Err(err) => refuse(response, format!("cannot be injected into this Pod: {err}")),
+    }
+}
+
+/// The delivery and resolved skills of a SkillSet that is ready to inject, or why it is not:
+/// Ready for the generation of its spec, with a delivery chosen.
+pub fn injectable(skill_set: &SkillSet) -> Result<(Mode, &[ResolvedSkill]), String> {
+    let status = skill_set
+        .status
+        .as_ref()
+        .ok_or_else(|| "is not resolved yet".to_owned())?;
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::READY)
+        .ok_or_else(|| "is not resolved yet".to_owned())?;
+    if ready.status != "True" {
+        return Err(format!(
+            "is not ready ({}: {})",
+            ready.reason, ready.message
+        ));
+    }
+    if status.observed_generation != skill_set.metadata.generation {
+        return Err("changed, and the operator has not resolved the change yet".to_owned());
+    }
+    let mode = status
+        .delivery
+        .and_then(Mode::delivered)
+        .ok_or_else(|| "has no delivery chosen yet".to_owned())?;
+    Ok((mode, &status.skills))
+}
+
+fn warn(mut response: AdmissionResponse, warning: String) -> AdmissionResponse {
+    response.warnings.get_or_insert_with(Vec::new).push(warning);
+    response
+}
+
+fn answer(response: AdmissionResponse) -> Response {
+    axum::Json(response.into_review()).into_response()
+}
+
+/// Reads an AdmissionReview for objects of `group`/`kind` (`""` is the core group). A body
+/// that is not a v1 AdmissionReview with a request is answered 400; a review of another kind is
+/// denied (the webhook configuration sends the wrong objects here).
+pub fn read(
+    body: &[u8],
+    group: &str,
+    kind: &str,
+    path: &str,
+) -> Result<AdmissionRequest<DynamicObject>, Box<Response>> {
+    let invalid = |message: String| {
+        let review = AdmissionResponse::invalid(message).into_review();
+        Err(Box::new(
+            (StatusCode::BAD_REQUEST, axum::Json(review)).into_response(),
+        ))
+    };
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(review) => review,
+        Err(err) => {
+            return invalid(format!(
+                "the body is not an AdmissionReview ({err}); {path} takes admission.k8s.io/v1 \
+                 AdmissionReview JSON"
+            ));
+        }
+    };
+    if review.types.api_version != META_API_VERSION_V1 || review.types.kind != META_KIND {
+        return invalid(format!(
+            "{path} takes {META_API_VERSION_V1} {META_KIND}, not {:?} {:?}: list only v1 in the \
+             webhook's admissionReviewVersions",
+            review.types.api_version, review.types.kind
+        ));
+    }
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(request) => request,
+        Err(_) => return invalid("the AdmissionReview has no request".to_owned()),
+    };
+    if request.kind.group != group || request.kind.kind != kind {
+        let sent = if request.kind.group.is_empty() {
+            format!("{}/{}", request.kind.version, request.kind.kind)
+        } else {
+            format!(
+                "{}/{} {}",
+                request.kind.group, request.kind.version, request.kind.kind
+            )
+        };
+        let response = AdmissionResponse::from(&request).deny(format!(
+            "{path} admits {kind} objects, not {sent}: check the webhook configuration's rules"
+        ));
+        return Err(Box::new(answer(response)));
+    }
+    Ok(request)
+}
