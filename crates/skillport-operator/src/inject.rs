@@ -8,7 +8,9 @@
 //! nothing.
 
 use json_patch::Patch;
+use serde::Deserialize as _;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 use crate::api::{ResolvedSkill, SkillSetSpec};
@@ -35,8 +37,7 @@ pub fn inject(
     mode: Mode,
     options: &Options,
 ) -> Result<Patch, InjectError> {
-    let typed: Pod =
-        serde_json::from_value(pod.clone()).map_err(|err| InjectError::Pod(err.to_string()))?;
+    let typed = Pod::deserialize(pod).map_err(|err| InjectError::Pod(err.to_string()))?;
     let injected = typed
         .metadata
         .annotations
@@ -45,21 +46,23 @@ pub fn inject(
     if injected {
         return Ok(Patch(Vec::new()));
     }
+    // Diff against the Pod as typed and serialised again, so that only our changes show (the
+    // sender's JSON may order or spell defaults differently).
+    let before = serde_json::to_value(&typed).expect("a Pod serialises");
+    let mut after = typed;
     let template = PodTemplateSpec {
-        metadata: Some(typed.metadata.clone()),
-        spec: typed.spec.clone(),
+        metadata: Some(ObjectMeta {
+            // All translate reads of the template's metadata.
+            annotations: after.metadata.annotations.take(),
+            ..ObjectMeta::default()
+        }),
+        spec: after.spec.take(),
     };
     let resources = SkillResources::new(name, spec, resolved, &template, mode, options)?;
-    let attached = resources.apply(&template);
-    let mut after = typed;
+    let attached = resources.attach_to(template);
     after.metadata.annotations = attached.metadata.and_then(|m| m.annotations);
     after.spec = attached.spec;
     let after = serde_json::to_value(&after).expect("a Pod serialises");
-    // Diff against the Pod as typed and serialised again, so that only our changes show (the
-    // sender's JSON may order or spell defaults differently).
-    let before =
-        serde_json::to_value(serde_json::from_value::<Pod>(pod.clone()).expect("parsed above"))
-            .expect("a Pod serialises");
     Ok(json_patch::diff(&before, &after))
 }
 
