@@ -8,9 +8,9 @@
 //! nothing.
 
 use json_patch::Patch;
-use serde::Deserialize as _;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::api::{ResolvedSkill, SkillSetSpec};
