@@ -102,6 +102,76 @@ fn lints() {
             "secretNamespaces={a,b}",
         ],
     );
+    run(
+        "helm",
+        &[
+            "lint",
+            "--strict",
+            "charts/skillport",
+            "--set",
+            "webhook.enabled=false",
+        ],
+    );
+}
+
+#[test]
+fn without_cert_manager_the_ca_bundle_is_required_and_set() {
+    let objects = helm_template(&[
+        "--set",
+        "webhook.certManager=false",
+        "--set",
+        "webhook.caBundle=Zm9v",
+    ]);
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "Certificate" || o["kind"] == "Issuer"),
+        "webhook.certManager=false still renders cert-manager objects"
+    );
+    for kind in [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ] {
+        let configuration = find(&objects, kind, "skillport", None);
+        assert_eq!(
+            configuration["webhooks"][0]["clientConfig"]["caBundle"], "Zm9v",
+            "{kind}"
+        );
+        assert!(
+            configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"].is_null(),
+            "{kind} keeps cert-manager's annotation"
+        );
+    }
+    let output = Command::new(skillport_testkit::k8s_tool("helm"))
+        .current_dir(workspace())
+        .args([
+            "template",
+            "skillport",
+            "charts/skillport",
+            "--set",
+            "webhook.certManager=false",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !output.status.success(),
+        "no caBundle without cert-manager must fail"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("webhook.caBundle is required"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn webhook_disabled_renders_no_webhook() {
+    let objects = helm_template(&["--set", "webhook.enabled=false"]);
+    let text = serde_json::to_string(&objects).unwrap();
+    assert!(
+        !text.contains("webhook"),
+        "webhook.enabled=false still renders: {text}"
+    );
 }
 
 #[test]
