@@ -53,7 +53,8 @@ each value alone); included by the Deployment.
 
 {{/*
 With webhook.certManager, both webhook configurations' annotation: cert-manager's CA injector
-copies the CA of the Certificate skillport-webhook into their caBundle.
+copies the CA of the Certificate skillport-webhook (skillport-webhook-ca, the same across
+renewals) into their caBundle.
 */}}
 {{- define "skillport.webhookCAInjection" -}}
 cert-manager.io/inject-ca-from: {{ printf "%s/skillport-webhook" .Release.Namespace }}

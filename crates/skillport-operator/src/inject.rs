@@ -7,7 +7,8 @@
 //! a workload the operator attached to): it gets an empty patch, so injecting twice changes
 //! nothing.
 
-use json_patch::Patch;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize as _;
@@ -63,7 +64,100 @@ pub fn inject(
     after.metadata.annotations = attached.metadata.and_then(|m| m.annotations);
     after.spec = attached.spec;
     let after = serde_json::to_value(&after).expect("a Pod serialises");
-    Ok(json_patch::diff(&before, &after))
+    let mut operations = Vec::new();
+    additions(&mut PointerBuf::root(), &before, &after, &mut operations);
+    Ok(Patch(operations))
+}
+
+/// The operations that turn `before` into `after`, for an `after` that only adds to `before`
+/// (translate adds keys and list entries, and never changes or removes what was there).
+///
+/// Written by hand because a general JSON diff (`json_patch::diff`) compares lists by position:
+/// inserting our init containers first would rewrite the Pod's own `initContainers[0]` field by
+/// field into ours, and fields the sender has that k8s-openapi does not know (a newer
+/// Kubernetes) would stay on our container and be lost from theirs. Here list entries are matched
+/// by `name` (else by equality), changes inside a matched entry use its index as sent, and new
+/// entries are inserted at their place after those changes.
+fn additions(path: &mut PointerBuf, before: &Value, after: &Value, out: &mut Vec<PatchOperation>) {
+    match (before, after) {
+        (Value::Object(old), Value::Object(new)) => {
+            for (key, value) in new {
+                path.push_back(key.as_str());
+                match old.get(key) {
+                    Some(was) => additions(path, was, value, out),
+                    None => out.push(PatchOperation::Add(AddOperation {
+                        path: path.clone(),
+                        value: value.clone(),
+                    })),
+                }
+                path.pop_back();
+            }
+            for key in old.keys().filter(|key| !new.contains_key(*key)) {
+                path.push_back(key.as_str());
+                out.push(PatchOperation::Remove(RemoveOperation {
+                    path: path.clone(),
+                }));
+                path.pop_back();
+            }
+        }
+        (Value::Array(old), Value::Array(new)) if old != new => {
+            if let Some(matched) = match_entries(old, new) {
+                let mut inserted = Vec::new();
+                for (index, value) in new.iter().enumerate() {
+                    match matched[index] {
+                        Some(was) => {
+                            path.push_back(was);
+                            additions(path, &old[was], value, out);
+                            path.pop_back();
+                        }
+                        None => inserted.push((index, value)),
+                    }
+                }
+                for (index, value) in inserted {
+                    path.push_back(index);
+                    out.push(PatchOperation::Add(AddOperation {
+                        path: path.clone(),
+                        value: value.clone(),
+                    }));
+                    path.pop_back();
+                }
+            } else {
+                out.push(replace(path, after));
+            }
+        }
+        (old, new) if old != new => out.push(replace(path, new)),
+        _ => {}
+    }
+}
+
+/// For each entry of `new`, the index of the same entry in `old` (by `name`, else equal), or
+/// `None` for an added one; `None` overall when `old`'s entries are not all kept, in order.
+fn match_entries(old: &[Value], new: &[Value]) -> Option<Vec<Option<usize>>> {
+    let name = |value: &Value| value.get("name").and_then(Value::as_str).map(str::to_owned);
+    let mut next = 0;
+    let mut matched = Vec::with_capacity(new.len());
+    for value in new {
+        let same = old
+            .get(next)
+            .is_some_and(|was| match (name(was), name(value)) {
+                (Some(a), Some(b)) => a == b,
+                _ => was == value,
+            });
+        if same {
+            matched.push(Some(next));
+            next += 1;
+        } else {
+            matched.push(None);
+        }
+    }
+    (next == old.len()).then_some(matched)
+}
+
+fn replace(path: &PointerBuf, value: &Value) -> PatchOperation {
+    PatchOperation::Replace(ReplaceOperation {
+        path: path.clone(),
+        value: value.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -144,6 +238,43 @@ mod tests {
             assert!(
                 again.0.is_empty(),
                 "{mode:?}: injecting twice changes nothing"
+            );
+        }
+    }
+
+    /// Fields the sender has and k8s-openapi does not know (a newer Kubernetes) stay where they
+    /// were: on the Pod's own init container (ours are inserted before it, not written over
+    /// it) and on the agent.
+    #[test]
+    fn fields_unknown_to_us_stay_on_their_own_entries() {
+        let options = Options::new("r.io/skillport@sha256:".to_owned() + &"f".repeat(64));
+        for mode in [Mode::ImageVolume, Mode::InitContainer] {
+            let mut pod = pod_of(&template());
+            pod["spec"]["initContainers"] =
+                json!([{"name": "setup", "image": "setup:1", "futureField": {"x": 1}}]);
+            pod["spec"]["containers"][0]["futureField"] = json!(true);
+            let patch = inject(&pod, "tools", &spec(), &resolved(), mode, &options).unwrap();
+            json_patch::patch(&mut pod, &patch).unwrap();
+            let init = pod["spec"]["initContainers"].as_array().unwrap();
+            let setup = init.iter().position(|c| c["name"] == "setup").unwrap();
+            assert_eq!(setup, init.len() - 1, "{mode:?}: ours go first");
+            assert_eq!(
+                init[setup]["futureField"],
+                json!({"x": 1}),
+                "{mode:?}: {init:?}"
+            );
+            assert!(
+                init[..setup].iter().all(|c| c.get("futureField").is_none()),
+                "{mode:?}: ours have none of theirs: {init:?}"
+            );
+            assert_eq!(
+                pod["spec"]["containers"][0]["futureField"], true,
+                "{mode:?}"
+            );
+            assert_eq!(pod["spec"]["containers"][1]["name"], "proxy", "{mode:?}");
+            assert!(
+                pod["spec"]["containers"][1].get("volumeMounts").is_none(),
+                "{mode:?}: the sidecar is untouched"
             );
         }
     }

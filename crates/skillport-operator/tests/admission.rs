@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Cluster, ClusterOptions, Registry};
@@ -348,5 +348,26 @@ async fn webhook_down(w: &World) {
     assert!(
         message.contains("skillsets.skillport.dev"),
         "down: the SkillSet is refused by the validating webhook's failurePolicy: {message}"
+    );
+    // matchConditions: an update that leaves the spec alone is never sent, so labels (and the
+    // operator's finalizer) can change while the webhook is down.
+    w.skill_sets
+        .patch(
+            "tools",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "agents"}}})),
+        )
+        .await
+        .expect("down: a metadata-only SkillSet update is not sent to the webhook");
+    let changed = json!({"spec": {"updateInterval": "20s"}});
+    let message = refused(
+        w.skill_sets
+            .patch("tools", &PatchParams::default(), &Patch::Merge(&changed))
+            .await,
+        "down: spec update",
+    );
+    assert!(
+        message.contains("skillsets.skillport.dev"),
+        "down: a spec update is sent, and refused: {message}"
     );
 }

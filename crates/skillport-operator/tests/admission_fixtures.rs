@@ -229,6 +229,14 @@ async fn policies_and_validation(server: &Server) {
         .await;
     assert_eq!(response["allowed"], true, "{response}");
     assert!(response.get("patch").is_none(), "{response}");
+    let empty = server
+        .review(admission::MUTATE_PODS, &with_label(&pod, ""))
+        .await;
+    assert_eq!(
+        empty["allowed"], true,
+        "an empty label names no SkillSet: {empty}"
+    );
+    assert!(empty.get("warnings").is_some(), "{empty}");
     let warnings = response["warnings"].to_string();
     assert!(
         warnings.contains("agents/nowhere") && warnings.contains("does not exist"),

@@ -124,6 +124,31 @@ impl Context {
     }
 }
 
+impl Context {
+    fn new(client: &Client, config: &Config, options: Options) -> Context {
+        let reporter = Reporter {
+            controller: "skillport-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            client: client.clone(),
+            options,
+            resolver: Resolver::new(config.ca_files.clone()),
+            capability: Capability::new(
+                Api::<Pod>::namespaced(client.clone(), &config.namespace),
+                config.image_volumes,
+                config.probe_interval,
+            ),
+            recorder: Recorder::new(client.clone(), reporter),
+            metrics: Arc::new(Metrics::default()),
+            resolutions: Mutex::new(HashMap::new()),
+            image_volume_failures: std::sync::Mutex::new(HashMap::new()),
+            written: std::sync::Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
 /// Why a SkillSet's image volumes failed: the condition reason and the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageVolumeFailure {
@@ -191,27 +216,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut options = Options::new(&config.init_image);
     options.ca_bundle = ca_bundle(&config.ca_files)?;
-    let metrics = Arc::new(Metrics::default());
-    let reporter = Reporter {
-        controller: "skillport-operator".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        options,
-        resolver: Resolver::new(config.ca_files.clone()),
-        capability: Capability::new(
-            Api::<Pod>::namespaced(client.clone(), &config.namespace),
-            config.image_volumes,
-            config.probe_interval,
-        ),
-        recorder: Recorder::new(client.clone(), reporter),
-        metrics: metrics.clone(),
-        resolutions: Mutex::new(HashMap::new()),
-        image_volume_failures: std::sync::Mutex::new(HashMap::new()),
-        written: std::sync::Mutex::new(HashMap::new()),
-        failures: Mutex::new(HashMap::new()),
-    });
+    let ctx = Arc::new(Context::new(&client, &config, options));
+    let metrics = ctx.metrics.clone();
 
     // One shutdown signal for every part: the caller's, or losing the Lease.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -241,9 +247,16 @@ pub async fn run(
     // The webhook answers on every replica: the API server calls whichever the Service picks.
     let webhook = match &config.webhook {
         None => None,
-        Some(serving) => {
-            Some(start_webhook(&client, &ctx.options, serving, until_stopped()).await?)
-        }
+        Some(serving) => Some(
+            start_webhook(
+                &client,
+                &ctx.options,
+                serving,
+                until_stopped(),
+                stop.clone(),
+            )
+            .await?,
+        ),
     };
 
     let election = config.leader_election.map(|timings| {
@@ -304,12 +317,14 @@ fn identity(config: &Config) -> String {
 }
 
 /// Binds the webhook's address and checks its certificate (either failing stops `run` at
-/// once), then serves the admission endpoints until `shutdown`.
+/// once), then serves the admission endpoints until `shutdown`. Should the server fail later,
+/// it stops everything (`stop`): a replica that cannot answer admission must not look alive.
 async fn start_webhook(
     client: &Client,
     options: &Options,
     serving: &WebhookServing,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: tokio::sync::watch::Sender<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use anyhow::Context as _;
     serving.tls.check()?;
@@ -322,7 +337,8 @@ async fn start_webhook(
     let files = serving.tls.clone();
     Ok(tokio::spawn(async move {
         if let Err(err) = crate::webhook::serve(tcp, files, router, shutdown).await {
-            tracing::error!(error = %format!("{err:#}"), "the webhook server stopped");
+            tracing::error!(error = %format!("{err:#}"), "the webhook server stopped; stopping");
+            let _ = stop.send(true);
         }
         cache.abort();
     }))

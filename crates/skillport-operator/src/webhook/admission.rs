@@ -15,11 +15,12 @@
 //! review of the wrong kind is denied, naming the kind and the endpoint.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::StreamExt as _;
@@ -33,11 +34,13 @@ use kube::core::{DynamicObject, Status};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::{FailurePolicy, ResolvedSkill, SkillSet, SkillSetSpec, WorkloadKind, condition};
 use crate::inject::{SKILLSET_LABEL, inject};
 use crate::translate::{Mode, Options};
 use crate::validate::{Other, Verdict, validate};
+use crate::webhook::MAX_BODY;
 
 /// Where Pods are sent for injection.
 pub const MUTATE_PODS: &str = "/mutate-pods";
@@ -52,7 +55,17 @@ pub struct Admission {
     client: Client,
     options: Arc<Options>,
     skill_sets: Store<SkillSet>,
+    /// Request bodies being read and answered at once, in [`BUDGET_UNIT`]s: one of the largest
+    /// allowed size, or dozens of the usual few kilobytes. A body is read only within budget, so
+    /// hostile ones cannot make the server hold more than about [`MAX_BODY`] of them (and what
+    /// parsing makes of it) at a time.
+    budget: Arc<Semaphore>,
 }
+
+/// The unit of [`Admission::budget`].
+const BUDGET_UNIT: usize = 64 << 10;
+/// The longest a request body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Admission {
     /// The endpoints' state, and the task that keeps its SkillSet cache current (it runs until
@@ -78,8 +91,52 @@ impl Admission {
             client,
             options: Arc::new(options),
             skill_sets: store,
+            budget: Arc::new(Semaphore::new(MAX_BODY.div_ceil(BUDGET_UNIT))),
         };
         (admission, task)
+    }
+
+    /// The request's body, read within the budget (whose share it holds until dropped): 413
+    /// past [`MAX_BODY`], 408 when it does not arrive within [`BODY_TIMEOUT`].
+    async fn receive(
+        &self,
+        request: Request,
+    ) -> Result<(OwnedSemaphorePermit, Bytes), Box<Response>> {
+        let too_large = || {
+            Box::new(
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is over {MAX_BODY} bytes"),
+                )
+                    .into_response(),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > MAX_BODY) {
+            return Err(too_large());
+        }
+        let units = declared.unwrap_or(MAX_BODY).div_ceil(BUDGET_UNIT).max(1);
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(u32::try_from(units).expect("at most MAX_BODY / BUDGET_UNIT"))
+            .await
+            .expect("the budget is never closed");
+        let body = axum::body::to_bytes(request.into_body(), MAX_BODY);
+        match tokio::time::timeout(BODY_TIMEOUT, body).await {
+            Ok(Ok(body)) => Ok((permit, body)),
+            Ok(Err(_)) => Err(too_large()),
+            Err(_) => Err(Box::new(
+                (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time",
+                )
+                    .into_response(),
+            )),
+        }
     }
 
     /// The SkillSet `namespace/name`: from the cache when it is ready to inject there, else
@@ -154,7 +211,11 @@ pub fn router(admission: Admission) -> Router {
         .with_state(admission)
 }
 
-async fn mutate_pods(State(admission): State<Admission>, body: Bytes) -> Response {
+async fn mutate_pods(State(admission): State<Admission>, request: Request) -> Response {
+    let (_budget, body) = match admission.receive(request).await {
+        Ok(received) => received,
+        Err(answer) => return *answer,
+    };
     let request = match read(&body, "", "Pod", MUTATE_PODS) {
         Ok(request) => request,
         Err(answer) => return *answer,
@@ -166,6 +227,10 @@ async fn mutate_pods(State(admission): State<Admission>, body: Bytes) -> Respons
         .and_then(|labels| labels.get(SKILLSET_LABEL))
         .filter(|_| request.operation == Operation::Create);
     let response = match (name, request.namespace.as_deref()) {
+        // An empty value names no SkillSet: as a missing one.
+        (Some(name), Some(namespace)) if name.is_empty() => {
+            decide_pod(&request, namespace, name, None, &admission.options)
+        }
         (Some(name), Some(namespace)) => match admission.skill_set(namespace, name).await {
             Ok(skill_set) => decide_pod(
                 &request,
@@ -185,7 +250,11 @@ async fn mutate_pods(State(admission): State<Admission>, body: Bytes) -> Respons
     answer(response)
 }
 
-async fn validate_skill_sets(State(admission): State<Admission>, body: Bytes) -> Response {
+async fn validate_skill_sets(State(admission): State<Admission>, request: Request) -> Response {
+    let (_budget, body) = match admission.receive(request).await {
+        Ok(received) => received,
+        Err(answer) => return *answer,
+    };
     let request = match read(&body, crate::api::GROUP, "SkillSet", VALIDATE_SKILL_SETS) {
         Ok(request) => request,
         Err(answer) => return *answer,

@@ -137,20 +137,15 @@ pub fn deploy_kustomization(dir: &Path, webhook: Option<&WebhookAt<'_>>) -> Valu
             "$patch": "delete", "apiVersion": api_version, "kind": kind, "metadata": metadata,
         }).to_string()})
     };
-    let mut patches = vec![
-        delete(
-            "cert-manager.io/v1",
-            "Issuer",
-            "skillport-selfsigned",
-            Some("skillport-system"),
-        ),
-        delete(
-            "cert-manager.io/v1",
-            "Certificate",
-            "skillport-webhook",
-            Some("skillport-system"),
-        ),
-    ];
+    let mut patches: Vec<Value> = [
+        ("Issuer", "skillport-selfsigned"),
+        ("Certificate", "skillport-webhook-ca"),
+        ("Issuer", "skillport-ca"),
+        ("Certificate", "skillport-webhook"),
+    ]
+    .into_iter()
+    .map(|(kind, name)| delete("cert-manager.io/v1", kind, name, Some("skillport-system")))
+    .collect();
     for (kind, path) in [
         ("MutatingWebhookConfiguration", "/mutate-pods"),
         ("ValidatingWebhookConfiguration", "/validate-skillsets"),
