@@ -21,6 +21,7 @@ use support::*;
 struct World {
     /// Kept running for the whole story.
     _cluster: Cluster,
+    admin: kube::Client,
     host: String,
     deployments: Api<Deployment>,
     skill_sets: Api<SkillSet>,
@@ -48,6 +49,7 @@ async fn webhook_validates_and_injects_through_the_real_api_server() {
         deployments: Api::namespaced(admin.clone(), NAMESPACE),
         skill_sets: Api::namespaced(admin.clone(), NAMESPACE),
         pods: Api::namespaced(admin.clone(), NAMESPACE),
+        admin,
         _cluster: cluster,
     };
     // The Pods of these steps run nowhere (no node): what matters is what the API server stores.
@@ -336,6 +338,21 @@ async fn webhook_down(w: &World) {
         .create(&PostParams::default(), &plain)
         .await
         .expect("down: a Pod without the label is never sent to the webhook");
+    // (That namespace enforces the restricted Pod Security Standard.)
+    let mut own = serde_json::to_value(labelled_pod("own", "tools")).unwrap();
+    own["spec"]["securityContext"] =
+        json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}});
+    for container in own["spec"]["containers"].as_array_mut().unwrap() {
+        container["securityContext"] =
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
+    }
+    Api::<Pod>::namespaced(w.admin.clone(), "skillport-system")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(own).unwrap(),
+        )
+        .await
+        .expect("down: the operator's own namespace is never sent (namespaceSelector)");
     let message = refused(
         w.skill_sets
             .create(

@@ -509,3 +509,91 @@ pub fn read(
     }
     Ok(request)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn skill_set(generation: i64, observed: i64, ready: &str) -> SkillSet {
+        serde_json::from_value(json!({
+            "apiVersion": "skillport.dev/v1alpha1",
+            "kind": "SkillSet",
+            "metadata": {"name": "tools", "namespace": "agents", "generation": generation},
+            "spec": {"skills": [{"name": "pdf", "image": "r.io/pdf:1"}]},
+            "status": {
+                "observedGeneration": observed,
+                "delivery": "ImageVolume",
+                "skills": [{"name": "pdf", "digest": format!("sha256:{}", "1".repeat(64))}],
+                "conditions": [{"type": "Ready", "status": ready, "reason": "Resolved",
+                    "message": "m", "lastTransitionTime": "2026-12-02T06:00:00Z"}],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn injectable_only_when_ready_for_the_current_generation() {
+        assert!(injectable(&skill_set(2, 2, "True")).is_ok());
+        let stale = injectable(&skill_set(3, 2, "True")).unwrap_err();
+        assert!(stale.contains("not resolved the change"), "{stale}");
+        let not_ready = injectable(&skill_set(2, 2, "False")).unwrap_err();
+        assert!(
+            not_ready.contains("is not ready (Resolved: m)"),
+            "{not_ready}"
+        );
+        let mut fresh = skill_set(1, 1, "True");
+        fresh.status = None;
+        assert!(injectable(&fresh).is_err());
+    }
+
+    fn request(
+        operation: &str,
+        object: &SkillSet,
+        old: Option<&SkillSet>,
+    ) -> AdmissionRequest<DynamicObject> {
+        let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "kind": {"group": "skillport.dev", "version": "v1alpha1", "kind": "SkillSet"},
+                "resource": {"group": "skillport.dev", "version": "v1alpha1", "resource": "skillsets"},
+                "name": "tools", "namespace": "agents", "operation": operation,
+                "userInfo": {}, "object": object, "oldObject": old,
+            },
+        }))
+        .unwrap();
+        review.try_into().unwrap()
+    }
+
+    #[test]
+    fn only_creates_and_spec_changes_of_live_skill_sets_are_judged() {
+        let old = skill_set(1, 1, "True");
+        assert!(judged(&request("CREATE", &old, None)).unwrap().is_some());
+        let mut labelled = old.clone();
+        labelled.metadata.labels = Some([("a".to_owned(), "b".to_owned())].into());
+        assert!(
+            judged(&request("UPDATE", &labelled, Some(&old)))
+                .unwrap()
+                .is_none()
+        );
+        let mut changed = old.clone();
+        changed.spec.update_interval = "20s".into();
+        assert!(
+            judged(&request("UPDATE", &changed, Some(&old)))
+                .unwrap()
+                .is_some()
+        );
+        let mut deleting = changed.clone();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::default(),
+            ));
+        assert!(
+            judged(&request("UPDATE", &deleting, Some(&old)))
+                .unwrap()
+                .is_none()
+        );
+    }
+}
