@@ -23,8 +23,8 @@ use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
 use support::{
     NAMESPACE, WebhookFiles, create_pull_secret, deploy_kustomization, events_for, gitops_apply,
-    log_to_test_output, prepare_node, push_skill, skill_set, wait_condition, wait_for,
-    write_kustomization,
+    log_to_test_output, prepare_node, prepare_node_with, push_skill, skill_set, wait_condition,
+    wait_for, write_kustomization,
 };
 
 const POD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -368,7 +368,9 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
             .kubelet_feature_gate("ImageVolume", false),
     )
     .await;
-    let (admin, operator) = prepare_node(&node, &registry, work.path(), &binary).await;
+    let webhook = WebhookFiles::new();
+    let (admin, operator) =
+        prepare_node_with(&node, &registry, work.path(), &binary, Some(&webhook)).await;
 
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
@@ -408,6 +410,61 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
     assert!(fallback.contains("no volume plugin matched"), "{fallback}");
     let logs = agent_logs(&node, "auto").await;
     check_agent("init container (fallback)", &logs, "first body", &pdf);
+
+    // The webhook door: Pods of a labelled Deployment got image volumes the node cannot mount;
+    // the SkillSet falls back, and the Pods made after that get the init container.
+    skill_sets
+        .create(
+            &PostParams::default(),
+            &skill_set("labelled", &host, &json!({})),
+        )
+        .await
+        .unwrap();
+    wait_condition(&skill_sets, "labelled", "Ready", "True", "Resolved").await;
+    let mut manifest = agent_deployment(&node, "labelled");
+    manifest["spec"]["template"]["metadata"]["labels"]["skillport.dev/skillset"] =
+        json!("labelled");
+    gitops_apply(&deployments, &manifest).await.unwrap();
+    wait_for(
+        "labelled: falls back to InitContainer",
+        POD_TIMEOUT,
+        || async {
+            let skill_set = skill_sets
+                .get("labelled")
+                .await
+                .map_err(|e| e.to_string())?;
+            let delivery = skill_set.status.and_then(|s| s.delivery);
+            if delivery == Some(skillport_operator::api::Delivery::InitContainer) {
+                Ok(())
+            } else {
+                Err(format!("{delivery:?}"))
+            }
+        },
+    )
+    .await;
+    let events = events_for(&admin, "labelled").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("ImageVolumeMountFailed")),
+        "labelled: the fallback comes from the node's FailedMount: {events:?}"
+    );
+    // The Pod stuck on its image volumes is not replaced by its ReplicaSet: deleted, as its
+    // owner would, the next one gets the init container.
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
+    pods.delete_collection(
+        &kube::api::DeleteParams::default(),
+        &ListParams::default().labels("app=labelled"),
+    )
+    .await
+    .unwrap();
+    let logs = agent_logs(&node, "labelled").await;
+    check_agent(
+        "init container (webhook, fallback)",
+        &logs,
+        "first body",
+        &pdf,
+    );
     operator.stop().await;
 }
 

@@ -469,13 +469,19 @@ fn failed_mount(
         let Some(status) = &skill_set.status else {
             continue;
         };
+        // A Pod of the workload the SkillSet is attached to; or, for a SkillSet whose Pods get
+        // their skills from the webhook (no workload), any Pod of the namespace: the Event
+        // names the Pod but carries no labels, and such Pods are named by their own
+        // controllers. (Two such SkillSets in a namespace sharing a skill name both fall back.)
+        let pod_is_theirs = match (&status.workload, &skill_set.spec.workload_ref) {
+            (Some(workload), _) => pod.starts_with(&format!("{}-", workload.name)),
+            (None, None) => true,
+            (None, Some(_)) => false,
+        };
         let ours =
             skill_set.namespace() == namespace
                 && status.delivery == Some(crate::api::Delivery::ImageVolume)
-                && status
-                    .workload
-                    .as_ref()
-                    .is_some_and(|w| pod.starts_with(&format!("{}-", w.name)))
+                && pod_is_theirs
                 && skill_set.spec.skills.iter().any(|skill| {
                     message.contains(&crate::translate::names::skill_volume(&skill.name))
                 });

@@ -256,7 +256,17 @@ pub async fn install_with(cluster: &Cluster, webhook: Option<&WebhookAt<'_>>) {
 /// deploy/ installed, and the agents' namespace with the registry's pull secret; returns an
 /// admin client.
 pub async fn prepare(cluster: &Cluster, registry: &Registry, work: &Path) -> kube::Client {
-    install(cluster).await;
+    prepare_with(cluster, registry, work, None).await
+}
+
+/// [`prepare`], deploy/'s webhook configurations sent to `webhook` when given.
+pub async fn prepare_with(
+    cluster: &Cluster,
+    registry: &Registry,
+    work: &Path,
+    webhook: Option<&WebhookFiles>,
+) -> kube::Client {
+    install_with(cluster, webhook.map(WebhookFiles::at).as_ref()).await;
     let admin = cluster.client();
     cluster.create_namespace(NAMESPACE).await;
     create_pull_secret(&admin, registry, work).await;
@@ -271,9 +281,22 @@ pub async fn prepare_node(
     work: &Path,
     binary: &Path,
 ) -> (kube::Client, Operator) {
-    let admin = prepare(node.cluster(), registry, work).await;
+    prepare_node_with(node, registry, work, binary, None).await
+}
+
+/// [`prepare_node`], the operator also serving the webhook (`webhook`), registered as deploy/
+/// registers it but by URL.
+pub async fn prepare_node_with(
+    node: &skillport_testkit::Node,
+    registry: &Registry,
+    work: &Path,
+    binary: &Path,
+    webhook: Option<&WebhookFiles>,
+) -> (kube::Client, Operator) {
+    let admin = prepare_with(node.cluster(), registry, work, webhook).await;
     let mut config = config(registry);
     config.init_image = node.binary_image("skillport", binary);
+    config.webhook = webhook.map(|files| files.serving.clone());
     (admin, Operator::run(node.cluster(), config).await)
 }
 
