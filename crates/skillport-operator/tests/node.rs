@@ -411,17 +411,25 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
     let logs = agent_logs(&node, "auto").await;
     check_agent("init container (fallback)", &logs, "first body", &pdf);
 
-    // The webhook door: Pods of a labelled Deployment got image volumes the node cannot mount;
-    // the SkillSet falls back, and the Pods made after that get the init container.
+    labelled_pods_fall_back(&node, &admin, &host, &pdf).await;
+    operator.stop().await;
+}
+
+/// The webhook door on a node that cannot mount image volumes: Pods of a labelled Deployment get
+/// image volumes; their FailedMount makes the SkillSet fall back, and the Pods made after that
+/// get the init container.
+async fn labelled_pods_fall_back(node: &Node, admin: &kube::Client, host: &str, pdf: &str) {
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
     skill_sets
         .create(
             &PostParams::default(),
-            &skill_set("labelled", &host, &json!({})),
+            &skill_set("labelled", host, &json!({})),
         )
         .await
         .unwrap();
     wait_condition(&skill_sets, "labelled", "Ready", "True", "Resolved").await;
-    let mut manifest = agent_deployment(&node, "labelled");
+    let mut manifest = agent_deployment(node, "labelled");
     manifest["spec"]["template"]["metadata"]["labels"]["skillport.dev/skillset"] =
         json!("labelled");
     gitops_apply(&deployments, &manifest).await.unwrap();
@@ -442,7 +450,7 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
         },
     )
     .await;
-    let events = events_for(&admin, "labelled").await;
+    let events = events_for(admin, "labelled").await;
     assert!(
         events
             .iter()
@@ -458,14 +466,13 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
     )
     .await
     .unwrap();
-    let logs = agent_logs(&node, "labelled").await;
+    let logs = agent_logs(node, "labelled").await;
     check_agent(
         "init container (webhook, fallback)",
         &logs,
         "first body",
-        &pdf,
+        pdf,
     );
-    operator.stop().await;
 }
 
 /// The static operator scripts/test.sh builds beside the static skillport.
