@@ -382,16 +382,7 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
         .create(&PostParams::default(), &skill_set("auto", &host, &spec))
         .await
         .unwrap();
-    wait_for("auto: falls back to InitContainer", POD_TIMEOUT, || async {
-        let skill_set = skill_sets.get("auto").await.map_err(|e| e.to_string())?;
-        let delivery = skill_set.status.and_then(|s| s.delivery);
-        if delivery == Some(skillport_operator::api::Delivery::InitContainer) {
-            Ok(())
-        } else {
-            Err(format!("{delivery:?}"))
-        }
-    })
-    .await;
+    falls_back(&skill_sets, "auto").await;
     let events = events_for(&admin, "auto").await;
     let fallback = events
         .iter()
@@ -415,6 +406,24 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
     operator.stop().await;
 }
 
+/// Until SkillSet `name`'s delivery is InitContainer.
+async fn falls_back(skill_sets: &Api<SkillSet>, name: &str) {
+    wait_for(
+        &format!("{name}: falls back to InitContainer"),
+        POD_TIMEOUT,
+        || async {
+            let skill_set = skill_sets.get(name).await.map_err(|e| e.to_string())?;
+            let delivery = skill_set.status.and_then(|s| s.delivery);
+            if delivery == Some(skillport_operator::api::Delivery::InitContainer) {
+                Ok(())
+            } else {
+                Err(format!("{delivery:?}"))
+            }
+        },
+    )
+    .await;
+}
+
 /// The webhook door on a node that cannot mount image volumes: Pods of a labelled Deployment get
 /// image volumes; their FailedMount makes the SkillSet fall back, and the Pods made after that
 /// get the init container.
@@ -433,23 +442,7 @@ async fn labelled_pods_fall_back(node: &Node, admin: &kube::Client, host: &str, 
     manifest["spec"]["template"]["metadata"]["labels"]["skillport.dev/skillset"] =
         json!("labelled");
     gitops_apply(&deployments, &manifest).await.unwrap();
-    wait_for(
-        "labelled: falls back to InitContainer",
-        POD_TIMEOUT,
-        || async {
-            let skill_set = skill_sets
-                .get("labelled")
-                .await
-                .map_err(|e| e.to_string())?;
-            let delivery = skill_set.status.and_then(|s| s.delivery);
-            if delivery == Some(skillport_operator::api::Delivery::InitContainer) {
-                Ok(())
-            } else {
-                Err(format!("{delivery:?}"))
-            }
-        },
-    )
-    .await;
+    falls_back(&skill_sets, "labelled").await;
     let events = events_for(admin, "labelled").await;
     assert!(
         events
