@@ -9,7 +9,7 @@
 #           cannot make a virtualenv); for the test node's images (skillport_testkit::Node):
 #           busybox-static (the agent image), gcc and libc6-dev (a static C `pause`),
 #           musl-tools (the static `skillport` in the test node's init image)
-#   rustup: the x86_64-unknown-linux-musl target
+#   rustup: the components rustfmt and clippy, the x86_64-unknown-linux-musl target
 #   PyPI, into target/test-venv: skills-ref, oras, jsonschema, kubernetes-validate (pinned below)
 #   crates.io: cargo-nextest
 #   Go modules (test/k8s/, through scripts/k8s-tools.sh): Kubernetes 1.35.4 (kube-apiserver,
@@ -139,6 +139,17 @@ fi
   || fail "kubernetes-validate (PyPI kubernetes-validate) does not run from $VENV/bin"
 echo "agentskills, oras, jsonschema, kubernetes-validate: ok"
 export SKILLPORT_TEST_VENV=$VENV
+
+# ---------------------------------------------------------------------------------------------
+section "rustup components rustfmt and clippy"
+# A minimal rustup profile has neither; the format check and clippy below need both.
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    echo "installing the rustup component $component"
+    rustup component add "$component" || fail "rustup component add $component failed"
+  fi
+done
+cargo fmt --version && cargo clippy --version
 
 # ---------------------------------------------------------------------------------------------
 section "cargo-nextest"

@@ -274,8 +274,9 @@ pub async fn run(
         tokio::select! {
             () = election.acquire() => {}
             () = until_stopped() => {
-                finish_server(webhook).await?;
-                return finish_server(server).await;
+                finish_server(webhook).await;
+                finish_server(server).await;
+                return Ok(());
             }
         }
         metrics.ready.store(false, Ordering::SeqCst);
@@ -296,8 +297,8 @@ pub async fn run(
     {
         election.release().await;
     }
-    finish_server(webhook).await?;
-    finish_server(server).await?;
+    finish_server(webhook).await;
+    finish_server(server).await;
     if lost {
         anyhow::bail!("lost the leader Lease {LEASE}; exiting so that a new leader takes over");
     }
@@ -344,11 +345,11 @@ async fn start_webhook(
     }))
 }
 
-async fn finish_server(server: Option<tokio::task::JoinHandle<()>>) -> anyhow::Result<()> {
+/// Waits for a server task (told to stop) to end.
+async fn finish_server(server: Option<tokio::task::JoinHandle<()>>) {
     if let Some(server) = server {
         let _ = server.await;
     }
-    Ok(())
 }
 
 /// The controller loop, until `shutdown`; then the reconciles under way finish.

@@ -152,7 +152,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         return finish(skill_set, ctx, outcome, &before, retry.min(requeue)).await;
     }
     outcome.status.workload = Some(workload.clone());
-    outcome.status.delivery = Some(delivery(mode));
+    outcome.status.delivery = Some(mode.delivery());
     outcome.set(
         condition::READY,
         true,
@@ -182,7 +182,7 @@ async fn ready_for_injection(
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
     let spec = &skill_set.spec;
-    outcome.status.delivery = Some(delivery(mode));
+    outcome.status.delivery = Some(mode.delivery());
     let placeholder: PodTemplateSpec =
         serde_json::from_value(json!({"spec": {"containers": [{"name": "agent"}]}}))
             .expect("a template");
@@ -662,13 +662,6 @@ fn kept_image_volumes(stored: &DynamicObject, resources: &SkillResources) -> boo
 fn workload_api(ctx: &Context, namespace: &str, kind: WorkloadKind) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", kind.as_str()));
     Api::namespaced_with(ctx.client.clone(), namespace, &resource)
-}
-
-fn delivery(mode: Mode) -> Delivery {
-    match mode {
-        Mode::ImageVolume => Delivery::ImageVolume,
-        Mode::InitContainer => Delivery::InitContainer,
-    }
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -53,6 +53,14 @@ impl Mode {
         }
     }
 
+    /// The delivery this mode is (what `status.delivery` records).
+    pub fn delivery(self) -> Delivery {
+        match self {
+            Mode::ImageVolume => Delivery::ImageVolume,
+            Mode::InitContainer => Delivery::InitContainer,
+        }
+    }
+
     /// The mode a delivery names; `None` for `Auto`, which names none.
     pub fn delivered(delivery: Delivery) -> Option<Mode> {
         match delivery {

@@ -142,6 +142,10 @@ impl Admission {
     /// The SkillSet `namespace/name`: from the cache when it is ready to inject there, else
     /// from the API server (the cache may not have seen the status that made it ready).
     async fn skill_set(&self, namespace: &str, name: &str) -> kube::Result<Option<Arc<SkillSet>>> {
+        // The label's value may be empty: it names no SkillSet (and is no name to GET).
+        if name.is_empty() {
+            return Ok(None);
+        }
         let cached = self.skill_sets.get(&ObjectRef::new(name).within(namespace));
         if let Some(found) = &cached
             && injectable(found).is_ok()
@@ -176,6 +180,8 @@ impl Admission {
                 }
             },
         };
+        // From the API server, not the watch cache: two SkillSets claiming one workload in
+        // quick succession must see each other.
         let others = Api::<SkillSet>::namespaced(self.client.clone(), namespace)
             .list(&kube::api::ListParams::default())
             .await?
@@ -227,10 +233,6 @@ async fn mutate_pods(State(admission): State<Admission>, request: Request) -> Re
         .and_then(|labels| labels.get(SKILLSET_LABEL))
         .filter(|_| request.operation == Operation::Create);
     let response = match (name, request.namespace.as_deref()) {
-        // An empty value names no SkillSet: as a missing one.
-        (Some(name), Some(namespace)) if name.is_empty() => {
-            decide_pod(&request, namespace, name, None, &admission.options)
-        }
         (Some(name), Some(namespace)) => match admission.skill_set(namespace, name).await {
             Ok(skill_set) => decide_pod(
                 &request,
