@@ -30,9 +30,6 @@ Fails rendering on combinations of values the chart cannot honour (values.schema
 each value alone); included by the Deployment.
 */}}
 {{- define "skillport.validate" -}}
-{{- if and (eq .Values.secretAccess "cluster") .Values.secretNamespaces }}
-{{- fail "secretNamespaces is only used with secretAccess=namespaced (with cluster the operator may already read Secrets everywhere)" }}
-{{- end }}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElect) }}
 {{- fail "replicas above 1 need leaderElect=true (otherwise every replica reconciles)" }}
 {{- end }}

@@ -101,7 +101,7 @@ async fn start() -> (Cluster, WebhookFiles, u16, Vec<u8>) {
     let files = WebhookFiles::new();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = tcp.local_addr().unwrap().port();
-    let (state, _cache) = admission::Admission::start(admin, Options::new(INIT_IMAGE));
+    let (state, _cache) = admission::Admission::start(admin, Options::new(INIT_IMAGE), "skillport");
     tokio::spawn(webhook::serve(
         tcp,
         files.serving.tls.clone(),

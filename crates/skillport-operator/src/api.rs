@@ -27,6 +27,10 @@ pub const MAX_SKILLS: usize = 64;
 pub const MAX_PULL_SECRETS: usize = 32;
 /// The longest mount path (and `mountRoot`).
 pub const MAX_PATH: usize = 512;
+/// The longest version kept from a registry's annotation (status, caches, requests).
+pub const MAX_VERSION: usize = 128;
+/// The longest description kept from a registry's annotation: a registry may send megabytes.
+pub const MAX_DESCRIPTION: usize = 1024;
 /// The default `mountRoot`.
 pub const DEFAULT_MOUNT_ROOT: &str = "/skills";
 /// The default `updateInterval`.
@@ -110,6 +114,16 @@ pub struct SkillSetSpec {
     /// Without it, Pods labelled `skillport.dev/skillset: <name>` get them at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_ref: Option<WorkloadRef>,
+
+    /// The ServiceAccount of this namespace the operator acts as for this SkillSet: it reads the
+    /// pull and git Secrets, the workload and the plan ConfigMap with that account's rights, and
+    /// no others. [default: the operator's `--default-service-account`, `skillport`]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub service_account_name: Option<String>,
 
     /// How often tags and git refs are resolved again (`15s`, `10m`, `1h30m`; at least `10s`).
     #[serde(default = "default_update_interval")]
@@ -303,9 +317,14 @@ pub struct ResolvedSkill {
     /// The commit (40 hex), for git skills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+    /// The image's `org.opencontainers.image.version`, cut to [`MAX_VERSION`] characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub version: Option<String>,
+    /// The image's `org.opencontainers.image.description`, cut to [`MAX_DESCRIPTION`]
+    /// characters (the agentskills.io limit for a description).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub description: Option<String>,
 }
 
@@ -345,6 +364,8 @@ pub mod reason {
     pub const IMAGE_VOLUMES_UNSUPPORTED: &str = "ImageVolumesUnsupported";
     pub const IMAGE_VOLUME_MOUNT_FAILED: &str = "ImageVolumeMountFailed";
     pub const TRANSLATE_FAILED: &str = "TranslateFailed";
+    /// The SkillSet's ServiceAccount may not do what attaching needs (RBAC).
+    pub const FORBIDDEN: &str = "Forbidden";
 }
 
 fn default_mount_root() -> String {
@@ -413,6 +434,7 @@ const _: () = {
     assert!(MAX_SKILL_NAME + "skill-".len() == 63);
     assert!(MAX_SKILLS == 64);
     assert!(MAX_PULL_SECRETS == 32);
+    assert!(MAX_VERSION == 128 && MAX_DESCRIPTION == 1024);
 };
 
 impl SkillSetSpec {

@@ -96,6 +96,11 @@ struct RunArgs {
     /// Where the webhook listens.
     #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:9443")]
     webhook_addr: std::net::SocketAddr,
+    /// The ServiceAccount, in each SkillSet's own namespace, the operator acts as for SkillSets
+    /// without spec.serviceAccountName: workloads, Secrets and plan ConfigMaps are read and
+    /// written with its rights only (RBAC decides; bind it to the ClusterRole skillport-tenant).
+    #[arg(long, value_name = "NAME", default_value = skillport_operator::tenant::DEFAULT_SERVICE_ACCOUNT)]
+    default_service_account: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -167,6 +172,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             .leader_elect
             .then(skillport_operator::controller::leader::Timings::default),
         identity: None,
+        default_service_account: args.default_service_account,
         webhook: args.webhook_cert.zip(args.webhook_key).map(|(cert, key)| {
             controller::WebhookServing {
                 addr: args.webhook_addr,

@@ -36,9 +36,7 @@ async fn webhook_validates_and_injects_through_the_real_api_server() {
     let work = tempfile::tempdir().unwrap();
     let webhook = WebhookFiles::new();
     install_with(&cluster, Some(&webhook.at())).await;
-    let admin = cluster.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
+    let admin = tenant_namespace(&cluster, &registry, work.path()).await;
     push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
     push_skill(&registry, work.path(), "review", "1", "review body").await;
     let mut config = config(&registry);

@@ -159,7 +159,7 @@ async fn fixtures_over_https_patch_deny_and_survive_hostile_bodies() {
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = tcp.local_addr().unwrap().port();
     let (admission_state, cache) =
-        admission::Admission::start(admin.clone(), Options::new(INIT_IMAGE));
+        admission::Admission::start(admin.clone(), Options::new(INIT_IMAGE), "skillport");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(webhook::serve(
         tcp,

@@ -16,12 +16,7 @@ const HELM_LABELS: [&str; 4] = [
     "app.kubernetes.io/version",
 ];
 
-const NAMESPACED: [&str; 4] = [
-    "--set",
-    "secretAccess=namespaced",
-    "--set",
-    "secretNamespaces={team-a}",
-];
+const TENANTS: [&str; 2] = ["--set", "tenantNamespaces={team-a}"];
 
 fn workspace() -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -97,9 +92,9 @@ fn lints() {
             "--strict",
             "charts/skillport",
             "--set",
-            "secretAccess=namespaced",
+            "tenantNamespaces={a,b}",
             "--set",
-            "secretNamespaces={a,b}",
+            "defaultServiceAccount=agents-bot",
         ],
     );
     run(
@@ -216,36 +211,40 @@ fn default_values_render_what_deploy_renders() {
 }
 
 #[test]
-fn namespaced_secret_access_binds_the_secret_reader_in_each_namespace() {
-    let objects = helm_template(&NAMESPACED);
+fn tenant_namespaces_get_the_account_bound_to_skillport_tenant_and_the_operator_reads_no_secret() {
+    let objects = helm_template(&TENANTS);
 
+    // The operator's own rights: no Secrets, no ConfigMaps, no workload patches anywhere.
     let operator = find(&objects, "ClusterRole", "skillport-operator", None);
     let rules = operator["rules"]
         .as_array()
         .expect("the ClusterRole has rules");
-    let on_secrets = rules.iter().find(|rule| {
-        rule["resources"]
-            .as_array()
-            .is_some_and(|resources| resources.iter().any(|resource| resource == "secrets"))
-    });
-    assert!(
-        on_secrets.is_none(),
-        "with secretAccess=namespaced the ClusterRole skillport-operator still has a rule on \
-         secrets: {on_secrets:?}"
-    );
+    for rule in rules {
+        let resources = rule["resources"].as_array().unwrap();
+        let verbs = rule["verbs"].as_array().unwrap();
+        for resource in ["secrets", "configmaps"] {
+            assert!(
+                !resources.iter().any(|r| r == resource),
+                "the ClusterRole skillport-operator has a rule on {resource}: {rule}"
+            );
+        }
+        if resources.iter().any(|r| r == "deployments") {
+            assert!(
+                !verbs.iter().any(|v| v == "patch" || v == "get"),
+                "the operator may get or patch Deployments itself: {rule}"
+            );
+        }
+    }
 
-    let binding = find(
-        &objects,
-        "RoleBinding",
-        "skillport-secret-reader",
-        Some("team-a"),
-    );
+    let account = find(&objects, "ServiceAccount", "skillport", Some("team-a"));
+    assert_eq!(account["metadata"]["namespace"], "team-a");
+    let binding = find(&objects, "RoleBinding", "skillport-tenant", Some("team-a"));
     assert_eq!(
         binding["roleRef"],
         serde_json::json!({
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
-            "name": "skillport-secret-reader",
+            "name": "skillport-tenant",
         }),
         "the RoleBinding in team-a binds the wrong role"
     );
@@ -253,10 +252,10 @@ fn namespaced_secret_access_binds_the_secret_reader_in_each_namespace() {
         binding["subjects"],
         serde_json::json!([{
             "kind": "ServiceAccount",
-            "name": "skillport-operator",
-            "namespace": "skillport-system",
+            "name": "skillport",
+            "namespace": "team-a",
         }]),
-        "the RoleBinding in team-a binds the wrong subjects (want the operator's ServiceAccount)"
+        "the RoleBinding in team-a binds the wrong subjects (want team-a's skillport account)"
     );
 }
 

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
 use support::{
-    NAMESPACE, WebhookFiles, create_pull_secret, deploy_kustomization, events_for, gitops_apply,
-    log_to_test_output, prepare_node, prepare_node_with, push_skill, skill_set, wait_condition,
+    NAMESPACE, WebhookFiles, deploy_kustomization, events_for, gitops_apply, log_to_test_output,
+    prepare_node, prepare_node_with, push_skill, skill_set, tenant_namespace, wait_condition,
     wait_for, write_kustomization,
 };
 
@@ -594,8 +594,7 @@ async fn node_the_operator_from_deploy_runs_on_the_node_and_attaches() {
     let admin = node.client();
     wait_for_operator(&node).await;
 
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
+    tenant_namespace(cluster, &registry, work.path()).await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
     gitops_apply(&deployments, &agent_deployment(&node, "installed"))

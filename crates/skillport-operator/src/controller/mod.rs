@@ -61,6 +61,9 @@ pub struct Config {
     /// Serve the admission webhook (every replica, leader or not): where, and with which
     /// certificate.
     pub webhook: Option<WebhookServing>,
+    /// The ServiceAccount (of the SkillSet's own namespace) the operator acts as for a SkillSet
+    /// that names none in `spec.serviceAccountName` ([`crate::tenant`]).
+    pub default_service_account: String,
 }
 
 /// Where the admission webhook listens, and its certificate and key files.
@@ -89,7 +92,10 @@ type Written = (Option<String>, SkillSetStatus);
 
 /// What every reconcile shares.
 pub struct Context {
+    /// The operator's own client: watches, SkillSet finalizers and status, Events, the probe.
+    /// Whatever is done on a SkillSet's behalf goes through [`Context::tenant`] instead.
     client: Client,
+    default_service_account: String,
     options: Options,
     resolver: Resolver,
     capability: Capability,
@@ -132,6 +138,7 @@ impl Context {
         };
         Context {
             client: client.clone(),
+            default_service_account: config.default_service_account.clone(),
             options,
             resolver: Resolver::new(config.ca_files.clone()),
             capability: Capability::new(
@@ -149,6 +156,23 @@ impl Context {
     }
 }
 
+/// A client acting as a SkillSet's ServiceAccount, in its namespace.
+struct Tenant<'a> {
+    client: Client,
+    namespace: String,
+    account: &'a str,
+}
+
+impl Tenant<'_> {
+    /// A refusal by RBAC, said with what to grant.
+    fn forbidden(&self, status: &str) -> String {
+        format!(
+            "{status}; {}",
+            crate::tenant::grant_hint(&self.namespace, self.account)
+        )
+    }
+}
+
 /// Why a SkillSet's image volumes failed: the condition reason and the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageVolumeFailure {
@@ -157,6 +181,19 @@ pub struct ImageVolumeFailure {
 }
 
 impl Context {
+    /// The client that acts for `skill_set` (its namespace's ServiceAccount), and the account's
+    /// name.
+    fn tenant<'a>(&'a self, skill_set: &'a SkillSet) -> Tenant<'a> {
+        let namespace = skill_set.namespace().unwrap_or_default();
+        let account =
+            crate::tenant::service_account(&skill_set.spec, &self.default_service_account);
+        Tenant {
+            client: crate::tenant::client(&self.client, &namespace, account),
+            namespace,
+            account,
+        }
+    }
+
     /// The SkillSet's status as it stands: the cached one, or ours when the cache still shows
     /// the object from before our last status write.
     fn known_status(&self, skill_set: &SkillSet) -> SkillSetStatus {
@@ -251,6 +288,7 @@ pub async fn run(
             start_webhook(
                 &client,
                 &ctx.options,
+                &config.default_service_account,
                 serving,
                 until_stopped(),
                 stop.clone(),
@@ -323,6 +361,7 @@ fn identity(config: &Config) -> String {
 async fn start_webhook(
     client: &Client,
     options: &Options,
+    default_service_account: &str,
     serving: &WebhookServing,
     shutdown: impl Future<Output = ()> + Send + 'static,
     stop: tokio::sync::watch::Sender<bool>,
@@ -332,8 +371,11 @@ async fn start_webhook(
     let tcp = tokio::net::TcpListener::bind(serving.addr)
         .await
         .with_context(|| format!("binding the webhook address {}", serving.addr))?;
-    let (admission, cache) =
-        crate::webhook::admission::Admission::start(client.clone(), options.clone());
+    let (admission, cache) = crate::webhook::admission::Admission::start(
+        client.clone(),
+        options.clone(),
+        default_service_account,
+    );
     let router = crate::webhook::limited(crate::webhook::admission::router(admission));
     let files = serving.tls.clone();
     Ok(tokio::spawn(async move {

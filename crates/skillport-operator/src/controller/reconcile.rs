@@ -21,7 +21,7 @@ use skillport_fetch::git::GitCredentials;
 
 use super::resolve::{PullSecret, ResolveFailure};
 use super::status::{self, Transition};
-use super::{Context, Error};
+use super::{Context, Error, Tenant};
 use crate::api::{
     Delivery, ResolvedSkill, SkillSet, SkillSetStatus, WorkloadKind, WorkloadRef, condition, reason,
 };
@@ -92,7 +92,6 @@ impl Outcome {
 }
 
 async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
-    let namespace = skill_set.namespace().unwrap_or_default();
     let spec = &skill_set.spec;
     let before = ctx.known_status(skill_set);
     let mut outcome = Outcome {
@@ -134,22 +133,56 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
-    // 3. The workload: release the one we left, attach to the one named.
+    // 3. The workload: release the one we left, attach to the one named — as the SkillSet's
+    // ServiceAccount, so that RBAC of its namespace decides.
+    let tenant = ctx.tenant(skill_set);
+    let retry = match place(skill_set, ctx, &tenant, mode, &before, &mut outcome).await {
+        Ok(retry) => retry,
+        Err(Error::Kube(kube::Error::Api(status))) if status.is_forbidden() => {
+            outcome.not_ready(reason::FORBIDDEN, &tenant.forbidden(&status.message));
+            Some(RETRY_LATER)
+        }
+        Err(err) => return Err(err),
+    };
+    if let Some(failure) = &resolved_failure {
+        tracing::info!(skill_set = %key, %failure, "kept the skills resolved before");
+    }
+    finish(
+        skill_set,
+        ctx,
+        outcome,
+        &before,
+        retry.map_or(requeue, |r| r.min(requeue)),
+    )
+    .await
+}
+
+/// Releases the workload the SkillSet left and attaches to the one it names, or readies it for
+/// injection; `Some(retry)` when it could not (the reason is in `outcome`).
+async fn place(
+    skill_set: &SkillSet,
+    ctx: &Context,
+    tenant: &Tenant<'_>,
+    mode: Mode,
+    before: &SkillSetStatus,
+    outcome: &mut Outcome,
+) -> Result<Option<Duration>, Error> {
+    let spec = &skill_set.spec;
     if let Some(previous) = &before.workload
         && spec.workload_ref.as_ref() != Some(previous)
     {
-        release(ctx, &namespace, previous).await?;
+        release(ctx, tenant, previous).await?;
         outcome.status.workload = None;
     }
     let Some(workload) = spec.workload_ref.clone() else {
         // Pods labelled with the SkillSet get the skills at admission (the webhook).
-        ready_for_injection(skill_set, ctx, mode, &before, &mut outcome).await?;
-        return finish(skill_set, ctx, outcome, &before, requeue).await;
+        ready_for_injection(skill_set, ctx, tenant, mode, before, outcome).await?;
+        return Ok(None);
     };
     if let Some(retry) =
-        attach_workload(skill_set, ctx, &workload, mode, &before, &mut outcome).await?
+        attach_workload(skill_set, ctx, tenant, &workload, mode, before, outcome).await?
     {
-        return finish(skill_set, ctx, outcome, &before, retry.min(requeue)).await;
+        return Ok(Some(retry));
     }
     outcome.status.workload = Some(workload.clone());
     outcome.status.delivery = Some(mode.delivery());
@@ -165,10 +198,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
             mode.as_str()
         ),
     );
-    if let Some(failure) = &resolved_failure {
-        tracing::info!(skill_set = %key, %failure, "kept the skills resolved before");
-    }
-    finish(skill_set, ctx, outcome, &before, requeue).await
+    Ok(None)
 }
 
 /// No `workloadRef`: Pods labelled `skillport.dev/skillset` get the skills at admission. Those
@@ -177,6 +207,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
 async fn ready_for_injection(
     skill_set: &SkillSet,
     ctx: &Context,
+    tenant: &Tenant<'_>,
     mode: Mode,
     before: &SkillSetStatus,
     outcome: &mut Outcome,
@@ -203,7 +234,7 @@ async fn ready_for_injection(
             outcome.not_ready(why, &err.to_string());
         }
         Ok(resources) => {
-            sync_plan(ctx, skill_set, &resources, before).await?;
+            sync_plan(ctx, tenant, skill_set, &resources, before).await?;
             outcome.set(
                 condition::READY,
                 true,
@@ -221,15 +252,16 @@ async fn ready_for_injection(
 async fn attach_workload(
     skill_set: &SkillSet,
     ctx: &Context,
+    tenant: &Tenant<'_>,
     workload: &WorkloadRef,
     mode: Mode,
     before: &SkillSetStatus,
     outcome: &mut Outcome,
 ) -> Result<Option<Duration>, Error> {
-    let namespace = skill_set.namespace().unwrap_or_default();
+    let namespace = &tenant.namespace;
     let name = skill_set.name_any();
     let spec = &skill_set.spec;
-    let api = workload_api(ctx, &namespace, workload.kind);
+    let api = workload_api(tenant, workload.kind);
     let Some(live) = api.get_opt(&workload.name).await? else {
         outcome.not_ready(
             reason::WORKLOAD_NOT_FOUND,
@@ -272,8 +304,8 @@ async fn attach_workload(
     };
 
     // 5. Apply: the plan ConfigMap first (pods must find it), then the workload.
-    sync_plan(ctx, skill_set, &resources, before).await?;
-    let body = attach::apply_body(workload.kind, &namespace, &workload.name, &resources);
+    sync_plan(ctx, tenant, skill_set, &resources, before).await?;
+    let body = attach::apply_body(workload.kind, namespace, &workload.name, &resources);
     let live_value = serde_json::to_value(&live).expect("objects serialise");
     if !attach::is_current(&live_value, &owned, &Owned::of(&resources), &body) {
         let stored = api
@@ -288,7 +320,7 @@ async fn attach_workload(
             // What the server stored is what counts: take the rest back off, remember it for
             // this SkillSet (Auto falls back to InitContainer; a forced ImageVolume stays
             // unattached instead of being applied again), and say so.
-            release(ctx, &namespace, workload).await?;
+            release(ctx, tenant, workload).await?;
             outcome.status.workload = None;
             let fallback = if spec.delivery == Delivery::Auto {
                 "; falling back to InitContainer"
@@ -397,7 +429,7 @@ async fn finish(
                 EventType::Warning
             },
             reason: change.reason.clone(),
-            note: Some(truncate(&change.message, 1024)),
+            note: Some(status::truncate(&change.message, 1024)),
             action: change.type_.clone(),
             secondary: None,
         };
@@ -434,7 +466,6 @@ async fn finish(
 }
 
 async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
-    let namespace = skill_set.namespace().unwrap_or_default();
     let status = skill_set.status.clone().unwrap_or_default();
     // Both: the workload attached last, and the one named now (a crash between apply and
     // status write leaves fields there that status does not name yet).
@@ -444,8 +475,34 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     {
         workloads.push(named.clone());
     }
+    let tenant = ctx.tenant(skill_set);
     for workload in &workloads {
-        release(ctx, &namespace, workload).await?;
+        match release(ctx, &tenant, workload).await {
+            // The namespace took the rights away (or is being deleted, its RoleBindings first):
+            // what we applied stays on the workload, and the SkillSet goes. Holding it would
+            // block the namespace's deletion for good.
+            Err(Error::Kube(err)) if crate::tenant::is_forbidden(&err) => {
+                let message = format!(
+                    "could not take the skills off {} {:?}: {err}; they stay there until \
+                     removed by hand",
+                    workload.kind.as_str(),
+                    workload.name
+                );
+                tracing::warn!(skill_set = %skill_set.name_any(), %message, "released nothing");
+                let event = Event {
+                    type_: EventType::Warning,
+                    reason: reason::FORBIDDEN.to_owned(),
+                    note: Some(status::truncate(&message, 1024)),
+                    action: "Cleanup".to_owned(),
+                    secondary: None,
+                };
+                let _ = ctx
+                    .recorder
+                    .publish(&event, &skill_set.object_ref(&()))
+                    .await;
+            }
+            result => result?,
+        }
     }
     let key = ObjectRef::from_obj(skill_set);
     ctx.resolutions.lock().await.remove(&key);
@@ -460,8 +517,8 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Takes every field we own off `workload` (an apply of nothing), if it exists.
-async fn release(ctx: &Context, namespace: &str, workload: &WorkloadRef) -> Result<(), Error> {
-    let api = workload_api(ctx, namespace, workload.kind);
+async fn release(ctx: &Context, tenant: &Tenant<'_>, workload: &WorkloadRef) -> Result<(), Error> {
+    let api = workload_api(tenant, workload.kind);
     let Some(live) = api.get_opt(&workload.name).await? else {
         return Ok(());
     };
@@ -469,7 +526,7 @@ async fn release(ctx: &Context, namespace: &str, workload: &WorkloadRef) -> Resu
     if owned.items.is_empty() {
         return Ok(());
     }
-    let body = attach::release_body(workload.kind, namespace, &workload.name);
+    let body = attach::release_body(workload.kind, &tenant.namespace, &workload.name);
     api.patch(
         &workload.name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -477,7 +534,7 @@ async fn release(ctx: &Context, namespace: &str, workload: &WorkloadRef) -> Resu
     )
     .await?;
     ctx.metrics.wrote(workload.kind.as_str());
-    tracing::info!(namespace, workload = %workload.name, "released");
+    tracing::info!(namespace = %tenant.namespace, workload = %workload.name, "released");
     Ok(())
 }
 
@@ -487,8 +544,9 @@ async fn resolve(
     ctx: &Context,
 ) -> Result<Vec<ResolvedSkill>, ResolveFailure> {
     let started = Instant::now();
-    let namespace = skill_set.namespace().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Read as the SkillSet's ServiceAccount: a Secret it may not get is not used.
+    let tenant = ctx.tenant(skill_set);
+    let secrets: Api<Secret> = Api::namespaced(tenant.client.clone(), &tenant.namespace);
     let spec = &skill_set.spec;
     let failure = |message: String, transient: bool| ResolveFailure {
         skill: String::new(),
@@ -497,11 +555,14 @@ async fn resolve(
     };
     let read = |name: String| {
         let secrets = secrets.clone();
+        let tenant = &tenant;
         async move {
-            secrets
-                .get_opt(&name)
-                .await
-                .map_err(|err| failure(format!("reading Secret {name:?}: {err}"), true))
+            secrets.get_opt(&name).await.map_err(|err| match err {
+                kube::Error::Api(status) if status.is_forbidden() => {
+                    failure(tenant.forbidden(&status.message), false)
+                }
+                err => failure(format!("reading Secret {name:?}: {err}"), true),
+            })
         }
     };
     let mut pull_secrets = Vec::new();
@@ -581,16 +642,17 @@ fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
 /// when the SkillSet leaves InitContainer.
 async fn sync_plan(
     ctx: &Context,
+    tenant: &Tenant<'_>,
     skill_set: &SkillSet,
     resources: &SkillResources,
     before: &SkillSetStatus,
 ) -> Result<(), Error> {
-    let namespace = skill_set.namespace().unwrap_or_default();
+    let api: Api<ConfigMap> = Api::namespaced(tenant.client.clone(), &tenant.namespace);
     match &resources.plan {
-        Some(plan) => ensure_plan(ctx, skill_set, &namespace, plan).await,
+        Some(plan) => ensure_plan(ctx, &api, skill_set, plan).await,
         None if before.delivery == Some(Delivery::InitContainer) => {
             let name = names::plan_config_map(&skill_set.name_any());
-            remove_plan(ctx, &namespace, &name).await
+            remove_plan(ctx, &api, &name).await
         }
         None => Ok(()),
     }
@@ -599,11 +661,11 @@ async fn sync_plan(
 /// Creates or updates the plan ConfigMap (owned by the SkillSet) when it differs.
 async fn ensure_plan(
     ctx: &Context,
+    api: &Api<ConfigMap>,
     skill_set: &SkillSet,
-    namespace: &str,
     plan: &crate::translate::PlanConfigMap,
 ) -> Result<(), Error> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+    let namespace = skill_set.namespace().unwrap_or_default();
     let owner = skill_set
         .controller_owner_ref(&())
         .expect("a SkillSet from the API has a name and uid");
@@ -638,8 +700,7 @@ async fn ensure_plan(
     Ok(())
 }
 
-async fn remove_plan(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+async fn remove_plan(ctx: &Context, api: &Api<ConfigMap>, name: &str) -> Result<(), Error> {
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => {
             ctx.metrics.wrote("ConfigMap");
@@ -659,18 +720,8 @@ fn kept_image_volumes(stored: &DynamicObject, resources: &SkillResources) -> boo
     attach::contains(&stored.data, &body)
 }
 
-fn workload_api(ctx: &Context, namespace: &str, kind: WorkloadKind) -> Api<DynamicObject> {
+/// The workloads of `kind` in the tenant's namespace, as the tenant.
+fn workload_api(tenant: &Tenant<'_>, kind: WorkloadKind) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", kind.as_str()));
-    Api::namespaced_with(ctx.client.clone(), namespace, &resource)
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    Api::namespaced_with(tenant.client.clone(), &tenant.namespace, &resource)
 }

@@ -14,7 +14,7 @@ use skillport_oci::spec::annotation;
 use skillport_registry::auth::{AuthFile, Credentials};
 use skillport_registry::{Client, ClientOptions, RegistryError};
 
-use crate::api::{ResolvedSkill, Skill, SkillSetSpec};
+use crate::api::{MAX_DESCRIPTION, MAX_VERSION, ResolvedSkill, Skill, SkillSetSpec};
 
 /// Skills resolved at once.
 const PARALLEL: usize = 8;
@@ -177,8 +177,14 @@ impl Resolver {
                     name: skill.name.clone(),
                     digest: Some(document.descriptor.digest.to_string()),
                     commit: None,
-                    version: annotations.get(annotation::VERSION).cloned(),
-                    description: annotations.get(annotation::DESCRIPTION).cloned(),
+                    // Capped: a registry may send megabytes, which would go into status,
+                    // caches and every request that carries them.
+                    version: annotations
+                        .get(annotation::VERSION)
+                        .map(|text| super::status::truncate(text, MAX_VERSION)),
+                    description: annotations
+                        .get(annotation::DESCRIPTION)
+                        .map(|text| super::status::truncate(text, MAX_DESCRIPTION)),
                 }
             }
             (None, Some(source), _) => {

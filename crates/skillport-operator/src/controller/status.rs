@@ -5,6 +5,21 @@ use k8s_openapi::jiff::{Timestamp, Unit};
 
 use crate::api::Condition;
 
+/// The longest condition message kept: messages may quote what a registry or git server said.
+const MAX_MESSAGE: usize = 4096;
+
+/// `text`, cut to at most `max` bytes (at a character boundary, ending in `…` when cut).
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// A condition change, for its Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
@@ -38,7 +53,7 @@ pub fn set(
         type_: type_.to_owned(),
         status: status_text.to_owned(),
         reason: reason.to_owned(),
-        message: message.to_owned(),
+        message: truncate(message, MAX_MESSAGE),
         observed_generation: generation,
         last_transition_time: match &existing {
             Some(c) if c.status == status_text => c.last_transition_time.clone(),

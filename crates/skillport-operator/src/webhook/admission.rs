@@ -25,7 +25,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::authentication::v1::UserInfo;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret};
+use kube::api::PostParams;
 use kube::core::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
 };
@@ -39,7 +44,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::api::{FailurePolicy, ResolvedSkill, SkillSet, SkillSetSpec, WorkloadKind, condition};
 use crate::inject::{SKILLSET_LABEL, inject};
 use crate::translate::{Mode, Options};
-use crate::validate::{Other, Verdict, validate};
+use crate::validate::{Denial, Other, Verdict, validate};
 use crate::webhook::MAX_BODY;
 
 /// Where Pods are sent for injection.
@@ -52,7 +57,10 @@ pub const VALIDATE_SKILL_SETS: &str = "/validate-skillsets";
 /// cache does not have it ready yet).
 #[derive(Clone)]
 pub struct Admission {
+    /// The operator's own client: the SkillSet cache, the namespace's SkillSets, access reviews.
+    /// Workloads and Secrets are read as the SkillSet's ServiceAccount ([`crate::tenant`]).
     client: Client,
+    default_service_account: Arc<str>,
     options: Arc<Options>,
     skill_sets: Store<SkillSet>,
     /// Request bodies being read and answered at once, in [`BUDGET_UNIT`]s: one of the largest
@@ -70,7 +78,11 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 impl Admission {
     /// The endpoints' state, and the task that keeps its SkillSet cache current (it runs until
     /// aborted).
-    pub fn start(client: Client, options: Options) -> (Admission, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        client: Client,
+        options: Options,
+        default_service_account: &str,
+    ) -> (Admission, tokio::task::JoinHandle<()>) {
         let (store, writer) = reflector::store();
         let stream = watcher(
             Api::<SkillSet>::all(client.clone()),
@@ -89,6 +101,7 @@ impl Admission {
         });
         let admission = Admission {
             client,
+            default_service_account: default_service_account.into(),
             options: Arc::new(options),
             skill_sets: store,
             budget: Arc::new(Semaphore::new(MAX_BODY.div_ceil(BUDGET_UNIT))),
@@ -161,24 +174,51 @@ impl Admission {
         }
     }
 
-    /// What [`validate`] needs to know about the namespace.
-    async fn facts(&self, namespace: &str, name: &str, spec: &SkillSetSpec) -> kube::Result<Facts> {
+    /// What [`validate`] needs to know about the namespace, and what the requesting `user` may
+    /// not do that the SkillSet would have the operator do.
+    async fn facts(
+        &self,
+        namespace: &str,
+        name: &str,
+        spec: &SkillSetSpec,
+        user: &UserInfo,
+    ) -> kube::Result<Facts> {
+        let forbidden = self.forbidden(namespace, spec, user).await?;
+        // Read as the SkillSet's ServiceAccount, as the operator will: the answer says no more
+        // about the namespace than that account may know.
+        let account = crate::tenant::service_account(spec, &self.default_service_account);
+        let tenant = crate::tenant::client(&self.client, namespace, account);
+        let mut warnings = Vec::new();
         let template = match &spec.workload_ref {
             None => None,
-            Some(workload) => match workload.kind {
-                WorkloadKind::Deployment => {
-                    Api::<Deployment>::namespaced(self.client.clone(), namespace)
-                        .get_opt(&workload.name)
-                        .await?
-                        .and_then(|d| d.spec.map(|s| s.template))
+            Some(workload) => {
+                let found = match workload.kind {
+                    WorkloadKind::Deployment => {
+                        Api::<Deployment>::namespaced(tenant.clone(), namespace)
+                            .get_opt(&workload.name)
+                            .await
+                            .map(|found| found.and_then(|d| d.spec.map(|s| s.template)))
+                    }
+                    WorkloadKind::StatefulSet => {
+                        Api::<StatefulSet>::namespaced(tenant.clone(), namespace)
+                            .get_opt(&workload.name)
+                            .await
+                            .map(|found| found.and_then(|s| s.spec.map(|s| s.template)))
+                    }
+                };
+                match found {
+                    Ok(template) => template,
+                    Err(kube::Error::Api(status)) if status.is_forbidden() => {
+                        warnings.push(format!(
+                            "skillport: {}; until it may, the skills are not attached ({})",
+                            status.message,
+                            crate::tenant::grant_hint(namespace, account)
+                        ));
+                        None
+                    }
+                    Err(err) => return Err(err),
                 }
-                WorkloadKind::StatefulSet => {
-                    Api::<StatefulSet>::namespaced(self.client.clone(), namespace)
-                        .get_opt(&workload.name)
-                        .await?
-                        .and_then(|s| s.spec.map(|s| s.template))
-                }
-            },
+            }
         };
         // From the API server, not the watch cache: two SkillSets claiming one workload in
         // quick succession must see each other.
@@ -189,14 +229,14 @@ impl Admission {
             .into_iter()
             .filter(|other| other.metadata.name.as_deref() != Some(name))
             .collect();
-        let secrets = Api::<Secret>::namespaced(self.client.clone(), namespace);
+        let secrets = Api::<Secret>::namespaced(tenant, namespace);
         let mut missing_secrets = Vec::new();
         for secret in &spec.image_pull_secrets {
             match secrets.get_metadata_opt(&secret.name).await {
                 Ok(Some(_)) => {}
                 Ok(None) => missing_secrets.push(secret.name.clone()),
-                // Secret access narrowed to some namespaces (deploy/rbac.yaml): not knowing is
-                // no reason to warn, nor to deny.
+                // The account may not read it: the operator will say so on the SkillSet; the
+                // webhook says nothing about a Secret it may not see.
                 Err(kube::Error::Api(status)) if status.is_forbidden() => {}
                 Err(err) => return Err(err),
             }
@@ -205,7 +245,111 @@ impl Admission {
             template,
             others,
             missing_secrets,
+            forbidden,
+            warnings,
         })
+    }
+
+    /// What the requesting `user` may not do of what the SkillSet has the operator do for it
+    /// (a SubjectAccessReview each): get and patch the workload, get each Secret it names. The
+    /// operator acts as the namespace's ServiceAccount anyway; this is the early, clear "no".
+    async fn forbidden(
+        &self,
+        namespace: &str,
+        spec: &SkillSetSpec,
+        user: &UserInfo,
+    ) -> kube::Result<Vec<Denial>> {
+        let mut asks: Vec<(String, &str, &str, &str, String)> = Vec::new();
+        if let Some(workload) = &spec.workload_ref {
+            let resource = match workload.kind {
+                WorkloadKind::Deployment => "deployments",
+                WorkloadKind::StatefulSet => "statefulsets",
+            };
+            for verb in ["get", "patch"] {
+                asks.push((
+                    "spec.workloadRef".into(),
+                    verb,
+                    "apps",
+                    resource,
+                    workload.name.clone(),
+                ));
+            }
+        }
+        for (index, secret) in spec.image_pull_secrets.iter().enumerate() {
+            asks.push((
+                format!("spec.imagePullSecrets[{index}]"),
+                "get",
+                "",
+                "secrets",
+                secret.name.clone(),
+            ));
+        }
+        if let Some(secret) = &spec.git_auth_secret_ref {
+            asks.push((
+                "spec.gitAuthSecretRef".into(),
+                "get",
+                "",
+                "secrets",
+                secret.name.clone(),
+            ));
+        }
+        let reviews = Api::<SubjectAccessReview>::all(self.client.clone());
+        let answers =
+            futures_util::future::join_all(asks.iter().map(|(_, verb, group, resource, name)| {
+                let review = access_review(user, namespace, verb, group, resource, name);
+                let reviews = reviews.clone();
+                async move { reviews.create(&PostParams::default(), &review).await }
+            }))
+            .await;
+        let who = user.username.as_deref().unwrap_or("(unknown)");
+        let mut denials = Vec::new();
+        for ((field, verb, group, resource, name), answer) in asks.iter().zip(answers) {
+            if answer?.status.is_some_and(|status| status.allowed) {
+                continue;
+            }
+            let resource = if group.is_empty() {
+                (*resource).to_owned()
+            } else {
+                format!("{resource}.{group}")
+            };
+            denials.push(Denial {
+                field: field.clone(),
+                message: format!(
+                    "{who} may not {verb} {resource} {name:?} in namespace {namespace}, so a \
+                     SkillSet of theirs may not have the operator do it"
+                ),
+            });
+        }
+        Ok(denials)
+    }
+}
+
+/// A SubjectAccessReview: may `user` `verb` `resource` `name` of `group` in `namespace`?
+fn access_review(
+    user: &UserInfo,
+    namespace: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    name: &str,
+) -> SubjectAccessReview {
+    SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: user.username.clone(),
+            groups: user.groups.clone(),
+            uid: user.uid.clone(),
+            extra: user.extra.clone(),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_owned()),
+                verb: Some(verb.to_owned()),
+                group: Some(group.to_owned()),
+                resource: Some(resource.to_owned()),
+                name: Some(name.to_owned()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
     }
 }
 
@@ -268,7 +412,12 @@ async fn validate_skill_sets(State(admission): State<Admission>, request: Reques
     };
     let namespace = request.namespace.clone().unwrap_or_default();
     let response = match admission
-        .facts(&namespace, &request.name, &candidate.spec)
+        .facts(
+            &namespace,
+            &request.name,
+            &candidate.spec,
+            &request.user_info,
+        )
         .await
     {
         Ok(facts) => decide_skill_set(&request, &candidate.spec, &facts),
@@ -315,6 +464,11 @@ pub struct Facts {
     pub others: Vec<SkillSet>,
     /// The pull secrets named that do not exist.
     pub missing_secrets: Vec<String>,
+    /// What the requesting user may not do of what the SkillSet asks the operator to do.
+    pub forbidden: Vec<Denial>,
+    /// Said to the user, the SkillSet admitted (e.g. its ServiceAccount may not read the
+    /// workload).
+    pub warnings: Vec<String>,
 }
 
 /// The answer to a SkillSet create or update: denied with every field at fault (in the message
@@ -332,9 +486,14 @@ pub fn decide_skill_set(
             spec: &other.spec,
         })
         .collect();
-    let Verdict { denials, warnings } = validate(spec, facts.template.as_ref(), &others, |name| {
+    let Verdict {
+        mut denials,
+        mut warnings,
+    } = validate(spec, facts.template.as_ref(), &others, |name| {
         !facts.missing_secrets.iter().any(|missing| missing == name)
     });
+    denials.splice(0..0, facts.forbidden.iter().cloned());
+    warnings.extend(facts.warnings.iter().cloned());
     let mut response = AdmissionResponse::from(request);
     if !warnings.is_empty() {
         response.warnings = Some(warnings);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -267,10 +268,46 @@ pub async fn prepare_with(
     webhook: Option<&WebhookFiles>,
 ) -> kube::Client {
     install_with(cluster, webhook.map(WebhookFiles::at).as_ref()).await;
+    tenant_namespace(cluster, registry, work).await
+}
+
+/// The agents' namespace as a namespace admin sets it up for SkillSets (the README's quick
+/// start): its `skillport` ServiceAccount bound to the ClusterRole skillport-tenant, and the
+/// registry's pull secret. Returns an admin client.
+pub async fn tenant_namespace(cluster: &Cluster, registry: &Registry, work: &Path) -> kube::Client {
     let admin = cluster.client();
     cluster.create_namespace(NAMESPACE).await;
+    grant_tenant(&admin, NAMESPACE, "skillport", "skillport-tenant").await;
     create_pull_secret(&admin, registry, work).await;
     admin
+}
+
+/// ServiceAccount `namespace/account`, bound in its namespace to ClusterRole `role`.
+pub async fn grant_tenant(admin: &kube::Client, namespace: &str, account: &str, role: &str) {
+    let service_account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": account}})).unwrap();
+    match Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &service_account)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(err) => panic!("creating ServiceAccount {namespace}/{account}: {err}"),
+    }
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("{account}-{role}")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
+        .patch(
+            &format!("{account}-{role}"),
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("binding {role} to {namespace}/{account}: {err}"));
 }
 
 /// [`prepare`] on a test node, then the operator, its init image the static `skillport`
@@ -317,6 +354,7 @@ pub fn config(registry: &Registry) -> Config {
         leader_election: None,
         identity: None,
         webhook: None,
+        default_service_account: skillport_operator::tenant::DEFAULT_SERVICE_ACCOUNT.into(),
     }
 }
 
