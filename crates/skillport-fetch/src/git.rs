@@ -31,8 +31,9 @@
 //!   half-written files) is removed on success and on every error.
 //! - No `git` program, ssh or credential helper is run; `ssh://`, `file://`, scp-style and
 //!   local-path URLs are refused rather than handed to one.
-//! - Credentials go only into the `Authorization` header of HTTPS requests to the URL's own
-//!   host — never over plain `http://` (refused up front), never after a redirect (not
+//! - Credentials go only into the `Authorization` header of HTTPS requests to a host the Secret
+//!   names (its `host` key; a token for one server is never offered to a URL of another) and
+//!   the URL's own host — never over plain `http://` (refused up front), never after a redirect (not
 //!   followed when credentials are given), never in argv, the environment, a log line or an
 //!   error. Every error names the URL with any `user:password@` and query string removed; a
 //!   URL with userinfo is refused (credentials belong in a Secret, not in the plan).
@@ -80,13 +81,16 @@ pub struct GitSource {
     pub path: Option<String>,
 }
 
-/// HTTP basic credentials for a git server, from a mounted Secret.
+/// HTTP basic credentials for a git server, from a mounted Secret, bound to the hosts they are
+/// for: [`fetch`] and [`resolve`] offer them to no other host.
 ///
-/// `{:?}` shows the username and `<redacted>` for the password.
+/// `{:?}` shows the username and hosts, and `<redacted>` for the password.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GitCredentials {
     pub username: String,
     pub password: Secret,
+    /// `host` or `host:port` (lowercase; port 443 when not given), from the Secret's `host` key.
+    pub hosts: Vec<String>,
 }
 
 /// Limits and TLS settings for [`fetch`].
@@ -340,6 +344,7 @@ pub fn fetch(
     dest: &Path,
     options: &GitOptions,
 ) -> Result<GitFetched, GitError> {
+    let credentials = credentials.filter(|credentials| credentials.is_for(&source.url));
     let target = remote::Target::new(source, credentials.is_some())?;
     let subpath = tree::clean_subpath(source.path.as_deref()).map_err(|reason| GitError::Path {
         url: target.display_url.clone(),
@@ -394,6 +399,7 @@ pub fn resolve(
     credentials: Option<&GitCredentials>,
     options: &GitOptions,
 ) -> Result<String, GitError> {
+    let credentials = credentials.filter(|credentials| credentials.is_for(&source.url));
     let target = remote::Target::new(source, credentials.is_some())?;
     if remote::is_full_sha(&source.reference) {
         return Ok(source.reference.to_ascii_lowercase());

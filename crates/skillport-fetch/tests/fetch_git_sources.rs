@@ -23,6 +23,7 @@ fn mount_git_secret(fixture: &Fixture, name: &str, username: &str, password: &st
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("username"), format!("{username}\n")).unwrap();
     fs::write(dir.join("password"), format!("{password}\n")).unwrap();
+    fs::write(dir.join("host"), format!("{}\n", fixture.https_host())).unwrap();
     dir.display().to_string()
 }
 

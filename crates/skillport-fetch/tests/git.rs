@@ -298,8 +298,9 @@ fn https_with_basic_auth_from_a_mounted_secret_folder() {
     fs::create_dir_all(&data).unwrap();
     fs::write(data.join("username"), format!("{USER}\n")).unwrap();
     fs::write(data.join("password"), format!("{PASSWORD}\r\n")).unwrap();
+    fs::write(data.join("host"), format!("{}\n", fixture.https_host())).unwrap();
     std::os::unix::fs::symlink(data.file_name().unwrap(), secret.join("..data")).unwrap();
-    for key in ["username", "password"] {
+    for key in ["username", "password", "host"] {
         std::os::unix::fs::symlink(format!("..data/{key}"), secret.join(key)).unwrap();
     }
     let credentials = GitCredentials::read(&secret).unwrap();
@@ -323,6 +324,11 @@ fn https_with_a_token_secret_and_a_commit_sha() {
     let secret = fixture.out_of_tree("token-secret");
     fs::create_dir_all(&secret).unwrap();
     fs::write(secret.join("token"), format!("{TOKEN}\n")).unwrap();
+    fs::write(
+        secret.join("host"),
+        format!("https://{}/", fixture.https_host()),
+    )
+    .unwrap();
     let credentials = GitCredentials::read(&secret).unwrap();
     assert_eq!(credentials.username, TOKEN_USERNAME);
 
@@ -345,10 +351,7 @@ fn https_with_a_token_secret_and_a_commit_sha() {
 fn https_refuses_a_wrong_password_or_none_without_showing_it() {
     let fixture = Fixture::new();
     let wrong = "wrong-password-d41d8cd98f00";
-    let credentials = GitCredentials {
-        username: USER.into(),
-        password: Secret::new(wrong),
-    };
+    let credentials = GitCredentials::new(USER, Secret::new(wrong), &fixture.https_host()).unwrap();
     let (result, dest) = fetch_into(
         &fixture,
         &source(&fixture.https_url(), "main", None),
@@ -396,7 +399,7 @@ fn https_refuses_a_wrong_password_or_none_without_showing_it() {
 #[test]
 fn https_needs_the_servers_ca_unless_told_to_skip_verification() {
     let fixture = Fixture::new();
-    let credentials = fixture::credentials();
+    let credentials = fixture.credentials();
     let (result, dest) = fetch_into(
         &fixture,
         &source(&fixture.https_url(), "main", None),
@@ -433,10 +436,17 @@ fn plain_http_works_without_credentials_and_never_carries_them() {
     assert_eq!(fetched.unwrap().commit, fixture.commits.feature);
     fs::remove_dir_all(&dest).unwrap();
 
+    // Credentials bound to the plain-HTTP server's host are refused there, never sent.
+    let http_host = fixture.http_url()["http://".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let bound_to_http = GitCredentials::new(USER, Secret::new(PASSWORD), &http_host).unwrap();
     let (result, dest) = fetch_into(
         &fixture,
         &source(&fixture.http_url(), "feature", None),
-        Some(&fixture::credentials()),
+        Some(&bound_to_http),
         &options(),
     );
     let err = result.unwrap_err();
@@ -583,39 +593,72 @@ fn credential_secrets_of_every_shape() {
     };
     let basic = GitCredentials::read(&write(
         "basic",
-        &[("username", "ann\n"), ("password", "s3cret-1\n")],
+        &[
+            ("username", "ann\n"),
+            ("password", "s3cret-1\n"),
+            ("host", "Git.Example.com\n"),
+        ],
     ))
     .unwrap();
     assert_eq!(
         (basic.username.as_str(), basic.password.expose()),
         ("ann", "s3cret-1")
     );
-    let token = GitCredentials::read(&write("token", &[("token", "s3cret-2")])).unwrap();
+    assert_eq!(basic.hosts, ["git.example.com:443"]);
+    assert!(basic.is_for("https://git.example.com/org/skills.git"));
+    assert!(basic.is_for("https://GIT.example.com:443/org/skills.git"));
+    assert!(!basic.is_for("https://git.example.com:8443/org/skills.git"));
+    assert!(!basic.is_for("https://attacker.example/git.example.com/skills.git"));
+    assert!(!basic.is_for("https://git.example.com.attacker.example/skills.git"));
+    let token = GitCredentials::read(&write(
+        "token",
+        &[
+            ("token", "s3cret-2"),
+            ("host", "https://a.example, b.example:8443"),
+        ],
+    ))
+    .unwrap();
     assert_eq!(
         (token.username.as_str(), token.password.expose()),
         (TOKEN_USERNAME, "s3cret-2")
     );
+    assert_eq!(token.hosts, ["a.example:443", "b.example:8443"]);
+    assert!(token.is_for("https://b.example:8443/x.git"));
     let named = GitCredentials::read(&write(
         "named",
-        &[("username", "bot"), ("token", "s3cret-3\n")],
+        &[
+            ("username", "bot"),
+            ("token", "s3cret-3\n"),
+            ("host", "h.example"),
+        ],
     ))
     .unwrap();
     assert_eq!(
         (named.username.as_str(), named.password.expose()),
         ("bot", "s3cret-3")
     );
+    assert!(!format!("{named:?}").contains("s3cret"));
+    // A single file cannot say its host.
     let file = dir.path().join("just-a-token");
     fs::write(&file, "s3cret-4\n").unwrap();
-    let single = GitCredentials::read(&file).unwrap();
-    assert_eq!(
-        (single.username.as_str(), single.password.expose()),
-        (TOKEN_USERNAME, "s3cret-4")
-    );
-    assert!(!format!("{single:?}").contains("s3cret"));
+    let err = GitCredentials::read(&file).unwrap_err();
+    assert!(shown(&err).contains("host"), "{}", shown(&err));
+    assert!(!shown(&err).contains("s3cret"));
 
     for (name, files) in [
-        ("no-username", &[("password", "s3cret-5")][..]),
-        ("no-password", &[("username", "ann")][..]),
+        (
+            "no-username",
+            &[("password", "s3cret-5"), ("host", "h.example")][..],
+        ),
+        (
+            "no-password",
+            &[("username", "ann"), ("host", "h.example")][..],
+        ),
+        ("no-host", &[("token", "s3cret-9")][..]),
+        (
+            "bad-host",
+            &[("token", "s3cret-9"), ("host", "user@h.example")][..],
+        ),
         (
             "both",
             &[
@@ -684,6 +727,7 @@ fn fetches_with_no_git_on_path() {
     fs::create_dir(&secret).unwrap();
     fs::write(secret.join("username"), USER).unwrap();
     fs::write(secret.join("password"), PASSWORD).unwrap();
+    fs::write(secret.join("host"), fixture.https_host()).unwrap();
     let setup = [
         fixture.git_url(),
         fixture.https_url(),
@@ -736,7 +780,7 @@ fn redirects_are_followed_only_without_credentials() {
     let (result, dest) = fetch_into(
         &fixture,
         &source(&moved, "v2", None),
-        Some(&fixture::credentials()),
+        Some(&fixture.credentials()),
         &fixture.tls_options(),
     );
     let err = result.unwrap_err();
@@ -755,9 +799,8 @@ async fn runs_in_spawn_blocking_on_a_tokio_runtime() {
             let source = source(&fixture.https_url(), reference, Some("skills/code-review"));
             let dest = fixture.out().join(reference);
             let options = fixture.tls_options();
-            tokio::task::spawn_blocking(move || {
-                fetch(&source, Some(&fixture::credentials()), &dest, &options)
-            })
+            let credentials = fixture.credentials();
+            tokio::task::spawn_blocking(move || fetch(&source, Some(&credentials), &dest, &options))
         })
         .collect();
     let mut commits = Vec::new();

@@ -2,9 +2,12 @@
 //
 // A Secret mounts as a folder with one file per key (through `..data` symlinks, which reading
 // follows). `kubernetes.io/basic-auth` Secrets have `username` and `password`; a token-only
-// Secret has `token`. A single file (a key mounted with `subPath`) is read as a token. Values
-// lose trailing newlines (`kubectl create secret --from-file` keeps the editor's one); nothing
-// read here ever reaches a message.
+// Secret has `token`. Either needs `host`: the git server(s) the credential is for
+// (`git.example.com`, `git.example.com:8443` or `https://git.example.com`, comma-separated for
+// several), so that a SkillSet naming another host never gets it sent there. A single file (a
+// key mounted with `subPath`) cannot say a host and is refused. Values lose trailing newlines
+// (`kubectl create secret --from-file` keeps the editor's one); nothing read here ever reaches
+// a message.
 
 use std::fs;
 use std::io::{self, Read};
@@ -33,19 +36,22 @@ impl GitCredentials {
         };
         let metadata = fs::metadata(dir_or_file).map_err(|err| fail(err.to_string()))?;
         if !metadata.is_dir() {
-            let token = read_value(dir_or_file)
-                .map_err(|reason| fail(reason.into()))?
-                .ok_or_else(|| fail("the file is missing".into()))?;
-            return Ok(GitCredentials {
-                username: TOKEN_USERNAME.into(),
-                password: token,
-            });
+            return Err(fail(
+                "a single file cannot say which git host it is for: mount the whole Secret, \
+                 with a `host` key beside `token`"
+                    .into(),
+            ));
         }
         let key = |name: &str| {
             read_value(&dir_or_file.join(name)).map_err(|reason| fail(format!("{name}: {reason}")))
         };
-        GitCredentials::from_keys(key("username")?, key("password")?, key("token")?)
-            .map_err(|reason| fail(reason.into()))
+        GitCredentials::from_keys(
+            key("username")?,
+            key("password")?,
+            key("token")?,
+            key("host")?,
+        )
+        .map_err(fail)
     }
 
     /// Reads a Secret's data as the API returns it (the operator resolving git refs): the same
@@ -59,31 +65,111 @@ impl GitCredentials {
                 .map(Some)
                 .map_err(|reason| format!("{name}: {reason}")),
         };
-        GitCredentials::from_keys(key("username")?, key("password")?, key("token")?)
-            .map_err(str::to_owned)
+        GitCredentials::from_keys(
+            key("username")?,
+            key("password")?,
+            key("token")?,
+            key("host")?,
+        )
+    }
+
+    /// Whether these credentials are for `url`: its host and port are one of [`Self::hosts`].
+    /// (Over plain `http://` they are then refused, never sent.)
+    pub fn is_for(&self, url: &str) -> bool {
+        let Ok(url) = gix::url::parse(gix::bstr::BStr::new(url.trim())) else {
+            return false;
+        };
+        let (Some(host), Some(port)) = (url.host(), url.port_or_default()) else {
+            return false;
+        };
+        let wanted = format!("{}:{port}", host.to_ascii_lowercase());
+        self.hosts.iter().any(|bound| *bound == wanted)
     }
 
     fn from_keys(
         username: Option<Secret>,
         password: Option<Secret>,
         token: Option<Secret>,
-    ) -> Result<GitCredentials, &'static str> {
+        host: Option<Secret>,
+    ) -> Result<GitCredentials, String> {
         let username = username.map(|name| name.expose().to_owned());
-        match (username, password, token) {
+        let (username, password) = match (username, password, token) {
             (_, Some(_), Some(_)) => Err("it has both `password` and `token`; keep one"),
             (Some(username), _, _) if username.contains(':') => {
                 Err("`username` holds a colon, which basic auth cannot carry")
             }
-            (Some(username), Some(password), None) => Ok(GitCredentials { username, password }),
+            (Some(username), Some(password), None) => Ok((username, password)),
             (None, Some(_), None) => Err("it has `password` but no `username`"),
-            (username, None, Some(token)) => Ok(GitCredentials {
-                username: username.unwrap_or_else(|| TOKEN_USERNAME.into()),
-                password: token,
-            }),
+            (username, None, Some(token)) => {
+                Ok((username.unwrap_or_else(|| TOKEN_USERNAME.into()), token))
+            }
             (Some(_), None, None) => Err("it has `username` but no `password`"),
             (None, None, None) => Err("it has neither `username` and `password` nor `token`"),
-        }
+        }?;
+        let Some(host) = host else {
+            return Err(
+                "it has no `host` key: add one naming the git server the credential \
+                        is for (e.g. github.com, or git.example.com:8443); it is sent to that \
+                        host only"
+                    .into(),
+            );
+        };
+        let hosts = parse_hosts(host.expose())?;
+        Ok(GitCredentials {
+            username,
+            password,
+            hosts,
+        })
     }
+
+    /// Credentials for `username`/`password`, bound to `hosts` (`host[:port]`, comma-separated,
+    /// as the Secret's `host` key takes them).
+    pub fn new(username: &str, password: Secret, hosts: &str) -> Result<GitCredentials, String> {
+        GitCredentials::from_keys(
+            Some(Secret::new(username)),
+            Some(password),
+            None,
+            Some(Secret::new(hosts)),
+        )
+    }
+}
+
+/// The `host` key: comma-separated `host`, `host:port` or `https://host[:port]`, as
+/// `host:port` in lowercase (port 443 when not given).
+fn parse_hosts(text: &str) -> Result<Vec<String>, String> {
+    let mut hosts = Vec::new();
+    for entry in text
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
+        let bare = entry
+            .strip_prefix("https://")
+            .unwrap_or(entry)
+            .trim_end_matches('/');
+        let invalid = || {
+            format!(
+                "`host`: {entry:?} is not a host name (want git.example.com, \
+                 git.example.com:8443 or https://git.example.com)"
+            )
+        };
+        let (name, port) = match bare.rsplit_once(':') {
+            Some((name, port)) => (name, port.parse::<u16>().map_err(|_| invalid())?),
+            None => (bare, 443),
+        };
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !valid {
+            return Err(invalid());
+        }
+        hosts.push(format!("{}:{port}", name.to_ascii_lowercase()));
+    }
+    if hosts.is_empty() {
+        return Err("`host` names no host".into());
+    }
+    Ok(hosts)
 }
 
 /// The trimmed value of one key, `None` when the file does not exist. The error never quotes

@@ -116,11 +116,20 @@ impl Fixture {
     }
 }
 
-/// The HTTPS server's user and password.
-pub fn credentials() -> GitCredentials {
-    GitCredentials {
-        username: USER.into(),
-        password: Secret::new(PASSWORD),
+impl Fixture {
+    /// The HTTPS server's user and password, bound to its host and port.
+    pub fn credentials(&self) -> GitCredentials {
+        GitCredentials::new(
+            USER,
+            Secret::new(PASSWORD),
+            &format!("127.0.0.1:{}", self.servers.ports.https),
+        )
+        .unwrap()
+    }
+
+    /// The `host` key of a Secret for the HTTPS server.
+    pub fn https_host(&self) -> String {
+        format!("127.0.0.1:{}", self.servers.ports.https)
     }
 }
 

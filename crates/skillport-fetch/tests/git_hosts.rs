@@ -1,0 +1,108 @@
+//! Git credentials go only to the hosts their Secret names (issue 22, item 3): a SkillSet naming
+//! `https://attacker.example/x.git` with another team's `gitAuthSecretRef` must not send the
+//! token there. A recording HTTPS server answers every request 401 with a Basic challenge (what
+//! makes a git client offer its credentials) and keeps each `Authorization` header it got.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use skillport_fetch::git::{self, GitCredentials, GitOptions, GitSource};
+use skillport_registry::auth::Secret;
+use skillport_testkit::{TestCa, TlsServer};
+
+const TOKEN: &str = "team-token-7f3a9c";
+
+/// A server that challenges every request and records the `Authorization` headers it gets.
+async fn recording_server(ca: &TestCa) -> (TlsServer, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let router = Router::new().fallback(move |headers: HeaderMap| {
+        let record = record.clone();
+        async move {
+            if let Some(value) = headers.get(header::AUTHORIZATION) {
+                record
+                    .lock()
+                    .unwrap()
+                    .push(value.to_str().unwrap_or("?").to_owned());
+            }
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Basic realm=\"git\"")],
+            )
+                .into_response()
+        }
+    });
+    let server = TlsServer::start(router, &ca.issue_server(&["127.0.0.1"])).await;
+    (server, seen)
+}
+
+/// Resolves (the operator's `ls-refs`) and fetches (the init container's) `url` with
+/// `credentials`; both must fail, the server refusing everyone.
+async fn try_both(url: &str, credentials: &GitCredentials, ca: &TestCa) {
+    let source = GitSource {
+        url: url.to_owned(),
+        reference: "main".into(),
+        path: None,
+    };
+    let options = GitOptions {
+        ca_files: vec![ca.ca_file().to_path_buf()],
+        timeout: std::time::Duration::from_secs(20),
+        ..GitOptions::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let (source_2, credentials_2, options_2) =
+        (source.clone(), credentials.clone(), options.clone());
+    let resolved = tokio::task::spawn_blocking(move || {
+        git::resolve(&source_2, Some(&credentials_2), &options_2)
+    })
+    .await
+    .unwrap();
+    assert!(
+        resolved.is_err(),
+        "resolving against a server refusing everyone worked"
+    );
+    let dest = out.path().join("skill");
+    let credentials = credentials.clone();
+    let fetched = tokio::task::spawn_blocking(move || {
+        git::fetch(&source, Some(&credentials), &dest, &options)
+    })
+    .await
+    .unwrap();
+    assert!(
+        fetched.is_err(),
+        "fetching from a server refusing everyone worked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_token_is_never_sent_to_a_host_its_secret_does_not_name() {
+    let ca = TestCa::new();
+    let (server, seen) = recording_server(&ca).await;
+    let url = format!("{}/org/skills.git", server.url());
+
+    // The Secret is for git.example.com: the attacker's host gets no Authorization at all.
+    let elsewhere =
+        GitCredentials::new("x-access-token", Secret::new(TOKEN), "git.example.com").unwrap();
+    try_both(&url, &elsewhere, &ca).await;
+    let headers = seen.lock().unwrap().clone();
+    assert!(
+        headers.is_empty(),
+        "a host the Secret does not name received credentials: {headers:?}"
+    );
+
+    // The control: bound to this host, the same token is offered (the recorder does see it).
+    let here = GitCredentials::new(
+        "x-access-token",
+        Secret::new(TOKEN),
+        &format!("127.0.0.1:{}", server.port()),
+    )
+    .unwrap();
+    try_both(&url, &here, &ca).await;
+    let headers = seen.lock().unwrap().clone();
+    assert!(
+        headers.iter().any(|h| h.starts_with("Basic ")),
+        "the host the Secret names got no credentials (the recorder sees nothing?): {headers:?}"
+    );
+}
