@@ -605,11 +605,6 @@ fn credential_secrets_of_every_shape() {
         ("ann", "s3cret-1")
     );
     assert_eq!(basic.hosts, ["git.example.com:443"]);
-    assert!(basic.is_for("https://git.example.com/org/skills.git"));
-    assert!(basic.is_for("https://GIT.example.com:443/org/skills.git"));
-    assert!(!basic.is_for("https://git.example.com:8443/org/skills.git"));
-    assert!(!basic.is_for("https://attacker.example/git.example.com/skills.git"));
-    assert!(!basic.is_for("https://git.example.com.attacker.example/skills.git"));
     let token = GitCredentials::read(&write(
         "token",
         &[
@@ -623,7 +618,6 @@ fn credential_secrets_of_every_shape() {
         (TOKEN_USERNAME, "s3cret-2")
     );
     assert_eq!(token.hosts, ["a.example:443", "b.example:8443"]);
-    assert!(token.is_for("https://b.example:8443/x.git"));
     let named = GitCredentials::read(&write(
         "named",
         &[
@@ -685,6 +679,25 @@ fn credential_secrets_of_every_shape() {
     }
     let err = GitCredentials::read(&dir.path().join("absent")).unwrap_err();
     assert!(matches!(err, GitError::Credentials { .. }), "{err:?}");
+}
+
+#[test]
+fn credentials_are_for_the_hosts_their_secret_names_only() {
+    let one = GitCredentials::new("ann", Secret::new("s3cret"), "Git.Example.com").unwrap();
+    assert!(one.is_for("https://git.example.com/org/skills.git"));
+    assert!(one.is_for("https://GIT.example.com:443/org/skills.git"));
+    assert!(!one.is_for("https://git.example.com:8443/org/skills.git"));
+    assert!(!one.is_for("https://attacker.example/git.example.com/skills.git"));
+    assert!(!one.is_for("https://git.example.com.attacker.example/skills.git"));
+    let two = GitCredentials::new(
+        "ann",
+        Secret::new("s3cret"),
+        "https://a.example/, b.example:8443",
+    )
+    .unwrap();
+    assert!(two.is_for("https://a.example/x.git"));
+    assert!(two.is_for("https://b.example:8443/x.git"));
+    assert!(!two.is_for("https://b.example/x.git"));
 }
 
 /// Set in the child run of [`fetches_with_no_git_on_path`]: the git URL, the HTTPS URL, the

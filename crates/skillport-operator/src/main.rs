@@ -101,6 +101,11 @@ struct RunArgs {
     /// written with its rights only (RBAC decides; bind it to the ClusterRole skillport-tenant).
     #[arg(long, value_name = "NAME", default_value = skillport_operator::tenant::DEFAULT_SERVICE_ACCOUNT)]
     default_service_account: String,
+    /// Let SkillSets mount skills under system folders (/bin, /sbin, /usr, /lib*, /etc, /boot,
+    /// /run, /var/run) and over parents of the kubelet's mounts, which are refused by default:
+    /// a read-only mount there replaces the agent image's own programs or configuration.
+    #[arg(long)]
+    allow_system_mount_paths: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -173,6 +178,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
             .then(skillport_operator::controller::leader::Timings::default),
         identity: None,
         default_service_account: args.default_service_account,
+        allow_system_mount_paths: args.allow_system_mount_paths,
         webhook: args.webhook_cert.zip(args.webhook_key).map(|(cert, key)| {
             controller::WebhookServing {
                 addr: args.webhook_addr,

@@ -10,7 +10,7 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::api::SkillSetSpec;
-use crate::translate::{names, overlap};
+use crate::translate::{Options, names, overlap, paths};
 
 /// One reason to deny, with the field it is about (`spec.skills[2].mountPath`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +39,19 @@ pub fn validate(
     template: Option<&PodTemplateSpec>,
     others: &[Other<'_>],
     secret_exists: impl Fn(&str) -> bool,
+    options: &Options,
 ) -> Verdict {
     let mut verdict = Verdict::default();
     let deny = |verdict: &mut Verdict, field: String, message: String| {
         verdict.denials.push(Denial { field, message });
     };
+    for problem in paths::check(spec, options.allow_system_mount_paths) {
+        deny(
+            &mut verdict,
+            problem.field,
+            format!("{:?}: {}", problem.path, problem.reason),
+        );
+    }
     let paths: Vec<String> = spec.skills.iter().map(|s| spec.mount_path(s)).collect();
     for (j, second) in paths.iter().enumerate() {
         for (i, first) in paths[..j].iter().enumerate() {
@@ -175,6 +183,25 @@ mod tests {
         .unwrap()
     }
 
+    fn options() -> Options {
+        Options::new("registry.example/skillport@sha256:0")
+    }
+
+    #[test]
+    fn a_mount_path_over_a_system_folder_is_denied_unless_the_cluster_allows_it() {
+        let candidate = spec(json!({"skills": [
+            {"name": "a", "image": "r/a:1", "mountPath": "/usr/local/bin"},
+        ]}));
+        let verdict = validate(&candidate, Some(&template()), &[], |_| true, &options());
+        assert_eq!(verdict.denials.len(), 1, "{verdict:?}");
+        assert_eq!(verdict.denials[0].field, "spec.skills[0].mountPath");
+        assert!(verdict.denials[0].message.contains("/usr"));
+        let mut allowing = options();
+        allowing.allow_system_mount_paths = true;
+        let verdict = validate(&candidate, Some(&template()), &[], |_| true, &allowing);
+        assert!(verdict.denials.is_empty(), "{verdict:?}");
+    }
+
     #[test]
     fn nested_mount_paths_and_the_containers_own_mounts_are_denied_with_their_field() {
         let candidate = spec(json!({"skills": [
@@ -183,7 +210,7 @@ mod tests {
             {"name": "c", "image": "r/c:1", "mountPath": "/data/c"},
             {"name": "old", "image": "r/old:1"},
         ]}));
-        let verdict = validate(&candidate, Some(&template()), &[], |_| true);
+        let verdict = validate(&candidate, Some(&template()), &[], |_| true, &options());
         let fields: Vec<&str> = verdict.denials.iter().map(|d| d.field.as_str()).collect();
         // skills[3] (/skills/old) is our own mount from an earlier attach: not a conflict.
         assert_eq!(
@@ -221,6 +248,7 @@ mod tests {
                 spec: &same,
             }],
             |_| true,
+            &options(),
         );
         assert_eq!(denied.denials.len(), 1);
         assert_eq!(denied.denials[0].field, "spec.workloadRef");
@@ -233,6 +261,7 @@ mod tests {
                 spec: &sidecar,
             }],
             |_| true,
+            &options(),
         );
         assert!(allowed.denials.is_empty(), "{allowed:?}");
     }
@@ -244,7 +273,13 @@ mod tests {
             "imagePullSecrets": [{"name": "here"}, {"name": "later"}],
             "container": "nope",
         }));
-        let verdict = validate(&candidate, Some(&template()), &[], |name| name == "here");
+        let verdict = validate(
+            &candidate,
+            Some(&template()),
+            &[],
+            |name| name == "here",
+            &options(),
+        );
         assert_eq!(verdict.warnings.len(), 1);
         assert!(verdict.warnings[0].starts_with("spec.imagePullSecrets[1]"));
         assert_eq!(verdict.denials[0].field, "spec.container");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Cluster, ClusterOptions, Registry};
@@ -120,36 +120,15 @@ async fn touch(skill_sets: &Api<SkillSet>, name: &str, value: &str) {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workload_ref_and_secrets_the_namespace_does_not_grant_are_refused_by_rbac() {
-    log_to_test_output();
-    let cluster = Cluster::start_default().await;
-    let registry = Registry::tls_basic_auth();
-    let work = tempfile::tempdir().unwrap();
-    install(&cluster).await;
-    let admin = cluster.client();
-    cluster.create_namespace(NAMESPACE).await;
-    create_pull_secret(&admin, &registry, work.path()).await;
-    push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
-    push_skill(&registry, work.path(), "review", "1", "review body").await;
-    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
-    gitops_apply(&deployments, &deployment_manifest("victim"))
-        .await
-        .unwrap();
-    gitops_apply(&deployments, &deployment_manifest("agent"))
-        .await
-        .unwrap();
-    let alice = alice(&cluster, &admin).await;
-    let operator = Operator::start(&cluster, &registry).await;
-
-    // 1. The namespace grants the operator nothing: alice's SkillSet on another team's
-    //    Deployment, with a pull secret she may not read, gets neither.
+/// Step 1: the namespace grants the operator nothing: alice's SkillSet on another team's
+/// Deployment, with a pull secret she may not read, gets neither.
+async fn nothing_granted(alice: &Api<SkillSet>, deployments: &Api<Deployment>, host: &str) {
     let takeover = skill_set(
         "takeover",
-        &registry.host(),
+        host,
         &json!({
             "workloadRef": {"kind": "Deployment", "name": "victim"},
-            "skills": [{"name": "pdf", "image": format!("{}/skills/pdf:1", registry.host()),
+            "skills": [{"name": "pdf", "image": format!("{host}/skills/pdf:1"),
                         "mountPath": "/opt/tools"}],
         }),
     );
@@ -157,7 +136,7 @@ async fn workload_ref_and_secrets_the_namespace_does_not_grant_are_refused_by_rb
         .create(&PostParams::default(), &takeover)
         .await
         .expect("alice may create SkillSets");
-    let refused = wait_condition(&alice, "takeover", "Ready", "False", "Forbidden").await;
+    let refused = wait_condition(alice, "takeover", "Ready", "False", "Forbidden").await;
     let (_, _, message) = condition(&refused, "Ready").unwrap();
     assert!(
         message.contains("cannot get resource \"deployments\"")
@@ -183,6 +162,67 @@ async fn workload_ref_and_secrets_the_namespace_does_not_grant_are_refused_by_rb
         !touched(&deployments.get("victim").await.unwrap()),
         "step 1: the victim's Deployment was changed for alice"
     );
+}
+
+/// Step 4: the grant taken back, the SkillSet goes all the same (its finalizer does not hold it,
+/// nor the namespace, forever), saying what it left behind.
+async fn released_without_rights(admin: &kube::Client, alice: &Api<SkillSet>) {
+    Api::<Role>::namespaced(admin.clone(), NAMESPACE)
+        .delete("skillport-narrow", &DeleteParams::default())
+        .await
+        .unwrap();
+    alice
+        .delete("takeover", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        "step 4: the SkillSet is gone",
+        Duration::from_secs(30),
+        || async {
+            match alice.get_opt("takeover").await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(_) => Err("still there".into()),
+            }
+        },
+    )
+    .await;
+    let events = events_for(admin, "takeover").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Forbidden")
+                && e.action.as_deref() == Some("Cleanup")),
+        "step 4: no Event says the skills stayed on the workload: {:?}",
+        events
+            .iter()
+            .map(|e| (&e.reason, &e.note))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_ref_and_secrets_the_namespace_does_not_grant_are_refused_by_rbac() {
+    log_to_test_output();
+    let cluster = Cluster::start_default().await;
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    install(&cluster).await;
+    let admin = cluster.client();
+    cluster.create_namespace(NAMESPACE).await;
+    create_pull_secret(&admin, &registry, work.path()).await;
+    push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
+    push_skill(&registry, work.path(), "review", "1", "review body").await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    gitops_apply(&deployments, &deployment_manifest("victim"))
+        .await
+        .unwrap();
+    gitops_apply(&deployments, &deployment_manifest("agent"))
+        .await
+        .unwrap();
+    let alice = alice(&cluster, &admin).await;
+    let operator = Operator::start(&cluster, &registry).await;
+
+    nothing_granted(&alice, &deployments, &registry.host()).await;
 
     // 2. The namespace admin grants the `skillport` account a narrow Role: Deployment `agent`
     //    only, the pull secret. RBAC changes count at the next reconcile.
@@ -230,36 +270,7 @@ async fn workload_ref_and_secrets_the_namespace_does_not_grant_are_refused_by_rb
     );
     assert!(!touched(&deployments.get("victim").await.unwrap()));
 
-    // 4. The grant taken back: the SkillSet goes all the same (its finalizer does not hold it,
-    //    nor the namespace, forever), saying what it left behind.
-    Api::<Role>::namespaced(admin.clone(), NAMESPACE)
-        .delete("skillport-narrow", &Default::default())
-        .await
-        .unwrap();
-    alice.delete("takeover", &Default::default()).await.unwrap();
-    wait_for(
-        "step 4: the SkillSet is gone",
-        Duration::from_secs(30),
-        || async {
-            match alice.get_opt("takeover").await.map_err(|e| e.to_string())? {
-                None => Ok(()),
-                Some(_) => Err("still there".into()),
-            }
-        },
-    )
-    .await;
-    let events = events_for(&admin, "takeover").await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("Forbidden")
-                && e.action.as_deref() == Some("Cleanup")),
-        "step 4: no Event says the skills stayed on the workload: {:?}",
-        events
-            .iter()
-            .map(|e| (&e.reason, &e.note))
-            .collect::<Vec<_>>()
-    );
+    released_without_rights(&admin, &alice).await;
     operator.stop().await;
 }
 

@@ -83,7 +83,7 @@ impl GitCredentials {
             return false;
         };
         let wanted = format!("{}:{port}", host.to_ascii_lowercase());
-        self.hosts.iter().any(|bound| *bound == wanted)
+        self.hosts.contains(&wanted)
     }
 
     fn from_keys(

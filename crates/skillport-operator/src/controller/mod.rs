@@ -61,6 +61,8 @@ pub struct Config {
     /// Serve the admission webhook (every replica, leader or not): where, and with which
     /// certificate.
     pub webhook: Option<WebhookServing>,
+    /// Let skills be mounted under system folders (`/usr`, `/etc`, `/run`, …).
+    pub allow_system_mount_paths: bool,
     /// The ServiceAccount (of the SkillSet's own namespace) the operator acts as for a SkillSet
     /// that names none in `spec.serviceAccountName` ([`crate::tenant`]).
     pub default_service_account: String,
@@ -253,6 +255,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut options = Options::new(&config.init_image);
     options.ca_bundle = ca_bundle(&config.ca_files)?;
+    options.allow_system_mount_paths = config.allow_system_mount_paths;
     let ctx = Arc::new(Context::new(&client, &config, options));
     let metrics = ctx.metrics.clone();
 

@@ -17,6 +17,7 @@
 mod image_volume;
 mod init_container;
 pub mod names;
+pub mod paths;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -91,6 +92,10 @@ pub struct Options {
     /// Resources of the init containers. [default: [`Options::default_resources`]]
     #[serde(default = "Options::default_resources")]
     pub resources: ResourceRequirements,
+    /// Let mount paths under system folders (`/usr`, `/etc`, …: [`paths::SYSTEM_FOLDERS`]) through.
+    /// A cluster-wide setting (`--allow-system-mount-paths`), off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_system_mount_paths: bool,
 }
 
 impl Options {
@@ -99,6 +104,7 @@ impl Options {
             init_image: init_image.into(),
             ca_bundle: None,
             resources: Options::default_resources(),
+            allow_system_mount_paths: false,
         }
     }
 
@@ -155,6 +161,12 @@ pub enum TranslateError {
     MountsOverlap { first: String, second: String },
     #[error("the fetch plan is invalid: {reason}")]
     Plan { reason: String },
+    #[error("{field} {path:?}: {reason}")]
+    MountPath {
+        field: String,
+        path: String,
+        reason: String,
+    },
 }
 
 /// The plan ConfigMap of InitContainer mode: its name and data (owned by the SkillSet).
@@ -218,6 +230,16 @@ impl SkillResources {
         mode: Mode,
         options: &Options,
     ) -> Result<SkillResources, TranslateError> {
+        if let Some(problem) = paths::check(spec, options.allow_system_mount_paths)
+            .into_iter()
+            .next()
+        {
+            return Err(TranslateError::MountPath {
+                field: problem.field,
+                path: problem.path,
+                reason: problem.reason,
+            });
+        }
         let planned = pin(spec, resolved)?;
         let pod = template.spec.as_ref();
         let containers = pod.map(|pod| pod.containers.as_slice()).unwrap_or_default();

@@ -420,7 +420,7 @@ async fn validate_skill_sets(State(admission): State<Admission>, request: Reques
         )
         .await
     {
-        Ok(facts) => decide_skill_set(&request, &candidate.spec, &facts),
+        Ok(facts) => decide_skill_set(&request, &candidate.spec, &facts, &admission.options),
         Err(err) => AdmissionResponse::from(&request).deny(format!(
             "cannot check SkillSet {namespace}/{} against its namespace: {err}; try again",
             request.name
@@ -477,6 +477,7 @@ pub fn decide_skill_set(
     request: &AdmissionRequest<DynamicObject>,
     spec: &SkillSetSpec,
     facts: &Facts,
+    options: &Options,
 ) -> AdmissionResponse {
     let others: Vec<Other<'_>> = facts
         .others
@@ -489,9 +490,13 @@ pub fn decide_skill_set(
     let Verdict {
         mut denials,
         mut warnings,
-    } = validate(spec, facts.template.as_ref(), &others, |name| {
-        !facts.missing_secrets.iter().any(|missing| missing == name)
-    });
+    } = validate(
+        spec,
+        facts.template.as_ref(),
+        &others,
+        |name| !facts.missing_secrets.iter().any(|missing| missing == name),
+        options,
+    );
     denials.splice(0..0, facts.forbidden.iter().cloned());
     warnings.extend(facts.warnings.iter().cloned());
     let mut response = AdmissionResponse::from(request);

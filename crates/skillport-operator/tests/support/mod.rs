@@ -355,6 +355,7 @@ pub fn config(registry: &Registry) -> Config {
         identity: None,
         webhook: None,
         default_service_account: skillport_operator::tenant::DEFAULT_SERVICE_ACCOUNT.into(),
+        allow_system_mount_paths: false,
     }
 }
 
