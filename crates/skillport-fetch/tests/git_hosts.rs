@@ -106,3 +106,48 @@ async fn a_git_token_is_never_sent_to_a_host_its_secret_does_not_name() {
         "the host the Secret names got no credentials (the recorder sees nothing?): {headers:?}"
     );
 }
+
+/// A `git://` server that answers with one long packet, a byte every 200 ms: each read gets
+/// something well within the read timeout, so only a deadline on the whole listing ends it.
+#[test]
+fn a_git_server_dripping_bytes_is_cut_off_at_the_deadline() {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                // A pkt-line of 65,520 bytes is announced, then sent one byte at a time.
+                if stream.write_all(b"fff0").is_err() {
+                    return;
+                }
+                while stream.write_all(b"a").is_ok() {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    let source = GitSource {
+        url: format!("git://127.0.0.1:{port}/skills.git"),
+        reference: "main".into(),
+        path: None,
+    };
+    let options = GitOptions {
+        timeout: std::time::Duration::from_secs(2),
+        ..GitOptions::default()
+    };
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(git::resolve(&source, None, &options));
+    });
+    // Far beyond the 2 s deadline: without one, the listing would go on for hours.
+    let resolved = result
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("resolving against a dripping git:// server did not end at its deadline");
+    let err = resolved.expect_err("a dripping server resolved a ref");
+    assert!(
+        matches!(err, git::GitError::Timeout { .. }),
+        "want a timeout, naming the URL: {err:?}"
+    );
+}

@@ -221,7 +221,14 @@ pub(super) fn resolve_commit(
     credentials: Option<&GitCredentials>,
     options: &GitOptions,
 ) -> Result<ObjectId, GitError> {
-    fetch_ref(repo, target, credentials, options, None)
+    let started = Instant::now();
+    match fetch_ref(repo, target, credentials, options, None) {
+        Err(_) if started.elapsed() >= options.timeout => Err(GitError::Timeout {
+            url: target.display_url.clone(),
+            timeout: options.timeout,
+        }),
+        result => result,
+    }
 }
 
 /// Lists the target's ref and, given `interrupt`, fetches it and peels it to a commit; without,
@@ -247,7 +254,13 @@ fn fetch_ref(
         })
         .map_err(local("setting up the remote"))?
         .with_fetch_tags(Tags::None);
-    let transport = connect(target, options)?;
+    // The ref listing alone (no pack) may take a fraction of what a fetch may.
+    let cap = if interrupt.is_some() {
+        options.max_download_bytes.saturating_add(MAX_LISTING_BYTES)
+    } else {
+        MAX_LISTING_BYTES
+    };
+    let (transport, _deadline) = connect(target, options, cap)?;
     let connection = remote
         .to_connection_with_transport(transport)
         .with_credentials(move |action| Ok(answer(credentials, action)))
@@ -330,17 +343,26 @@ fn answer(credentials: Option<&GitCredentials>, action: Action) -> Option<Outcom
     }
 }
 
-fn connect(target: &Target, options: &GitOptions) -> Result<Box<dyn Transport + Send>, GitError> {
+/// The most a server may send for a ref listing (`ls-refs`): a hostile one could send refs
+/// without end.
+const MAX_LISTING_BYTES: u64 = 16 << 20;
+
+/// The transport for `target`. Over `git://` (a raw socket, whose timeouts are per read) it also
+/// returns a guard that shuts the socket down at the deadline, so a server dripping a byte now
+/// and then cannot hold us past [`GitOptions::timeout`], and the socket reads at most `cap`
+/// bytes. Over HTTP, reqwest's whole-request timeout does the same.
+fn connect(
+    target: &Target,
+    options: &GitOptions,
+    cap: u64,
+) -> Result<(Box<dyn Transport + Send>, Option<SocketDeadline>), GitError> {
     let url = &target.url;
     if url.scheme != Scheme::Git {
         // reqwest is built with `rustls-no-provider`: ring must be the process provider before
         // its first client is built. A second install is harmless and returns an error.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        return Ok(Box::new(http::connect::<http::reqwest::Remote>(
-            url.clone(),
-            Protocol::V2,
-            false,
-        )));
+        let transport = http::connect::<http::reqwest::Remote>(url.clone(), Protocol::V2, false);
+        return Ok((Box::new(transport), None));
     }
     let host = url.host().expect("checked in Target::new");
     let port = url.port.unwrap_or(9418);
@@ -368,17 +390,62 @@ fn connect(target: &Target, options: &GitOptions) -> Result<Box<dyn Transport + 
         .set_write_timeout(Some(options.timeout))
         .map_err(socket_error)?;
     let write = stream.try_clone().map_err(socket_error)?;
-    Ok(Box::new(
-        gix::protocol::transport::client::git::blocking_io::Connection::new(
-            stream,
-            write,
-            Protocol::V2,
-            url.path.clone(),
-            Some((host.to_owned(), url.port)),
-            ConnectMode::Daemon,
-            false,
-        ),
-    ))
+    let deadline = shut_at(
+        stream.try_clone().map_err(socket_error)?,
+        Instant::now() + options.timeout,
+    );
+    let read = Capped {
+        inner: stream,
+        left: cap,
+    };
+    let transport = gix::protocol::transport::client::git::blocking_io::Connection::new(
+        read,
+        write,
+        Protocol::V2,
+        url.path.clone(),
+        Some((host.to_owned(), url.port)),
+        ConnectMode::Daemon,
+        false,
+    );
+    Ok((Box::new(transport), Some(deadline)))
+}
+
+/// Held while a `git://` socket is in use: dropping it ends the thread waiting for the deadline.
+type SocketDeadline = mpsc::Sender<()>;
+
+/// Shuts `stream` down at `deadline` unless the returned guard is dropped first (then the
+/// thread ends at once). Every read and write on the socket fails from then on.
+fn shut_at(stream: TcpStream, deadline: Instant) -> SocketDeadline {
+    let (done, wait) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if wait.recv_timeout(left) == Err(mpsc::RecvTimeoutError::Timeout) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    done
+}
+
+/// A reader that fails once `left` bytes were read.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Err(io::Error::other(
+                "the server sent more than we take for this",
+            ));
+        }
+        let most = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let read = self.inner.read(&mut buf[..most])?;
+        self.left -= read as u64;
+        Ok(read)
+    }
 }
 
 /// HTTP transport options: timeouts, our CA files and the TLS switch, applied to gix's reqwest

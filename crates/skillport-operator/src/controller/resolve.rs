@@ -18,11 +18,19 @@ use crate::api::{MAX_DESCRIPTION, MAX_VERSION, ResolvedSkill, Skill, SkillSetSpe
 
 /// Skills resolved at once.
 const PARALLEL: usize = 8;
+/// The longest one skill's resolve may take (a registry or git server may answer slowly on
+/// purpose); per-read timeouts alone do not bound a server that drips.
+pub const SKILL_DEADLINE: Duration = Duration::from_secs(30);
+/// The longest a whole SkillSet's resolve may take: past it the reconcile goes on (status,
+/// finalizers, other SkillSets) and tries again later.
+pub const RESOLVE_DEADLINE: Duration = Duration::from_secs(90);
 
 /// Resolves skills with the operator's CA files.
 pub struct Resolver {
     registry: ClientOptions,
     git: GitOptions,
+    /// [`SKILL_DEADLINE`], shorter in tests.
+    skill_deadline: Duration,
     /// Registry clients by the sha256 of their pull secrets (names and bytes, in order):
     /// SkillSets with the same secrets share connections and token sessions. Holds only hashes
     /// as keys; a client keeps its credentials in memory, as it must to use them.
@@ -71,15 +79,24 @@ impl Resolver {
             ..ClientOptions::default()
         };
         let git = GitOptions {
-            timeout: Duration::from_secs(60),
+            timeout: SKILL_DEADLINE,
             ca_files,
             ..GitOptions::default()
         };
         Resolver {
             registry,
             git,
+            skill_deadline: SKILL_DEADLINE,
             clients: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The same, each skill's resolve bounded by `deadline` instead of [`SKILL_DEADLINE`].
+    #[must_use]
+    pub fn with_skill_deadline(mut self, deadline: Duration) -> Resolver {
+        self.skill_deadline = deadline;
+        self.git.timeout = deadline;
+        self
     }
 
     /// Every skill of `spec`, in spec order, or the first failure (by spec order).
@@ -99,11 +116,40 @@ impl Resolver {
         let lookups: Vec<_> = spec
             .skills
             .iter()
-            .map(|skill| self.resolve_skill(skill, client.as_ref(), git_credentials.clone()))
+            .map(|skill| {
+                let lookup = self.resolve_skill(skill, client.as_ref(), git_credentials.clone());
+                let deadline = self.skill_deadline;
+                async move {
+                    tokio::time::timeout(deadline, lookup)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(ResolveFailure {
+                                skill: skill.name.clone(),
+                                message: format!(
+                                    "resolving took longer than {}s; the server is slow or \
+                                     stalling, trying again later",
+                                    deadline.as_secs()
+                                ),
+                                transient: true,
+                            })
+                        })
+                }
+            })
             .collect();
-        let results: Vec<Result<ResolvedSkill, ResolveFailure>> =
-            stream::iter(lookups).buffered(PARALLEL).collect().await;
-        results.into_iter().collect()
+        let all = stream::iter(lookups)
+            .buffered(PARALLEL)
+            .collect::<Vec<Result<ResolvedSkill, ResolveFailure>>>();
+        match tokio::time::timeout(RESOLVE_DEADLINE, all).await {
+            Ok(results) => results.into_iter().collect(),
+            Err(_) => Err(ResolveFailure {
+                skill: String::new(),
+                message: format!(
+                    "resolving the skills took longer than {}s; trying again later",
+                    RESOLVE_DEADLINE.as_secs()
+                ),
+                transient: true,
+            }),
+        }
     }
 
     fn registry_client(&self, pull_secrets: &[PullSecret]) -> Result<Client, ResolveFailure> {
