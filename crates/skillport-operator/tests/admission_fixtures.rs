@@ -182,6 +182,7 @@ async fn fixtures_over_https_patch_deny_and_survive_hostile_bodies() {
     labelled_pods_are_patched(&server).await;
     policies_and_validation(&server).await;
     hostile_bodies(&server).await;
+    stalled_bodies_hold_no_budget(&server).await;
 
     stop.send(()).unwrap();
     drop(server);
@@ -258,6 +259,40 @@ async fn policies_and_validation(server: &Server) {
         response["warnings"].to_string().contains("not-made-yet"),
         "a missing pull secret is a warning: {response}"
     );
+}
+
+/// Clients that declare the largest body and send none of it (issue 22, item 13): the budget is
+/// taken as bytes arrive, so a real review is answered at once beside them — not after their
+/// 10 s each, past the API server's 5 s timeout (then `failurePolicy: Fail` refuses Pods).
+async fn stalled_bodies_hold_no_budget(server: &Server) {
+    let stalled: Vec<_> = (0..4)
+        .map(|_| {
+            let request = server
+                .client
+                .post(format!("{}{}", server.base, admission::MUTATE_PODS))
+                .header("content-type", "application/json")
+                .header("content-length", webhook::MAX_BODY.to_string())
+                .body(reqwest::Body::wrap_stream(futures_util::stream::pending::<
+                    Result<Vec<u8>, std::io::Error>,
+                >()));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let review = fixture("pod-image-volume.json");
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        server.review(admission::MUTATE_PODS, &review),
+    )
+    .await;
+    for request in &stalled {
+        request.abort();
+    }
+    let response = answered.expect(
+        "a review waited behind requests that declared 3 MiB and sent nothing, past the API \
+         server's 5 s timeout",
+    );
+    assert_eq!(response["allowed"], true, "{response}");
 }
 
 /// Wrong kind, truncated, empty, old version, no request, deep nesting, 10 MB: a clean answer

@@ -74,6 +74,11 @@ pub struct Admission {
 const BUDGET_UNIT: usize = 64 << 10;
 /// The longest a request body may take to arrive.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest pause between two pieces of a request body.
+const BODY_IDLE: Duration = Duration::from_secs(2);
+/// The slowest a request body may arrive, in bytes per second on average (after a second):
+/// the API server sends a review in one go.
+const BODY_MIN_RATE: u64 = 64 << 10;
 
 impl Admission {
     /// The endpoints' state, and the task that keeps its SkillSet cache current (it runs until
@@ -110,18 +115,19 @@ impl Admission {
     }
 
     /// The request's body, read within the budget (whose share it holds until dropped): 413
-    /// past [`MAX_BODY`], 408 when it does not arrive within [`BODY_TIMEOUT`].
+    /// past [`MAX_BODY`]; 408 when it does not arrive within [`BODY_TIMEOUT`], pauses longer
+    /// than [`BODY_IDLE`], or comes slower than [`BODY_MIN_RATE`]. The budget is taken as bytes
+    /// arrive, never for what a `Content-Length` only promises: a client that declares 3 MiB
+    /// and sends nothing holds none of it.
     async fn receive(
         &self,
         request: Request,
-    ) -> Result<(OwnedSemaphorePermit, Bytes), Box<Response>> {
+    ) -> Result<(Option<OwnedSemaphorePermit>, Bytes), Box<Response>> {
+        let refuse = |status: StatusCode, why: String| Box::new((status, why).into_response());
         let too_large = || {
-            Box::new(
-                (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is over {MAX_BODY} bytes"),
-                )
-                    .into_response(),
+            refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is over {MAX_BODY} bytes"),
             )
         };
         let declared = request
@@ -131,25 +137,58 @@ impl Admission {
         if declared.is_some_and(|length| length > MAX_BODY) {
             return Err(too_large());
         }
-        let units = declared.unwrap_or(MAX_BODY).div_ceil(BUDGET_UNIT).max(1);
-        let permit = self
-            .budget
-            .clone()
-            .acquire_many_owned(u32::try_from(units).expect("at most MAX_BODY / BUDGET_UNIT"))
-            .await
-            .expect("the budget is never closed");
-        let body = axum::body::to_bytes(request.into_body(), MAX_BODY);
-        match tokio::time::timeout(BODY_TIMEOUT, body).await {
-            Ok(Ok(body)) => Ok((permit, body)),
-            Ok(Err(_)) => Err(too_large()),
-            Err(_) => Err(Box::new(
-                (
-                    StatusCode::REQUEST_TIMEOUT,
-                    "the request body did not arrive in time",
-                )
-                    .into_response(),
-            )),
+        let started = tokio::time::Instant::now();
+        let deadline = started + BODY_TIMEOUT;
+        let late = || {
+            refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time".to_owned(),
+            )
+        };
+        let mut chunks = request.into_body().into_data_stream();
+        let mut body = Vec::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        loop {
+            let wait = deadline.min(tokio::time::Instant::now() + BODY_IDLE);
+            let chunk = match tokio::time::timeout_at(wait, chunks.next()).await {
+                Err(_) => return Err(late()),
+                Ok(None) => break,
+                Ok(Some(Err(_))) => {
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read".to_owned(),
+                    ));
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let length = body.len() + chunk.len();
+            if length > MAX_BODY {
+                return Err(too_large());
+            }
+            let needed = length.div_ceil(BUDGET_UNIT);
+            let holding = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+            if needed > holding {
+                let more = u32::try_from(needed - holding).expect("at most MAX_BODY / BUDGET_UNIT");
+                let permit =
+                    tokio::time::timeout_at(deadline, self.budget.clone().acquire_many_owned(more))
+                        .await
+                        .map_err(|_| late())?
+                        .expect("the budget is never closed");
+                match &mut held {
+                    Some(held) => held.merge(permit),
+                    None => held = Some(permit),
+                }
+            }
+            body.extend_from_slice(&chunk);
+            // Past a second's grace, the body must come at BODY_MIN_RATE on average: a trickle
+            // would hold its share of the budget for the whole BODY_TIMEOUT.
+            let after_grace = started.elapsed().saturating_sub(Duration::from_secs(1));
+            let arrived = u128::try_from(body.len()).unwrap_or(u128::MAX) * 1000;
+            if arrived < u128::from(BODY_MIN_RATE) * after_grace.as_millis() {
+                return Err(late());
+            }
         }
+        Ok((held, Bytes::from(body)))
     }
 
     /// The SkillSet `namespace/name`: from the cache when it is ready to inject there, else
