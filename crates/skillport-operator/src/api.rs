@@ -364,6 +364,8 @@ pub mod reason {
     pub const IMAGE_VOLUMES_UNSUPPORTED: &str = "ImageVolumesUnsupported";
     pub const IMAGE_VOLUME_MOUNT_FAILED: &str = "ImageVolumeMountFailed";
     pub const TRANSLATE_FAILED: &str = "TranslateFailed";
+    /// Another SkillSet's skills are on the workload already.
+    pub const WORKLOAD_CLAIMED: &str = "WorkloadClaimed";
     /// The SkillSet's ServiceAccount may not do what attaching needs (RBAC).
     pub const FORBIDDEN: &str = "Forbidden";
 }

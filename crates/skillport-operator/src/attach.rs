@@ -1,14 +1,14 @@
 //! Attaching a SkillSet to a workload with server-side apply, as plain data: pure, no I/O.
 //!
-//! The operator owns its fields of a Deployment or StatefulSet through the field manager
-//! [`FIELD_MANAGER`]: it applies only what [`translate`](crate::translate) adds, so a GitOps tool
+//! The operator owns a SkillSet's fields of a Deployment or StatefulSet through that SkillSet's
+//! field manager ([`field_manager`]): it applies only what [`translate`](crate::translate) adds, so a GitOps tool
 //! applying the user's own manifest (another field manager) neither conflicts with nor removes
 //! the skills, and releasing is an apply of nothing, which the API server turns into removing
 //! exactly the fields only we own.
 //!
 //! Translate refuses a template that already has our names, so it must see the workload as the
-//! user wrote it: [`Owned::from_managed_fields`] reads what the `skillport` manager owns from
-//! the object's `managedFields`, and [`Owned::strip`] takes those items out of the live template.
+//! user wrote it: [`Owned::from_managed_fields`] reads what the SkillSet's manager
+//! ([`field_manager`], `skillport/<name>`) owns from the object's `managedFields`, and [`Owned::strip`] takes those items out of the live template.
 //! [`is_current`] tells whether an apply would change anything, so a no-op resync writes nothing.
 
 use std::collections::BTreeSet;
@@ -16,12 +16,45 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
 
 use crate::api::WorkloadKind;
 use crate::translate::{SkillResources, names};
 
-/// The field manager of everything the operator writes.
+/// The field manager of what the operator writes for itself (SkillSet status, plan
+/// ConfigMaps), and, before each SkillSet had its own ([`field_manager`]), of workloads too: what
+/// it still owns on a workload is taken over by the SkillSet attached there.
 pub const FIELD_MANAGER: &str = "skillport";
+
+/// The prefix of the field managers of SkillSets: [`field_manager`].
+const SKILL_SET_MANAGER_PREFIX: &str = "skillport/";
+
+/// The field manager SkillSet `name` attaches to its workload with: one per SkillSet, so that
+/// what one applies is never taken for another's (with one manager for all, each apply of one
+/// removed the other's fields, and each release too). At most 128 characters, as the API server
+/// wants: a long name is cut and given a hash of the whole.
+pub fn field_manager(name: &str) -> String {
+    const MAX: usize = 128;
+    let whole = format!("{SKILL_SET_MANAGER_PREFIX}{name}");
+    if whole.len() <= MAX {
+        return whole;
+    }
+    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    format!("{}-{hash}", &whole[..MAX - 9])
+}
+
+/// The SkillSets other than the one with field manager `manager` that have applied fields to the
+/// object with `entries` (their names, from their field managers; cut ones as they are).
+pub fn other_skill_sets(entries: &[ManagedFieldsEntry], manager: &str) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|entry| entry.operation.as_deref() == Some("Apply"))
+        .filter_map(|entry| entry.manager.as_deref())
+        .filter(|other| *other != manager)
+        .filter_map(|other| other.strip_prefix(SKILL_SET_MANAGER_PREFIX))
+        .map(str::to_owned)
+        .collect()
+}
 
 /// One item of a workload a field manager can own, named the way `managedFields` keys it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,11 +92,11 @@ impl WorkloadKind {
 }
 
 impl Owned {
-    /// What [`FIELD_MANAGER`] owns by apply, read from an object's `managedFields`.
-    pub fn from_managed_fields(entries: &[ManagedFieldsEntry]) -> Owned {
+    /// What field manager `manager` owns by apply, read from an object's `managedFields`.
+    pub fn from_managed_fields(entries: &[ManagedFieldsEntry], manager: &str) -> Owned {
         let mut owned = Owned::default();
         let ours = entries.iter().filter(|entry| {
-            entry.manager.as_deref() == Some(FIELD_MANAGER)
+            entry.manager.as_deref() == Some(manager)
                 && entry.operation.as_deref() == Some("Apply")
                 && entry.subresource.as_deref().unwrap_or_default().is_empty()
         });
@@ -120,6 +153,13 @@ impl Owned {
                 });
             }
         }
+    }
+
+    /// Both: what `self` or `other` owns.
+    #[must_use]
+    pub fn union(mut self, other: Owned) -> Owned {
+        self.items.extend(other.items);
+        self
     }
 
     /// The items an apply of `resources` owns.
@@ -356,11 +396,14 @@ mod tests {
         let theirs = json!({"f:spec": {"f:template": {"f:spec": {
             "f:volumes": {"k:{\"name\":\"data\"}": {}},
         }}}});
-        let owned = Owned::from_managed_fields(&[
-            entry("kubectl", "Apply", theirs.clone()),
-            entry(FIELD_MANAGER, "Update", theirs),
-            entry(FIELD_MANAGER, "Apply", ours),
-        ]);
+        let owned = Owned::from_managed_fields(
+            &[
+                entry("kubectl", "Apply", theirs.clone()),
+                entry(FIELD_MANAGER, "Update", theirs),
+                entry(FIELD_MANAGER, "Apply", ours),
+            ],
+            FIELD_MANAGER,
+        );
         let expected: BTreeSet<Item> = [
             Item::WorkloadAnnotation("skillport.dev/skills".into()),
             Item::Annotation("skillport.dev/skills-digest".into()),
@@ -400,5 +443,22 @@ mod tests {
         ));
         assert!(contains(&live, &json!({"spec": {"args": ["a", "b"]}})));
         assert!(!contains(&live, &json!({"spec": {"args": ["a"]}})));
+    }
+
+    #[test]
+    fn each_skill_set_has_its_own_field_manager_and_sees_the_others() {
+        assert_eq!(field_manager("tools"), "skillport/tools");
+        let long = "a".repeat(253);
+        let manager = field_manager(&long);
+        assert_eq!(manager.len(), 128);
+        assert_ne!(manager, field_manager(&format!("{}b", "a".repeat(252))));
+        let entries = [
+            entry("skillport/a", "Apply", json!({})),
+            entry("skillport/b", "Apply", json!({})),
+            entry("skillport", "Apply", json!({})),
+            entry("skillport/c", "Update", json!({})),
+            entry("gitops", "Apply", json!({})),
+        ];
+        assert_eq!(other_skill_sets(&entries, "skillport/a"), ["b"]);
     }
 }

@@ -139,20 +139,20 @@ fn check_claims(
                 .and_then(|s| s.containers.first())
                 .map(|c| c.name.clone())
         };
-        let target = spec.container.clone().or_else(first);
+        // One SkillSet per workload, whichever container: the pod-level parts (init
+        // containers, volumes, annotations) have the same names for every SkillSet.
         for other in others {
-            let claims = other.spec.workload_ref.as_ref() == Some(workload)
-                && other.spec.container.clone().or_else(first) == target;
-            if claims {
+            if other.spec.workload_ref.as_ref() == Some(workload) {
+                let theirs = other.spec.container.clone().or_else(first);
                 verdict.denials.push(Denial {
                     field: "spec.workloadRef".into(),
                     message: format!(
-                        "{} {:?} is already claimed by SkillSet {:?}{}; put the skills in that \
-                         SkillSet, or target another container",
+                        "{} {:?} is already claimed by SkillSet {:?}{}; one SkillSet per \
+                         workload: put the skills in that SkillSet",
                         workload.kind.as_str(),
                         workload.name,
                         other.name,
-                        target
+                        theirs
                             .as_deref()
                             .map(|c| format!(" for container {c:?}"))
                             .unwrap_or_default()
@@ -225,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn a_workload_claimed_for_the_same_container_is_denied_another_container_is_not() {
+    fn a_workload_claimed_by_another_skill_set_is_denied_whichever_container() {
         let mine = spec(json!({
             "skills": [{"name": "a", "image": "r/a:1"}],
             "workloadRef": {"kind": "Deployment", "name": "agent"},
@@ -263,7 +263,12 @@ mod tests {
             |_| true,
             &options(),
         );
-        assert!(allowed.denials.is_empty(), "{allowed:?}");
+        assert_eq!(allowed.denials.len(), 1, "{allowed:?}");
+        assert!(
+            allowed.denials[0]
+                .message
+                .contains("\"side\" for container \"proxy\"")
+        );
     }
 
     #[test]

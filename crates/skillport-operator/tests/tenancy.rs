@@ -99,7 +99,12 @@ fn touched(deployment: &Deployment) -> bool {
         .managed_fields
         .iter()
         .flatten()
-        .any(|entry| entry.manager.as_deref() == Some("skillport"));
+        .any(|entry| {
+            entry
+                .manager
+                .as_deref()
+                .is_some_and(|m| m.starts_with("skillport"))
+        });
     let volumes = template(deployment)
         .spec
         .and_then(|spec| spec.volumes)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
@@ -171,7 +172,7 @@ async fn place(
     if let Some(previous) = &before.workload
         && spec.workload_ref.as_ref() != Some(previous)
     {
-        release(ctx, tenant, previous).await?;
+        release(ctx, tenant, previous, &skill_set.name_any()).await?;
         outcome.status.workload = None;
     }
     let Some(workload) = spec.workload_ref.clone() else {
@@ -274,8 +275,19 @@ async fn attach_workload(
         return Ok(Some(RETRY_LATER));
     };
 
-    // 4. Translate against the template as its other managers wrote it.
-    let owned = Owned::from_managed_fields(live.metadata.managed_fields.as_deref().unwrap_or(&[]));
+    // One SkillSet per workload: another's fields there are not ours to take, and applying
+    // ours beside them would fight (the pod-level names are the same).
+    let entries = live.metadata.managed_fields.as_deref().unwrap_or(&[]);
+    let manager = attach::field_manager(&name);
+    if let Some(claimed) = claimed(workload, entries, &manager) {
+        outcome.not_ready(reason::WORKLOAD_CLAIMED, &claimed);
+        return Ok(Some(RETRY_LATER));
+    }
+
+    // 4. Translate against the template as its other managers wrote it (what an operator
+    // before per-SkillSet managers applied as `skillport` is ours too: taken over here).
+    let owned = Owned::from_managed_fields(entries, &manager);
+    let legacy = Owned::from_managed_fields(entries, FIELD_MANAGER);
     let template: PodTemplateSpec = serde_json::from_value(
         live.data
             .pointer("/spec/template")
@@ -283,7 +295,7 @@ async fn attach_workload(
             .unwrap_or(Value::Null),
     )
     .map_err(|err| Error::Workload(format!("its spec.template does not parse: {err}")))?;
-    let base = owned.strip(&template);
+    let base = owned.clone().union(legacy.clone()).strip(&template);
     let resources = match SkillResources::new(
         &name,
         spec,
@@ -311,16 +323,20 @@ async fn attach_workload(
         let stored = api
             .patch(
                 &workload.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
+                &PatchParams::apply(&manager).force(),
                 &Patch::Apply(&body),
             )
             .await?;
         ctx.metrics.wrote(workload.kind.as_str());
+        if !legacy.items.is_empty() {
+            // Ours now under the SkillSet's manager; the old one lets go of what it alone held.
+            apply_nothing(ctx, tenant, workload, FIELD_MANAGER).await?;
+        }
         if mode == Mode::ImageVolume && !kept_image_volumes(&stored, &resources) {
             // What the server stored is what counts: take the rest back off, remember it for
             // this SkillSet (Auto falls back to InitContainer; a forced ImageVolume stays
             // unattached instead of being applied again), and say so.
-            release(ctx, tenant, workload).await?;
+            release(ctx, tenant, workload, &name).await?;
             outcome.status.workload = None;
             let fallback = if spec.delivery == Delivery::Auto {
                 "; falling back to InitContainer"
@@ -345,6 +361,25 @@ async fn attach_workload(
         }
     }
     Ok(None)
+}
+
+/// Why `workload` (with `entries` as its managed fields) is not for the SkillSet with field
+/// manager `manager`: another SkillSet's skills are on it.
+fn claimed(
+    workload: &WorkloadRef,
+    entries: &[ManagedFieldsEntry],
+    manager: &str,
+) -> Option<String> {
+    let others = attach::other_skill_sets(entries, manager);
+    (!others.is_empty()).then(|| {
+        format!(
+            "{} {:?} already has the skills of SkillSet {}; one SkillSet per workload: put these \
+             skills in that one, or attach them to another workload",
+            workload.kind.as_str(),
+            workload.name,
+            others.join(", ")
+        )
+    })
 }
 
 /// Resolves the skills (or takes this generation's cached answer) into `outcome`; returns the
@@ -477,7 +512,7 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     }
     let tenant = ctx.tenant(skill_set);
     for workload in &workloads {
-        match release(ctx, &tenant, workload).await {
+        match release(ctx, &tenant, workload, &skill_set.name_any()).await {
             // The namespace took the rights away (or is being deleted, its RoleBindings first):
             // what we applied stays on the workload, and the SkillSet goes. Holding it would
             // block the namespace's deletion for good.
@@ -516,25 +551,47 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// Takes every field we own off `workload` (an apply of nothing), if it exists.
-async fn release(ctx: &Context, tenant: &Tenant<'_>, workload: &WorkloadRef) -> Result<(), Error> {
+/// Takes every field SkillSet `skill_set` owns off `workload` (an apply of nothing under its
+/// field manager, and under the old shared one), if it exists.
+async fn release(
+    ctx: &Context,
+    tenant: &Tenant<'_>,
+    workload: &WorkloadRef,
+    skill_set: &str,
+) -> Result<(), Error> {
     let api = workload_api(tenant, workload.kind);
     let Some(live) = api.get_opt(&workload.name).await? else {
         return Ok(());
     };
-    let owned = Owned::from_managed_fields(live.metadata.managed_fields.as_deref().unwrap_or(&[]));
-    if owned.items.is_empty() {
-        return Ok(());
+    let entries = live.metadata.managed_fields.as_deref().unwrap_or(&[]);
+    for manager in [attach::field_manager(skill_set), FIELD_MANAGER.to_owned()] {
+        if !Owned::from_managed_fields(entries, &manager)
+            .items
+            .is_empty()
+        {
+            apply_nothing(ctx, tenant, workload, &manager).await?;
+            tracing::info!(namespace = %tenant.namespace, workload = %workload.name, %manager, "released");
+        }
     }
+    Ok(())
+}
+
+/// An apply of nothing under `manager`: the API server removes every field only it owns.
+async fn apply_nothing(
+    ctx: &Context,
+    tenant: &Tenant<'_>,
+    workload: &WorkloadRef,
+    manager: &str,
+) -> Result<(), Error> {
     let body = attach::release_body(workload.kind, &tenant.namespace, &workload.name);
-    api.patch(
-        &workload.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    workload_api(tenant, workload.kind)
+        .patch(
+            &workload.name,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
     ctx.metrics.wrote(workload.kind.as_str());
-    tracing::info!(namespace = %tenant.namespace, workload = %workload.name, "released");
     Ok(())
 }
 

@@ -1,0 +1,134 @@
+//! Two SkillSets naming one Deployment (issue 22, item 4), on a real control plane with the
+//! controller-manager (so ReplicaSets are real). Each SkillSet applies under a field manager of
+//! its own (`skillport/<name>`), so neither's apply or release takes the other's fields; the
+//! second is refused (`WorkloadClaimed`) rather than fight: with one shared manager the two
+//! undid each other in a loop, a rollout each round.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::json;
+use skillport_operator::api::SkillSet;
+use skillport_testkit::{Cluster, ClusterOptions, Registry};
+
+mod support;
+
+use support::*;
+
+fn managers(deployment: &Deployment) -> Vec<String> {
+    deployment
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|entry| entry.manager.clone())
+        .collect()
+}
+
+fn has_volume(deployment: &Deployment, name: &str) -> bool {
+    volume_reference(deployment, name).is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
+    log_to_test_output();
+    let cluster = Cluster::start(ClusterOptions::default().with_controller_manager()).await;
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let admin = prepare(&cluster, &registry, work.path()).await;
+    push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
+    push_skill(&registry, work.path(), "review", "1", "review body").await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    gitops_apply(&deployments, &deployment_manifest("agent"))
+        .await
+        .unwrap();
+    let operator = Operator::start(&cluster, &registry).await;
+    let host = registry.host();
+
+    let first = skill_set(
+        "first",
+        &host,
+        &json!({
+            "workloadRef": {"kind": "Deployment", "name": "agent"},
+            "container": "agent",
+            "skills": [{"name": "pdf", "image": format!("{host}/skills/pdf:1")}],
+        }),
+    );
+    skill_sets
+        .create(&PostParams::default(), &first)
+        .await
+        .unwrap();
+    wait_condition(&skill_sets, "first", "Ready", "True", "Applied").await;
+    let second = skill_set(
+        "second",
+        &host,
+        &json!({
+            "workloadRef": {"kind": "Deployment", "name": "agent"},
+            "container": "sidecar",
+            "skills": [{"name": "review", "image": format!("{host}/skills/review:1")}],
+        }),
+    );
+    skill_sets
+        .create(&PostParams::default(), &second)
+        .await
+        .unwrap();
+    let refused = wait_condition(&skill_sets, "second", "Ready", "False", "WorkloadClaimed").await;
+    let (_, _, message) = condition(&refused, "Ready").unwrap();
+    assert!(message.contains("SkillSet first"), "{message}");
+
+    // Settled: over a few seconds of both being reconciled (10 s updateInterval, the Deployment
+    // watch), the Deployment does not change and keeps the first's skills.
+    let before = deployments.get("agent").await.unwrap();
+    assert!(
+        has_volume(&before, "skill-pdf"),
+        "the first SkillSet's skills are gone"
+    );
+    assert!(
+        managers(&before).contains(&"skillport/first".to_owned())
+            && !managers(&before).iter().any(|m| m == "skillport/second"),
+        "{:?}",
+        managers(&before)
+    );
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let after = deployments.get("agent").await.unwrap();
+    assert_eq!(
+        before.metadata.generation, after.metadata.generation,
+        "the Deployment's spec kept changing: the two SkillSets fight"
+    );
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    let sets = replica_sets
+        .list(&ListParams::default().labels("app=agent"))
+        .await
+        .unwrap();
+    assert!(
+        sets.items.len() <= 2,
+        "one ReplicaSet per real change (the user's, the first SkillSet's): {}",
+        sets.items.len()
+    );
+
+    // The refused one goes: the first's fields stay.
+    skill_sets
+        .delete("second", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("second is gone", Duration::from_secs(30), || async {
+        match skill_sets
+            .get_opt("second")
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            None => Ok(()),
+            Some(_) => Err("still there".into()),
+        }
+    })
+    .await;
+    let left = deployments.get("agent").await.unwrap();
+    assert!(
+        has_volume(&left, "skill-pdf"),
+        "releasing the second SkillSet took the first's skills off"
+    );
+    assert_eq!(left.metadata.generation, after.metadata.generation);
+    operator.stop().await;
+}
