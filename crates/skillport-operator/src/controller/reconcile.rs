@@ -105,8 +105,25 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     // 1. Resolve (cached for updateInterval per generation).
     let (resolved_failure, requeue) = resolve_step(skill_set, ctx, &before, &mut outcome).await;
 
-    // 2. Delivery.
-    let served = ctx.capability.image_volumes_served().await?;
+    // 2. Delivery. The API server is asked only when the answer matters: InitContainer (or git
+    // skills) never needs image volumes; a refused probe is Auto's reason to take the init
+    // container, said in one line, never a failed reconcile.
+    let wants_image_volumes = Mode::choose(spec, true) == Mode::ImageVolume;
+    let served = if wants_image_volumes {
+        match ctx.capability.image_volumes_served().await {
+            Ok(served) => served,
+            Err(err) => {
+                let why = match &err {
+                    kube::Error::Api(status) => status.message.clone(),
+                    other => other.to_string(),
+                };
+                tracing::warn!(error = %why, "the image-volume probe was refused; taking the init container");
+                false
+            }
+        }
+    } else {
+        false
+    };
     let key = ObjectRef::from_obj(skill_set);
     let failed_here = ctx.image_volume_failure(&key);
     let mode = Mode::choose(spec, served && failed_here.is_none());
@@ -143,6 +160,12 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
             outcome.not_ready(reason::FORBIDDEN, &tenant.forbidden(&status.message));
             Some(RETRY_LATER)
         }
+        // What the namespace holds stands in the way (a workload that does not parse, a
+        // ConfigMap of someone else's by the plan's name): said on the SkillSet.
+        Err(Error::Workload(message)) => {
+            outcome.not_ready(reason::TRANSLATE_FAILED, &message);
+            Some(RETRY_LATER)
+        }
         Err(err) => return Err(err),
     };
     if let Some(failure) = &resolved_failure {
@@ -172,7 +195,7 @@ async fn place(
     if let Some(previous) = &before.workload
         && spec.workload_ref.as_ref() != Some(previous)
     {
-        release(ctx, tenant, previous, &skill_set.name_any()).await?;
+        release(ctx, tenant, previous, &skill_set.name_any(), true).await?;
         outcome.status.workload = None;
     }
     let Some(workload) = spec.workload_ref.clone() else {
@@ -215,8 +238,10 @@ async fn ready_for_injection(
 ) -> Result<(), Error> {
     let spec = &skill_set.spec;
     outcome.status.delivery = Some(mode.delivery());
+    // Any template will do, as long as it has the container the SkillSet names.
+    let container = spec.container.as_deref().unwrap_or("agent");
     let placeholder: PodTemplateSpec =
-        serde_json::from_value(json!({"spec": {"containers": [{"name": "agent"}]}}))
+        serde_json::from_value(json!({"spec": {"containers": [{"name": container}]}}))
             .expect("a template");
     let name = skill_set.name_any();
     match SkillResources::new(
@@ -336,7 +361,7 @@ async fn attach_workload(
             // What the server stored is what counts: take the rest back off, remember it for
             // this SkillSet (Auto falls back to InitContainer; a forced ImageVolume stays
             // unattached instead of being applied again), and say so.
-            release(ctx, tenant, workload, &name).await?;
+            release(ctx, tenant, workload, &name, true).await?;
             outcome.status.workload = None;
             let fallback = if spec.delivery == Delivery::Auto {
                 "; falling back to InitContainer"
@@ -502,8 +527,10 @@ async fn finish(
 
 async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     let status = skill_set.status.clone().unwrap_or_default();
+    let status_workload = status.workload.clone();
     // Both: the workload attached last, and the one named now (a crash between apply and
-    // status write leaves fields there that status does not name yet).
+    // status write leaves fields there that status does not name yet). Releasing is an apply of
+    // nothing under this SkillSet's own field manager: a workload it never touched loses nothing.
     let mut workloads: Vec<WorkloadRef> = status.workload.into_iter().collect();
     if let Some(named) = &skill_set.spec.workload_ref
         && !workloads.contains(named)
@@ -512,7 +539,10 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     }
     let tenant = ctx.tenant(skill_set);
     for workload in &workloads {
-        match release(ctx, &tenant, workload, &skill_set.name_any()).await {
+        // The spec may have been edited after deletion began: only what recorded status names
+        // is released of the old shared manager's fields too; elsewhere only this SkillSet's own.
+        let recorded = status_workload.as_ref() == Some(workload);
+        match release(ctx, &tenant, workload, &skill_set.name_any(), recorded).await {
             // The namespace took the rights away (or is being deleted, its RoleBindings first):
             // what we applied stays on the workload, and the SkillSet goes. Holding it would
             // block the namespace's deletion for good.
@@ -558,13 +588,15 @@ async fn release(
     tenant: &Tenant<'_>,
     workload: &WorkloadRef,
     skill_set: &str,
+    with_legacy: bool,
 ) -> Result<(), Error> {
     let api = workload_api(tenant, workload.kind);
     let Some(live) = api.get_opt(&workload.name).await? else {
         return Ok(());
     };
     let entries = live.metadata.managed_fields.as_deref().unwrap_or(&[]);
-    for manager in [attach::field_manager(skill_set), FIELD_MANAGER.to_owned()] {
+    let legacy = with_legacy.then(|| FIELD_MANAGER.to_owned());
+    for manager in std::iter::once(attach::field_manager(skill_set)).chain(legacy) {
         if !Owned::from_managed_fields(entries, &manager)
             .items
             .is_empty()
@@ -709,7 +741,7 @@ async fn sync_plan(
         Some(plan) => ensure_plan(ctx, &api, skill_set, plan).await,
         None if before.delivery == Some(Delivery::InitContainer) => {
             let name = names::plan_config_map(&skill_set.name_any());
-            remove_plan(ctx, &api, &name).await
+            remove_plan(ctx, &api, skill_set, &name).await
         }
         None => Ok(()),
     }
@@ -727,12 +759,16 @@ async fn ensure_plan(
         .controller_owner_ref(&())
         .expect("a SkillSet from the API has a name and uid");
     if let Some(existing) = api.get_opt(&plan.name).await? {
-        let same_owner = existing
-            .metadata
-            .owner_references
-            .as_ref()
-            .is_some_and(|refs| refs.iter().any(|r| r.uid == owner.uid));
-        if same_owner && existing.data.as_ref() == Some(&plan.data) {
+        let same_owner = owned_by(&existing, &owner.uid);
+        if !same_owner {
+            // Someone else's ConfigMap by that name: never changed or taken over.
+            return Err(Error::Workload(format!(
+                "ConfigMap {:?} exists and is not this SkillSet's (no owner reference to it); \
+                 rename or remove it, the plan ConfigMap needs that name",
+                plan.name
+            )));
+        }
+        if existing.data.as_ref() == Some(&plan.data) {
             return Ok(());
         }
     }
@@ -757,7 +793,18 @@ async fn ensure_plan(
     Ok(())
 }
 
-async fn remove_plan(ctx: &Context, api: &Api<ConfigMap>, name: &str) -> Result<(), Error> {
+async fn remove_plan(
+    ctx: &Context,
+    api: &Api<ConfigMap>,
+    skill_set: &SkillSet,
+    name: &str,
+) -> Result<(), Error> {
+    // Only ours: a ConfigMap by that name that another made stays.
+    let uid = skill_set.metadata.uid.clone().unwrap_or_default();
+    match api.get_opt(name).await? {
+        Some(existing) if owned_by(&existing, &uid) => {}
+        _ => return Ok(()),
+    }
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => {
             ctx.metrics.wrote("ConfigMap");
@@ -766,6 +813,15 @@ async fn remove_plan(ctx: &Context, api: &Api<ConfigMap>, name: &str) -> Result<
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Whether `object` has an owner reference to the object with `uid`.
+fn owned_by(object: &ConfigMap, uid: &str) -> bool {
+    object
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
 }
 
 /// Whether the stored workload still has every image volume and mount we applied.
