@@ -263,7 +263,7 @@ async fn policies_and_validation(server: &Server) {
 
 /// Clients that declare the largest body and send none of it (issue 22, item 13): the budget is
 /// taken as bytes arrive, so a real review is answered at once beside them — not after their
-/// 10 s each, past the API server's 5 s timeout (then `failurePolicy: Fail` refuses Pods).
+/// 10 s each (as before), past the API server's 5 s timeout (then `failurePolicy: Fail` refuses Pods).
 async fn stalled_bodies_hold_no_budget(server: &Server) {
     let stalled: Vec<_> = (0..4)
         .map(|_| {

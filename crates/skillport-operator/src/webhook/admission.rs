@@ -72,13 +72,14 @@ pub struct Admission {
 
 /// The unit of [`Admission::budget`].
 const BUDGET_UNIT: usize = 64 << 10;
-/// The longest a request body may take to arrive.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a request body may take to arrive: under the webhook configurations'
+/// `timeoutSeconds` (5), so that a trickle is cut before the API server gives up on the review.
+const BODY_TIMEOUT: Duration = Duration::from_secs(3);
 /// The longest pause between two pieces of a request body.
-const BODY_IDLE: Duration = Duration::from_secs(2);
+const BODY_IDLE: Duration = Duration::from_secs(1);
 /// The slowest a request body may arrive, in bytes per second on average (after a second):
-/// the API server sends a review in one go.
-const BODY_MIN_RATE: u64 = 64 << 10;
+/// the API server sends a review in one go, at loopback or cluster-network speed.
+const BODY_MIN_RATE: u64 = 1 << 20;
 
 impl Admission {
     /// The endpoints' state, and the task that keeps its SkillSet cache current (it runs until
@@ -116,7 +117,8 @@ impl Admission {
 
     /// The request's body, read within the budget (whose share it holds until dropped): 413
     /// past [`MAX_BODY`]; 408 when it does not arrive within [`BODY_TIMEOUT`], pauses longer
-    /// than [`BODY_IDLE`], or comes slower than [`BODY_MIN_RATE`]. The budget is taken as bytes
+    /// than [`BODY_IDLE`], or comes slower than [`BODY_MIN_RATE`]; 503 when it needs more of
+    /// the budget than is free while it holds some. The budget is taken as bytes
     /// arrive, never for what a `Content-Length` only promises: a client that declares 3 MiB
     /// and sends nothing holds none of it.
     async fn receive(
@@ -169,11 +171,25 @@ impl Admission {
             let holding = held.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
             if needed > holding {
                 let more = u32::try_from(needed - holding).expect("at most MAX_BODY / BUDGET_UNIT");
-                let permit =
+                // Only a request holding nothing waits for budget; one holding some never waits
+                // for more (two half-read bodies would each wait for the other's share): busy.
+                let permit = if holding == 0 {
                     tokio::time::timeout_at(deadline, self.budget.clone().acquire_many_owned(more))
                         .await
                         .map_err(|_| late())?
-                        .expect("the budget is never closed");
+                        .expect("the budget is never closed")
+                } else {
+                    self.budget
+                        .clone()
+                        .try_acquire_many_owned(more)
+                        .map_err(|_| {
+                            refuse(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "too many request bodies are being read at once; try again"
+                                    .to_owned(),
+                            )
+                        })?
+                };
                 match &mut held {
                     Some(held) => held.merge(permit),
                     None => held = Some(permit),
