@@ -11,7 +11,8 @@
 //!
 //! What a namespace grants, to let SkillSets work there: a ServiceAccount (by default
 //! [`DEFAULT_SERVICE_ACCOUNT`]) bound to the ClusterRole [`TENANT_CLUSTER_ROLE`] (deploy/rbac.yaml)
-//! with a RoleBinding — or a narrower Role of its own.
+//! with a RoleBinding — or a narrower Role of its own — and [`IMPERSONATOR_CLUSTER_ROLE`] bound to
+//! the operator, which lets it act as that namespace's accounts and no others.
 
 use http::{HeaderName, HeaderValue, Request};
 use kube::Client;
@@ -58,13 +59,20 @@ pub fn is_forbidden(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.is_forbidden())
 }
 
-/// What to do when ServiceAccount `namespace/account` was refused something.
+/// The ClusterRole a namespace binds to the operator to let it act as its ServiceAccounts.
+pub const IMPERSONATOR_CLUSTER_ROLE: &str = "skillport-impersonator";
+
+/// What to do when ServiceAccount `namespace/account` was refused something (or the operator
+/// may not act as it).
 pub fn grant_hint(namespace: &str, account: &str) -> String {
     format!(
         "the operator acts for this SkillSet as ServiceAccount {namespace}/{account}: grant it \
-         the rights, e.g. `kubectl -n {namespace} create serviceaccount {account}` and \
+         the rights, e.g. `kubectl -n {namespace} create serviceaccount {account}`, \
          `kubectl -n {namespace} create rolebinding {account} --clusterrole={TENANT_CLUSTER_ROLE} \
-         --serviceaccount={namespace}:{account}`"
+         --serviceaccount={namespace}:{account}`, and let the operator act as it: `kubectl -n \
+         {namespace} create rolebinding skillport-operator \
+         --clusterrole={IMPERSONATOR_CLUSTER_ROLE} \
+         --serviceaccount=<operator namespace>:skillport-operator`"
     )
 }
 

@@ -236,6 +236,25 @@ fn tenant_namespaces_get_the_account_bound_to_skillport_tenant_and_the_operator_
         }
     }
 
+    assert!(
+        !rules.iter().any(|rule| rule["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "impersonate")),
+        "the operator may impersonate in every namespace: {rules:?}"
+    );
+    let impersonation = find(
+        &objects,
+        "RoleBinding",
+        "skillport-operator",
+        Some("team-a"),
+    );
+    assert_eq!(impersonation["roleRef"]["name"], "skillport-impersonator");
+    assert_eq!(
+        impersonation["subjects"][0]["name"], "skillport-operator",
+        "{impersonation}"
+    );
     let account = find(&objects, "ServiceAccount", "skillport", Some("team-a"));
     assert_eq!(account["metadata"]["namespace"], "team-a");
     let binding = find(&objects, "RoleBinding", "skillport-tenant", Some("team-a"));

@@ -215,6 +215,30 @@ async fn workload_ref_and_secrets_the_namespace_does_not_grant_are_refused_by_rb
     let admin = cluster.client();
     cluster.create_namespace(NAMESPACE).await;
     create_pull_secret(&admin, &registry, work.path()).await;
+    // The namespace lets the operator act as its accounts, and grants them nothing yet.
+    let_operator_act_in(&admin, NAMESPACE).await;
+    // deploy/ lets the operator act as nobody by itself: only where a namespace opted in.
+    let operator = "--as=system:serviceaccount:skillport-system:skillport-operator";
+    for (namespace, expected) in [("kube-system", "no"), (NAMESPACE, "yes")] {
+        let output = cluster
+            .kubectl()
+            .args([
+                "auth",
+                "can-i",
+                "impersonate",
+                "serviceaccounts/skillport",
+                "-n",
+                namespace,
+            ])
+            .arg(operator)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            expected,
+            "may the operator impersonate in {namespace}?"
+        );
+    }
     push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
     push_skill(&registry, work.path(), "review", "1", "review body").await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);

@@ -278,8 +278,30 @@ pub async fn tenant_namespace(cluster: &Cluster, registry: &Registry, work: &Pat
     let admin = cluster.client();
     cluster.create_namespace(NAMESPACE).await;
     grant_tenant(&admin, NAMESPACE, "skillport", "skillport-tenant").await;
+    let_operator_act_in(&admin, NAMESPACE).await;
     create_pull_secret(&admin, registry, work).await;
     admin
+}
+
+/// The namespace opts in: the operator may act as its ServiceAccounts (ClusterRole
+/// skillport-impersonator bound there to the operator's ServiceAccount).
+pub async fn let_operator_act_in(admin: &kube::Client, namespace: &str) {
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "skillport-operator"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "skillport-impersonator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "skillport-operator",
+                      "namespace": "skillport-system"}],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), namespace)
+        .patch(
+            "skillport-operator",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&binding),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("binding skillport-impersonator in {namespace}: {err}"));
 }
 
 /// ServiceAccount `namespace/account`, bound in its namespace to ClusterRole `role`.
