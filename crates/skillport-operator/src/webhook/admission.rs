@@ -41,7 +41,9 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::{FailurePolicy, ResolvedSkill, SkillSet, SkillSetSpec, WorkloadKind, condition};
+use crate::api::{
+    FailurePolicy, ResolvedSkill, SkillSet, SkillSetSpec, WorkloadKind, WorkloadRef, condition,
+};
 use crate::inject::{SKILLSET_LABEL, inject};
 use crate::translate::{Mode, Options};
 use crate::validate::{Denial, Other, Verdict, validate};
@@ -236,9 +238,10 @@ impl Admission {
         namespace: &str,
         name: &str,
         spec: &SkillSetSpec,
+        old: Option<&SkillSetSpec>,
         user: &UserInfo,
     ) -> kube::Result<Facts> {
-        let forbidden = self.forbidden(namespace, spec, user).await?;
+        let forbidden = self.forbidden(namespace, spec, old, user).await?;
         // Read as the SkillSet's ServiceAccount, as the operator will: the answer says no more
         // about the namespace than that account may know.
         let account = crate::tenant::service_account(spec, &self.default_service_account);
@@ -312,23 +315,36 @@ impl Admission {
         &self,
         namespace: &str,
         spec: &SkillSetSpec,
+        old: Option<&SkillSetSpec>,
         user: &UserInfo,
     ) -> kube::Result<Vec<Denial>> {
         let mut asks: Vec<(String, &str, &str, &str, String)> = Vec::new();
+        let resource = |workload: &WorkloadRef| match workload.kind {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+        };
         if let Some(workload) = &spec.workload_ref {
-            let resource = match workload.kind {
-                WorkloadKind::Deployment => "deployments",
-                WorkloadKind::StatefulSet => "statefulsets",
-            };
             for verb in ["get", "patch"] {
                 asks.push((
                     "spec.workloadRef".into(),
                     verb,
                     "apps",
-                    resource,
+                    resource(workload),
                     workload.name.clone(),
                 ));
             }
+        }
+        // Moving the skills off a workload changes it too (a release and a rollout).
+        if let Some(old) = old.and_then(|old| old.workload_ref.as_ref())
+            && spec.workload_ref.as_ref() != Some(old)
+        {
+            asks.push((
+                "spec.workloadRef".into(),
+                "patch",
+                "apps",
+                resource(old),
+                old.name.clone(),
+            ));
         }
         for (index, secret) in spec.image_pull_secrets.iter().enumerate() {
             asks.push((
@@ -466,11 +482,17 @@ async fn validate_skill_sets(State(admission): State<Admission>, request: Reques
         Err(why) => return answer(AdmissionResponse::from(&request).deny(why)),
     };
     let namespace = request.namespace.clone().unwrap_or_default();
+    let old = request
+        .old_object
+        .as_ref()
+        .and_then(|old| serde_json::to_value(old).ok())
+        .and_then(|old| serde_json::from_value::<SkillSet>(old).ok());
     let response = match admission
         .facts(
             &namespace,
             &request.name,
             &candidate.spec,
+            old.as_ref().map(|old| &old.spec),
             &request.user_info,
         )
         .await
