@@ -303,6 +303,69 @@ async fn workload_ref_and_secrets_the_namespace_does_not_grant_are_refused_by_rb
     operator.stop().await;
 }
 
+/// Moving another team's SkillSet off their Deployment changes that Deployment too: alice,
+/// owner of `mine` only, may not.
+async fn moving_off_needs_the_right_to_patch(
+    admin: &kube::Client,
+    alice: &Api<SkillSet>,
+    deployments: &Api<Deployment>,
+    host: &str,
+    me: &str,
+) {
+    gitops_apply(deployments, &deployment_manifest("mine"))
+        .await
+        .unwrap();
+    role_for(
+        admin,
+        "alice",
+        "mine-owner",
+        &json!([
+            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["mine"],
+             "verbs": ["get", "patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["regcred.example.com"],
+             "verbs": ["get"]},
+        ]),
+    )
+    .await;
+    Api::<SkillSet>::namespaced(admin.clone(), NAMESPACE)
+        .create(
+            &PostParams::default(),
+            &skill_set(
+                "theirs",
+                host,
+                &json!({"workloadRef": {"kind": "Deployment", "name": "victim"}}),
+            ),
+        )
+        .await
+        .expect("the victim's owner (admin) attaches skills to it");
+    let moved = alice
+        .patch(
+            "theirs",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"workloadRef": {"kind": "Deployment", "name": "mine"}}})),
+        )
+        .await
+        .expect_err("alice moved skills off a Deployment she may not patch");
+    assert!(
+        moved
+            .to_string()
+            .contains(&format!("{me} may not patch deployments.apps \"victim\"")),
+        "{moved}"
+    );
+
+    Api::<SkillSet>::namespaced(admin.clone(), NAMESPACE)
+        .delete("theirs", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("theirs is gone", Duration::from_secs(30), || async {
+        match alice.get_opt("theirs").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".into()),
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_a_skill_set_asking_for_what_its_author_may_not_do() {
     log_to_test_output();
@@ -348,60 +411,7 @@ async fn the_webhook_refuses_a_skill_set_asking_for_what_its_author_may_not_do()
         );
     }
 
-    // Moving another team's SkillSet off their Deployment changes that Deployment too: alice,
-    // owner of `mine` only, may not.
-    gitops_apply(&deployments, &deployment_manifest("mine"))
-        .await
-        .unwrap();
-    role_for(
-        &admin,
-        "alice",
-        "mine-owner",
-        &json!([
-            {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["mine"],
-             "verbs": ["get", "patch"]},
-            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["regcred.example.com"],
-             "verbs": ["get"]},
-        ]),
-    )
-    .await;
-    Api::<SkillSet>::namespaced(admin.clone(), NAMESPACE)
-        .create(
-            &PostParams::default(),
-            &skill_set(
-                "theirs",
-                &registry.host(),
-                &json!({"workloadRef": {"kind": "Deployment", "name": "victim"}}),
-            ),
-        )
-        .await
-        .expect("the victim's owner (admin) attaches skills to it");
-    let moved = alice
-        .patch(
-            "theirs",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"workloadRef": {"kind": "Deployment", "name": "mine"}}})),
-        )
-        .await
-        .expect_err("alice moved skills off a Deployment she may not patch");
-    assert!(
-        moved
-            .to_string()
-            .contains(&format!("{me} may not patch deployments.apps \"victim\"")),
-        "{moved}"
-    );
-
-    Api::<SkillSet>::namespaced(admin.clone(), NAMESPACE)
-        .delete("theirs", &DeleteParams::default())
-        .await
-        .unwrap();
-    wait_for("theirs is gone", Duration::from_secs(30), || async {
-        match alice.get_opt("theirs").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".into()),
-        }
-    })
-    .await;
+    moving_off_needs_the_right_to_patch(&admin, &alice, &deployments, &registry.host(), &me).await;
 
     // Given the rights herself, alice may ask the operator to use them.
     role_for(
