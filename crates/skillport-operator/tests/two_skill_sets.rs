@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Cluster, ClusterOptions, Registry};
@@ -130,5 +130,49 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
         "releasing the second SkillSet took the first's skills off"
     );
     assert_eq!(left.metadata.generation, after.metadata.generation);
+
+    // A SkillSet gone without releasing (its finalizer removed while the operator was down, as
+    // when its rights were taken away) claims nothing: the next one takes its fields over.
+    operator.stop().await;
+    skill_sets
+        .delete("first", &DeleteParams::default())
+        .await
+        .unwrap();
+    skill_sets
+        .patch(
+            "first",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert!(has_volume(
+        &deployments.get("agent").await.unwrap(),
+        "skill-pdf"
+    ));
+    let operator = Operator::start(&cluster, &registry).await;
+    let third = skill_set(
+        "third",
+        &host,
+        &json!({
+            "workloadRef": {"kind": "Deployment", "name": "agent"},
+            "skills": [{"name": "review", "image": format!("{host}/skills/review:1")}],
+        }),
+    );
+    skill_sets
+        .create(&PostParams::default(), &third)
+        .await
+        .unwrap();
+    wait_condition(&skill_sets, "third", "Ready", "True", "Applied").await;
+    let taken = deployments.get("agent").await.unwrap();
+    assert!(
+        has_volume(&taken, "skill-review") && !has_volume(&taken, "skill-pdf"),
+        "the gone SkillSet's skills stayed beside the new one's"
+    );
+    assert!(
+        !managers(&taken).iter().any(|m| m == "skillport/first"),
+        "{:?}",
+        managers(&taken)
+    );
     operator.stop().await;
 }

@@ -302,17 +302,20 @@ async fn attach_workload(
 
     // One SkillSet per workload: another's fields there are not ours to take, and applying
     // ours beside them would fight (the pod-level names are the same).
+    // A SkillSet that is gone (deleted while it could not release) claims nothing: what its
+    // manager left is taken over like the old shared manager's.
     let entries = live.metadata.managed_fields.as_deref().unwrap_or(&[]);
     let manager = attach::field_manager(&name);
-    if let Some(claimed) = claimed(workload, entries, &manager) {
-        outcome.not_ready(reason::WORKLOAD_CLAIMED, &claimed);
+    let (claiming, gone) = claimants(ctx, namespace, entries, &manager).await?;
+    if !claiming.is_empty() {
+        outcome.not_ready(reason::WORKLOAD_CLAIMED, &claimed(workload, &claiming));
         return Ok(Some(RETRY_LATER));
     }
 
     // 4. Translate against the template as its other managers wrote it (what an operator
-    // before per-SkillSet managers applied as `skillport` is ours too: taken over here).
+    // before per-SkillSet managers applied as `skillport`, or a SkillSet now gone, is taken over).
     let owned = Owned::from_managed_fields(entries, &manager);
-    let legacy = Owned::from_managed_fields(entries, FIELD_MANAGER);
+    let (leftovers, legacy) = leftovers(entries, &gone);
     let template: PodTemplateSpec = serde_json::from_value(
         live.data
             .pointer("/spec/template")
@@ -353,9 +356,9 @@ async fn attach_workload(
             )
             .await?;
         ctx.metrics.wrote(workload.kind.as_str());
-        if !legacy.items.is_empty() {
+        for leftover in &leftovers {
             // Ours now under the SkillSet's manager; the old one lets go of what it alone held.
-            apply_nothing(ctx, tenant, workload, FIELD_MANAGER).await?;
+            apply_nothing(ctx, tenant, workload, leftover).await?;
         }
         if mode == Mode::ImageVolume && !kept_image_volumes(&stored, &resources) {
             // What the server stored is what counts: take the rest back off, remember it for
@@ -388,23 +391,55 @@ async fn attach_workload(
     Ok(None)
 }
 
-/// Why `workload` (with `entries` as its managed fields) is not for the SkillSet with field
-/// manager `manager`: another SkillSet's skills are on it.
-fn claimed(
-    workload: &WorkloadRef,
+/// The other SkillSets whose field managers hold fields of the object with `entries`: those
+/// that exist (they claim it), and those that are gone. A manager cut for length
+/// ([`attach::field_manager`]) cannot be looked up by name: it counts as existing.
+async fn claimants(
+    ctx: &Context,
+    namespace: &str,
     entries: &[ManagedFieldsEntry],
     manager: &str,
-) -> Option<String> {
-    let others = attach::other_skill_sets(entries, manager);
-    (!others.is_empty()).then(|| {
-        format!(
-            "{} {:?} already has the skills of SkillSet {}; one SkillSet per workload: put these \
-             skills in that one, or attach them to another workload",
-            workload.kind.as_str(),
-            workload.name,
-            others.join(", ")
-        )
-    })
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    let skill_sets: Api<SkillSet> = Api::namespaced(ctx.client.clone(), namespace);
+    let (mut claiming, mut gone) = (Vec::new(), Vec::new());
+    for other in attach::other_skill_sets(entries, manager) {
+        let exact = attach::field_manager(&other).ends_with(&format!("/{other}"));
+        if exact && skill_sets.get_opt(&other).await?.is_none() {
+            gone.push(other);
+        } else {
+            claiming.push(other);
+        }
+    }
+    Ok((claiming, gone))
+}
+
+/// The field managers whose fields a SkillSet takes over (the old shared one, those of SkillSets
+/// `gone`) that hold any, and what they hold together.
+fn leftovers(entries: &[ManagedFieldsEntry], gone: &[String]) -> (Vec<String>, Owned) {
+    let managers: Vec<String> = std::iter::once(FIELD_MANAGER.to_owned())
+        .chain(gone.iter().map(|gone| attach::field_manager(gone)))
+        .filter(|manager| {
+            !Owned::from_managed_fields(entries, manager)
+                .items
+                .is_empty()
+        })
+        .collect();
+    let owned = managers
+        .iter()
+        .map(|manager| Owned::from_managed_fields(entries, manager))
+        .fold(Owned::default(), Owned::union);
+    (managers, owned)
+}
+
+/// Why `workload` is not for this SkillSet: the `others` hold it.
+fn claimed(workload: &WorkloadRef, others: &[String]) -> String {
+    format!(
+        "{} {:?} already has the skills of SkillSet {}; one SkillSet per workload: put these \
+         skills in that one, or attach them to another workload",
+        workload.kind.as_str(),
+        workload.name,
+        others.join(", ")
+    )
 }
 
 /// Resolves the skills (or takes this generation's cached answer) into `outcome`; returns the
