@@ -30,6 +30,60 @@ fn has_volume(deployment: &Deployment, name: &str) -> bool {
     volume_reference(deployment, name).is_some()
 }
 
+/// A SkillSet gone without releasing (its finalizer removed while the operator was down, as when
+/// its rights were taken away) claims nothing: the next one takes its fields over.
+async fn a_gone_skill_set_claims_nothing(
+    cluster: &Cluster,
+    registry: &Registry,
+    operator: Operator,
+    skill_sets: &Api<SkillSet>,
+    deployments: &Api<Deployment>,
+) -> Operator {
+    let host = registry.host();
+    operator.stop().await;
+    skill_sets
+        .delete("first", &DeleteParams::default())
+        .await
+        .unwrap();
+    skill_sets
+        .patch(
+            "first",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    assert!(has_volume(
+        &deployments.get("agent").await.unwrap(),
+        "skill-pdf"
+    ));
+    let operator = Operator::start(cluster, registry).await;
+    let third = skill_set(
+        "third",
+        &host,
+        &json!({
+            "workloadRef": {"kind": "Deployment", "name": "agent"},
+            "skills": [{"name": "review", "image": format!("{host}/skills/review:1")}],
+        }),
+    );
+    skill_sets
+        .create(&PostParams::default(), &third)
+        .await
+        .unwrap();
+    wait_condition(skill_sets, "third", "Ready", "True", "Applied").await;
+    let taken = deployments.get("agent").await.unwrap();
+    assert!(
+        has_volume(&taken, "skill-review") && !has_volume(&taken, "skill-pdf"),
+        "the gone SkillSet's skills stayed beside the new one's"
+    );
+    assert!(
+        !managers(&taken).iter().any(|m| m == "skillport/first"),
+        "{:?}",
+        managers(&taken)
+    );
+    operator
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
     log_to_test_output();
@@ -131,48 +185,8 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
     );
     assert_eq!(left.metadata.generation, after.metadata.generation);
 
-    // A SkillSet gone without releasing (its finalizer removed while the operator was down, as
-    // when its rights were taken away) claims nothing: the next one takes its fields over.
-    operator.stop().await;
-    skill_sets
-        .delete("first", &DeleteParams::default())
-        .await
-        .unwrap();
-    skill_sets
-        .patch(
-            "first",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-        )
-        .await
-        .unwrap();
-    assert!(has_volume(
-        &deployments.get("agent").await.unwrap(),
-        "skill-pdf"
-    ));
-    let operator = Operator::start(&cluster, &registry).await;
-    let third = skill_set(
-        "third",
-        &host,
-        &json!({
-            "workloadRef": {"kind": "Deployment", "name": "agent"},
-            "skills": [{"name": "review", "image": format!("{host}/skills/review:1")}],
-        }),
-    );
-    skill_sets
-        .create(&PostParams::default(), &third)
-        .await
-        .unwrap();
-    wait_condition(&skill_sets, "third", "Ready", "True", "Applied").await;
-    let taken = deployments.get("agent").await.unwrap();
-    assert!(
-        has_volume(&taken, "skill-review") && !has_volume(&taken, "skill-pdf"),
-        "the gone SkillSet's skills stayed beside the new one's"
-    );
-    assert!(
-        !managers(&taken).iter().any(|m| m == "skillport/first"),
-        "{:?}",
-        managers(&taken)
-    );
+    let operator =
+        a_gone_skill_set_claims_nothing(&cluster, &registry, operator, &skill_sets, &deployments)
+            .await;
     operator.stop().await;
 }
