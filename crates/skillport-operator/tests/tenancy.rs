@@ -180,17 +180,7 @@ async fn released_without_rights(admin: &kube::Client, alice: &Api<SkillSet>) {
         .delete("takeover", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for(
-        "step 4: the SkillSet is gone",
-        Duration::from_secs(30),
-        || async {
-            match alice.get_opt("takeover").await.map_err(|e| e.to_string())? {
-                None => Ok(()),
-                Some(_) => Err("still there".into()),
-            }
-        },
-    )
-    .await;
+    wait_gone(alice, "takeover").await;
     let events = events_for(admin, "takeover").await;
     assert!(
         events
@@ -357,13 +347,7 @@ async fn moving_off_needs_the_right_to_patch(
         .delete("theirs", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("theirs is gone", Duration::from_secs(30), || async {
-        match alice.get_opt("theirs").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".into()),
-        }
-    })
-    .await;
+    wait_gone(alice, "theirs").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,17 +167,7 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
         .delete("second", &DeleteParams::default())
         .await
         .unwrap();
-    wait_for("second is gone", Duration::from_secs(30), || async {
-        match skill_sets
-            .get_opt("second")
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            None => Ok(()),
-            Some(_) => Err("still there".into()),
-        }
-    })
-    .await;
+    wait_gone(&skill_sets, "second").await;
     let left = deployments.get("agent").await.unwrap();
     assert!(
         has_volume(&left, "skill-pdf"),

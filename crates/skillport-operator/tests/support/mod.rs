@@ -496,6 +496,21 @@ pub async fn wait_condition(
     .await
 }
 
+/// Waits until SkillSet `name` is gone (its finalizer done), for 30 s at most.
+pub async fn wait_gone(api: &Api<SkillSet>, name: &str) {
+    wait_for(
+        &format!("SkillSet {name} is gone"),
+        Duration::from_secs(30),
+        || async {
+            match api.get_opt(name).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(_) => Err("still there".into()),
+            }
+        },
+    )
+    .await;
+}
+
 pub async fn events_for(client: &kube::Client, name: &str) -> Vec<Event> {
     Api::<Event>::namespaced(client.clone(), NAMESPACE)
         .list(&ListParams::default())
