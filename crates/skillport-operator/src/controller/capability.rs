@@ -57,7 +57,21 @@ impl Capability {
         {
             return Ok(served);
         }
-        let served = self.probe().await?;
+        let served = match self.probe().await {
+            Ok(served) => served,
+            // The probe Pod refused (no default ServiceAccount, a Pod-security or policy engine):
+            // not an outage, an answer — no image volumes here, asked again next interval. An
+            // API server that does not answer stays an error: its reconcile is retried, and no
+            // SkillSet moves to the init container (a rollout) for a passing failure.
+            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => {
+                tracing::warn!(
+                    reason = %status.message,
+                    "the image-volume probe Pod was refused; Auto uses the init container"
+                );
+                false
+            }
+            Err(err) => return Err(err),
+        };
         if cached.is_none_or(|(before, _)| before != served) {
             tracing::info!(served, "image volumes on the API server");
         }

@@ -103,27 +103,15 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     outcome.status.observed_generation = skill_set.metadata.generation;
 
     // 1. Resolve (cached for updateInterval per generation).
-    let (resolved_failure, requeue) = resolve_step(skill_set, ctx, &before, &mut outcome).await;
+    // Everything done for the SkillSet is done as its namespace's ServiceAccount.
+    let tenant = ctx.tenant(skill_set);
+    let (resolved_failure, requeue) =
+        resolve_step(skill_set, ctx, &tenant, &before, &mut outcome).await;
 
     // 2. Delivery. The API server is asked only when the answer matters: InitContainer (or git
-    // skills) never needs image volumes; a refused probe is Auto's reason to take the init
-    // container, said in one line, never a failed reconcile.
-    let wants_image_volumes = Mode::choose(spec, true) == Mode::ImageVolume;
-    let served = if wants_image_volumes {
-        match ctx.capability.image_volumes_served().await {
-            Ok(served) => served,
-            Err(err) => {
-                let why = match &err {
-                    kube::Error::Api(status) => status.message.clone(),
-                    other => other.to_string(),
-                };
-                tracing::warn!(error = %why, "the image-volume probe was refused; taking the init container");
-                false
-            }
-        }
-    } else {
-        false
-    };
+    // skills) never needs image volumes. A refused probe Pod counts as "not served" (cached).
+    let served = Mode::choose(spec, true) == Mode::ImageVolume
+        && ctx.capability.image_volumes_served().await?;
     let key = ObjectRef::from_obj(skill_set);
     let failed_here = ctx.image_volume_failure(&key);
     let mode = Mode::choose(spec, served && failed_here.is_none());
@@ -151,9 +139,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
-    // 3. The workload: release the one we left, attach to the one named — as the SkillSet's
-    // ServiceAccount, so that RBAC of its namespace decides.
-    let tenant = ctx.tenant(skill_set);
+    // 3. The workload: release the one we left, attach to the one named.
     let retry = match place(skill_set, ctx, &tenant, mode, &before, &mut outcome).await {
         Ok(retry) => retry,
         Err(Error::Kube(kube::Error::Api(status))) if status.is_forbidden() => {
@@ -447,6 +433,7 @@ fn claimed(workload: &WorkloadRef, others: &[String]) -> String {
 async fn resolve_step(
     skill_set: &SkillSet,
     ctx: &Context,
+    tenant: &Tenant<'_>,
     before: &SkillSetStatus,
     outcome: &mut Outcome,
 ) -> (Option<ResolveFailure>, Duration) {
@@ -464,7 +451,7 @@ async fn resolve_step(
             outcome.pinned(resolution.skills);
             None
         }
-        None => match resolve(skill_set, ctx).await {
+        None => match resolve(skill_set, ctx, tenant).await {
             Ok(skills) => {
                 ctx.resolutions.lock().await.insert(
                     key.clone(),
@@ -666,10 +653,10 @@ async fn apply_nothing(
 async fn resolve(
     skill_set: &SkillSet,
     ctx: &Context,
+    tenant: &Tenant<'_>,
 ) -> Result<Vec<ResolvedSkill>, ResolveFailure> {
     let started = Instant::now();
     // Read as the SkillSet's ServiceAccount: a Secret it may not get is not used.
-    let tenant = ctx.tenant(skill_set);
     let secrets: Api<Secret> = Api::namespaced(tenant.client.clone(), &tenant.namespace);
     let spec = &skill_set.spec;
     let failure = |message: String, transient: bool| ResolveFailure {
@@ -679,7 +666,6 @@ async fn resolve(
     };
     let read = |name: String| {
         let secrets = secrets.clone();
-        let tenant = &tenant;
         async move {
             secrets.get_opt(&name).await.map_err(|err| match err {
                 kube::Error::Api(status) if status.is_forbidden() => {
