@@ -253,6 +253,7 @@ async fn node_agents_read_their_skills_in_both_modes_and_roll_on_a_moved_tag() {
     let (iv, ic) = tokio::join!(agent_logs(&node, "iv"), agent_logs(&node, "ic"));
     check_agent("image volumes", &iv, "first body", &pdf_1);
     check_agent("init container", &ic, "first body", &pdf_1);
+    fetch_gets_no_token(&node, "ic").await;
 
     // The tag moves: both Deployments roll, and the new Pods read the new content.
     let pdf_2 = push_skill(&registry, work.path(), "pdf", "1", "second body").await;
@@ -287,6 +288,50 @@ async fn node_agents_read_their_skills_in_both_modes_and_roll_on_a_moved_tag() {
 
     hollow_image_fails_the_pod(&node, &host, &hollow).await;
     operator.stop().await;
+}
+
+/// The ServiceAccount admission plugin mounted the Pod's API token in the agent (so it is on),
+/// and not in the fetch init container, which never talks to the API server: the folder laid
+/// over the token's path keeps it out.
+async fn fetch_gets_no_token(node: &Node, name: &str) {
+    const TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let pods: Api<Pod> = Api::namespaced(node.client(), NAMESPACE);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("app={name}")))
+        .await
+        .unwrap();
+    // The Pod with skills (one of the template before them may still be going).
+    let spec = list
+        .items
+        .iter()
+        .filter_map(|pod| pod.spec.clone())
+        .find(|spec| {
+            spec.init_containers
+                .iter()
+                .flatten()
+                .any(|c| c.name == "skillport-fetch")
+        })
+        .expect("a Pod with the fetch init container");
+    let token_volume = |container: &k8s_openapi::api::core::v1::Container| {
+        container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == TOKEN_DIR)
+            .map(|m| m.name.clone())
+    };
+    let agent = spec.containers.iter().find(|c| c.name == "agent").unwrap();
+    assert!(
+        token_volume(agent).is_some_and(|v| v.starts_with("kube-api-access")),
+        "the agent has the token (the plugin is on): {agent:?}"
+    );
+    let init = spec.init_containers.clone().unwrap_or_default();
+    let fetch = init.iter().find(|c| c.name == "skillport-fetch").unwrap();
+    assert_eq!(
+        token_volume(fetch).as_deref(),
+        Some("skillport-no-token"),
+        "fetch has an empty folder where the token would be: {fetch:?}"
+    );
 }
 
 /// A skill image without SKILL.md: the verify init container fails the Pod, one line.

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, EmptyDirVolumeSource, KeyToPath, SecretVolumeSource, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use skillport_fetch::FetchOptions;
 use skillport_fetch::plan::{CredentialFile, FetchPlan, GitSpec, PlannedSkill};
 
 use super::{
@@ -35,7 +37,18 @@ pub(super) fn resources(
     let mut volumes = vec![
         Volume {
             name: names::SKILLS_VOLUME.to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(skills_size_limit(planned)),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        Volume {
+            name: names::NO_TOKEN_VOLUME.to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("1Ki".to_owned())),
+                ..EmptyDirVolumeSource::default()
+            }),
             ..Volume::default()
         },
         Volume {
@@ -51,6 +64,12 @@ pub(super) fn resources(
     let mut fetch_mounts = vec![
         mount(names::SKILLS_VOLUME, names::FETCH_INTO, false),
         mount(names::PLAN_VOLUME, names::PLAN_DIR, true),
+        // fetch never talks to the API server: the pod's token stays out of its reach.
+        mount(
+            names::NO_TOKEN_VOLUME,
+            names::SERVICE_ACCOUNT_TOKEN_DIR,
+            true,
+        ),
     ];
 
     plan.skills = planned.iter().map(planned_skill).collect();
@@ -116,6 +135,35 @@ pub(super) fn resources(
     })
 }
 
+/// The most `skillport fetch` can put in the skills folder with its default limits: each
+/// skill's files, and for a git skill its pack beside them while it is checked out. A skill
+/// image is unpacked as it downloads (no blob on disk). Bounding the `emptyDir` keeps a hostile
+/// source from filling the node's disk: the kubelet evicts the Pod past it.
+fn skills_size_limit(planned: &[Planned<'_>]) -> Quantity {
+    let limits = FetchOptions::default();
+    let bytes: u64 = planned
+        .iter()
+        .map(|skill| match skill.source {
+            PinnedSource::Image(_) => limits.max_skill_bytes,
+            PinnedSource::Git { .. } => limits.max_skill_bytes + limits.max_download_bytes,
+        })
+        .sum();
+    binary_quantity(bytes.max(1 << 20))
+}
+
+/// `bytes` rounded up to a whole Mi, written as the API server writes it back (the largest
+/// binary suffix that divides it: `3Gi`, not `3072Mi`), so the stored template equals ours.
+fn binary_quantity(bytes: u64) -> Quantity {
+    let mut value = bytes.div_ceil(1 << 20);
+    let mut suffixes = ["Mi", "Gi", "Ti", "Pi", "Ei"].into_iter().peekable();
+    let mut suffix = suffixes.next().expect("a suffix");
+    while value % 1024 == 0 && suffixes.peek().is_some() {
+        value /= 1024;
+        suffix = suffixes.next().expect("peeked");
+    }
+    Quantity(format!("{value}{suffix}"))
+}
+
 /// The plan's entry for a skill: its pinned source, into the folder named after it.
 fn planned_skill(skill: &Planned<'_>) -> PlannedSkill {
     match &skill.source {
@@ -144,6 +192,16 @@ fn agent_mounts(spec: &SkillSetSpec, planned: &[Planned<'_>]) -> Vec<VolumeMount
         }
     }
     mounts
+}
+
+#[cfg(test)]
+#[test]
+fn binary_quantities_are_written_as_the_api_server_writes_them() {
+    assert_eq!(binary_quantity(1 << 30).0, "1Gi");
+    assert_eq!(binary_quantity(3 << 30).0, "3Gi");
+    assert_eq!(binary_quantity(1 << 40).0, "1Ti");
+    assert_eq!(binary_quantity((1 << 30) + 1).0, "1025Mi");
+    assert_eq!(binary_quantity(1).0, "1Mi");
 }
 
 /// A Secret as a read-only volume; with `key`, only that key.

@@ -17,6 +17,9 @@ pub const INDEX_VOLUME: &str = "skillport-index";
 pub const PLAN_VOLUME: &str = "skillport-plan";
 /// The git credentials Secret's volume (InitContainer).
 pub const GIT_VOLUME: &str = "skillport-git";
+/// The empty folder laid over the ServiceAccount token's path in the fetch container, which
+/// has no use for the token (a pod's token is mounted in every container that has nothing there).
+pub const NO_TOKEN_VOLUME: &str = "skillport-no-token";
 /// The fetch init container.
 pub const FETCH_CONTAINER: &str = "skillport-fetch";
 /// The verify init container.
@@ -24,6 +27,9 @@ pub const VERIFY_CONTAINER: &str = "skillport-verify";
 
 /// Where the fetch container sees the skills folder.
 pub const FETCH_INTO: &str = "/skills";
+/// Where the ServiceAccount admission plugin mounts a pod's API token, unless a container
+/// already mounts something there.
+pub const SERVICE_ACCOUNT_TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// Where the plan ConfigMap is mounted.
 pub const PLAN_DIR: &str = "/etc/skillport";
 /// The plan's key in the ConfigMap (and file name under [`PLAN_DIR`]).
