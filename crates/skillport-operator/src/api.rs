@@ -301,6 +301,10 @@ pub struct SkillSetStatus {
     /// The workload the skills are attached to now; released when `workloadRef` changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadRef>,
+    /// InitContainer: the plan ConfigMap Pods made now mount (named by its content; older ones
+    /// stay while a ReplicaSet, ControllerRevision or Pod refers to them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_config_map: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

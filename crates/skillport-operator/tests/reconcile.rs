@@ -342,8 +342,19 @@ async fn switch_delivery(w: &World, pdf_2: &str) {
             .is_none(),
         "switch: the pull secret is mounted, not in imagePullSecrets"
     );
+    let tools = skill_sets.get("tools").await.unwrap();
+    let plan_name = tools
+        .status
+        .unwrap()
+        .plan_config_map
+        .expect("status names the plan");
+    assert_eq!(
+        plan_reference(&switched).as_deref(),
+        Some(plan_name.as_str()),
+        "switch: the template mounts the plan status names"
+    );
     let plan = Api::<ConfigMap>::namespaced(admin.clone(), NAMESPACE)
-        .get("tools-skillport-plan")
+        .get(&plan_name)
         .await
         .expect("switch: the plan ConfigMap exists");
     let owner = &plan.metadata.owner_references.unwrap()[0];
@@ -443,12 +454,14 @@ async fn injection_plan(w: &World) {
         .await
         .unwrap();
     let labelled = wait_condition(skill_sets, "labelled", "Ready", "True", "Resolved").await;
+    let status = labelled.status.unwrap();
     assert_eq!(
-        labelled.status.unwrap().delivery,
+        status.delivery,
         Some(skillport_operator::api::Delivery::InitContainer)
     );
+    let plan_name = status.plan_config_map;
     let plan = Api::<ConfigMap>::namespaced(admin.clone(), NAMESPACE)
-        .get("labelled-skillport-plan")
+        .get(&plan_name.expect("status names the plan"))
         .await
         .expect("injection: the plan ConfigMap exists for injected Pods");
     assert!(plan.data.unwrap().contains_key("plan.json"));

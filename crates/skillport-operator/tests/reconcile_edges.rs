@@ -10,7 +10,7 @@
 //! - item 10: a ConfigMap by the plan's name that is not the SkillSet's is never changed.
 
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use skillport_operator::api::SkillSet;
 use skillport_testkit::Cluster;
@@ -31,17 +31,6 @@ async fn injection_only_named_container_refused_probe_and_a_foreign_plan_config_
     // The probe Pod needs the operator namespace's `default` account: without it, refused.
     Api::<ServiceAccount>::namespaced(admin.clone(), "skillport-system")
         .delete("default", &DeleteParams::default())
-        .await
-        .unwrap();
-    // Someone's own ConfigMap, by the name the plan of SkillSet "taken" would have.
-    let foreign: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "taken-skillport-plan"},
-        "data": {"mine": "keep me"},
-    }))
-    .unwrap();
-    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), NAMESPACE);
-    config_maps
-        .create(&PostParams::default(), &foreign)
         .await
         .unwrap();
     let operator = Operator::start(&cluster, &registry).await;
@@ -70,24 +59,48 @@ async fn injection_only_named_container_refused_probe_and_a_foreign_plan_config_
         "a refused probe: Auto takes the init container"
     );
 
+    foreign_plan_config_map(&admin, &skill_sets, &host).await;
+    operator.stop().await;
+}
+
+/// Someone's own ConfigMap by the name the plan of SkillSet "taken" has (content-named, so
+/// known once it was made: made, then its owner reference dropped and its data replaced, as if
+/// another had made it): the next reconcile is refused, and the ConfigMap stays as it is.
+async fn foreign_plan_config_map(admin: &kube::Client, skill_sets: &Api<SkillSet>, host: &str) {
+    let taken = skill_set("taken", host, &json!({"delivery": "InitContainer"}));
     skill_sets
-        .create(
-            &PostParams::default(),
-            &skill_set("taken", &host, &json!({"delivery": "InitContainer"})),
+        .create(&PostParams::default(), &taken)
+        .await
+        .unwrap();
+    let ready = wait_condition(skill_sets, "taken", "Ready", "True", "Resolved").await;
+    let plan = ready
+        .status
+        .unwrap()
+        .plan_config_map
+        .expect("status names the plan");
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), NAMESPACE);
+    config_maps
+        .patch(
+            &plan,
+            &PatchParams::default(),
+            &Patch::Merge(json!({
+                "metadata": {"ownerReferences": null},
+                "data": {"mine": "keep me", "plan.json": null},
+            })),
         )
         .await
         .unwrap();
-    let refused = wait_condition(&skill_sets, "taken", "Ready", "False", "TranslateFailed").await;
+
+    let refused = wait_condition(skill_sets, "taken", "Ready", "False", "TranslateFailed").await;
     let (_, _, message) = condition(&refused, "Ready").unwrap();
     assert!(
-        message.contains("taken-skillport-plan") && message.contains("not this SkillSet's"),
+        message.contains(&plan) && message.contains("not this SkillSet's"),
         "{message}"
     );
-    let kept = config_maps.get("taken-skillport-plan").await.unwrap();
+    let kept = config_maps.get(&plan).await.unwrap();
     assert_eq!(
         kept.data.unwrap().get("mine").map(String::as_str),
         Some("keep me"),
         "another's ConfigMap was changed"
     );
-    operator.stop().await;
 }

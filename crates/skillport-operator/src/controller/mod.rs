@@ -6,6 +6,7 @@
 pub mod capability;
 pub mod leader;
 pub mod metrics;
+mod plans;
 mod reconcile;
 pub mod resolve;
 mod status;

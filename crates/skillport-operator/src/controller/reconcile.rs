@@ -7,11 +7,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
-};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
@@ -20,6 +18,7 @@ use kube::{Resource as _, ResourceExt as _};
 use serde_json::{Value, json};
 use skillport_fetch::git::GitCredentials;
 
+use super::plans;
 use super::resolve::{PullSecret, ResolveFailure};
 use super::status::{self, Transition};
 use super::{Context, Error, Tenant};
@@ -246,7 +245,7 @@ async fn ready_for_injection(
             outcome.not_ready(why, &err.to_string());
         }
         Ok(resources) => {
-            sync_plan(ctx, tenant, skill_set, &resources, before).await?;
+            sync_plan(ctx, tenant, skill_set, &resources, before, outcome).await?;
             outcome.set(
                 condition::READY,
                 true,
@@ -330,7 +329,7 @@ async fn attach_workload(
     };
 
     // 5. Apply: the plan ConfigMap first (pods must find it), then the workload.
-    sync_plan(ctx, tenant, skill_set, &resources, before).await?;
+    sync_plan(ctx, tenant, skill_set, &resources, before, outcome).await?;
     let body = attach::apply_body(workload.kind, namespace, &workload.name, &resources);
     let live_value = serde_json::to_value(&live).expect("objects serialise");
     if !attach::is_current(&live_value, &owned, &Owned::of(&resources), &body) {
@@ -748,101 +747,20 @@ fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// The plan ConfigMap as the delivery needs it: made or updated for InitContainer, removed
-/// when the SkillSet leaves InitContainer.
+/// The plan ConfigMap as the delivery needs it ([`plans`]), recorded in status.
 async fn sync_plan(
     ctx: &Context,
     tenant: &Tenant<'_>,
     skill_set: &SkillSet,
     resources: &SkillResources,
     before: &SkillSetStatus,
+    outcome: &mut Outcome,
 ) -> Result<(), Error> {
-    let api: Api<ConfigMap> = Api::namespaced(tenant.client.clone(), &tenant.namespace);
-    match &resources.plan {
-        Some(plan) => ensure_plan(ctx, &api, skill_set, plan).await,
-        None if before.delivery == Some(Delivery::InitContainer) => {
-            let name = names::plan_config_map(&skill_set.name_any());
-            remove_plan(ctx, &api, skill_set, &name).await
-        }
-        None => Ok(()),
-    }
-}
-
-/// Creates or updates the plan ConfigMap (owned by the SkillSet) when it differs.
-async fn ensure_plan(
-    ctx: &Context,
-    api: &Api<ConfigMap>,
-    skill_set: &SkillSet,
-    plan: &crate::translate::PlanConfigMap,
-) -> Result<(), Error> {
-    let namespace = skill_set.namespace().unwrap_or_default();
-    let owner = skill_set
-        .controller_owner_ref(&())
-        .expect("a SkillSet from the API has a name and uid");
-    if let Some(existing) = api.get_opt(&plan.name).await? {
-        let same_owner = owned_by(&existing, &owner.uid);
-        if !same_owner {
-            // Someone else's ConfigMap by that name: never changed or taken over.
-            return Err(Error::Workload(format!(
-                "ConfigMap {:?} exists and is not this SkillSet's (no owner reference to it); \
-                 rename or remove it, the plan ConfigMap needs that name",
-                plan.name
-            )));
-        }
-        if existing.data.as_ref() == Some(&plan.data) {
-            return Ok(());
-        }
-    }
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": plan.name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/managed-by": "skillport"},
-            "ownerReferences": [owner],
-        },
-        "data": plan.data,
-    });
-    api.patch(
-        &plan.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    ctx.metrics.wrote("ConfigMap");
+    let plan = resources.plan.as_ref();
+    let previous = before.plan_config_map.as_deref();
+    plans::sync(ctx, tenant, skill_set, plan, previous).await?;
+    outcome.status.plan_config_map = plan.map(|plan| plan.name.clone());
     Ok(())
-}
-
-async fn remove_plan(
-    ctx: &Context,
-    api: &Api<ConfigMap>,
-    skill_set: &SkillSet,
-    name: &str,
-) -> Result<(), Error> {
-    // Only ours: a ConfigMap by that name that another made stays.
-    let uid = skill_set.metadata.uid.clone().unwrap_or_default();
-    match api.get_opt(name).await? {
-        Some(existing) if owned_by(&existing, &uid) => {}
-        _ => return Ok(()),
-    }
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => {
-            ctx.metrics.wrote("ConfigMap");
-            Ok(())
-        }
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Whether `object` has an owner reference to the object with `uid`.
-fn owned_by(object: &ConfigMap, uid: &str) -> bool {
-    object
-        .metadata
-        .owner_references
-        .as_ref()
-        .is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
 }
 
 /// Whether the stored workload still has every image volume and mount we applied.

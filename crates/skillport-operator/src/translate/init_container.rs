@@ -32,7 +32,6 @@ pub(super) fn resources(
     planned: &[Planned<'_>],
     options: &Options,
 ) -> Result<SkillResources, TranslateError> {
-    let config_map = names::plan_config_map(skill_set);
     let mut plan = FetchPlan::new();
     let mut volumes = vec![
         Volume {
@@ -48,15 +47,6 @@ pub(super) fn resources(
             empty_dir: Some(EmptyDirVolumeSource {
                 size_limit: Some(Quantity("1Ki".to_owned())),
                 ..EmptyDirVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-        Volume {
-            name: names::PLAN_VOLUME.to_owned(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: config_map.clone(),
-                default_mode: Some(DEFAULT_MODE),
-                ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
         },
@@ -107,6 +97,19 @@ pub(super) fn resources(
         reason: err.to_string(),
     })?;
     data.insert(names::PLAN_KEY.to_owned(), plan.to_json());
+    let config_map = names::plan_config_map(skill_set, &data);
+    volumes.insert(
+        2,
+        Volume {
+            name: names::PLAN_VOLUME.to_owned(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.clone(),
+                default_mode: Some(DEFAULT_MODE),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+    );
 
     let args = [
         "fetch",
@@ -157,7 +160,7 @@ fn binary_quantity(bytes: u64) -> Quantity {
     let mut value = bytes.div_ceil(1 << 20);
     let mut suffixes = ["Mi", "Gi", "Ti", "Pi", "Ei"].into_iter().peekable();
     let mut suffix = suffixes.next().expect("a suffix");
-    while value % 1024 == 0 && suffixes.peek().is_some() {
+    while value.is_multiple_of(1024) && suffixes.peek().is_some() {
         value /= 1024;
         suffix = suffixes.next().expect("peeked");
     }

@@ -661,18 +661,20 @@ mod tests {
     }
 
     #[test]
-    fn plan_config_map_names_fit_an_object_name() {
-        assert_eq!(
-            names::plan_config_map("reviewer"),
-            "reviewer-skillport-plan"
-        );
+    fn plan_config_map_names_fit_an_object_name_and_change_with_the_plan() {
+        let data = |plan: &str| BTreeMap::from([("plan.json".to_owned(), plan.to_owned())]);
+        let name = names::plan_config_map("reviewer", &data("1"));
+        assert!(name.starts_with("reviewer-skillport-plan-"), "{name}");
+        assert_eq!(name.len(), "reviewer-skillport-plan-".len() + 10);
+        assert_eq!(name, names::plan_config_map("reviewer", &data("1")));
+        assert_ne!(name, names::plan_config_map("reviewer", &data("2")));
         let long = "a".repeat(253);
-        let name = names::plan_config_map(&long);
+        let name = names::plan_config_map(&long, &data("1"));
         assert!(name.len() <= 253, "{}", name.len());
-        assert!(name.ends_with("-skillport-plan"));
+        assert!(name.contains("-skillport-plan-"));
         assert_ne!(
             name,
-            names::plan_config_map(&format!("{}b", "a".repeat(252)))
+            names::plan_config_map(&format!("{}b", "a".repeat(252)), &data("1"))
         );
     }
 

@@ -5,6 +5,8 @@
 //! SkillSet. Skill volumes are `skill-<name>`, which is why skill names stop at 57 characters
 //! (the CRD says so). Everything else starts with `skillport-`, which no `skill-<name>` does.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest as _, Sha256};
 
 /// The prefix of a skill's image volume.
@@ -71,16 +73,28 @@ pub fn pull_secret_dir(index: usize) -> String {
     format!("{PULL_SECRETS_DIR}/{index}")
 }
 
-/// The plan ConfigMap of SkillSet `skill_set`: `<skill_set>-skillport-plan`, shortened with a
-/// hash of the full name when that would pass the 253 characters of an object name.
-pub fn plan_config_map(skill_set: &str) -> String {
-    const SUFFIX: &str = "-skillport-plan";
-    let name = format!("{skill_set}{SUFFIX}");
-    if name.len() <= 253 {
-        return name;
+/// The plan ConfigMap of SkillSet `skill_set` with `data`: `<skill_set>-skillport-plan-<hash>`,
+/// named by its content as kustomize names generated ConfigMaps. A new plan is a new ConfigMap,
+/// so Pods of an older template (a scale-up, an eviction, a rollback) still read the plan they
+/// were made with. The SkillSet's name is shortened with a hash of it when the whole would pass
+/// the 253 characters of an object name.
+pub fn plan_config_map(skill_set: &str, data: &BTreeMap<String, String>) -> String {
+    let content = short_hash(
+        serde_json::to_string(data)
+            .expect("strings serialise")
+            .as_bytes(),
+    );
+    let tail = format!("-skillport-plan-{content}");
+    if skill_set.len() + tail.len() <= 253 {
+        return format!("{skill_set}{tail}");
     }
-    let hash = hex::encode(&Sha256::digest(skill_set.as_bytes())[..5]);
-    // 253 = kept + "-" + 10 hex + suffix; object names are ASCII, so any byte is a boundary.
-    let kept = skill_set[..253 - 1 - hash.len() - SUFFIX.len()].trim_end_matches(['-', '.']);
-    format!("{kept}-{hash}{SUFFIX}")
+    let hash = short_hash(skill_set.as_bytes());
+    // 253 = kept + "-" + 10 hex + tail; object names are ASCII, so any byte is a boundary.
+    let kept = skill_set[..253 - 1 - hash.len() - tail.len()].trim_end_matches(['-', '.']);
+    format!("{kept}-{hash}{tail}")
+}
+
+/// 10 hex digits of the SHA-256 of `bytes`.
+fn short_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..5])
 }

@@ -566,6 +566,16 @@ pub fn volume_reference(deployment: &Deployment, volume: &str) -> Option<String>
         .reference
 }
 
+/// The plan ConfigMap the template of `deployment` mounts (InitContainer).
+pub fn plan_reference(deployment: &Deployment) -> Option<String> {
+    let volume = template(deployment)
+        .spec?
+        .volumes?
+        .into_iter()
+        .find(|v| v.name == "skillport-plan")?;
+    Some(volume.config_map?.name)
+}
+
 /// A certificate for the webhook on 127.0.0.1 from a test CA, in files as a Secret volume holds
 /// them, and a free port to serve on.
 pub struct WebhookFiles {

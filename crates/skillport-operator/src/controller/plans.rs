@@ -1,0 +1,256 @@
+//! The plan ConfigMaps of InitContainer delivery. Each is named by its content
+//! ([`names::plan_config_map`]), so a new plan is a new ConfigMap and a Pod of an older template
+//! (a scale-up of an old ReplicaSet, an eviction, a rollback) still finds the plan it was made
+//! with. One is made when its plan is new, and collected once nothing can start a Pod with it:
+//! no ReplicaSet, ControllerRevision or labelled Pod of the namespace names it, and it is neither
+//! the plan in use nor the one before it (the webhook may be injecting that one right now).
+//!
+//! Only ConfigMaps with an owner reference to the SkillSet are changed or deleted, as the
+//! SkillSet's ServiceAccount. A namespace whose role does not let it list those objects keeps
+//! its old plans (the garbage collector removes them with the SkillSet).
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
+};
+use kube::{Resource as _, ResourceExt as _};
+use serde_json::{Value, json};
+
+use super::{Context, Error, Tenant};
+use crate::api::SkillSet;
+use crate::attach::FIELD_MANAGER;
+use crate::translate::PlanConfigMap;
+
+/// The label on every plan ConfigMap (the selector that lists them).
+const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "skillport");
+
+/// The label that puts a Pod through the webhook door (its value the SkillSet's name).
+const SKILL_SET_LABEL: &str = "skillport.dev/skillset";
+
+/// Makes `plan` (when the delivery has one) and collects the SkillSet's plans that nothing
+/// refers to any more. `previous` is the plan status named before this reconcile.
+pub async fn sync(
+    ctx: &Context,
+    tenant: &Tenant<'_>,
+    skill_set: &SkillSet,
+    plan: Option<&PlanConfigMap>,
+    previous: Option<&str>,
+) -> Result<(), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(tenant.client.clone(), &tenant.namespace);
+    if let Some(plan) = plan {
+        ensure(ctx, &api, skill_set, plan).await?;
+    }
+    collect(
+        ctx,
+        tenant,
+        &api,
+        skill_set,
+        plan.map(|p| p.name.as_str()),
+        previous,
+    )
+    .await
+}
+
+/// Creates the plan ConfigMap (owned by the SkillSet) unless it is there with this data.
+async fn ensure(
+    ctx: &Context,
+    api: &Api<ConfigMap>,
+    skill_set: &SkillSet,
+    plan: &PlanConfigMap,
+) -> Result<(), Error> {
+    let owner = skill_set
+        .controller_owner_ref(&())
+        .expect("a SkillSet from the API has a name and uid");
+    if let Some(existing) = api.get_opt(&plan.name).await? {
+        if !owned_by(&existing, &owner.uid) {
+            // Someone else's ConfigMap by that name: never changed or taken over.
+            return Err(Error::Workload(format!(
+                "ConfigMap {:?} exists and is not this SkillSet's (no owner reference to it); \
+                 rename or remove it, the plan ConfigMap needs that name",
+                plan.name
+            )));
+        }
+        if existing.data.as_ref() == Some(&plan.data) {
+            return Ok(());
+        }
+    }
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": plan.name,
+            "namespace": skill_set.namespace(),
+            "labels": {MANAGED_BY.0: MANAGED_BY.1},
+            "ownerReferences": [owner],
+        },
+        "data": plan.data,
+    });
+    api.patch(
+        &plan.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    ctx.metrics.wrote("ConfigMap");
+    Ok(())
+}
+
+/// Deletes the SkillSet's plan ConfigMaps that are neither `current` nor `previous` and that no
+/// ReplicaSet, ControllerRevision or labelled Pod refers to.
+async fn collect(
+    ctx: &Context,
+    tenant: &Tenant<'_>,
+    api: &Api<ConfigMap>,
+    skill_set: &SkillSet,
+    current: Option<&str>,
+    previous: Option<&str>,
+) -> Result<(), Error> {
+    let uid = skill_set.metadata.uid.clone().unwrap_or_default();
+    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    // From the API server's watch cache: a list per reconcile costs it little.
+    let listed = match api
+        .list(&ListParams::default().labels(&selector).match_any())
+        .await
+    {
+        Ok(listed) => listed.items,
+        Err(err) if crate::tenant::is_forbidden(&err) => return Ok(()),
+        Err(err) => return Err(err.into()),
+    };
+    let ours: Vec<&ConfigMap> = listed
+        .iter()
+        .filter(|config_map| owned_by(config_map, &uid))
+        .filter(|config_map| {
+            let name = config_map.name_any();
+            Some(name.as_str()) != current && Some(name.as_str()) != previous
+        })
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let referenced = match referenced(tenant, &skill_set.name_any()).await {
+        Ok(referenced) => referenced,
+        Err(err) if crate::tenant::is_forbidden(&err) => {
+            tracing::info!(
+                namespace = %tenant.namespace,
+                error = %err,
+                "old plan ConfigMaps kept: the namespace's role does not let its account list \
+                 ReplicaSets, ControllerRevisions and Pods"
+            );
+            return Ok(());
+        }
+        Err(err) => return Err(err.into()),
+    };
+    for config_map in ours {
+        let name = config_map.name_any();
+        if referenced.contains(&name) {
+            continue;
+        }
+        // Exactly the one listed: a ConfigMap made again by that name meanwhile stays.
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: config_map.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => {
+                ctx.metrics.wrote("ConfigMap");
+                tracing::info!(namespace = %tenant.namespace, config_map = %name, "collected an old plan");
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The ConfigMaps that the namespace's ReplicaSets, ControllerRevisions and the Pods labelled
+/// with SkillSet `skill_set` mount: what a Pod may still be started with.
+async fn referenced(tenant: &Tenant<'_>, skill_set: &str) -> Result<BTreeSet<String>, kube::Error> {
+    let mut names = BTreeSet::new();
+    let cached = ListParams::default().match_any();
+    for resource in [
+        ApiResource::erase::<ReplicaSet>(&()),
+        ApiResource::erase::<ControllerRevision>(&()),
+    ] {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(tenant.client.clone(), &tenant.namespace, &resource);
+        for object in api.list(&cached).await? {
+            config_map_volumes(&object.data, &mut names);
+        }
+    }
+    // Pods the webhook gave skills carry the label; a label value has at most 63 characters.
+    if skill_set.len() <= 63 {
+        let pods: Api<DynamicObject> = Api::namespaced_with(
+            tenant.client.clone(),
+            &tenant.namespace,
+            &ApiResource::erase::<Pod>(&()),
+        );
+        let labelled = cached
+            .clone()
+            .labels(&format!("{SKILL_SET_LABEL}={skill_set}"));
+        for pod in pods.list(&labelled).await? {
+            config_map_volumes(&pod.data, &mut names);
+        }
+    }
+    Ok(names)
+}
+
+/// Adds the name of every ConfigMap volume anywhere in `value` (a Pod's spec, a template, a
+/// ControllerRevision's data) to `names`.
+fn config_map_volumes(value: &Value, names: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("configMap")
+                .and_then(|source| source.get("name"))
+                .and_then(Value::as_str)
+            {
+                names.insert(name.to_owned());
+            }
+            map.values().for_each(|v| config_map_volumes(v, names));
+        }
+        Value::Array(items) => items.iter().for_each(|v| config_map_volumes(v, names)),
+        _ => {}
+    }
+}
+
+/// Whether `object` has an owner reference to the object with `uid`.
+fn owned_by(object: &ConfigMap, uid: &str) -> bool {
+    object
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.uid == uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_map_volumes_are_found_in_templates_revisions_and_pods() {
+        let mut names = BTreeSet::new();
+        let replica_set = json!({"spec": {"template": {"spec": {"volumes": [
+            {"name": "skillport-plan", "configMap": {"name": "a-skillport-plan-1"}},
+            {"name": "other", "secret": {"secretName": "not-a-config-map"}},
+        ]}}}});
+        // A StatefulSet's revision holds its template as a patch.
+        let revision = json!({"data": {"spec": {"template": {"$patch": "replace",
+            "spec": {"volumes": [{"name": "p", "configMap": {"name": "a-skillport-plan-2"}}]}}}}});
+        let pod = json!({"spec": {"volumes": [
+            {"name": "projected", "projected": {"sources": [{"configMap": {"name": "ca"}}]}},
+        ]}});
+        for object in [&replica_set, &revision, &pod] {
+            config_map_volumes(object, &mut names);
+        }
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["a-skillport-plan-1", "a-skillport-plan-2", "ca"]
+        );
+    }
+}
