@@ -305,9 +305,29 @@ pub struct SkillSetStatus {
     /// stay while a ReplicaSet, ControllerRevision or Pod refers to them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_config_map: Option<String>,
+    /// Image volumes failed for this SkillSet: from then on `Auto` delivers with the init
+    /// container, and a forced `ImageVolume` stays unattached. Kept across restarts (so a new
+    /// leader does not roll the workload to image volumes and back); remove it from the status
+    /// to try image volumes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_volume_failure: Option<ImageVolumeFailure>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// Why a SkillSet's image volumes failed, and where.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageVolumeFailure {
+    /// `ImageVolumesUnsupported` (the API server dropped them from the workload) or
+    /// `ImageVolumeMountFailed` (a node could not mount them).
+    pub reason: String,
+    #[schemars(length(max = 1024))]
+    pub message: String,
+    /// The node that could not mount them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A skill as resolved: what pods get.

@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
 use support::{
-    NAMESPACE, WebhookFiles, deploy_kustomization, events_for, gitops_apply, log_to_test_output,
-    prepare_node, prepare_node_with, push_skill, skill_set, tenant_namespace, wait_condition,
-    wait_for, write_kustomization,
+    NAMESPACE, Operator, WebhookFiles, config, deploy_kustomization, events_for, gitops_apply,
+    log_to_test_output, prepare_node, prepare_node_with, push_skill, skill_set, tenant_namespace,
+    volume_reference, wait_condition, wait_for, write_kustomization,
 };
 
 const POD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -446,9 +446,47 @@ async fn node_a_kubelet_without_image_volumes_makes_auto_fall_back_to_the_init_c
     assert!(fallback.contains("no volume plugin matched"), "{fallback}");
     let logs = agent_logs(&node, "auto").await;
     check_agent("init container (fallback)", &logs, "first body", &pdf);
+    let operator = restart_keeps_the_fallback(operator, &node, &registry, &binary, &webhook).await;
+    let auto = skill_sets.get("auto").await.unwrap();
+    let failure = auto
+        .status
+        .unwrap()
+        .image_volume_failure
+        .expect("in status");
+    assert_eq!(failure.reason, "ImageVolumeMountFailed");
+    assert_eq!(failure.node.as_deref(), Some(node_name.as_str()));
 
     labelled_pods_fall_back(&node, &admin, &host, &pdf).await;
     operator.stop().await;
+}
+
+/// The fallback is kept in the SkillSet's status: a restarted operator (a new leader) does not
+/// roll the fallen-back Deployment to image volumes and back (it did when it was kept in memory).
+async fn restart_keeps_the_fallback(
+    operator: Operator,
+    node: &Node,
+    registry: &Registry,
+    binary: &Path,
+    webhook: &WebhookFiles,
+) -> Operator {
+    let deployments: Api<Deployment> = Api::namespaced(node.client(), NAMESPACE);
+    let generation = |d: Deployment| d.metadata.generation;
+    let before = generation(deployments.get("auto").await.unwrap());
+    operator.stop().await;
+    let mut config = config(registry);
+    config.init_image = node.binary_image("skillport", binary);
+    config.webhook = Some(webhook.serving.clone());
+    let operator = Operator::run(node.cluster(), config).await;
+    // Long enough for the new operator's first reconcile of every SkillSet.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = deployments.get("auto").await.unwrap();
+    assert_eq!(
+        generation(after.clone()),
+        before,
+        "the restart rolled the Deployment (image volumes: {:?})",
+        volume_reference(&after, "skill-pdf")
+    );
+    operator
 }
 
 /// Until SkillSet `name`'s delivery is InitContainer.

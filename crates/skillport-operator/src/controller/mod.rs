@@ -31,7 +31,7 @@ use tokio::sync::Mutex;
 pub use capability::ImageVolumes;
 pub use reconcile::FINALIZER;
 
-use crate::api::{SkillSet, SkillSetSpec, SkillSetStatus, WorkloadKind};
+use crate::api::{ImageVolumeFailure, SkillSet, SkillSetSpec, SkillSetStatus, WorkloadKind};
 use crate::translate::Options;
 use capability::Capability;
 use metrics::Metrics;
@@ -106,8 +106,9 @@ pub struct Context {
     metrics: Arc<Metrics>,
     resolutions: Mutex<HashMap<ObjectRef<SkillSet>, reconcile::Resolution>>,
     /// SkillSets whose image volumes failed (dropped by the API server, or not mountable on a
-    /// node): Auto delivers them with the init container from then on. In memory: a restarted
-    /// operator tries image volumes once more. A std Mutex: the Event watch's mapper is sync.
+    /// node), until the reconcile it triggers writes it to `status.imageVolumeFailure`, which
+    /// is what counts from then on (across restarts). A std Mutex: the Event watch's mapper is
+    /// sync.
     image_volume_failures: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, ImageVolumeFailure>>,
     /// The status last written per SkillSet, and the resourceVersion of the object it was
     /// computed from: until the watch cache shows our write, a reconcile starts from this
@@ -176,13 +177,6 @@ impl Tenant<'_> {
     }
 }
 
-/// Why a SkillSet's image volumes failed: the condition reason and the message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageVolumeFailure {
-    pub reason: &'static str,
-    pub message: String,
-}
-
 impl Context {
     /// The client that acts for `skill_set` (its namespace's ServiceAccount), and the account's
     /// name.
@@ -229,6 +223,14 @@ impl Context {
             .lock()
             .expect("not poisoned")
             .insert(key, failure);
+    }
+
+    /// The failure is in the SkillSet's status now: that is where it is read from.
+    fn image_volume_failure_written(&self, key: &ObjectRef<SkillSet>) {
+        self.image_volume_failures
+            .lock()
+            .expect("not poisoned")
+            .remove(key);
     }
 }
 
@@ -538,11 +540,12 @@ fn failed_mount(
             ctx.record_image_volume_failure(
                 key.clone(),
                 ImageVolumeFailure {
-                    reason: crate::api::reason::IMAGE_VOLUME_MOUNT_FAILED,
+                    reason: crate::api::reason::IMAGE_VOLUME_MOUNT_FAILED.to_owned(),
                     message: format!(
                         "node {node} cannot mount the image volumes of Pod {pod}: {}",
                         message.chars().take(300).collect::<String>()
                     ),
+                    node: Some(node.clone()),
                 },
             );
             affected.push(key);

@@ -23,7 +23,8 @@ use super::resolve::{PullSecret, ResolveFailure};
 use super::status::{self, Transition};
 use super::{Context, Error, Tenant};
 use crate::api::{
-    Delivery, ResolvedSkill, SkillSet, SkillSetStatus, WorkloadKind, WorkloadRef, condition, reason,
+    Delivery, ImageVolumeFailure, ResolvedSkill, SkillSet, SkillSetStatus, WorkloadKind,
+    WorkloadRef, condition, reason,
 };
 use crate::attach::{self, FIELD_MANAGER, Owned};
 use crate::translate::{Mode, SkillResources, TranslateError, names};
@@ -112,7 +113,15 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     let served = Mode::choose(spec, true) == Mode::ImageVolume
         && ctx.capability.image_volumes_served().await?;
     let key = ObjectRef::from_obj(skill_set);
-    let failed_here = ctx.image_volume_failure(&key);
+    // Image volumes that failed before (just now, or as status recorded) are not tried again.
+    let failed_here = ctx
+        .image_volume_failure(&key)
+        .or_else(|| before.image_volume_failure.clone())
+        .map(|mut failure| {
+            failure.message = status::truncate(&failure.message, 1024);
+            failure
+        });
+    outcome.status.image_volume_failure.clone_from(&failed_here);
     let mode = Mode::choose(spec, served && failed_here.is_none());
     if mode == Mode::ImageVolume && !served {
         outcome.not_ready(
@@ -124,7 +133,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     }
     if let Some(failure) = &failed_here {
         if mode == Mode::ImageVolume {
-            outcome.not_ready(failure.reason, &failure.message);
+            outcome.not_ready(&failure.reason, &failure.message);
             return finish(skill_set, ctx, outcome, &before, RETRY_LATER).await;
         }
         if before.delivery == Some(Delivery::ImageVolume) {
@@ -132,7 +141,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
             outcome.transitions.push(Transition {
                 type_: condition::READY.to_owned(),
                 status: false,
-                reason: failure.reason.to_owned(),
+                reason: failure.reason.clone(),
                 message: format!("{}; falling back to InitContainer", failure.message),
             });
         }
@@ -362,13 +371,13 @@ async fn attach_workload(
                 workload.kind.as_str(),
                 workload.name
             );
-            ctx.record_image_volume_failure(
-                ObjectRef::from_obj(skill_set),
-                super::ImageVolumeFailure {
-                    reason: reason::IMAGE_VOLUMES_UNSUPPORTED,
-                    message: why.clone(),
-                },
-            );
+            let failure = ImageVolumeFailure {
+                reason: reason::IMAGE_VOLUMES_UNSUPPORTED.to_owned(),
+                message: why.clone(),
+                node: None,
+            };
+            ctx.record_image_volume_failure(ObjectRef::from_obj(skill_set), failure.clone());
+            outcome.status.image_volume_failure = Some(failure);
             outcome.not_ready(reason::IMAGE_VOLUMES_UNSUPPORTED, &why);
             return Ok(Some(Duration::from_secs(1)));
         }
@@ -523,7 +532,8 @@ async fn finish(
     {
         ctx.metrics.failed(&ready.reason);
     }
-    if outcome.status != *before {
+    let changed = outcome.status != *before;
+    if changed {
         tracing::debug!(skill_set = %skill_set.name_any(), "status changed");
         let api: Api<SkillSet> = Api::namespaced(
             ctx.client.clone(),
@@ -541,6 +551,11 @@ async fn finish(
         )
         .await?;
         ctx.metrics.wrote("SkillSet/status");
+    }
+    if outcome.status.image_volume_failure.is_some() {
+        ctx.image_volume_failure_written(&ObjectRef::from_obj(skill_set));
+    }
+    if changed {
         ctx.wrote_status(skill_set, outcome.status);
     }
     Ok(Action::requeue(requeue))
