@@ -169,6 +169,38 @@ fn webhook_disabled_renders_no_webhook() {
     );
 }
 
+/// The webhook's failurePolicy is Fail by default, so its availability is the labelled Pods':
+/// two replicas spread over nodes and a PodDisruptionBudget, unless one replica is asked for.
+#[test]
+fn two_replicas_spread_over_nodes_with_a_disruption_budget_by_default() {
+    let objects = helm_template(&[]);
+    let deployment = find(
+        &objects,
+        "Deployment",
+        "skillport-operator",
+        Some("skillport-system"),
+    );
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let spread = &deployment["spec"]["template"]["spec"]["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "kubernetes.io/hostname", "{spread}");
+    let budget = find(
+        &objects,
+        "PodDisruptionBudget",
+        "skillport-operator",
+        Some("skillport-system"),
+    );
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let one = helm_template(&["--set", "replicas=1"]);
+    assert!(
+        !one.iter().any(|o| o["kind"] == "PodDisruptionBudget"),
+        "one replica: a budget of one would block every drain"
+    );
+}
+
 #[test]
 fn default_values_render_what_deploy_renders() {
     let mut helm = helm_template(&[]);

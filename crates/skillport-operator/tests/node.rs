@@ -586,6 +586,8 @@ fn test_overlay(
         .unwrap()
         .port();
     let patch = json!([
+        // One replica: on one node's host network a second could not bind the same ports.
+        {"op": "replace", "path": "/spec/replicas", "value": 1},
         {"op": "add", "path": "/spec/template/spec/hostNetwork", "value": true},
         {"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": [
             "run",

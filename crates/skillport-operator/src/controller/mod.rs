@@ -584,6 +584,20 @@ pub fn update_interval(spec: &SkillSetSpec) -> Duration {
         .max(Duration::from_secs(10))
 }
 
+/// How long a SkillSet's resolution holds: its update interval and its own phase, up to a
+/// quarter more, the same on every reconcile (from a hash of its uid). SkillSets that share a
+/// tag then re-resolve — and roll their workloads when the tag moved — spread over a quarter of
+/// the interval rather than all in one moment.
+pub fn resolution_lifetime(uid: &str, interval: Duration) -> Duration {
+    use sha2::{Digest as _, Sha256};
+    let hash = Sha256::digest(uid.as_bytes());
+    let hash = u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"));
+    let quarter = u64::try_from((interval / 4).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    interval + Duration::from_millis(hash % quarter)
+}
+
 /// A Go-style duration of `ms`, `s`, `m` and `h` parts (`1h30m`, `1.5s`).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = 0f64;
@@ -617,6 +631,31 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolutions_hold_for_the_interval_and_a_stable_phase_spread_over_a_quarter() {
+        let interval = Duration::from_secs(600);
+        let lifetimes: Vec<Duration> = (0..200)
+            .map(|i| resolution_lifetime(&format!("uid-{i}"), interval))
+            .collect();
+        assert!(
+            lifetimes
+                .iter()
+                .all(|l| *l >= interval && *l < interval + interval / 4)
+        );
+        assert_eq!(
+            lifetimes[7],
+            resolution_lifetime("uid-7", interval),
+            "stable"
+        );
+        // Spread: every 15 s slice of the 150 s window holds some of the 200.
+        let mut slices = [0u32; 10];
+        for lifetime in &lifetimes {
+            let slice = (*lifetime - interval).as_secs() / 15;
+            slices[usize::try_from(slice).unwrap()] += 1;
+        }
+        assert!(slices.iter().all(|n| *n > 5), "{slices:?}");
+    }
 
     #[test]
     fn durations_parse_like_the_crd_accepts_them() {

@@ -445,7 +445,10 @@ async fn resolve_step(
     before: &SkillSetStatus,
     outcome: &mut Outcome,
 ) -> (Option<ResolveFailure>, Duration) {
-    let interval = super::update_interval(&skill_set.spec);
+    let interval = super::resolution_lifetime(
+        skill_set.metadata.uid.as_deref().unwrap_or_default(),
+        super::update_interval(&skill_set.spec),
+    );
     let key = ObjectRef::from_obj(skill_set);
     let cached = ctx.resolutions.lock().await.get(&key).cloned();
     let fresh = cached
