@@ -651,7 +651,7 @@ mod tests {
         // Spread: every 15 s slice of the 150 s window holds some of the 200.
         let mut slices = [0u32; 10];
         for lifetime in &lifetimes {
-            let slice = (*lifetime - interval).as_secs() / 15;
+            let slice = lifetime.saturating_sub(interval).as_secs() / 15;
             slices[usize::try_from(slice).unwrap()] += 1;
         }
         assert!(slices.iter().all(|n| *n > 5), "{slices:?}");
