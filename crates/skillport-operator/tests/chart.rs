@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The labels the chart adds to every object, besides deploy/'s `app.kubernetes.io/name`.
 const HELM_LABELS: [&str; 4] = [
@@ -166,6 +166,62 @@ fn webhook_disabled_renders_no_webhook() {
     assert!(
         !text.contains("webhook"),
         "webhook.enabled=false still renders: {text}"
+    );
+}
+
+/// The opt-in NetworkPolicy: the webhook port only from the peers given (the API server), the
+/// metrics port only from its own; enabled without webhook peers is refused, naming the value.
+#[test]
+fn network_policy_lets_only_the_named_peers_reach_the_webhook() {
+    assert!(
+        !helm_template(&[])
+            .iter()
+            .any(|o| o["kind"] == "NetworkPolicy")
+    );
+    let objects = helm_template(&[
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24",
+    ]);
+    let policy = find(
+        &objects,
+        "NetworkPolicy",
+        "skillport-operator",
+        Some("skillport-system"),
+    );
+    let deployment = find(
+        &objects,
+        "Deployment",
+        "skillport-operator",
+        Some("skillport-system"),
+    );
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([{"ports": [{"port": "webhook", "protocol": "TCP"}],
+                "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}]),
+        "only the webhook port, only from the API server's block (no metricsFrom: no metrics)"
+    );
+    let output = Command::new(skillport_testkit::k8s_tool("helm"))
+        .current_dir(workspace())
+        .args([
+            "template",
+            "skillport",
+            "charts/skillport",
+            "--set",
+            "networkPolicy.enabled=true",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("networkPolicy.webhookFrom is required"),
+        "{stderr}"
     );
 }
 
