@@ -13,6 +13,7 @@ pub mod controller;
 pub mod crd;
 pub mod inject;
 pub mod render;
+pub mod runtime;
 pub mod tenant;
 pub mod translate;
 pub mod validate;

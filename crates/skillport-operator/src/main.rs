@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use skillport_operator::api::Delivery;
-use skillport_operator::controller::{self, Config, ImageVolumes};
+use skillport_operator::controller::ImageVolumes;
 use skillport_operator::render::{RenderError, RenderRequest, render};
+use skillport_operator::runtime::{self, Config};
 use skillport_operator::translate::Options;
 
 /// The Skillport operator: SkillSets into pods.
@@ -173,14 +174,12 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         namespace: args.namespace,
         metrics_addr: Some(args.metrics_addr),
         concurrency: args.concurrency.max(1),
-        leader_election: args
-            .leader_elect
-            .then(skillport_operator::controller::leader::Timings::default),
+        leader_election: args.leader_elect.then(runtime::leader::Timings::default),
         identity: None,
         default_service_account: args.default_service_account,
         allow_system_mount_paths: args.allow_system_mount_paths,
         webhook: args.webhook_cert.zip(args.webhook_key).map(|(cert, key)| {
-            controller::WebhookServing {
+            runtime::WebhookServing {
                 addr: args.webhook_addr,
                 tls: skillport_operator::webhook::TlsFiles { cert, key },
             }
@@ -191,7 +190,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         let client = kube::Client::try_default()
             .await
             .context("connecting to Kubernetes (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-        controller::run(client, config, shutdown_signal()).await
+        runtime::run(client, config, shutdown_signal()).await
     })
 }
 

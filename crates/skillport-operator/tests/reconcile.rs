@@ -685,7 +685,7 @@ async fn two_replicas_elect_one_leader_and_hand_over_on_shutdown() {
     let replica = |identity: &str| {
         let mut config = config(&registry);
         config.identity = Some(identity.to_owned());
-        config.leader_election = Some(skillport_operator::controller::leader::Timings {
+        config.leader_election = Some(skillport_operator::runtime::leader::Timings {
             lease_duration: Duration::from_secs(4),
             renew_deadline: Duration::from_secs(3),
             retry_period: Duration::from_millis(500),

@@ -4,7 +4,6 @@
 //! [`resolve`]; the API server's capabilities in [`capability`].
 
 pub mod capability;
-pub mod leader;
 pub mod metrics;
 mod plans;
 mod reconcile;
@@ -12,19 +11,18 @@ pub mod resolve;
 mod status;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
 use tokio::sync::Mutex;
 
@@ -37,47 +35,22 @@ use capability::Capability;
 use metrics::Metrics;
 use resolve::Resolver;
 
-/// How the operator runs.
+/// What the controller is started with ([`crate::runtime::Config`] holds it for the process).
 #[derive(Debug, Clone)]
-pub struct Config {
-    /// The image with the static `skillport` binary (fetch, verify).
-    pub init_image: String,
-    /// CA certificates (PEM files) for registries with a private CA: used to resolve, and
-    /// handed to the fetch init container.
+pub struct Settings {
+    /// CA certificates (PEM files) for registries with a private CA.
     pub ca_files: Vec<PathBuf>,
     pub image_volumes: ImageVolumes,
     /// How often the API server is asked again whether it serves image volumes.
     pub probe_interval: Duration,
     /// The operator's own namespace (the dry-run probe Pod is made there).
     pub namespace: String,
-    /// Where `/metrics`, `/healthz` and `/readyz` are served; `None` serves nothing.
-    pub metrics_addr: Option<SocketAddr>,
-    /// SkillSets reconciled at once.
-    pub concurrency: u16,
-    /// Lead through the Lease `skillport-operator` in [`Config::namespace`] (with these timings),
-    /// or run without one.
-    pub leader_election: Option<leader::Timings>,
-    /// This replica's name in the Lease. [default: POD_NAME, else `<hostname>-<pid>`]
-    pub identity: Option<String>,
-    /// Serve the admission webhook (every replica, leader or not): where, and with which
-    /// certificate.
-    pub webhook: Option<WebhookServing>,
-    /// Let skills be mounted under system folders (`/usr`, `/etc`, `/run`, …).
-    pub allow_system_mount_paths: bool,
     /// The ServiceAccount (of the SkillSet's own namespace) the operator acts as for a SkillSet
     /// that names none in `spec.serviceAccountName` ([`crate::tenant`]).
     pub default_service_account: String,
+    /// SkillSets reconciled at once.
+    pub concurrency: u16,
 }
-
-/// Where the admission webhook listens, and its certificate and key files.
-#[derive(Debug, Clone)]
-pub struct WebhookServing {
-    pub addr: SocketAddr,
-    pub tls: crate::webhook::TlsFiles,
-}
-
-/// The Lease replicas elect a leader with.
-pub const LEASE: &str = "skillport-operator";
 
 /// Why a reconcile failed (it is retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +72,7 @@ pub struct Context {
     /// Whatever is done on a SkillSet's behalf goes through [`Context::tenant`] instead.
     client: Client,
     default_service_account: String,
+    concurrency: u16,
     options: Options,
     resolver: Resolver,
     capability: Capability,
@@ -135,20 +109,22 @@ impl Context {
 }
 
 impl Context {
-    fn new(client: &Client, config: &Config, options: Options) -> Context {
+    /// What reconciles share, for a controller with `settings` and translate `options`.
+    pub fn new(client: &Client, settings: &Settings, options: Options) -> Context {
         let reporter = Reporter {
             controller: "skillport-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
         };
         Context {
             client: client.clone(),
-            default_service_account: config.default_service_account.clone(),
+            default_service_account: settings.default_service_account.clone(),
+            concurrency: settings.concurrency,
             options,
-            resolver: Resolver::new(config.ca_files.clone()),
+            resolver: Resolver::new(settings.ca_files.clone()),
             capability: Capability::new(
-                Api::<Pod>::namespaced(client.clone(), &config.namespace),
-                config.image_volumes,
-                config.probe_interval,
+                Api::<Pod>::namespaced(client.clone(), &settings.namespace),
+                settings.image_volumes,
+                settings.probe_interval,
             ),
             recorder: Recorder::new(client.clone(), reporter),
             metrics: Arc::new(Metrics::default()),
@@ -234,218 +210,44 @@ impl Context {
     }
 }
 
-/// Reads the CA files into one PEM bundle for the plan ConfigMap.
-fn ca_bundle(paths: &[PathBuf]) -> anyhow::Result<Option<String>> {
-    use anyhow::Context as _;
-    if paths.is_empty() {
-        return Ok(None);
+impl Context {
+    /// The counters `/metrics` serves and the readiness `/readyz` reports.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
-    let mut bundle = String::new();
-    for path in paths {
-        let pem = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the CA file {}", path.display()))?;
-        bundle.push_str(pem.trim_end());
-        bundle.push('\n');
-    }
-    Ok(Some(bundle))
 }
 
-/// Runs the controller until `shutdown` resolves, then finishes the reconciles under way.
+/// The controller loop, until `shutdown`; then the reconciles under way finish. `store` holds
+/// the SkillSets (shared with the webhook, [`crate::runtime`]); `trigger` yields every SkillSet
+/// once and then each one that changes. The workloads are watched by their metadata only: a
+/// change of one only says which SkillSets to look at again.
 pub async fn run(
-    client: Client,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> anyhow::Result<()> {
-    let mut options = Options::new(&config.init_image);
-    options.ca_bundle = ca_bundle(&config.ca_files)?;
-    options.allow_system_mount_paths = config.allow_system_mount_paths;
-    let ctx = Arc::new(Context::new(&client, &config, options));
-    let metrics = ctx.metrics.clone();
-
-    // One shutdown signal for every part: the caller's, or losing the Lease.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        }
-    };
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        });
-    }
-    let server = config.metrics_addr.map(|addr| {
-        let metrics = metrics.clone();
-        let stopped = until_stopped();
-        tokio::spawn(async move {
-            if let Err(err) = metrics::serve(addr, metrics, stopped).await {
-                tracing::error!(%addr, error = %err, "the metrics server stopped");
-            }
-        })
-    });
-
-    // The webhook answers on every replica: the API server calls whichever the Service picks.
-    let webhook = match &config.webhook {
-        None => None,
-        Some(serving) => Some(
-            start_webhook(
-                &client,
-                &ctx.options,
-                &config.default_service_account,
-                serving,
-                until_stopped(),
-                stop.clone(),
-            )
-            .await?,
-        ),
-    };
-
-    let election = config.leader_election.map(|timings| {
-        Arc::new(leader::LeaderElection::new(
-            Api::namespaced(client.clone(), &config.namespace),
-            LEASE,
-            identity(&config),
-            timings,
-        ))
-    });
-    let mut lost = false;
-    if let Some(election) = &election {
-        // A standby replica is ready: it serves its endpoints and waits.
-        metrics.ready.store(true, Ordering::SeqCst);
-        tokio::select! {
-            () = election.acquire() => {}
-            () = until_stopped() => {
-                finish_server(webhook).await;
-                finish_server(server).await;
-                return Ok(());
-            }
-        }
-        metrics.ready.store(false, Ordering::SeqCst);
-        let election = election.clone();
-        let stop = stop.clone();
-        let holding = tokio::spawn(async move {
-            election.hold().await;
-            let _ = stop.send(true);
-        });
-        run_controller(&client, ctx, config.concurrency, until_stopped()).await;
-        lost = holding.is_finished();
-        holding.abort();
-    } else {
-        run_controller(&client, ctx, config.concurrency, until_stopped()).await;
-    }
-    if let Some(election) = &election
-        && !lost
-    {
-        election.release().await;
-    }
-    finish_server(webhook).await;
-    finish_server(server).await;
-    if lost {
-        anyhow::bail!("lost the leader Lease {LEASE}; exiting so that a new leader takes over");
-    }
-    Ok(())
-}
-
-/// This replica's name in the Lease: as configured, else POD_NAME, else `<hostname>-<pid>`.
-fn identity(config: &Config) -> String {
-    config
-        .identity
-        .clone()
-        .or_else(|| std::env::var("POD_NAME").ok())
-        .unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            format!("{}-{}", host.trim(), std::process::id())
-        })
-}
-
-/// Binds the webhook's address and checks its certificate (either failing stops `run` at
-/// once), then serves the admission endpoints until `shutdown`. Should the server fail later,
-/// it stops everything (`stop`): a replica that cannot answer admission must not look alive.
-async fn start_webhook(
-    client: &Client,
-    options: &Options,
-    default_service_account: &str,
-    serving: &WebhookServing,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    stop: tokio::sync::watch::Sender<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    use anyhow::Context as _;
-    serving.tls.check()?;
-    let tcp = tokio::net::TcpListener::bind(serving.addr)
-        .await
-        .with_context(|| format!("binding the webhook address {}", serving.addr))?;
-    let (admission, cache) = crate::webhook::admission::Admission::start(
-        client.clone(),
-        options.clone(),
-        default_service_account,
-    );
-    let router = crate::webhook::limited(crate::webhook::admission::router(admission));
-    let files = serving.tls.clone();
-    Ok(tokio::spawn(async move {
-        if let Err(err) = crate::webhook::serve(tcp, files, router, shutdown).await {
-            tracing::error!(error = %format!("{err:#}"), "the webhook server stopped; stopping");
-            let _ = stop.send(true);
-        }
-        cache.abort();
-    }))
-}
-
-/// Waits for a server task (told to stop) to end.
-async fn finish_server(server: Option<tokio::task::JoinHandle<()>>) {
-    if let Some(server) = server {
-        let _ = server.await;
-    }
-}
-
-/// The controller loop, until `shutdown`; then the reconciles under way finish.
-async fn run_controller(
     client: &Client,
     ctx: Arc<Context>,
-    concurrency: u16,
+    trigger: impl futures_util::Stream<Item = Arc<SkillSet>> + Send + 'static,
+    store: Store<SkillSet>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let metrics = ctx.metrics.clone();
-    let skill_sets: Api<SkillSet> = Api::all(client.clone());
-    let controller = Controller::new(skill_sets, watcher::Config::default().any_semantic());
-    let store = controller.store();
-    {
-        // Ready once SkillSets can be listed: the API server answers and RBAC lets us.
-        let skill_sets: Api<SkillSet> = Api::all(client.clone());
-        tokio::spawn(async move {
-            loop {
-                match skill_sets
-                    .list(&kube::api::ListParams::default().limit(1))
-                    .await
-                {
-                    Ok(_) => {
-                        metrics.ready.store(true, Ordering::SeqCst);
-                        tracing::info!("SkillSets can be listed; reconciling");
-                        return;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "listing SkillSets");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                }
-            }
-        });
-    }
+    let concurrency = ctx.concurrency;
+    let controller = Controller::for_shared_stream(trigger, store.clone());
     let events_store = store.clone();
     let events_ctx = ctx.clone();
     let deployments_store = store.clone();
-    let stateful_sets_store = store.clone();
+    let stateful_sets_store = store;
+    let deployments = Api::<PartialObjectMeta<Deployment>>::all(client.clone());
+    let stateful_sets = Api::<PartialObjectMeta<StatefulSet>>::all(client.clone());
+    let config = || watcher::Config::default().any_semantic();
     controller
-        .watches(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
+        .watches_stream(
+            watcher(deployments, config())
+                .default_backoff()
+                .touched_objects(),
             move |deployment| naming(&deployments_store, WorkloadKind::Deployment, &deployment),
         )
-        .watches(
-            Api::<StatefulSet>::all(client.clone()),
-            watcher::Config::default().any_semantic(),
+        .watches_stream(
+            watcher(stateful_sets, config())
+                .default_backoff()
+                .touched_objects(),
             move |set| naming(&stateful_sets_store, WorkloadKind::StatefulSet, &set),
         )
         // A node that cannot mount image volumes says so only in a FailedMount Event on the Pod.

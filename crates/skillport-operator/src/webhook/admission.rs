@@ -84,8 +84,25 @@ const BODY_IDLE: Duration = Duration::from_secs(1);
 const BODY_MIN_RATE: u64 = 1 << 20;
 
 impl Admission {
-    /// The endpoints' state, and the task that keeps its SkillSet cache current (it runs until
-    /// aborted).
+    /// The endpoints' state: SkillSets are read from `skill_sets`, a store someone else keeps
+    /// current ([`crate::runtime`] shares the controller's).
+    pub fn new(
+        client: Client,
+        options: Options,
+        default_service_account: &str,
+        skill_sets: Store<SkillSet>,
+    ) -> Admission {
+        Admission {
+            client,
+            default_service_account: default_service_account.into(),
+            options: Arc::new(options),
+            skill_sets,
+            budget: Arc::new(Semaphore::new(MAX_BODY.div_ceil(BUDGET_UNIT))),
+        }
+    }
+
+    /// [`Admission::new`] with a SkillSet watch of its own, and the task that keeps it current
+    /// (it runs until aborted): for a webhook served without the controller (tests, benches).
     pub fn start(
         client: Client,
         options: Options,
@@ -107,14 +124,10 @@ impl Admission {
                 }
             }
         });
-        let admission = Admission {
-            client,
-            default_service_account: default_service_account.into(),
-            options: Arc::new(options),
-            skill_sets: store,
-            budget: Arc::new(Semaphore::new(MAX_BODY.div_ceil(BUDGET_UNIT))),
-        };
-        (admission, task)
+        (
+            Admission::new(client, options, default_service_account, store),
+            task,
+        )
     }
 
     /// The request's body, read within the budget (whose share it holds until dropped): 413

@@ -16,7 +16,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skillport_oci::{BuildRequest, Reference, Store};
 use skillport_operator::api::SkillSet;
-use skillport_operator::controller::{self, Config, ImageVolumes};
+use skillport_operator::controller::ImageVolumes;
+use skillport_operator::runtime::{self, Config};
 use skillport_registry::auth::{AuthFile, Credentials};
 use skillport_registry::{Client, ClientOptions, NoProgress};
 use skillport_testkit::{Cluster, Registry};
@@ -406,7 +407,7 @@ impl Operator {
             .service_account("skillport-system", "skillport-operator")
             .await;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(controller::run(identity.client, config, async {
+        let task = tokio::spawn(runtime::run(identity.client, config, async {
             let _ = stopped.await;
         }));
         Operator {
@@ -581,7 +582,7 @@ pub fn plan_reference(deployment: &Deployment) -> Option<String> {
 pub struct WebhookFiles {
     pub ca: skillport_testkit::TestCa,
     pub dir: tempfile::TempDir,
-    pub serving: controller::WebhookServing,
+    pub serving: runtime::WebhookServing,
 }
 
 impl WebhookFiles {
@@ -600,7 +601,7 @@ impl WebhookFiles {
             .local_addr()
             .unwrap()
             .port();
-        let serving = controller::WebhookServing {
+        let serving = runtime::WebhookServing {
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             tls,
         };
