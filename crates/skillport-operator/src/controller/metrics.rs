@@ -23,6 +23,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Counter,
     failures: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
     reconcile_seconds: Histogram,
     resolve_seconds: Histogram,
     writes: Family<Labels, Counter>,
@@ -35,6 +36,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("skillport");
         let reconciles = Counter::default();
         let failures = Family::<Labels, Counter>::default();
+        let errors = Family::<Labels, Counter>::default();
         let reconcile_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let resolve_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let writes = Family::<Labels, Counter>::default();
@@ -43,6 +45,11 @@ impl Default for Metrics {
             "reconcile_failures",
             "SkillSet reconciles that ended not Ready, by reason",
             failures.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "SkillSet reconciles that failed with an error (retried with backoff), by kind",
+            errors.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
@@ -63,6 +70,7 @@ impl Default for Metrics {
             registry,
             reconciles,
             failures,
+            errors,
             reconcile_seconds,
             resolve_seconds,
             writes,
@@ -80,6 +88,14 @@ impl Metrics {
     pub fn failed(&self, reason: &str) {
         self.failures
             .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
+            .inc();
+    }
+
+    /// A reconcile failed with an error of `kind` (`Api` with the HTTP code, `Client`,
+    /// `Workload`, `Finalizer`).
+    pub fn error(&self, kind: &str) {
+        self.errors
+            .get_or_create(&vec![("kind".to_owned(), kind.to_owned())])
             .inc();
     }
 

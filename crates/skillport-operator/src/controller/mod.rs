@@ -4,6 +4,7 @@
 //! [`resolve`]; the API server's capabilities in [`capability`].
 
 pub mod capability;
+mod decide;
 pub mod metrics;
 mod plans;
 mod reconcile;
@@ -63,6 +64,23 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
+impl Error {
+    /// The kind of error, for the `skillport_reconcile_errors` metric: `Api<code>` for an API
+    /// server's refusal, `Client` for one that did not reach it, `Workload`, `Finalizer`.
+    fn kind(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => format!("Api{}", status.code),
+            Error::Kube(_) => "Client".to_owned(),
+            Error::Workload(_) => "Workload".to_owned(),
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(err)
+                | kube::runtime::finalizer::Error::CleanupFailed(err) => err.kind(),
+                _ => "Finalizer".to_owned(),
+            },
+        }
+    }
+}
+
 /// A status we wrote: the resourceVersion of the object it was computed from, and the status.
 type Written = (Option<String>, SkillSetStatus);
 
@@ -78,7 +96,7 @@ pub struct Context {
     capability: Capability,
     recorder: Recorder,
     metrics: Arc<Metrics>,
-    resolutions: Mutex<HashMap<ObjectRef<SkillSet>, reconcile::Resolution>>,
+    resolutions: Mutex<HashMap<ObjectRef<SkillSet>, reconcile::CachedResolution>>,
     /// SkillSets whose image volumes failed (dropped by the API server, or not mountable on a
     /// node), until the reconcile it triggers writes it to `status.imageVolumeFailure`, which
     /// is what counts from then on (across restarts). A std Mutex: the Event watch's mapper is
@@ -93,18 +111,12 @@ pub struct Context {
 }
 
 impl Context {
-    /// The wait before the next attempt after a failure: 5 s doubling to 5 min for a failure
-    /// that may pass, 1 min doubling to 10 min for one that needs a change.
-    async fn backoff(&self, key: &ObjectRef<SkillSet>, transient: bool) -> Duration {
+    /// Counts one more failure in a row for `key`; returns the count ([`decide::backoff`]).
+    async fn failed_again(&self, key: &ObjectRef<SkillSet>) -> u32 {
         let mut failures = self.failures.lock().await;
         let count = failures.entry(key.clone()).or_default();
         *count = count.saturating_add(1);
-        let (first, max) = if transient {
-            (Duration::from_secs(5), Duration::from_secs(300))
-        } else {
-            (Duration::from_secs(60), Duration::from_secs(600))
-        };
-        first.saturating_mul(1 << (*count - 1).min(10)).min(max)
+        *count
     }
 }
 
@@ -170,12 +182,19 @@ impl Context {
     /// The SkillSet's status as it stands: the cached one, or ours when the cache still shows
     /// the object from before our last status write.
     fn known_status(&self, skill_set: &SkillSet) -> SkillSetStatus {
-        let written = self.written.lock().expect("not poisoned");
-        match written.get(&ObjectRef::from_obj(skill_set)) {
+        let mut written = self.written.lock().expect("not poisoned");
+        let key = ObjectRef::from_obj(skill_set);
+        match written.get(&key) {
             Some((version, status)) if *version == skill_set.metadata.resource_version => {
                 status.clone()
             }
-            _ => skill_set.status.clone().unwrap_or_default(),
+            // The cache shows a newer object (ours, or a change since): the copy is needed no
+            // more, and is not held for every SkillSet at rest.
+            Some(_) => {
+                written.remove(&key);
+                skill_set.status.clone().unwrap_or_default()
+            }
+            None => skill_set.status.clone().unwrap_or_default(),
         }
     }
 
@@ -363,7 +382,7 @@ fn error_policy(skill_set: Arc<SkillSet>, error: &Error, ctx: Arc<Context>) -> A
         error = %error,
         "reconcile failed; retrying"
     );
-    ctx.metrics.failed("Error");
+    ctx.metrics.error(&error.kind());
     // The failure count is bumped without waiting on the lock holder (this is sync).
     let count = ctx.failures.try_lock().map_or(1, |mut failures| {
         let count = failures
@@ -372,11 +391,8 @@ fn error_policy(skill_set: Arc<SkillSet>, error: &Error, ctx: Arc<Context>) -> A
         *count = count.saturating_add(1);
         *count
     });
-    Action::requeue(
-        Duration::from_secs(2)
-            .saturating_mul(1 << (count - 1).min(8))
-            .min(Duration::from_secs(300)),
-    )
+    // An API call that failed may work next time: the transient schedule.
+    Action::requeue(decide::backoff(count, true))
 }
 
 /// `spec.updateInterval` as a duration (the CRD checks its form and the 10 s minimum).

@@ -1,13 +1,14 @@
-//! One SkillSet's reconcile: resolve → choose the delivery → translate → apply → report. The
-//! only Kubernetes I/O of the operator; everything it decides comes from the pure parts
-//! ([`translate`](crate::translate), [`attach`](crate::attach), [`status`](super::status)).
+//! One SkillSet's reconcile, as gather → decide → act: [`gather`] reads what the decision needs
+//! (the resolution, the cluster's image-volume support, the workload as it stands), the pure
+//! [`decide`](super::decide) says what to do, [`act`] does it (release, plan ConfigMap, apply)
+//! and [`finish`] writes the status and its Events. The only Kubernetes I/O of the controller.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -15,35 +16,32 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalize, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource as _, ResourceExt as _};
-use serde_json::{Value, json};
+use serde_json::json;
 use skillport_fetch::git::GitCredentials;
 
+use super::decide::{self, Decision, Facts, LiveWorkload, Outcome, PlanStep, Resolution, Workload};
 use super::plans;
 use super::resolve::{PullSecret, ResolveFailure};
-use super::status::{self, Transition};
+use super::status;
 use super::{Context, Error, Tenant};
 use crate::api::{
-    Delivery, ImageVolumeFailure, ResolvedSkill, SkillSet, SkillSetStatus, WorkloadKind,
-    WorkloadRef, condition, reason,
+    ResolvedSkill, SkillSet, SkillSetStatus, WorkloadKind, WorkloadRef, condition, reason,
 };
 use crate::attach::{self, FIELD_MANAGER, Owned};
-use crate::translate::{Mode, SkillResources, TranslateError, names};
+use crate::translate::{Mode, SkillResources, names};
 
 /// Our finalizer: the SkillSet stays until its fields are off the workload.
 pub const FINALIZER: &str = "skillport.dev/cleanup";
 
-/// How long to wait before looking again at a SkillSet that cannot be attached for a reason a
-/// watch event will not end (a workload that is not there is also watched).
-const RETRY_LATER: Duration = Duration::from_secs(60);
-
 /// Skills resolved for one generation of a SkillSet, and when.
 #[derive(Clone)]
-pub struct Resolution {
+pub struct CachedResolution {
     generation: Option<i64>,
     at: Instant,
     skills: Vec<ResolvedSkill>,
 }
 
+#[tracing::instrument(skip_all, fields(skill_set = %ObjectRef::from_obj(skill_set.as_ref())))]
 pub async fn reconcile(skill_set: Arc<SkillSet>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let namespace = skill_set.namespace().unwrap_or_default();
@@ -59,330 +57,194 @@ pub async fn reconcile(skill_set: Arc<SkillSet>, ctx: Arc<Context>) -> Result<Ac
     result.map_err(|err| Error::Finalizer(Box::new(err)))
 }
 
-/// What one reconcile found, to be written as status (only when it changed).
-struct Outcome {
-    status: SkillSetStatus,
-    transitions: Vec<Transition>,
-    generation: Option<i64>,
-}
-
-impl Outcome {
-    fn set(&mut self, type_: &str, ok: bool, why: &str, message: &str) {
-        if let Some(change) = status::set(
-            &mut self.status.conditions,
-            type_,
-            ok,
-            why,
-            message,
-            self.generation,
-        ) {
-            self.transitions.push(change);
-        }
-    }
-
-    fn not_ready(&mut self, why: &str, message: &str) {
-        self.set(condition::READY, false, why, message);
-    }
-
-    /// Every skill resolved: `status.skills` and `Resolved=True`.
-    fn pinned(&mut self, skills: Vec<ResolvedSkill>) {
-        let message = format!("{} skills pinned", skills.len());
-        self.status.skills = skills;
-        self.set(condition::RESOLVED, true, reason::RESOLVED, &message);
-    }
-}
-
 async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
-    let spec = &skill_set.spec;
     let before = ctx.known_status(skill_set);
-    let mut outcome = Outcome {
-        status: before.clone(),
-        transitions: Vec::new(),
-        generation: skill_set.metadata.generation,
-    };
-    outcome.status.observed_generation = skill_set.metadata.generation;
-
-    // 1. Resolve (cached for updateInterval per generation).
     // Everything done for the SkillSet is done as its namespace's ServiceAccount.
     let tenant = ctx.tenant(skill_set);
-    let (resolved_failure, requeue) =
-        resolve_step(skill_set, ctx, &tenant, &before, &mut outcome).await;
+    let facts = gather(skill_set, ctx, &tenant, &before).await?;
+    let mut decision = decide::decide(facts);
+    if let Some(failure) = &decision.resolve_failure {
+        tracing::info!(%failure, "resolving failed; kept the skills resolved before, if any");
+    }
+    act(skill_set, ctx, &tenant, &before, &mut decision).await?;
+    finish(skill_set, ctx, decision.placed, &before, decision.requeue).await
+}
 
-    // 2. Delivery. The API server is asked only when the answer matters: InitContainer (or git
-    // skills) never needs image volumes. A refused probe Pod counts as "not served" (cached).
-    let served = Mode::choose(spec, true) == Mode::ImageVolume
+/// Reads what the decision needs: the resolution (cached for this generation until it is due
+/// again), whether the cluster serves image volumes (asked only when the answer matters),
+/// image-volume failures, and the workload `workloadRef` names with who holds what of it.
+async fn gather<'a>(
+    skill_set: &'a SkillSet,
+    ctx: &'a Context,
+    tenant: &Tenant<'_>,
+    before: &'a SkillSetStatus,
+) -> Result<Facts<'a>, Error> {
+    let resolution = resolution(skill_set, ctx, tenant).await;
+    // InitContainer (or git skills) never needs image volumes. A refused probe Pod counts as
+    // "not served" (cached).
+    let image_volumes_served = Mode::choose(&skill_set.spec, true) == Mode::ImageVolume
         && ctx.capability.image_volumes_served().await?;
-    let key = ObjectRef::from_obj(skill_set);
     // Image volumes that failed before (just now, or as status recorded) are not tried again.
-    let failed_here = ctx
-        .image_volume_failure(&key)
-        .or_else(|| before.image_volume_failure.clone())
-        .map(|mut failure| {
-            failure.message = status::truncate(&failure.message, 1024);
-            failure
-        });
-    outcome.status.image_volume_failure.clone_from(&failed_here);
-    let mode = Mode::choose(spec, served && failed_here.is_none());
-    if mode == Mode::ImageVolume && !served {
-        outcome.not_ready(
-            reason::IMAGE_VOLUMES_UNSUPPORTED,
-            "delivery is ImageVolume, but the API server drops image volumes (feature gate \
-             ImageVolume off, or Kubernetes older than 1.31); use delivery Auto or InitContainer",
-        );
-        return finish(skill_set, ctx, outcome, &before, RETRY_LATER).await;
-    }
-    if let Some(failure) = &failed_here {
-        if mode == Mode::ImageVolume {
-            outcome.not_ready(&failure.reason, &failure.message);
-            return finish(skill_set, ctx, outcome, &before, RETRY_LATER).await;
-        }
-        if before.delivery == Some(Delivery::ImageVolume) {
-            // Auto moves this SkillSet to the init container: say why, once.
-            outcome.transitions.push(Transition {
-                type_: condition::READY.to_owned(),
-                status: false,
-                reason: failure.reason.clone(),
-                message: format!("{}; falling back to InitContainer", failure.message),
-            });
-        }
-    }
-
-    // 3. The workload: release the one we left, attach to the one named.
-    let retry = match place(skill_set, ctx, &tenant, mode, &before, &mut outcome).await {
-        Ok(retry) => retry,
-        Err(Error::Kube(kube::Error::Api(status))) if status.is_forbidden() => {
-            outcome.not_ready(reason::FORBIDDEN, &tenant.forbidden(&status.message));
-            Some(RETRY_LATER)
-        }
-        // What the namespace holds stands in the way (a workload that does not parse, a
-        // ConfigMap of someone else's by the plan's name): said on the SkillSet.
-        Err(Error::Workload(message)) => {
-            outcome.not_ready(reason::TRANSLATE_FAILED, &message);
-            Some(RETRY_LATER)
-        }
-        Err(err) => return Err(err),
+    let image_volume_failure = ctx
+        .image_volume_failure(&ObjectRef::from_obj(skill_set))
+        .or_else(|| before.image_volume_failure.clone());
+    let workload = match &skill_set.spec.workload_ref {
+        Some(named) => Some(workload(skill_set, ctx, tenant, named).await?),
+        None => None,
     };
-    if let Some(failure) = &resolved_failure {
-        tracing::info!(skill_set = %key, %failure, "kept the skills resolved before");
-    }
-    finish(
+    Ok(Facts {
         skill_set,
-        ctx,
-        outcome,
-        &before,
-        retry.map_or(requeue, |r| r.min(requeue)),
-    )
-    .await
+        before,
+        resolution,
+        image_volumes_served,
+        image_volume_failure,
+        workload,
+        options: &ctx.options,
+    })
 }
 
-/// Releases the workload the SkillSet left and attaches to the one it names, or readies it for
-/// injection; `Some(retry)` when it could not (the reason is in `outcome`).
-async fn place(
-    skill_set: &SkillSet,
-    ctx: &Context,
-    tenant: &Tenant<'_>,
-    mode: Mode,
-    before: &SkillSetStatus,
-    outcome: &mut Outcome,
-) -> Result<Option<Duration>, Error> {
-    let spec = &skill_set.spec;
-    if let Some(previous) = &before.workload
-        && spec.workload_ref.as_ref() != Some(previous)
-    {
-        release(ctx, tenant, previous, &skill_set.name_any(), true).await?;
-        outcome.status.workload = None;
-    }
-    let Some(workload) = spec.workload_ref.clone() else {
-        // Pods labelled with the SkillSet get the skills at admission (the webhook).
-        ready_for_injection(skill_set, ctx, tenant, mode, before, outcome).await?;
-        return Ok(None);
-    };
-    if let Some(retry) =
-        attach_workload(skill_set, ctx, tenant, &workload, mode, before, outcome).await?
-    {
-        return Ok(Some(retry));
-    }
-    outcome.status.workload = Some(workload.clone());
-    outcome.status.delivery = Some(mode.delivery());
-    outcome.set(
-        condition::READY,
-        true,
-        reason::APPLIED,
-        &format!(
-            "{} skills attached to {} {:?} ({})",
-            spec.skills.len(),
-            workload.kind.as_str(),
-            workload.name,
-            mode.as_str()
-        ),
+/// This generation's skills: cached until due again (the update interval and the SkillSet's
+/// phase), else resolved now.
+async fn resolution(skill_set: &SkillSet, ctx: &Context, tenant: &Tenant<'_>) -> Resolution {
+    let lifetime = super::resolution_lifetime(
+        skill_set.metadata.uid.as_deref().unwrap_or_default(),
+        super::update_interval(&skill_set.spec),
     );
-    Ok(None)
+    let key = ObjectRef::from_obj(skill_set);
+    let cached = ctx.resolutions.lock().await.get(&key).cloned();
+    if let Some(cached) = cached
+        .filter(|r| r.generation == skill_set.metadata.generation && r.at.elapsed() < lifetime)
+    {
+        return Resolution::Pinned {
+            refresh: lifetime.saturating_sub(cached.at.elapsed()),
+            skills: cached.skills,
+        };
+    }
+    match resolve(skill_set, ctx, tenant).await {
+        Ok(skills) => {
+            ctx.resolutions.lock().await.insert(
+                key.clone(),
+                CachedResolution {
+                    generation: skill_set.metadata.generation,
+                    at: Instant::now(),
+                    skills: skills.clone(),
+                },
+            );
+            ctx.failures.lock().await.remove(&key);
+            Resolution::Pinned {
+                skills,
+                refresh: lifetime,
+            }
+        }
+        Err(failure) => Resolution::Failed {
+            failure,
+            failures: ctx.failed_again(&key).await,
+        },
+    }
 }
 
-/// No `workloadRef`: Pods labelled `skillport.dev/skillset` get the skills at admission. Those
-/// of InitContainer mode mount the plan ConfigMap, which admission cannot make: it is made here,
-/// from any pod template (the plan does not depend on it).
-async fn ready_for_injection(
+/// The workload `named`, read as the tenant, and who holds what of it. Other SkillSets that
+/// exist hold it (one SkillSet per workload: applying beside them would fight over the
+/// pod-level names); what the old shared manager or SkillSets now gone left is taken over.
+async fn workload(
     skill_set: &SkillSet,
     ctx: &Context,
     tenant: &Tenant<'_>,
-    mode: Mode,
+    named: &WorkloadRef,
+) -> Result<Workload, Error> {
+    let live = match workload_api(tenant, named.kind).get_opt(&named.name).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return Ok(Workload::Missing),
+        Err(kube::Error::Api(status)) if status.is_forbidden() => {
+            return Ok(Workload::Forbidden(tenant.forbidden(&status.message)));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let entries = live.metadata.managed_fields.as_deref().unwrap_or(&[]);
+    let manager = attach::field_manager(&skill_set.name_any());
+    let (claiming, gone) = claimants(ctx, &tenant.namespace, entries, &manager).await?;
+    if !claiming.is_empty() {
+        return Ok(Workload::Claimed(claiming));
+    }
+    let (leftovers, taken_over) = leftovers(entries, &gone);
+    Ok(Workload::Live(LiveWorkload {
+        owned: Owned::from_managed_fields(entries, &manager),
+        taken_over,
+        leftovers,
+        object: serde_json::to_value(&live).expect("objects serialise"),
+    }))
+}
+
+/// Carries the decision out: releases the workload left, syncs the plan ConfigMap (pods must
+/// find it before the workload names it), applies. A step refused by RBAC, or a ConfigMap of
+/// someone else's by the plan's name, is said on the SkillSet instead.
+async fn act(
+    skill_set: &SkillSet,
+    ctx: &Context,
+    tenant: &Tenant<'_>,
     before: &SkillSetStatus,
-    outcome: &mut Outcome,
+    decision: &mut Decision,
 ) -> Result<(), Error> {
-    let spec = &skill_set.spec;
-    outcome.status.delivery = Some(mode.delivery());
-    // Any template will do, as long as it has the container the SkillSet names.
-    let container = spec.container.as_deref().unwrap_or("agent");
-    let placeholder: PodTemplateSpec =
-        serde_json::from_value(json!({"spec": {"containers": [{"name": container}]}}))
-            .expect("a template");
-    let name = skill_set.name_any();
-    match SkillResources::new(
-        &name,
-        spec,
-        &outcome.status.skills,
-        &placeholder,
-        mode,
-        &ctx.options,
-    ) {
-        Err(err) => {
-            let why = match err {
-                TranslateError::Unresolved { .. } => reason::RESOLVE_FAILED,
-                _ => reason::TRANSLATE_FAILED,
-            };
-            outcome.not_ready(why, &err.to_string());
+    let mut released = false;
+    let result = async {
+        if let Some(previous) = &decision.release {
+            release(ctx, tenant, previous, &skill_set.name_any(), true).await?;
+            released = true;
         }
-        Ok(resources) => {
-            sync_plan(ctx, tenant, skill_set, &resources, before, outcome).await?;
-            outcome.set(
-                condition::READY,
-                true,
-                reason::RESOLVED,
-                "no workloadRef: Pods labelled skillport.dev/skillset get the skills at \
-                 creation",
-            );
+        if let PlanStep::Sync(plan) = &decision.plan {
+            let previous = before.plan_config_map.as_deref();
+            plans::sync(ctx, tenant, skill_set, plan.as_ref(), previous).await?;
         }
+        if let Some(apply) = decision.apply.clone() {
+            apply_to(skill_set, ctx, tenant, decision, &apply).await?;
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(Error::Kube(kube::Error::Api(status))) if status.is_forbidden() => {
+            let message = tenant.forbidden(&status.message);
+            decide::not_placed(decision, released, reason::FORBIDDEN, &message);
+            Ok(())
+        }
+        Err(Error::Workload(message)) => {
+            decide::not_placed(decision, released, reason::TRANSLATE_FAILED, &message);
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Applies to the workload; when the API server dropped the image volumes, takes the rest back
+/// off and records the failure (the decision says so).
+async fn apply_to(
+    skill_set: &SkillSet,
+    ctx: &Context,
+    tenant: &Tenant<'_>,
+    decision: &mut Decision,
+    apply: &decide::Apply,
+) -> Result<(), Error> {
+    let workload = &apply.workload;
+    let stored = workload_api(tenant, workload.kind)
+        .patch(
+            &workload.name,
+            &PatchParams::apply(&apply.manager).force(),
+            &Patch::Apply(&apply.body),
+        )
+        .await?;
+    ctx.metrics.wrote(workload.kind.as_str());
+    for leftover in &apply.leftovers {
+        // Ours now under the SkillSet's manager; the old one lets go of what it alone held.
+        apply_nothing(ctx, tenant, workload, leftover).await?;
+    }
+    if decision.mode == Mode::ImageVolume && !kept_image_volumes(&stored, &apply.resources) {
+        // What the server stored is what counts.
+        release(ctx, tenant, workload, &skill_set.name_any(), true).await?;
+        let failure = decide::image_volumes_dropped(decision, skill_set, workload);
+        ctx.record_image_volume_failure(ObjectRef::from_obj(skill_set), failure);
     }
     Ok(())
-}
-
-/// Translates against `workload` as its other managers wrote it and applies what differs.
-/// `Some(retry)` when it could not be attached (the reason is in `outcome`).
-async fn attach_workload(
-    skill_set: &SkillSet,
-    ctx: &Context,
-    tenant: &Tenant<'_>,
-    workload: &WorkloadRef,
-    mode: Mode,
-    before: &SkillSetStatus,
-    outcome: &mut Outcome,
-) -> Result<Option<Duration>, Error> {
-    let namespace = &tenant.namespace;
-    let name = skill_set.name_any();
-    let spec = &skill_set.spec;
-    let api = workload_api(tenant, workload.kind);
-    let Some(live) = api.get_opt(&workload.name).await? else {
-        outcome.not_ready(
-            reason::WORKLOAD_NOT_FOUND,
-            &format!(
-                "{} {:?} is not in namespace {namespace:?}; the skills are attached when it is created",
-                workload.kind.as_str(),
-                workload.name
-            ),
-        );
-        return Ok(Some(RETRY_LATER));
-    };
-
-    // One SkillSet per workload: another's fields there are not ours to take, and applying
-    // ours beside them would fight (the pod-level names are the same).
-    // A SkillSet that is gone (deleted while it could not release) claims nothing: what its
-    // manager left is taken over like the old shared manager's.
-    let entries = live.metadata.managed_fields.as_deref().unwrap_or(&[]);
-    let manager = attach::field_manager(&name);
-    let (claiming, gone) = claimants(ctx, namespace, entries, &manager).await?;
-    if !claiming.is_empty() {
-        outcome.not_ready(reason::WORKLOAD_CLAIMED, &claimed(workload, &claiming));
-        return Ok(Some(RETRY_LATER));
-    }
-
-    // 4. Translate against the template as its other managers wrote it (what an operator
-    // before per-SkillSet managers applied as `skillport`, or a SkillSet now gone, is taken over).
-    let owned = Owned::from_managed_fields(entries, &manager);
-    let (leftovers, legacy) = leftovers(entries, &gone);
-    let template: PodTemplateSpec = serde_json::from_value(
-        live.data
-            .pointer("/spec/template")
-            .cloned()
-            .unwrap_or(Value::Null),
-    )
-    .map_err(|err| Error::Workload(format!("its spec.template does not parse: {err}")))?;
-    let base = owned.clone().union(legacy.clone()).strip(&template);
-    let resources = match SkillResources::new(
-        &name,
-        spec,
-        &outcome.status.skills,
-        &base,
-        mode,
-        &ctx.options,
-    ) {
-        Ok(resources) => resources,
-        Err(err) => {
-            let why = match err {
-                TranslateError::Unresolved { .. } => reason::RESOLVE_FAILED,
-                _ => reason::TRANSLATE_FAILED,
-            };
-            outcome.not_ready(why, &err.to_string());
-            return Ok(Some(RETRY_LATER));
-        }
-    };
-
-    // 5. Apply: the plan ConfigMap first (pods must find it), then the workload.
-    sync_plan(ctx, tenant, skill_set, &resources, before, outcome).await?;
-    let body = attach::apply_body(workload.kind, namespace, &workload.name, &resources);
-    let live_value = serde_json::to_value(&live).expect("objects serialise");
-    if !attach::is_current(&live_value, &owned, &Owned::of(&resources), &body) {
-        let stored = api
-            .patch(
-                &workload.name,
-                &PatchParams::apply(&manager).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-        ctx.metrics.wrote(workload.kind.as_str());
-        for leftover in &leftovers {
-            // Ours now under the SkillSet's manager; the old one lets go of what it alone held.
-            apply_nothing(ctx, tenant, workload, leftover).await?;
-        }
-        if mode == Mode::ImageVolume && !kept_image_volumes(&stored, &resources) {
-            // What the server stored is what counts: take the rest back off, remember it for
-            // this SkillSet (Auto falls back to InitContainer; a forced ImageVolume stays
-            // unattached instead of being applied again), and say so.
-            release(ctx, tenant, workload, &name, true).await?;
-            outcome.status.workload = None;
-            let fallback = if spec.delivery == Delivery::Auto {
-                "; falling back to InitContainer"
-            } else {
-                "; nothing is attached"
-            };
-            let why = format!(
-                "the API server dropped the image volumes from {} {:?} (feature gate \
-                 ImageVolume off?){fallback}",
-                workload.kind.as_str(),
-                workload.name
-            );
-            let failure = ImageVolumeFailure {
-                reason: reason::IMAGE_VOLUMES_UNSUPPORTED.to_owned(),
-                message: why.clone(),
-                node: None,
-            };
-            ctx.record_image_volume_failure(ObjectRef::from_obj(skill_set), failure.clone());
-            outcome.status.image_volume_failure = Some(failure);
-            outcome.not_ready(reason::IMAGE_VOLUMES_UNSUPPORTED, &why);
-            return Ok(Some(Duration::from_secs(1)));
-        }
-    }
-    Ok(None)
 }
 
 /// The other SkillSets whose field managers hold fields of the object with `entries`: those
@@ -423,86 +285,6 @@ fn leftovers(entries: &[ManagedFieldsEntry], gone: &[String]) -> (Vec<String>, O
         .map(|manager| Owned::from_managed_fields(entries, manager))
         .fold(Owned::default(), Owned::union);
     (managers, owned)
-}
-
-/// Why `workload` is not for this SkillSet: the `others` hold it.
-fn claimed(workload: &WorkloadRef, others: &[String]) -> String {
-    format!(
-        "{} {:?} already has the skills of SkillSet {}; one SkillSet per workload: put these \
-         skills in that one, or attach them to another workload",
-        workload.kind.as_str(),
-        workload.name,
-        others.join(", ")
-    )
-}
-
-/// Resolves the skills (or takes this generation's cached answer) into `outcome`; returns the
-/// failure, if any, and when to look again.
-async fn resolve_step(
-    skill_set: &SkillSet,
-    ctx: &Context,
-    tenant: &Tenant<'_>,
-    before: &SkillSetStatus,
-    outcome: &mut Outcome,
-) -> (Option<ResolveFailure>, Duration) {
-    let interval = super::resolution_lifetime(
-        skill_set.metadata.uid.as_deref().unwrap_or_default(),
-        super::update_interval(&skill_set.spec),
-    );
-    let key = ObjectRef::from_obj(skill_set);
-    let cached = ctx.resolutions.lock().await.get(&key).cloned();
-    let fresh = cached
-        .filter(|r| r.generation == skill_set.metadata.generation && r.at.elapsed() < interval);
-    let mut next_resolve = interval;
-    let resolved_failure = match fresh {
-        Some(resolution) => {
-            // Status is written whole: say Resolved again (the cached SkillSet this reconcile
-            // started from may predate the write that said it first).
-            next_resolve = interval.saturating_sub(resolution.at.elapsed());
-            outcome.pinned(resolution.skills);
-            None
-        }
-        None => match resolve(skill_set, ctx, tenant).await {
-            Ok(skills) => {
-                ctx.resolutions.lock().await.insert(
-                    key.clone(),
-                    Resolution {
-                        generation: skill_set.metadata.generation,
-                        at: Instant::now(),
-                        skills: skills.clone(),
-                    },
-                );
-                ctx.failures.lock().await.remove(&key);
-                outcome.pinned(skills);
-                None
-            }
-            Err(failure) => {
-                // Keep what this generation resolved to before (a registry that is down must
-                // not take skills away); a new generation starts from nothing.
-                let same_spec =
-                    status::get(&before.conditions, condition::RESOLVED).is_some_and(|c| {
-                        c.status == "True" && c.observed_generation == skill_set.metadata.generation
-                    });
-                if !same_spec {
-                    outcome.status.skills.clear();
-                }
-                outcome.set(
-                    condition::RESOLVED,
-                    false,
-                    reason::RESOLVE_FAILED,
-                    &failure.to_string(),
-                );
-                Some(failure)
-            }
-        },
-    };
-    let retry = match &resolved_failure {
-        Some(failure) => Some(ctx.backoff(&key, failure.transient).await),
-        None => None,
-    };
-    let requeue = retry.unwrap_or(next_resolve).max(Duration::from_secs(1));
-
-    (resolved_failure, requeue)
 }
 
 /// Writes the status when it changed, publishes an Event per transition, counts failures.
@@ -763,22 +545,6 @@ fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
         .flatten()
         .map(|(key, value)| (key.clone(), value.0.clone()))
         .collect()
-}
-
-/// The plan ConfigMap as the delivery needs it ([`plans`]), recorded in status.
-async fn sync_plan(
-    ctx: &Context,
-    tenant: &Tenant<'_>,
-    skill_set: &SkillSet,
-    resources: &SkillResources,
-    before: &SkillSetStatus,
-    outcome: &mut Outcome,
-) -> Result<(), Error> {
-    let plan = resources.plan.as_ref();
-    let previous = before.plan_config_map.as_deref();
-    plans::sync(ctx, tenant, skill_set, plan, previous).await?;
-    outcome.status.plan_config_map = plan.map(|plan| plan.name.clone());
-    Ok(())
 }
 
 /// Whether the stored workload still has every image volume and mount we applied.

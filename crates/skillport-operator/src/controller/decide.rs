@@ -1,0 +1,762 @@
+//! A reconcile's decisions, pure: from what was read (the SkillSet, its status as last written,
+//! how its skills resolved, whether the cluster serves image volumes, the workload as it stands)
+//! to what to do (the status and its Events, the workload to release, the plan ConfigMap, the
+//! apply) and when to look again. No I/O, no clock (but the conditions' transition times):
+//! [`super::reconcile`] gathers the facts and carries the decision out.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::ResourceExt as _;
+use serde_json::{Value, json};
+
+use super::resolve::ResolveFailure;
+use super::status::{self, Transition};
+use crate::api::{
+    Delivery, ImageVolumeFailure, ResolvedSkill, SkillSet, SkillSetStatus, WorkloadRef, condition,
+    reason,
+};
+use crate::attach::{self, Owned};
+use crate::translate::{Mode, Options, PlanConfigMap, SkillResources, TranslateError};
+
+/// When to look again at a SkillSet that cannot be attached for a reason a watch event will
+/// not end (a workload that is not there is also watched).
+pub const RETRY_LATER: Duration = Duration::from_secs(60);
+
+/// The wait before the next attempt after `failures` failures in a row: 5 s doubling to 5 min
+/// for a failure that may pass (network, server errors, a failed API call), 1 min doubling to
+/// 10 min for one that needs a change. The one backoff schedule of the controller.
+pub fn backoff(failures: u32, transient: bool) -> Duration {
+    let (first, max) = if transient {
+        (Duration::from_secs(5), Duration::from_secs(300))
+    } else {
+        (Duration::from_secs(60), Duration::from_secs(600))
+    };
+    first
+        .saturating_mul(1 << failures.max(1).saturating_sub(1).min(10))
+        .min(max)
+}
+
+/// How the SkillSet's skills stand.
+#[derive(Debug, Clone)]
+pub enum Resolution {
+    /// Resolved (now, or earlier for this generation and still fresh); resolve again after
+    /// `refresh`.
+    Pinned {
+        skills: Vec<ResolvedSkill>,
+        refresh: Duration,
+    },
+    /// Resolving failed now, the `failures`-th time in a row.
+    Failed {
+        failure: ResolveFailure,
+        failures: u32,
+    },
+}
+
+/// The workload `workloadRef` names, as read as the SkillSet's account.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    Missing,
+    /// Reading it was refused (the API server's message, with what to grant).
+    Forbidden(String),
+    /// Other SkillSets that exist hold fields there.
+    Claimed(Vec<String>),
+    Live(LiveWorkload),
+}
+
+/// A workload that is there, and who holds what of it.
+#[derive(Debug, Clone)]
+pub struct LiveWorkload {
+    /// The object as the API server returned it.
+    pub object: Value,
+    /// What this SkillSet's field manager holds.
+    pub owned: Owned,
+    /// What the managers it takes over hold together (the old shared `skillport`, those of
+    /// SkillSets now gone), and those managers.
+    pub taken_over: Owned,
+    pub leftovers: Vec<String>,
+}
+
+/// Everything a decision is made from.
+pub struct Facts<'a> {
+    pub skill_set: &'a SkillSet,
+    /// The status as last written (the watch cache may not show it yet).
+    pub before: &'a SkillSetStatus,
+    pub resolution: Resolution,
+    /// Whether the API server keeps image volumes (only asked when `Auto` or `ImageVolume`
+    /// could take them; `false` otherwise).
+    pub image_volumes_served: bool,
+    /// Image volumes failed for this SkillSet (just now, or as status recorded).
+    pub image_volume_failure: Option<ImageVolumeFailure>,
+    /// The workload named, when `workloadRef` names one.
+    pub workload: Option<Workload>,
+    pub options: &'a Options,
+}
+
+/// A status being made: conditions set on it say which changed (each change is an Event).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: SkillSetStatus,
+    pub transitions: Vec<Transition>,
+    generation: Option<i64>,
+}
+
+impl Outcome {
+    fn new(before: &SkillSetStatus, generation: Option<i64>) -> Outcome {
+        let mut status = before.clone();
+        status.observed_generation = generation;
+        Outcome {
+            status,
+            transitions: Vec::new(),
+            generation,
+        }
+    }
+
+    fn set(&mut self, type_: &str, ok: bool, why: &str, message: &str) {
+        if let Some(change) = status::set(
+            &mut self.status.conditions,
+            type_,
+            ok,
+            why,
+            message,
+            self.generation,
+        ) {
+            self.transitions.push(change);
+        }
+    }
+
+    /// `Ready=False` for `why`.
+    pub fn not_ready(&mut self, why: &str, message: &str) {
+        self.set(condition::READY, false, why, message);
+    }
+}
+
+/// The plan ConfigMap step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanStep {
+    /// Plans are left as they are (nothing was translated).
+    Keep,
+    /// Make this plan (or, with none, no plan is in use) and collect the old ones.
+    Sync(Option<PlanConfigMap>),
+}
+
+/// A server-side apply of the SkillSet's fields to its workload.
+#[derive(Debug, Clone)]
+pub struct Apply {
+    pub workload: WorkloadRef,
+    pub manager: String,
+    pub body: Value,
+    /// Managers taken over, to apply nothing as once this one holds their fields.
+    pub leftovers: Vec<String>,
+    /// What was applied (to check that image volumes came back).
+    pub resources: SkillResources,
+}
+
+/// What to do, in order: release, plan, apply; then write `placed` (or, should one of those
+/// fail, `unplaced` with the failure said on it).
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The status once every step below succeeded.
+    pub placed: Outcome,
+    /// The status as it stood before the workload steps (resolution and delivery decided).
+    pub unplaced: Outcome,
+    pub mode: Mode,
+    /// The workload the SkillSet left: its fields come off first.
+    pub release: Option<WorkloadRef>,
+    pub plan: PlanStep,
+    pub apply: Option<Apply>,
+    pub requeue: Duration,
+    /// Why resolving failed (the skills resolved before were kept, when they were).
+    pub resolve_failure: Option<ResolveFailure>,
+}
+
+/// Decides a reconcile of a SkillSet that is not being deleted.
+pub fn decide(facts: Facts<'_>) -> Decision {
+    let skill_set = facts.skill_set;
+    let spec = &skill_set.spec;
+    let mut outcome = Outcome::new(facts.before, skill_set.metadata.generation);
+
+    // 1. The skills: pinned, or what this generation pinned before (a registry that is down
+    // must not take skills away; a new generation starts from nothing).
+    let (requeue, resolve_failure) = match facts.resolution {
+        Resolution::Pinned { skills, refresh } => {
+            let message = format!("{} skills pinned", skills.len());
+            outcome.status.skills = skills;
+            outcome.set(condition::RESOLVED, true, reason::RESOLVED, &message);
+            (refresh, None)
+        }
+        Resolution::Failed { failure, failures } => {
+            let same_spec =
+                status::get(&facts.before.conditions, condition::RESOLVED).is_some_and(|c| {
+                    c.status == "True" && c.observed_generation == skill_set.metadata.generation
+                });
+            if !same_spec {
+                outcome.status.skills.clear();
+            }
+            outcome.set(
+                condition::RESOLVED,
+                false,
+                reason::RESOLVE_FAILED,
+                &failure.to_string(),
+            );
+            (backoff(failures, failure.transient), Some(failure))
+        }
+    };
+    let requeue = requeue.max(Duration::from_secs(1));
+
+    // 2. The delivery: image volumes where served and not failed before.
+    let failure = facts.image_volume_failure.map(|mut failure| {
+        failure.message = status::truncate(&failure.message, 1024);
+        failure
+    });
+    outcome.status.image_volume_failure.clone_from(&failure);
+    let served = facts.image_volumes_served;
+    let mode = Mode::choose(spec, served && failure.is_none());
+    let stop = |mut outcome: Outcome, why: &str, message: &str| {
+        outcome.not_ready(why, message);
+        Decision {
+            placed: outcome.clone(),
+            unplaced: outcome,
+            mode,
+            release: None,
+            plan: PlanStep::Keep,
+            apply: None,
+            requeue: RETRY_LATER,
+            resolve_failure: resolve_failure.clone(),
+        }
+    };
+    if mode == Mode::ImageVolume && !served {
+        return stop(
+            outcome,
+            reason::IMAGE_VOLUMES_UNSUPPORTED,
+            "delivery is ImageVolume, but the API server drops image volumes (feature gate \
+             ImageVolume off, or Kubernetes older than 1.31); use delivery Auto or InitContainer",
+        );
+    }
+    if let Some(failure) = &failure {
+        if mode == Mode::ImageVolume {
+            return stop(outcome, &failure.reason, &failure.message);
+        }
+        if facts.before.delivery == Some(Delivery::ImageVolume) {
+            // Auto moves this SkillSet to the init container: say why, once.
+            outcome.transitions.push(Transition {
+                type_: condition::READY.to_owned(),
+                status: false,
+                reason: failure.reason.clone(),
+                message: format!("{}; falling back to InitContainer", failure.message),
+            });
+        }
+    }
+    let unplaced = outcome.clone();
+
+    // 3. The workload: release the one left, attach to the one named.
+    let mut decision = Decision {
+        placed: outcome,
+        unplaced,
+        mode,
+        release: None,
+        plan: PlanStep::Keep,
+        apply: None,
+        requeue,
+        resolve_failure,
+    };
+    if let Some(previous) = &facts.before.workload
+        && spec.workload_ref.as_ref() != Some(previous)
+    {
+        decision.release = Some(previous.clone());
+        decision.placed.status.workload = None;
+    }
+    let retry = if let (Some(named), Some(workload)) = (&spec.workload_ref, facts.workload) {
+        attach(&mut decision, skill_set, named, workload, facts.options)
+    } else {
+        inject(&mut decision, skill_set, facts.options);
+        None
+    };
+    if let Some(retry) = retry {
+        decision.requeue = decision.requeue.min(retry);
+    }
+    decision
+}
+
+/// No `workloadRef`: Pods labelled `skillport.dev/skillset` get the skills at admission. Those
+/// of InitContainer mode mount the plan ConfigMap, which admission cannot make: it is made
+/// here, from any pod template that has the container named (the plan does not depend on it).
+fn inject(decision: &mut Decision, skill_set: &SkillSet, options: &Options) {
+    let spec = &skill_set.spec;
+    let outcome = &mut decision.placed;
+    outcome.status.delivery = Some(decision.mode.delivery());
+    let container = spec.container.as_deref().unwrap_or("agent");
+    let placeholder: PodTemplateSpec =
+        serde_json::from_value(json!({"spec": {"containers": [{"name": container}]}}))
+            .expect("a template");
+    match SkillResources::new(
+        &skill_set.name_any(),
+        spec,
+        &outcome.status.skills,
+        &placeholder,
+        decision.mode,
+        options,
+    ) {
+        Err(err) => outcome.not_ready(translate_reason(&err), &err.to_string()),
+        Ok(resources) => {
+            outcome.status.plan_config_map = resources.plan.as_ref().map(|p| p.name.clone());
+            decision.plan = PlanStep::Sync(resources.plan);
+            outcome.set(
+                condition::READY,
+                true,
+                reason::RESOLVED,
+                "no workloadRef: Pods labelled skillport.dev/skillset get the skills at \
+                 creation",
+            );
+        }
+    }
+}
+
+/// `workloadRef` names `named`, read as `workload`: translated against its template as its
+/// other managers wrote it, applied when it differs. `Some(retry)` when it cannot be attached
+/// (the reason is on the status).
+fn attach(
+    decision: &mut Decision,
+    skill_set: &SkillSet,
+    named: &WorkloadRef,
+    workload: Workload,
+    options: &Options,
+) -> Option<Duration> {
+    let outcome = &mut decision.placed;
+    let spec = &skill_set.spec;
+    let namespace = skill_set.namespace().unwrap_or_default();
+    let live = match workload {
+        Workload::Missing => {
+            outcome.not_ready(
+                reason::WORKLOAD_NOT_FOUND,
+                &format!(
+                    "{} {:?} is not in namespace {namespace:?}; the skills are attached when it \
+                     is created",
+                    named.kind.as_str(),
+                    named.name
+                ),
+            );
+            return Some(RETRY_LATER);
+        }
+        Workload::Forbidden(message) => {
+            outcome.not_ready(reason::FORBIDDEN, &message);
+            return Some(RETRY_LATER);
+        }
+        Workload::Claimed(others) => {
+            outcome.not_ready(reason::WORKLOAD_CLAIMED, &claimed(named, &others));
+            return Some(RETRY_LATER);
+        }
+        Workload::Live(live) => live,
+    };
+    let template = match serde_json::from_value::<PodTemplateSpec>(
+        live.object
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ) {
+        Ok(template) => template,
+        Err(err) => {
+            outcome.not_ready(
+                reason::TRANSLATE_FAILED,
+                &format!("the workload: its spec.template does not parse: {err}"),
+            );
+            return Some(RETRY_LATER);
+        }
+    };
+    let base = live.owned.clone().union(live.taken_over).strip(&template);
+    let name = skill_set.name_any();
+    let resources = match SkillResources::new(
+        &name,
+        spec,
+        &outcome.status.skills,
+        &base,
+        decision.mode,
+        options,
+    ) {
+        Ok(resources) => resources,
+        Err(err) => {
+            outcome.not_ready(translate_reason(&err), &err.to_string());
+            return Some(RETRY_LATER);
+        }
+    };
+    outcome.status.plan_config_map = resources.plan.as_ref().map(|p| p.name.clone());
+    decision.plan = PlanStep::Sync(resources.plan.clone());
+    let body = attach::apply_body(named.kind, &namespace, &named.name, &resources);
+    if !attach::is_current(&live.object, &live.owned, &Owned::of(&resources), &body) {
+        decision.apply = Some(Apply {
+            workload: named.clone(),
+            manager: attach::field_manager(&name),
+            body,
+            leftovers: live.leftovers,
+            resources,
+        });
+    }
+    outcome.status.workload = Some(named.clone());
+    outcome.status.delivery = Some(decision.mode.delivery());
+    outcome.set(
+        condition::READY,
+        true,
+        reason::APPLIED,
+        &format!(
+            "{} skills attached to {} {:?} ({})",
+            spec.skills.len(),
+            named.kind.as_str(),
+            named.name,
+            decision.mode.as_str()
+        ),
+    );
+    None
+}
+
+/// The API server dropped the image volumes just applied to `workload` (its feature gate is
+/// off): they come off again (the caller releases), the failure is kept in status — `Auto`
+/// falls back to the init container, a forced `ImageVolume` stays unattached rather than be
+/// applied again — and the SkillSet is looked at again at once.
+pub fn image_volumes_dropped(
+    decision: &mut Decision,
+    skill_set: &SkillSet,
+    workload: &WorkloadRef,
+) -> ImageVolumeFailure {
+    let fallback = if skill_set.spec.delivery == Delivery::Auto {
+        "; falling back to InitContainer"
+    } else {
+        "; nothing is attached"
+    };
+    let why = format!(
+        "the API server dropped the image volumes from {} {:?} (feature gate ImageVolume \
+         off?){fallback}",
+        workload.kind.as_str(),
+        workload.name
+    );
+    let failure = ImageVolumeFailure {
+        reason: reason::IMAGE_VOLUMES_UNSUPPORTED.to_owned(),
+        message: why.clone(),
+        node: None,
+    };
+    let outcome = &mut decision.placed;
+    outcome.status.workload = None;
+    outcome.status.image_volume_failure = Some(failure.clone());
+    outcome.not_ready(reason::IMAGE_VOLUMES_UNSUPPORTED, &why);
+    decision.requeue = Duration::from_secs(1);
+    failure
+}
+
+/// A workload step failed for a reason said on the SkillSet (`why`, `message`): the status is
+/// the one before the workload steps, with what was done of them (`released`).
+pub fn not_placed(decision: &mut Decision, released: bool, why: &str, message: &str) {
+    let mut outcome = decision.unplaced.clone();
+    if released {
+        outcome.status.workload = None;
+    }
+    outcome.not_ready(why, message);
+    decision.placed = outcome;
+    decision.requeue = decision.requeue.min(RETRY_LATER);
+}
+
+fn translate_reason(err: &TranslateError) -> &'static str {
+    match err {
+        TranslateError::Unresolved { .. } => reason::RESOLVE_FAILED,
+        _ => reason::TRANSLATE_FAILED,
+    }
+}
+
+/// Why `workload` is not for this SkillSet: the `others` hold it.
+fn claimed(workload: &WorkloadRef, others: &[String]) -> String {
+    format!(
+        "{} {:?} already has the skills of SkillSet {}; one SkillSet per workload: put these \
+         skills in that one, or attach them to another workload",
+        workload.kind.as_str(),
+        workload.name,
+        others.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::WorkloadKind;
+
+    const DIGEST: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn skill_set(extra: &Value, generation: i64) -> SkillSet {
+        let mut value = json!({
+            "apiVersion": "skillport.dev/v1alpha1",
+            "kind": "SkillSet",
+            "metadata": {"name": "tools", "namespace": "team", "uid": "u1", "generation": generation},
+            "spec": {"skills": [{"name": "pdf", "image": "r.example/skills/pdf:1"}]},
+        });
+        for (key, field) in extra.as_object().unwrap() {
+            value["spec"][key] = field.clone();
+        }
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn pinned() -> Resolution {
+        Resolution::Pinned {
+            skills: vec![ResolvedSkill {
+                name: "pdf".into(),
+                digest: Some(DIGEST.into()),
+                ..ResolvedSkill::default()
+            }],
+            refresh: Duration::from_secs(600),
+        }
+    }
+
+    fn deployment(name: &str) -> LiveWorkload {
+        LiveWorkload {
+            object: json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": "team"},
+                "spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "a"}]}}},
+            }),
+            owned: Owned::default(),
+            taken_over: Owned::default(),
+            leftovers: Vec::new(),
+        }
+    }
+
+    fn named(name: &str) -> WorkloadRef {
+        WorkloadRef {
+            kind: WorkloadKind::Deployment,
+            name: name.into(),
+        }
+    }
+
+    fn facts<'a>(
+        skill_set: &'a SkillSet,
+        before: &'a SkillSetStatus,
+        options: &'a Options,
+    ) -> Facts<'a> {
+        Facts {
+            skill_set,
+            before,
+            resolution: pinned(),
+            image_volumes_served: true,
+            image_volume_failure: None,
+            workload: None,
+            options,
+        }
+    }
+
+    fn ready(outcome: &Outcome) -> (String, String) {
+        let ready = status::get(&outcome.status.conditions, condition::READY).unwrap();
+        (ready.status.clone(), ready.reason.clone())
+    }
+
+    #[test]
+    fn one_backoff_schedule_doubles_to_its_cap() {
+        let secs = |n, transient| backoff(n, transient).as_secs();
+        assert_eq!([secs(1, true), secs(2, true), secs(3, true)], [5, 10, 20]);
+        assert_eq!(secs(7, true), 300);
+        assert_eq!(secs(0, true), 5, "a first failure however counted");
+        assert_eq!(
+            [secs(1, false), secs(2, false), secs(9, false)],
+            [60, 120, 600]
+        );
+        assert_eq!(secs(u32::MAX, false), 600);
+    }
+
+    #[test]
+    fn a_failed_resolve_keeps_what_this_generation_pinned_and_a_new_generation_starts_empty() {
+        let options = Options::new("init");
+        let first = skill_set(&json!({}), 1);
+        let pinned_once = decide(facts(&first, &SkillSetStatus::default(), &options));
+        let before = pinned_once.placed.status;
+        assert_eq!(before.skills.len(), 1);
+        let failed = || Resolution::Failed {
+            failure: ResolveFailure {
+                skill: "pdf".into(),
+                message: "registry down".into(),
+                transient: true,
+            },
+            failures: 2,
+        };
+
+        let mut same = facts(&first, &before, &options);
+        same.resolution = failed();
+        let same = decide(same);
+        assert_eq!(same.placed.status.skills, before.skills, "skills kept");
+        assert_eq!(ready(&same.placed).0, "True", "still delivered");
+        assert_eq!(
+            same.requeue,
+            Duration::from_secs(10),
+            "the second transient failure"
+        );
+        assert!(same.resolve_failure.is_some());
+
+        let edited = skill_set(&json!({}), 2);
+        let mut next = facts(&edited, &before, &options);
+        next.resolution = failed();
+        let next = decide(next);
+        assert!(
+            next.placed.status.skills.is_empty(),
+            "a new spec starts from nothing"
+        );
+        assert_eq!(
+            ready(&next.placed),
+            ("False".into(), reason::RESOLVE_FAILED.into())
+        );
+    }
+
+    #[test]
+    fn a_known_image_volume_failure_moves_auto_to_the_init_container_and_keeps_forced_off() {
+        let options = Options::new("init");
+        let failure = ImageVolumeFailure {
+            reason: reason::IMAGE_VOLUME_MOUNT_FAILED.into(),
+            message: "node n1 cannot mount".into(),
+            node: Some("n1".into()),
+        };
+        let before = SkillSetStatus {
+            delivery: Some(Delivery::ImageVolume),
+            ..SkillSetStatus::default()
+        };
+        let auto = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "agent"}}),
+            1,
+        );
+        let mut auto_facts = facts(&auto, &before, &options);
+        auto_facts.image_volume_failure = Some(failure.clone());
+        auto_facts.workload = Some(Workload::Live(deployment("agent")));
+        let decision = decide(auto_facts);
+        assert_eq!(decision.mode, Mode::InitContainer);
+        assert_eq!(
+            decision.placed.status.image_volume_failure,
+            Some(failure.clone()),
+            "kept"
+        );
+        assert!(
+            decision
+                .placed
+                .transitions
+                .iter()
+                .any(|t| t.reason == reason::IMAGE_VOLUME_MOUNT_FAILED
+                    && t.message.ends_with("falling back to InitContainer"))
+        );
+        assert!(matches!(decision.plan, PlanStep::Sync(Some(_))));
+        assert!(decision.apply.is_some());
+
+        let forced = skill_set(
+            &json!({"delivery": "ImageVolume",
+            "workloadRef": {"kind": "Deployment", "name": "agent"}}),
+            1,
+        );
+        let mut forced_facts = facts(&forced, &before, &options);
+        forced_facts.image_volume_failure = Some(failure);
+        forced_facts.workload = Some(Workload::Live(deployment("agent")));
+        let decision = decide(forced_facts);
+        assert_eq!(
+            ready(&decision.placed),
+            ("False".into(), reason::IMAGE_VOLUME_MOUNT_FAILED.into())
+        );
+        assert!(decision.apply.is_none() && decision.release.is_none());
+        assert_eq!(decision.plan, PlanStep::Keep);
+        assert_eq!(decision.requeue, RETRY_LATER);
+    }
+
+    #[test]
+    fn a_moved_workload_ref_releases_the_old_one_and_attaches_the_new() {
+        let options = Options::new("init");
+        let before = SkillSetStatus {
+            workload: Some(named("old")),
+            ..SkillSetStatus::default()
+        };
+        let moved = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "new"}}),
+            2,
+        );
+        let mut moved_facts = facts(&moved, &before, &options);
+        moved_facts.workload = Some(Workload::Live(deployment("new")));
+        let decision = decide(moved_facts);
+        assert_eq!(decision.release, Some(named("old")));
+        let apply = decision.apply.clone().expect("applied to the new one");
+        assert_eq!(apply.workload, named("new"));
+        assert_eq!(apply.manager, "skillport/tools");
+        assert_eq!(decision.placed.status.workload, Some(named("new")));
+        assert_eq!(
+            ready(&decision.placed),
+            ("True".into(), reason::APPLIED.into())
+        );
+
+        // Should the new one's steps fail, the status says so, without the old workload.
+        let mut failed = decision.clone();
+        failed.apply = None;
+        not_placed(&mut failed, true, reason::FORBIDDEN, "no patch");
+        assert_eq!(failed.placed.status.workload, None);
+        assert_eq!(
+            ready(&failed.placed),
+            ("False".into(), reason::FORBIDDEN.into())
+        );
+    }
+
+    #[test]
+    fn a_workload_missing_claimed_or_refused_gets_no_write_and_is_looked_at_later() {
+        let options = Options::new("init");
+        let before = SkillSetStatus::default();
+        let spec = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "agent"}}),
+            1,
+        );
+        for (workload, why) in [
+            (Workload::Missing, reason::WORKLOAD_NOT_FOUND),
+            (
+                Workload::Claimed(vec!["other".into()]),
+                reason::WORKLOAD_CLAIMED,
+            ),
+            (Workload::Forbidden("forbidden".into()), reason::FORBIDDEN),
+        ] {
+            let mut these = facts(&spec, &before, &options);
+            these.workload = Some(workload);
+            let decision = decide(these);
+            assert_eq!(ready(&decision.placed), ("False".into(), why.into()));
+            assert!(decision.apply.is_none(), "{why}");
+            assert_eq!(decision.plan, PlanStep::Keep, "{why}");
+            assert_eq!(decision.requeue, RETRY_LATER, "{why}");
+        }
+    }
+
+    #[test]
+    fn a_workload_that_holds_our_fields_already_is_not_applied_again() {
+        let options = Options::new("init");
+        let before = SkillSetStatus::default();
+        let spec = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "agent"},
+            "delivery": "InitContainer"}),
+            1,
+        );
+        let mut first = facts(&spec, &before, &options);
+        first.workload = Some(Workload::Live(deployment("agent")));
+        let apply = decide(first).apply.expect("a first apply");
+        // The live object now holds exactly what was applied, under our manager.
+        let mut live = deployment("agent");
+        live.owned = Owned::of(&apply.resources);
+        live.object = apply.body.clone();
+        let mut again = facts(&spec, &before, &options);
+        again.workload = Some(Workload::Live(live));
+        let decision = decide(again);
+        assert!(decision.apply.is_none(), "a no-op resync writes nothing");
+        assert_eq!(
+            ready(&decision.placed),
+            ("True".into(), reason::APPLIED.into())
+        );
+    }
+
+    #[test]
+    fn dropped_image_volumes_are_kept_in_status_and_looked_at_again_at_once() {
+        let options = Options::new("init");
+        let before = SkillSetStatus::default();
+        let spec = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "agent"}}),
+            1,
+        );
+        let mut these = facts(&spec, &before, &options);
+        these.workload = Some(Workload::Live(deployment("agent")));
+        let mut decision = decide(these);
+        assert_eq!(decision.mode, Mode::ImageVolume);
+        let failure = image_volumes_dropped(&mut decision, &spec, &named("agent"));
+        assert_eq!(failure.reason, reason::IMAGE_VOLUMES_UNSUPPORTED);
+        assert!(failure.message.ends_with("falling back to InitContainer"));
+        assert_eq!(decision.placed.status.image_volume_failure, Some(failure));
+        assert_eq!(decision.placed.status.workload, None);
+        assert_eq!(decision.requeue, Duration::from_secs(1));
+    }
+}
