@@ -8,57 +8,21 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Request, RequestBuilder, Response, StatusCode, Url};
 
-use crate::auth::session::{Session, Sessions, parse_challenge};
+use crate::auth::session::{BoxFuture, Session, Sessions, TokenClient, parse_challenge};
 use crate::auth::{Credentials, Found};
 use crate::error::RegistryError;
 use crate::origin::{Origin, is_loopback};
+use crate::request::{Access, ClientOptions};
 use crate::response::{is_certificate_error, location, retry_after, status_error, transport_error};
 
 /// Redirects followed for one request, as browsers and reqwest do by default.
 const MAX_REDIRECTS: usize = 10;
-
-/// How the client connects.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// Extra CA certificates (PEM), trusted on top of the system's.
-    pub ca_files: Vec<PathBuf>,
-    /// Registries (`host[:port]`) for which TLS is not verified and plain HTTP is allowed.
-    /// `localhost` and 127.0.0.0/8 may always fall back to plain HTTP, as docker does.
-    pub insecure_registries: Vec<String>,
-    /// Connecting, and each read while a response streams in.
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    /// Attempts for a request that fails in a way that may pass (connection errors,
-    /// timeouts, 429, 5xx). 1 means no retry.
-    pub attempts: u32,
-    /// The first backoff; it doubles each attempt, capped at `max_backoff`.
-    pub backoff: Duration,
-    pub max_backoff: Duration,
-    /// Largest manifest or index accepted.
-    pub max_manifest_bytes: u64,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            ca_files: Vec::new(),
-            insecure_registries: Vec::new(),
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(30),
-            attempts: 4,
-            backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(10),
-            max_manifest_bytes: 4 << 20,
-        }
-    }
-}
 
 /// The registry host the API lives at: Docker Hub's name is not its API host.
 pub(crate) fn api_host(registry: &str) -> &str {
@@ -67,19 +31,6 @@ pub(crate) fn api_host(registry: &str) -> &str {
     } else {
         registry
     }
-}
-
-/// The part of a request that says where it goes and what access it needs.
-#[derive(Debug, Clone)]
-pub(crate) struct Access<'a> {
-    /// `host[:port]` as written in references (`docker.io` for Hub).
-    pub registry: &'a str,
-    /// The repository, for credentials and token scopes.
-    pub repository: &'a str,
-    /// `pull` or `pull,push`.
-    pub actions: &'a str,
-    /// What the request is about, for messages (`manifest my/repo:1.0`).
-    pub what: &'a str,
 }
 
 /// Builds a request from a base URL such as `https://host` (requests to absolute URLs, like
@@ -539,5 +490,30 @@ mod tests {
     fn hub_has_its_own_api_host() {
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
         assert_eq!(api_host("ghcr.io"), "ghcr.io");
+    }
+}
+
+impl TokenClient for Client {
+    fn lookup<'a>(
+        &'a self,
+        access: &'a Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Found>, RegistryError>> {
+        Box::pin(Client::lookup(self, access))
+    }
+
+    fn http_for(&self, registry: &str) -> &reqwest::Client {
+        Client::http_for(self, registry)
+    }
+
+    fn options(&self) -> &ClientOptions {
+        Client::options(self)
+    }
+
+    fn retrying<'a>(
+        &'a self,
+        access: &'a Access<'a>,
+        attempt: &'a (dyn Fn() -> BoxFuture<'a, Result<Response, RegistryError>> + Sync),
+    ) -> BoxFuture<'a, Result<Response, RegistryError>> {
+        Box::pin(Client::retrying(self, access, attempt))
     }
 }

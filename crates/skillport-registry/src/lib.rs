@@ -17,12 +17,14 @@ mod origin;
 mod pull;
 mod push;
 mod remote;
+mod request;
 mod response;
 mod transfer;
 mod upload;
 
-pub use client::{Client, ClientOptions};
+pub use client::Client;
 pub use error::{ErrorKind, RegistryError};
 pub use export::Exported;
 pub use remote::Remote;
+pub use request::ClientOptions;
 pub use transfer::{NoProgress, Progress};

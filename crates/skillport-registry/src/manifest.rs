@@ -7,9 +7,10 @@ use reqwest::{Method, StatusCode};
 use skillport_oci::spec::{Descriptor, media};
 use skillport_oci::{Digest, Document, Reference};
 
-use crate::client::{Access, Client, request};
+use crate::client::{Client, request};
 use crate::error::RegistryError;
 use crate::remote::Remote;
+use crate::request::Access;
 use crate::response::{CapError, read_capped, status_error};
 use crate::transfer::verify;
 

@@ -1,6 +1,6 @@
 // A reference split the way the distribution API wants it.
 
-use crate::client::Access;
+use crate::request::Access;
 use skillport_oci::Reference;
 
 /// A reference split the way the distribution API wants it.

@@ -8,8 +8,8 @@ use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 
-use crate::client::{Access, ClientOptions};
 use crate::error::RegistryError;
+use crate::request::{Access, ClientOptions};
 
 /// Reads a whole body, refusing more than `limit` bytes (whatever Content-Length says).
 pub(crate) async fn read_capped(response: Response, limit: u64) -> Result<Vec<u8>, CapError> {

@@ -10,8 +10,9 @@ use reqwest::{Method, StatusCode};
 use skillport_oci::spec::Descriptor;
 use skillport_oci::{Digest, Hasher};
 
-use crate::client::{Access, Client, request};
+use crate::client::{Client, request};
 use crate::error::RegistryError;
+use crate::request::Access;
 use crate::response::{status_error, transport_error};
 
 /// Receives transfer progress. Implementations must be cheap: `advance` runs per chunk.

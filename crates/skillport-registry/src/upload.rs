@@ -17,9 +17,10 @@ use reqwest::{StatusCode, Url};
 use skillport_oci::Digest;
 use skillport_oci::spec::Descriptor;
 
-use crate::client::{Access, Client};
+use crate::client::Client;
 use crate::error::RegistryError;
 use crate::remote::Remote;
+use crate::request::Access;
 use crate::response::{self, status_error};
 use crate::transfer::Progress;
 

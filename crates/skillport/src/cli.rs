@@ -331,9 +331,61 @@ pub struct FetchArgs {
     #[arg(long, value_name = "FILE")]
     pub termination_log: Option<PathBuf>,
     /// Give up after this long in all, e.g. 90s, 5m, 1h.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::fetch::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Attempts per skill for failures that may pass (connection, 5xx); 1 means no retry.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub attempts: u32,
+}
+
+/// `90s`, `5m`, `1h`, `1h30m`, or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>()
+        && seconds > 0
+    {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(format!("{text:?}: write a duration like 90s, 5m or 1h")),
+        };
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: write a duration like 90s, 5m or 1h"))?;
+        total = total.saturating_add(value.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(format!(
+            "{text:?}: write a duration like 90s, 5m or 1h (more than zero)"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5m3").is_err());
+    }
 }

@@ -14,19 +14,44 @@
 // fetching their own (the generation number tells a second 401 for a token already renewed).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
-use reqwest::{StatusCode, Url};
+use reqwest::{Response, StatusCode, Url};
 use tokio::time::Instant;
 
 use super::{Credential, Found};
-use crate::client::{Access, Client};
 use crate::error::RegistryError;
 use crate::origin::Origin;
+use crate::request::{Access, ClientOptions};
 use crate::response::{read_capped, status_error, transport_error};
+
+/// A boxed future: [`TokenClient`] is used as a trait object.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a session needs of the client that sends its token requests. Sessions sit below the
+/// client (it holds one per registry, repository and actions), so they know it only through
+/// this, implemented by [`crate::client::Client`].
+pub(crate) trait TokenClient: Sync {
+    /// The credentials for `access` (a credential helper may run).
+    fn lookup<'a>(
+        &'a self,
+        access: &'a Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Found>, RegistryError>>;
+    /// The HTTP client for `registry` (TLS verified or not, as configured).
+    fn http_for(&self, registry: &str) -> &reqwest::Client;
+    fn options(&self) -> &ClientOptions;
+    /// Sends with `attempt`, retried as any request is (429, 5xx, connection errors).
+    fn retrying<'a>(
+        &'a self,
+        access: &'a Access<'a>,
+        attempt: &'a (dyn Fn() -> BoxFuture<'a, Result<Response, RegistryError>> + Sync),
+    ) -> BoxFuture<'a, Result<Response, RegistryError>>;
+}
 
 /// Tokens without `expires_in` live 60 seconds (the token specification's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
@@ -139,7 +164,7 @@ impl Session {
     /// generation it belongs to.
     pub(crate) async fn authorization(
         &self,
-        client: &Client,
+        client: &dyn TokenClient,
         access: &Access<'_>,
         origin: Option<&Origin>,
     ) -> Result<(Option<HeaderValue>, u64), RegistryError> {
@@ -172,7 +197,7 @@ impl Session {
     /// nothing: the caller sends again with the newer one.
     pub(crate) async fn answer(
         &self,
-        client: &Client,
+        client: &dyn TokenClient,
         access: &Access<'_>,
         origin: Origin,
         challenge: Challenge,
@@ -221,7 +246,7 @@ impl Session {
 
 /// Fetches a token for `scopes` from the challenge's realm and makes the grant for `origin`.
 async fn bearer_grant(
-    client: &Client,
+    client: &dyn TokenClient,
     access: &Access<'_>,
     scopes: &[String],
     challenge: Challenge,
@@ -260,7 +285,7 @@ async fn bearer_grant(
 /// One token request (retried on 429 and 5xx like any other request); returns the token and
 /// its lifetime when the answer gives one.
 async fn request_token(
-    client: &Client,
+    client: &dyn TokenClient,
     access: &Access<'_>,
     realm: &Url,
     challenge: &Challenge,
@@ -296,14 +321,16 @@ async fn request_token(
             .header(AUTHORIZATION, basic(username, password.expose())),
         None => http.get(realm.clone()).query(&query),
     };
-    let response = client
-        .retrying(&token_access, || async {
-            build()
+    let attempt = || -> BoxFuture<'_, Result<Response, RegistryError>> {
+        let request = build();
+        Box::pin(async move {
+            request
                 .send()
                 .await
                 .map_err(|err| transport_error(access.registry, err, client.options()))
         })
-        .await?;
+    };
+    let response = client.retrying(&token_access, &attempt).await?;
     if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {
         return Err(RegistryError::Unauthorized {
             registry: access.registry.to_owned(),
