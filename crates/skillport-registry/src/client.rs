@@ -448,6 +448,31 @@ pub(crate) fn request(
     http.request(method, format!("{base}{path}"))
 }
 
+impl TokenClient for Client {
+    fn lookup<'a>(
+        &'a self,
+        access: &'a Access<'a>,
+    ) -> BoxFuture<'a, Result<Option<Found>, RegistryError>> {
+        Box::pin(Client::lookup(self, access))
+    }
+
+    fn http_for(&self, registry: &str) -> &reqwest::Client {
+        Client::http_for(self, registry)
+    }
+
+    fn options(&self) -> &ClientOptions {
+        Client::options(self)
+    }
+
+    fn retrying<'a>(
+        &'a self,
+        access: &'a Access<'a>,
+        attempt: &'a (dyn Fn() -> BoxFuture<'a, Result<Response, RegistryError>> + Sync),
+    ) -> BoxFuture<'a, Result<Response, RegistryError>> {
+        Box::pin(Client::retrying(self, access, attempt))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,30 +515,5 @@ mod tests {
     fn hub_has_its_own_api_host() {
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");
         assert_eq!(api_host("ghcr.io"), "ghcr.io");
-    }
-}
-
-impl TokenClient for Client {
-    fn lookup<'a>(
-        &'a self,
-        access: &'a Access<'a>,
-    ) -> BoxFuture<'a, Result<Option<Found>, RegistryError>> {
-        Box::pin(Client::lookup(self, access))
-    }
-
-    fn http_for(&self, registry: &str) -> &reqwest::Client {
-        Client::http_for(self, registry)
-    }
-
-    fn options(&self) -> &ClientOptions {
-        Client::options(self)
-    }
-
-    fn retrying<'a>(
-        &'a self,
-        access: &'a Access<'a>,
-        attempt: &'a (dyn Fn() -> BoxFuture<'a, Result<Response, RegistryError>> + Sync),
-    ) -> BoxFuture<'a, Result<Response, RegistryError>> {
-        Box::pin(Client::retrying(self, access, attempt))
     }
 }
