@@ -176,32 +176,8 @@ pub fn decide(facts: Facts<'_>) -> Decision {
     let spec = &skill_set.spec;
     let mut outcome = Outcome::new(facts.before, skill_set.metadata.generation);
 
-    // 1. The skills: pinned, or what this generation pinned before (a registry that is down
-    // must not take skills away; a new generation starts from nothing).
-    let (requeue, resolve_failure) = match facts.resolution {
-        Resolution::Pinned { skills, refresh } => {
-            let message = format!("{} skills pinned", skills.len());
-            outcome.status.skills = skills;
-            outcome.set(condition::RESOLVED, true, reason::RESOLVED, &message);
-            (refresh, None)
-        }
-        Resolution::Failed { failure, failures } => {
-            let same_spec =
-                status::get(&facts.before.conditions, condition::RESOLVED).is_some_and(|c| {
-                    c.status == "True" && c.observed_generation == skill_set.metadata.generation
-                });
-            if !same_spec {
-                outcome.status.skills.clear();
-            }
-            outcome.set(
-                condition::RESOLVED,
-                false,
-                reason::RESOLVE_FAILED,
-                &failure.to_string(),
-            );
-            (backoff(failures, failure.transient), Some(failure))
-        }
-    };
+    // 1. The skills.
+    let (requeue, resolve_failure) = pin(&mut outcome, facts.before, facts.resolution);
     let requeue = requeue.max(Duration::from_secs(1));
 
     // 2. The delivery: image volumes where served and not failed before.
@@ -267,9 +243,16 @@ pub fn decide(facts: Facts<'_>) -> Decision {
         decision.placed.status.workload = None;
     }
     let retry = if let (Some(named), Some(workload)) = (&spec.workload_ref, facts.workload) {
-        attach(&mut decision, skill_set, named, workload, facts.options)
+        attach(
+            &mut decision,
+            skill_set,
+            facts.before,
+            named,
+            workload,
+            facts.options,
+        )
     } else {
-        inject(&mut decision, skill_set, facts.options);
+        inject(&mut decision, skill_set, facts.before, facts.options);
         None
     };
     if let Some(retry) = retry {
@@ -278,10 +261,47 @@ pub fn decide(facts: Facts<'_>) -> Decision {
     decision
 }
 
+/// Puts the resolution on `outcome`: the skills pinned, or what this generation pinned before
+/// (a registry that is down must not take skills away; a new generation starts from nothing).
+/// Returns when to resolve again, and the failure.
+fn pin(
+    outcome: &mut Outcome,
+    before: &SkillSetStatus,
+    resolution: Resolution,
+) -> (Duration, Option<ResolveFailure>) {
+    match resolution {
+        Resolution::Pinned { skills, refresh } => {
+            let message = format!("{} skills pinned", skills.len());
+            outcome.status.skills = skills;
+            outcome.set(condition::RESOLVED, true, reason::RESOLVED, &message);
+            (refresh, None)
+        }
+        Resolution::Failed { failure, failures } => {
+            let same_spec = status::get(&before.conditions, condition::RESOLVED)
+                .is_some_and(|c| c.status == "True" && c.observed_generation == outcome.generation);
+            if !same_spec {
+                outcome.status.skills.clear();
+            }
+            outcome.set(
+                condition::RESOLVED,
+                false,
+                reason::RESOLVE_FAILED,
+                &failure.to_string(),
+            );
+            (backoff(failures, failure.transient), Some(failure))
+        }
+    }
+}
+
 /// No `workloadRef`: Pods labelled `skillport.dev/skillset` get the skills at admission. Those
 /// of InitContainer mode mount the plan ConfigMap, which admission cannot make: it is made
 /// here, from any pod template that has the container named (the plan does not depend on it).
-fn inject(decision: &mut Decision, skill_set: &SkillSet, options: &Options) {
+fn inject(
+    decision: &mut Decision,
+    skill_set: &SkillSet,
+    facts_before: &SkillSetStatus,
+    options: &Options,
+) {
     let spec = &skill_set.spec;
     let outcome = &mut decision.placed;
     outcome.status.delivery = Some(decision.mode.delivery());
@@ -300,7 +320,7 @@ fn inject(decision: &mut Decision, skill_set: &SkillSet, options: &Options) {
         Err(err) => outcome.not_ready(translate_reason(&err), &err.to_string()),
         Ok(resources) => {
             outcome.status.plan_config_map = resources.plan.as_ref().map(|p| p.name.clone());
-            decision.plan = PlanStep::Sync(resources.plan);
+            decision.plan = plan_step(facts_before, resources.plan);
             outcome.set(
                 condition::READY,
                 true,
@@ -318,6 +338,7 @@ fn inject(decision: &mut Decision, skill_set: &SkillSet, options: &Options) {
 fn attach(
     decision: &mut Decision,
     skill_set: &SkillSet,
+    before: &SkillSetStatus,
     named: &WorkloadRef,
     workload: Workload,
     options: &Options,
@@ -380,7 +401,7 @@ fn attach(
         }
     };
     outcome.status.plan_config_map = resources.plan.as_ref().map(|p| p.name.clone());
-    decision.plan = PlanStep::Sync(resources.plan.clone());
+    decision.plan = plan_step(before, resources.plan.clone());
     let body = attach::apply_body(named.kind, &namespace, &named.name, &resources);
     if !attach::is_current(&live.object, &live.owned, &Owned::of(&resources), &body) {
         decision.apply = Some(Apply {
@@ -451,6 +472,19 @@ pub fn not_placed(decision: &mut Decision, released: bool, why: &str, message: &
     outcome.not_ready(why, message);
     decision.placed = outcome;
     decision.requeue = decision.requeue.min(RETRY_LATER);
+}
+
+/// Sync the plan ConfigMaps when there is a plan, or there may be old ones to collect (the
+/// SkillSet had one, or delivered with the init container); else nothing to do, not even a
+/// list (most SkillSets with image volumes never had a plan).
+fn plan_step(before: &SkillSetStatus, plan: Option<PlanConfigMap>) -> PlanStep {
+    let had_plans =
+        before.plan_config_map.is_some() || before.delivery == Some(Delivery::InitContainer);
+    if plan.is_some() || had_plans {
+        PlanStep::Sync(plan)
+    } else {
+        PlanStep::Keep
+    }
 }
 
 fn translate_reason(err: &TranslateError) -> &'static str {
@@ -758,5 +792,34 @@ mod tests {
         assert_eq!(decision.placed.status.image_volume_failure, Some(failure));
         assert_eq!(decision.placed.status.workload, None);
         assert_eq!(decision.requeue, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn plans_are_synced_only_where_there_is_or_was_one() {
+        let options = Options::new("init");
+        let spec = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "agent"}}),
+            1,
+        );
+        let with_image_volumes = |before: &SkillSetStatus| {
+            let mut these = facts(&spec, before, &options);
+            these.workload = Some(Workload::Live(deployment("agent")));
+            decide(these).plan
+        };
+        assert_eq!(
+            with_image_volumes(&SkillSetStatus::default()),
+            PlanStep::Keep,
+            "never had a plan: not even a list"
+        );
+        let was_init = SkillSetStatus {
+            delivery: Some(Delivery::InitContainer),
+            plan_config_map: Some("tools-skillport-plan-0123456789".into()),
+            ..SkillSetStatus::default()
+        };
+        assert_eq!(
+            with_image_volumes(&was_init),
+            PlanStep::Sync(None),
+            "left the init container: the old plans are collected"
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod capability;
 mod decide;
+mod events;
 pub mod metrics;
 mod plans;
 mod reconcile;
@@ -21,7 +22,6 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, ResourceExt as _};
@@ -94,7 +94,7 @@ pub struct Context {
     options: Options,
     resolver: Resolver,
     capability: Capability,
-    recorder: Recorder,
+    recorder: events::Events,
     metrics: Arc<Metrics>,
     resolutions: Mutex<HashMap<ObjectRef<SkillSet>, reconcile::CachedResolution>>,
     /// SkillSets whose image volumes failed (dropped by the API server, or not mountable on a
@@ -123,10 +123,6 @@ impl Context {
 impl Context {
     /// What reconciles share, for a controller with `settings` and translate `options`.
     pub fn new(client: &Client, settings: &Settings, options: Options) -> Context {
-        let reporter = Reporter {
-            controller: "skillport-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Context {
             client: client.clone(),
             default_service_account: settings.default_service_account.clone(),
@@ -138,7 +134,11 @@ impl Context {
                 settings.image_volumes,
                 settings.probe_interval,
             ),
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: events::Events::new(
+                client.clone(),
+                "skillport-operator",
+                std::env::var("POD_NAME").ok(),
+            ),
             metrics: Arc::new(Metrics::default()),
             resolutions: Mutex::new(HashMap::new()),
             image_volume_failures: std::sync::Mutex::new(HashMap::new()),

@@ -33,12 +33,11 @@ use crate::translate::{Mode, SkillResources, names};
 /// Our finalizer: the SkillSet stays until its fields are off the workload.
 pub const FINALIZER: &str = "skillport.dev/cleanup";
 
-/// Skills resolved for one generation of a SkillSet, and when.
+/// When a generation of a SkillSet was last resolved (what it resolved to is in its status).
 #[derive(Clone)]
 pub struct CachedResolution {
     generation: Option<i64>,
     at: Instant,
-    skills: Vec<ResolvedSkill>,
 }
 
 #[tracing::instrument(skip_all, fields(skill_set = %ObjectRef::from_obj(skill_set.as_ref())))]
@@ -79,7 +78,7 @@ async fn gather<'a>(
     tenant: &Tenant<'_>,
     before: &'a SkillSetStatus,
 ) -> Result<Facts<'a>, Error> {
-    let resolution = resolution(skill_set, ctx, tenant).await;
+    let resolution = resolution(skill_set, ctx, tenant, before).await;
     // InitContainer (or git skills) never needs image volumes. A refused probe Pod counts as
     // "not served" (cached).
     let image_volumes_served = Mode::choose(&skill_set.spec, true) == Mode::ImageVolume
@@ -103,21 +102,29 @@ async fn gather<'a>(
     })
 }
 
-/// This generation's skills: cached until due again (the update interval and the SkillSet's
-/// phase), else resolved now.
-async fn resolution(skill_set: &SkillSet, ctx: &Context, tenant: &Tenant<'_>) -> Resolution {
+/// This generation's skills: as status holds them until due again (the update interval and the
+/// SkillSet's phase), else resolved now.
+async fn resolution(
+    skill_set: &SkillSet,
+    ctx: &Context,
+    tenant: &Tenant<'_>,
+    before: &SkillSetStatus,
+) -> Resolution {
     let lifetime = super::resolution_lifetime(
         skill_set.metadata.uid.as_deref().unwrap_or_default(),
         super::update_interval(&skill_set.spec),
     );
     let key = ObjectRef::from_obj(skill_set);
     let cached = ctx.resolutions.lock().await.get(&key).cloned();
-    if let Some(cached) = cached
-        .filter(|r| r.generation == skill_set.metadata.generation && r.at.elapsed() < lifetime)
-    {
+    let pinned = status::get(&before.conditions, condition::RESOLVED).is_some_and(|c| {
+        c.status == "True" && c.observed_generation == skill_set.metadata.generation
+    });
+    if let Some(cached) = cached.filter(|r| {
+        pinned && r.generation == skill_set.metadata.generation && r.at.elapsed() < lifetime
+    }) {
         return Resolution::Pinned {
             refresh: lifetime.saturating_sub(cached.at.elapsed()),
-            skills: cached.skills,
+            skills: before.skills.clone(),
         };
     }
     match resolve(skill_set, ctx, tenant).await {
@@ -127,7 +134,6 @@ async fn resolution(skill_set: &SkillSet, ctx: &Context, tenant: &Tenant<'_>) ->
                 CachedResolution {
                     generation: skill_set.metadata.generation,
                     at: Instant::now(),
-                    skills: skills.clone(),
                 },
             );
             ctx.failures.lock().await.remove(&key);
