@@ -167,7 +167,7 @@ fn registry_message(reference: &str, error: &RegistryError) -> String {
 }
 
 /// An error and its causes on one line, skipping causes its message already includes.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

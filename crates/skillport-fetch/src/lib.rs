@@ -24,7 +24,7 @@ pub mod plan;
 pub mod run;
 pub mod verify;
 
-pub use error::{FetchError, SkillError, SkillFailure};
+pub use error::{FetchError, SkillError, SkillFailure, chain as error_chain};
 pub use index::{IndexEntry, SkillIndex};
 pub use plan::{FetchPlan, PlanError, PlannedSkill, Source};
 pub use run::{Action, Done, FetchOptions, Outcome, Report, fetch, termination_line};

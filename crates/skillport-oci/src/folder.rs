@@ -82,15 +82,16 @@ pub fn link_stays_inside(path: &str, link: &str) -> bool {
     true
 }
 
-/// The first of `links` (paths relative to `root`) that does not resolve, on disk, to
-/// something inside `root`. Each link's text may stay inside while a chain of them leads out
-/// (`d -> .`, `e -> d/..`), so this runs once every link exists.
+/// The first of `links` (each a path relative to `root` and its link text) that does not
+/// resolve, on disk, to something inside `root`. Each link's text may stay inside
+/// ([`link_stays_inside`]) while a chain of them leads out (`d -> .`, `e -> d/..`), so this runs
+/// once every link exists. The one rule for links of both skill images and git skills.
 pub fn escaping_link<'a>(
     root: &Path,
-    links: impl IntoIterator<Item = &'a String>,
-) -> io::Result<Option<&'a String>> {
+    links: &'a [(String, String)],
+) -> io::Result<Option<&'a (String, String)>> {
     let root = fs::canonicalize(root)?;
-    Ok(links.into_iter().find(|path| {
+    Ok(links.iter().find(|(path, _)| {
         !fs::canonicalize(root.join(path.as_str())).is_ok_and(|real| real.starts_with(&root))
     }))
 }
@@ -140,7 +141,10 @@ mod tests {
         fs::create_dir(&root).unwrap();
         std::os::unix::fs::symlink(".", root.join("d")).unwrap();
         std::os::unix::fs::symlink("d/..", root.join("e")).unwrap();
-        let links = vec!["d".to_owned(), "e".to_owned()];
+        let links = vec![
+            ("d".to_owned(), ".".to_owned()),
+            ("e".to_owned(), "d/..".to_owned()),
+        ];
         assert_eq!(escaping_link(&root, &links).unwrap(), Some(&links[1]));
         assert_eq!(escaping_link(&root, &links[..1]).unwrap(), None);
     }

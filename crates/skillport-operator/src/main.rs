@@ -227,15 +227,7 @@ fn run_render(args: &RenderArgs) -> anyhow::Result<()> {
         .map(|path| read(path, "lock"))
         .transpose()?;
     let mut options = Options::new(&args.init_image);
-    if !args.ca_file.is_empty() {
-        let mut bundle = String::new();
-        for path in &args.ca_file {
-            let pem = read(path, "CA file")?;
-            bundle.push_str(pem.trim_end());
-            bundle.push('\n');
-        }
-        options.ca_bundle = Some(bundle);
-    }
+    options.ca_bundle = runtime::ca_bundle(&args.ca_file)?;
     let rendered = render(&RenderRequest {
         skill_set: &skill_set,
         workload: &workload,

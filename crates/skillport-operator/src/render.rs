@@ -7,10 +7,7 @@
 //! a SkillSet's `status.skills`), by the SkillSet's own `status.skills` (as `kubectl get -o yaml`
 //! prints it), or by an image reference written with a digest.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -132,25 +129,11 @@ pub fn render(request: &RenderRequest<'_>) -> Result<String, RenderError> {
 
     let mut out = serde_saphyr::to_string(&workload).expect("YAML");
     if let Some(plan) = &resources.plan {
-        let config_map = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(plan.name.clone()),
-                namespace: workload["metadata"]["namespace"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .or_else(|| skill_set.metadata.namespace.clone()),
-                labels: Some(BTreeMap::from([(
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    "skillport".to_owned(),
-                )])),
-                ..ObjectMeta::default()
-            },
-            data: Some(plan.data.clone()),
-            ..ConfigMap::default()
-        };
-        let mut value = serde_json::to_value(&config_map).expect("a ConfigMap serialises");
-        value["apiVersion"] = "v1".into();
-        value["kind"] = "ConfigMap".into();
+        let namespace = workload["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| skill_set.metadata.namespace.clone());
+        let value = plan.object(namespace.as_deref(), None);
         out.push_str("---\n");
         out.push_str(&serde_saphyr::to_string(&value).expect("YAML"));
     }

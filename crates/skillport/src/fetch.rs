@@ -42,7 +42,7 @@ pub fn run(global: &RegistrySettings, args: &FetchArgs) -> Result<ExitCode> {
     match result {
         Ok(report) => Ok(report_outcome(&report, args)),
         Err(err) => {
-            let message = chain(&err);
+            let message = skillport_fetch::error_chain(&err);
             eprintln!("error: {message}");
             if let Some(hint) = err.hint() {
                 eprintln!("hint: {hint}");
@@ -133,7 +133,7 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
     };
     let index = match skillport_fetch::verify::verify(&args.skills, &args.index_root) {
         Ok(index) => index,
-        Err(err) => return fail(chain(&err), None),
+        Err(err) => return fail(skillport_fetch::error_chain(&err), None),
     };
     if let Err(err) = index.write(folder) {
         return fail(format!("writing {}: {err}", args.index.display()), None);
@@ -169,19 +169,4 @@ fn write_termination_log(explicit: Option<&Path>, message: &str) {
     {
         eprintln!("warning: cannot write {}: {err}", path.display());
     }
-}
-
-/// The error and its causes on one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -308,16 +308,9 @@ impl Writer<'_> {
         }
         // Each link's text stays inside; chains of links can still lead out (`d -> .`,
         // `e -> d/..`). Now that all exist, resolve each on disk.
-        let paths = self.links.iter().map(|(path, _)| path);
-        if let Some(path) =
-            folder::escaping_link(&self.root, paths).map_err(io_error("resolving", &self.root))?
+        if let Some((path, link)) = folder::escaping_link(&self.root, &self.links)
+            .map_err(io_error("resolving", &self.root))?
         {
-            let link = &self
-                .links
-                .iter()
-                .find(|(p, _)| p == path)
-                .expect("listed")
-                .1;
             return Err(self.refuse(
                 path,
                 &format!("link to {link:?} does not resolve to a file inside the skill"),

@@ -17,7 +17,7 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
 };
 use kube::{Resource as _, ResourceExt as _};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Context, Error, Tenant};
 use crate::api::SkillSet;
@@ -77,17 +77,8 @@ async fn ensure(
             return Ok(());
         }
     }
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": plan.name,
-            "namespace": skill_set.namespace(),
-            "labels": {MANAGED_BY.0: MANAGED_BY.1},
-            "ownerReferences": [owner],
-        },
-        "data": plan.data,
-    });
+    let namespace = skill_set.namespace();
+    let body = plan.object(namespace.as_deref(), Some(&owner));
     api.patch(
         &plan.name,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -231,6 +222,7 @@ fn owned_by(object: &ConfigMap, uid: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn config_map_volumes_are_found_in_templates_revisions_and_pods() {

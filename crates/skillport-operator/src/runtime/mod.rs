@@ -64,8 +64,8 @@ pub struct WebhookServing {
 /// The Lease replicas elect a leader with.
 pub const LEASE: &str = "skillport-operator";
 
-/// Reads the CA files into one PEM bundle for the plan ConfigMap.
-fn ca_bundle(paths: &[PathBuf]) -> anyhow::Result<Option<String>> {
+/// Reads the CA files into one PEM bundle for the plan ConfigMap (`run`, and `render` offline).
+pub fn ca_bundle(paths: &[PathBuf]) -> anyhow::Result<Option<String>> {
     use anyhow::Context as _;
     if paths.is_empty() {
         return Ok(None);

@@ -27,7 +27,7 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use skillport_oci::{Digest, ParseReferenceError, Reference};
@@ -175,6 +175,33 @@ pub enum TranslateError {
 pub struct PlanConfigMap {
     pub name: String,
     pub data: BTreeMap<String, String>,
+}
+
+impl PlanConfigMap {
+    /// The ConfigMap object (labelled `app.kubernetes.io/managed-by: skillport`), in
+    /// `namespace`, owned by `owner` when given: what the operator applies and `render` prints.
+    pub fn object(
+        &self,
+        namespace: Option<&str>,
+        owner: Option<&OwnerReference>,
+    ) -> serde_json::Value {
+        let mut object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": self.name,
+                "labels": {"app.kubernetes.io/managed-by": "skillport"},
+            },
+            "data": self.data,
+        });
+        if let Some(namespace) = namespace {
+            object["metadata"]["namespace"] = namespace.into();
+        }
+        if let Some(owner) = owner {
+            object["metadata"]["ownerReferences"] = serde_json::json!([owner]);
+        }
+        object
+    }
 }
 
 /// Everything a SkillSet adds to one pod template.
