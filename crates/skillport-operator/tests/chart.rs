@@ -49,6 +49,20 @@ fn helm_template(set: &[&str]) -> Vec<Value> {
     parse(&run("helm", &args), "helm template")
 }
 
+/// `helm template` with `--set set` fails, saying `message`.
+fn helm_refuses(set: &str, message: &str) {
+    let output = Command::new(skillport_testkit::k8s_tool("helm"))
+        .current_dir(workspace())
+        .args(["template", "skillport", "charts/skillport", "--set", set])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains(message),
+        "--set {set}: {stderr}"
+    );
+}
+
 fn parse(yaml: &str, what: &str) -> Vec<Value> {
     serde_saphyr::from_multiple(yaml)
         .unwrap_or_else(|err| panic!("{what} printed YAML that does not parse: {err}"))
@@ -137,26 +151,7 @@ fn without_cert_manager_the_ca_bundle_is_required_and_set() {
             "{kind} keeps cert-manager's annotation"
         );
     }
-    let output = Command::new(skillport_testkit::k8s_tool("helm"))
-        .current_dir(workspace())
-        .args([
-            "template",
-            "skillport",
-            "charts/skillport",
-            "--set",
-            "webhook.certManager=false",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        !output.status.success(),
-        "no caBundle without cert-manager must fail"
-    );
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("webhook.caBundle is required"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    helm_refuses("webhook.certManager=false", "webhook.caBundle is required");
 }
 
 #[test]
@@ -207,21 +202,9 @@ fn network_policy_lets_only_the_named_peers_reach_the_webhook() {
                 "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}]),
         "only the webhook port, only from the API server's block (no metricsFrom: no metrics)"
     );
-    let output = Command::new(skillport_testkit::k8s_tool("helm"))
-        .current_dir(workspace())
-        .args([
-            "template",
-            "skillport",
-            "charts/skillport",
-            "--set",
-            "networkPolicy.enabled=true",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success() && stderr.contains("networkPolicy.webhookFrom is required"),
-        "{stderr}"
+    helm_refuses(
+        "networkPolicy.enabled=true",
+        "networkPolicy.webhookFrom is required",
     );
 }
 
