@@ -183,6 +183,7 @@ async fn fixtures_over_https_patch_deny_and_survive_hostile_bodies() {
     policies_and_validation(&server).await;
     hostile_bodies(&server).await;
     stalled_bodies_hold_no_budget(&server).await;
+    a_half_read_body_never_waits_for_more_budget(&server).await;
 
     stop.send(()).unwrap();
     drop(server);
@@ -293,6 +294,44 @@ async fn stalled_bodies_hold_no_budget(server: &Server) {
          server's 5 s timeout",
     );
     assert_eq!(response["allowed"], true, "{response}");
+}
+
+/// Two large bodies each half sent: the second, holding some of the budget, is answered 503 at
+/// once when it needs more than is free, rather than wait for the first (which would wait for
+/// it in turn); the first is cut at its pause, and the server answers after.
+async fn a_half_read_body_never_waits_for_more_budget(server: &Server) {
+    let half_sent = |bytes: usize| {
+        let body = futures_util::StreamExt::chain(
+            futures_util::stream::iter([Ok::<_, std::io::Error>(vec![b' '; bytes])]),
+            futures_util::stream::pending(),
+        );
+        server
+            .client
+            .post(format!("{}{}", server.base, admission::MUTATE_PODS))
+            .header("content-type", "application/json")
+            .header("content-length", webhook::MAX_BODY.to_string())
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+    };
+    let first = tokio::spawn(half_sent(2 << 20));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = tokio::time::timeout(std::time::Duration::from_secs(5), half_sent(2 << 20))
+        .await
+        .expect("the second body was answered at once")
+        .expect("an answer");
+    assert_eq!(second.status().as_u16(), 503, "busy: try again");
+    assert!(second.text().await.unwrap().contains("try again"));
+    let first = first.await.unwrap().expect("an answer");
+    assert_eq!(
+        first.status().as_u16(),
+        408,
+        "the first is cut at its pause"
+    );
+    let review = fixture("pod-image-volume.json");
+    assert_eq!(
+        server.review(admission::MUTATE_PODS, &review).await["allowed"],
+        true
+    );
 }
 
 /// Wrong kind, truncated, empty, old version, no request, deep nesting, 10 MB: a clean answer
