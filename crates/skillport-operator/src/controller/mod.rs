@@ -108,6 +108,10 @@ pub struct Context {
     written: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, Written>>,
     /// Failures in a row, per SkillSet, for backoff.
     failures: Mutex<HashMap<ObjectRef<SkillSet>, u32>>,
+    /// The resourceVersion of the workload each SkillSet last reconciled against (as read, or
+    /// as our apply stored it): a watch event of the workload at that version is our own write
+    /// coming back, and wakes nobody. A std Mutex: the watch's mapper is sync.
+    seen_workloads: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, String>>,
 }
 
 impl Context {
@@ -144,6 +148,7 @@ impl Context {
             image_volume_failures: std::sync::Mutex::new(HashMap::new()),
             written: std::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            seen_workloads: std::sync::Mutex::new(HashMap::new()),
         }
     }
 }
@@ -220,6 +225,15 @@ impl Context {
             .insert(key, failure);
     }
 
+    /// SkillSet `key` reconciled against its workload at `version`.
+    fn saw_workload(&self, key: ObjectRef<SkillSet>, version: Option<String>) {
+        let mut seen = self.seen_workloads.lock().expect("not poisoned");
+        match version {
+            Some(version) => seen.insert(key, version),
+            None => seen.remove(&key),
+        };
+    }
+
     /// The failure is in the SkillSet's status now: that is where it is read from.
     fn image_volume_failure_written(&self, key: &ObjectRef<SkillSet>) {
         self.image_volume_failures
@@ -253,6 +267,7 @@ pub async fn run(
     let events_ctx = ctx.clone();
     let deployments_store = store.clone();
     let stateful_sets_store = store;
+    let (deployments_ctx, stateful_sets_ctx) = (ctx.clone(), ctx.clone());
     let deployments = Api::<PartialObjectMeta<Deployment>>::all(client.clone());
     let stateful_sets = Api::<PartialObjectMeta<StatefulSet>>::all(client.clone());
     let config = || watcher::Config::default().any_semantic();
@@ -261,13 +276,27 @@ pub async fn run(
             watcher(deployments, config())
                 .default_backoff()
                 .touched_objects(),
-            move |deployment| naming(&deployments_store, WorkloadKind::Deployment, &deployment),
+            move |deployment| {
+                naming(
+                    &deployments_store,
+                    &deployments_ctx,
+                    WorkloadKind::Deployment,
+                    &deployment,
+                )
+            },
         )
         .watches_stream(
             watcher(stateful_sets, config())
                 .default_backoff()
                 .touched_objects(),
-            move |set| naming(&stateful_sets_store, WorkloadKind::StatefulSet, &set),
+            move |set| {
+                naming(
+                    &stateful_sets_store,
+                    &stateful_sets_ctx,
+                    WorkloadKind::StatefulSet,
+                    &set,
+                )
+            },
         )
         // A node that cannot mount image volumes says so only in a FailedMount Event on the Pod.
         .watches(
@@ -286,14 +315,18 @@ pub async fn run(
         .await;
 }
 
-/// The SkillSets that name (or last attached to) a workload.
+/// The SkillSets that name (or last attached to) a workload, but those that last reconciled
+/// against this very version of it (our own apply coming back).
 fn naming<K: kube::Resource>(
     store: &Store<SkillSet>,
+    ctx: &Context,
     kind: WorkloadKind,
     workload: &K,
 ) -> Vec<ObjectRef<SkillSet>> {
     let namespace = workload.namespace();
     let name = workload.name_any();
+    let version = workload.meta().resource_version.as_deref();
+    let seen = ctx.seen_workloads.lock().expect("not poisoned");
     store
         .state()
         .iter()
@@ -307,6 +340,7 @@ fn naming<K: kube::Resource>(
                 .any(|w| w.kind == kind && w.name == name)
         })
         .map(|skill_set| ObjectRef::from_obj(skill_set.as_ref()))
+        .filter(|key| version.is_none() || seen.get(key).map(String::as_str) != version)
         .collect()
 }
 

@@ -61,11 +61,23 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     // Everything done for the SkillSet is done as its namespace's ServiceAccount.
     let tenant = ctx.tenant(skill_set);
     let facts = gather(skill_set, ctx, &tenant, &before).await?;
+    let live_version = match &facts.workload {
+        Some(Workload::Live(live)) => live
+            .object
+            .pointer("/metadata/resourceVersion")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    };
     let mut decision = decide::decide(facts);
     if let Some(failure) = &decision.resolve_failure {
         tracing::info!(%failure, "resolving failed; kept the skills resolved before, if any");
     }
-    act(skill_set, ctx, &tenant, &before, &mut decision).await?;
+    let applied_version = act(skill_set, ctx, &tenant, &before, &mut decision).await?;
+    ctx.saw_workload(
+        ObjectRef::from_obj(skill_set),
+        applied_version.or(live_version),
+    );
     finish(skill_set, ctx, decision.placed, &before, decision.requeue).await
 }
 
@@ -190,8 +202,9 @@ async fn act(
     tenant: &Tenant<'_>,
     before: &SkillSetStatus,
     decision: &mut Decision,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let mut released = false;
+    let mut applied = None;
     let result = async {
         if let Some(previous) = &decision.release {
             release(ctx, tenant, previous, &skill_set.name_any(), true).await?;
@@ -202,35 +215,36 @@ async fn act(
             plans::sync(ctx, tenant, skill_set, plan.as_ref(), previous).await?;
         }
         if let Some(apply) = decision.apply.clone() {
-            apply_to(skill_set, ctx, tenant, decision, &apply).await?;
+            applied = apply_to(skill_set, ctx, tenant, decision, &apply).await?;
         }
         Ok::<(), Error>(())
     }
     .await;
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(applied),
         Err(Error::Kube(kube::Error::Api(status))) if status.is_forbidden() => {
             let message = tenant.forbidden(&status.message);
             decide::not_placed(decision, released, reason::FORBIDDEN, &message);
-            Ok(())
+            Ok(None)
         }
         Err(Error::Workload(message)) => {
             decide::not_placed(decision, released, reason::TRANSLATE_FAILED, &message);
-            Ok(())
+            Ok(None)
         }
         Err(err) => Err(err),
     }
 }
 
 /// Applies to the workload; when the API server dropped the image volumes, takes the rest back
-/// off and records the failure (the decision says so).
+/// off and records the failure (the decision says so). Returns the stored workload's version
+/// (none once taken back off: its next event is news).
 async fn apply_to(
     skill_set: &SkillSet,
     ctx: &Context,
     tenant: &Tenant<'_>,
     decision: &mut Decision,
     apply: &decide::Apply,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let workload = &apply.workload;
     let stored = workload_api(tenant, workload.kind)
         .patch(
@@ -249,8 +263,9 @@ async fn apply_to(
         release(ctx, tenant, workload, &skill_set.name_any(), true).await?;
         let failure = decide::image_volumes_dropped(decision, skill_set, workload);
         ctx.record_image_volume_failure(ObjectRef::from_obj(skill_set), failure);
+        return Ok(None);
     }
-    Ok(())
+    Ok(stored.metadata.resource_version)
 }
 
 /// The other SkillSets whose field managers hold fields of the object with `entries`: those
@@ -302,7 +317,14 @@ async fn finish(
     requeue: Duration,
 ) -> Result<Action, Error> {
     let reference = skill_set.object_ref(&());
-    for change in &outcome.transitions {
+    // A first `Resolved=True` is said by the `Ready` Event that follows it (one API write less
+    // per new SkillSet); a recovery from a failure, and every `False`, has its own.
+    let first_resolved = |change: &&status::Transition| {
+        change.type_ == condition::RESOLVED
+            && change.status
+            && status::get(&before.conditions, condition::RESOLVED).is_none()
+    };
+    for change in outcome.transitions.iter().filter(|c| !first_resolved(c)) {
         let event = Event {
             type_: if change.status {
                 EventType::Normal
@@ -404,6 +426,7 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         .remove(&key);
     ctx.failures.lock().await.remove(&key);
     ctx.written.lock().expect("not poisoned").remove(&key);
+    ctx.saw_workload(key, None);
     // The plan ConfigMap is owned by the SkillSet: the garbage collector removes it.
     Ok(Action::await_change())
 }
