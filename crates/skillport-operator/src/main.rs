@@ -178,6 +178,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<()> {
         identity: None,
         default_service_account: args.default_service_account,
         allow_system_mount_paths: args.allow_system_mount_paths,
+        plan_grace: runtime::PLAN_GRACE,
         webhook: args.webhook_cert.zip(args.webhook_key).map(|(cert, key)| {
             runtime::WebhookServing {
                 addr: args.webhook_addr,

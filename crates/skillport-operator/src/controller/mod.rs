@@ -51,6 +51,8 @@ pub struct Settings {
     pub default_service_account: String,
     /// SkillSets reconciled at once.
     pub concurrency: u16,
+    /// How long a plan ConfigMap out of use is kept before it is deleted.
+    pub plan_grace: Duration,
 }
 
 /// Why a reconcile failed (it is retried with backoff).
@@ -91,6 +93,7 @@ pub struct Context {
     client: Client,
     default_service_account: String,
     concurrency: u16,
+    plan_grace: Duration,
     options: Options,
     resolver: Resolver,
     capability: Capability,
@@ -98,8 +101,8 @@ pub struct Context {
     metrics: Arc<Metrics>,
     resolutions: Mutex<HashMap<ObjectRef<SkillSet>, reconcile::CachedResolution>>,
     /// SkillSets whose image volumes failed (dropped by the API server, or not mountable on a
-    /// node), until the reconcile it triggers writes it to `status.imageVolumeFailure`, which
-    /// is what counts from then on (across restarts). A std Mutex: the Event watch's mapper is
+    /// node), until the watch shows it in `status.imageVolumeFailure`, which is what counts from
+    /// then on (across restarts). A std Mutex: the Event watch's mapper is
     /// sync.
     image_volume_failures: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, ImageVolumeFailure>>,
     /// The status last written per SkillSet, and the resourceVersion of the object it was
@@ -131,6 +134,7 @@ impl Context {
             client: client.clone(),
             default_service_account: settings.default_service_account.clone(),
             concurrency: settings.concurrency,
+            plan_grace: settings.plan_grace,
             options,
             resolver: Resolver::new(settings.ca_files.clone()),
             capability: Capability::new(
@@ -234,7 +238,7 @@ impl Context {
         };
     }
 
-    /// The failure is in the SkillSet's status now: that is where it is read from.
+    /// The failure is in the SkillSet's stored status now: that is where it is read from.
     fn image_volume_failure_written(&self, key: &ObjectRef<SkillSet>) {
         self.image_volume_failures
             .lock()

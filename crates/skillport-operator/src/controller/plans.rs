@@ -1,23 +1,26 @@
 //! The plan ConfigMaps of InitContainer delivery. Each is named by its content
 //! ([`names::plan_config_map`]), so a new plan is a new ConfigMap and a Pod of an older template
 //! (a scale-up of an old ReplicaSet, an eviction, a rollback) still finds the plan it was made
-//! with. One is made when its plan is new, and collected once nothing can start a Pod with it:
-//! no ReplicaSet, ControllerRevision or labelled Pod of the namespace names it, and it is neither
-//! the plan in use nor the one before it (the webhook may be injecting that one right now).
+//! with. One is made before the workload names it, and collected (after the workload is
+//! attached, best effort) once nothing can start a Pod with it: it is not the plan in use, no
+//! ReplicaSet, ControllerRevision or labelled Pod of the namespace names it, and it has been so
+//! for the grace (the webhook may be injecting it into a Pod right now).
 //!
 //! Only ConfigMaps with an owner reference to the SkillSet are changed or deleted, as the
 //! SkillSet's ServiceAccount. A namespace whose role does not let it list those objects keeps
-//! its old plans (the garbage collector removes them with the SkillSet).
+//! its old plans (the garbage collector removes them with the SkillSet), as does a SkillSet that
+//! left the init container (its last plan stays until the SkillSet goes).
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
 };
 use kube::{Resource as _, ResourceExt as _};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Context, Error, Tenant};
 use crate::api::SkillSet;
@@ -27,35 +30,40 @@ use crate::translate::PlanConfigMap;
 /// The label on every plan ConfigMap (the selector that lists them).
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "skillport");
 
+/// When a plan was first found out of use (RFC 3339), on the ConfigMap.
+const SUPERSEDED_AT: &str = "skillport.dev/superseded-at";
+
 /// The label that puts a Pod through the webhook door (its value the SkillSet's name).
 const SKILL_SET_LABEL: &str = "skillport.dev/skillset";
 
-/// Makes `plan` (when the delivery has one) and collects the SkillSet's plans that nothing
-/// refers to any more. `previous` is the plan status named before this reconcile.
-pub async fn sync(
+/// Makes `plan` (owned by the SkillSet) unless it is there with this data: before the workload
+/// names it, so that its Pods find it.
+pub async fn ensure(
     ctx: &Context,
     tenant: &Tenant<'_>,
     skill_set: &SkillSet,
-    plan: Option<&PlanConfigMap>,
-    previous: Option<&str>,
+    plan: &PlanConfigMap,
 ) -> Result<(), Error> {
     let api: Api<ConfigMap> = Api::namespaced(tenant.client.clone(), &tenant.namespace);
-    if let Some(plan) = plan {
-        ensure(ctx, &api, skill_set, plan).await?;
+    make(ctx, &api, skill_set, plan).await
+}
+
+/// Collects the SkillSet's old plans, after the workload is attached: housekeeping, so a
+/// failure is logged and retried at the next reconcile, never in the way of delivery.
+pub async fn collect(
+    ctx: &Context,
+    tenant: &Tenant<'_>,
+    skill_set: &SkillSet,
+    current: Option<&str>,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(tenant.client.clone(), &tenant.namespace);
+    if let Err(err) = collect_unused(ctx, tenant, &api, skill_set, current).await {
+        tracing::info!(error = %err, "old plan ConfigMaps not collected this time");
     }
-    collect(
-        ctx,
-        tenant,
-        &api,
-        skill_set,
-        plan.map(|p| p.name.as_str()),
-        previous,
-    )
-    .await
 }
 
 /// Creates the plan ConfigMap (owned by the SkillSet) unless it is there with this data.
-async fn ensure(
+async fn make(
     ctx: &Context,
     api: &Api<ConfigMap>,
     skill_set: &SkillSet,
@@ -89,54 +97,54 @@ async fn ensure(
     Ok(())
 }
 
-/// Deletes the SkillSet's plan ConfigMaps that are neither `current` nor `previous` and that no
-/// ReplicaSet, ControllerRevision or labelled Pod refers to.
-async fn collect(
+/// Deletes the SkillSet's plan ConfigMaps other than `current` that no ReplicaSet,
+/// ControllerRevision or labelled Pod refers to, once they have been out of use for
+/// [`super::Settings::plan_grace`]: the first time one is found out of use it is stamped
+/// ([`SUPERSEDED_AT`]), and deleted at a later reconcile past the grace. The grace covers Pods
+/// being admitted with it right now (the webhook's copy of the SkillSet may lag, and a Pod in
+/// admission is in no list yet).
+async fn collect_unused(
     ctx: &Context,
     tenant: &Tenant<'_>,
     api: &Api<ConfigMap>,
     skill_set: &SkillSet,
     current: Option<&str>,
-    previous: Option<&str>,
-) -> Result<(), Error> {
+) -> Result<(), kube::Error> {
     let uid = skill_set.metadata.uid.clone().unwrap_or_default();
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
     // From the API server's watch cache: a list per reconcile costs it little.
-    let listed = match api
+    let listed = api
         .list(&ListParams::default().labels(&selector).match_any())
-        .await
-    {
-        Ok(listed) => listed.items,
-        Err(err) if crate::tenant::is_forbidden(&err) => return Ok(()),
-        Err(err) => return Err(err.into()),
-    };
+        .await?
+        .items;
     let ours: Vec<&ConfigMap> = listed
         .iter()
         .filter(|config_map| owned_by(config_map, &uid))
-        .filter(|config_map| {
-            let name = config_map.name_any();
-            Some(name.as_str()) != current && Some(name.as_str()) != previous
-        })
+        .filter(|config_map| Some(config_map.name_any().as_str()) != current)
         .collect();
     if ours.is_empty() {
         return Ok(());
     }
-    let referenced = match referenced(tenant, &skill_set.name_any()).await {
-        Ok(referenced) => referenced,
-        Err(err) if crate::tenant::is_forbidden(&err) => {
-            tracing::info!(
-                namespace = %tenant.namespace,
-                error = %err,
-                "old plan ConfigMaps kept: the namespace's role does not let its account list \
-                 ReplicaSets, ControllerRevisions and Pods"
-            );
-            return Ok(());
-        }
-        Err(err) => return Err(err.into()),
-    };
+    let referenced = referenced(tenant, &skill_set.name_any()).await?;
+    let now = Timestamp::now();
     for config_map in ours {
         let name = config_map.name_any();
         if referenced.contains(&name) {
+            continue;
+        }
+        let superseded = config_map
+            .annotations()
+            .get(SUPERSEDED_AT)
+            .and_then(|at| at.parse::<Timestamp>().ok());
+        let Some(superseded) = superseded else {
+            let stamp = json!({"metadata": {"annotations": {SUPERSEDED_AT: now.to_string()}}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&stamp))
+                .await?;
+            ctx.metrics.wrote("ConfigMap");
+            continue;
+        };
+        let grace = SignedDuration::try_from(ctx.plan_grace).unwrap_or(SignedDuration::MAX);
+        if superseded.checked_add(grace).is_ok_and(|until| until > now) {
             continue;
         }
         // Exactly the one listed: a ConfigMap made again by that name meanwhile stays.
@@ -153,7 +161,7 @@ async fn collect(
                 tracing::info!(namespace = %tenant.namespace, config_map = %name, "collected an old plan");
             }
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(err),
         }
     }
     Ok(())

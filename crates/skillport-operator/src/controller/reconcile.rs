@@ -33,11 +33,21 @@ use crate::translate::{Mode, SkillResources, names};
 /// Our finalizer: the SkillSet stays until its fields are off the workload.
 pub const FINALIZER: &str = "skillport.dev/cleanup";
 
-/// When a generation of a SkillSet was last resolved (what it resolved to is in its status).
+/// When a generation of a SkillSet was last resolved, and a hash of what it resolved to: the
+/// skills themselves are in its status, and are taken from there only while the status read
+/// holds exactly those (a stale read of an older status must not roll the workload back).
 #[derive(Clone)]
 pub struct CachedResolution {
     generation: Option<i64>,
     at: Instant,
+    skills: [u8; 8],
+}
+
+/// A short hash of resolved skills.
+fn skills_hash(skills: &[ResolvedSkill]) -> [u8; 8] {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest(serde_json::to_vec(skills).expect("skills serialise"));
+    digest[..8].try_into().expect("8 bytes")
 }
 
 #[tracing::instrument(skip_all, fields(skill_set = %ObjectRef::from_obj(skill_set.as_ref())))]
@@ -60,7 +70,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     let before = ctx.known_status(skill_set);
     // Everything done for the SkillSet is done as its namespace's ServiceAccount.
     let tenant = ctx.tenant(skill_set);
-    let facts = gather(skill_set, ctx, &tenant, &before).await?;
+    let (facts, resolved_now) = gather(skill_set, ctx, &tenant, &before).await?;
     let live_version = match &facts.workload {
         Some(Workload::Live(live)) => live
             .object
@@ -73,12 +83,26 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
     if let Some(failure) = &decision.resolve_failure {
         tracing::info!(%failure, "resolving failed; kept the skills resolved before, if any");
     }
-    let applied_version = act(skill_set, ctx, &tenant, &before, &mut decision).await?;
+    let applied_version = act(skill_set, ctx, &tenant, &mut decision).await?;
     ctx.saw_workload(
         ObjectRef::from_obj(skill_set),
         applied_version.or(live_version),
     );
-    finish(skill_set, ctx, decision.placed, &before, decision.requeue).await
+    let pinned = decision.placed.status.skills.clone();
+    let action = finish(skill_set, ctx, decision.placed, &before, decision.requeue).await?;
+    if let Some(at) = resolved_now {
+        // Cached only once the status holding the skills is written: should the write fail,
+        // the next reconcile resolves again rather than take the older status for current.
+        ctx.resolutions.lock().await.insert(
+            ObjectRef::from_obj(skill_set),
+            CachedResolution {
+                generation: skill_set.metadata.generation,
+                at,
+                skills: skills_hash(&pinned),
+            },
+        );
+    }
+    Ok(action)
 }
 
 /// Reads what the decision needs: the resolution (cached for this generation until it is due
@@ -89,21 +113,31 @@ async fn gather<'a>(
     ctx: &'a Context,
     tenant: &Tenant<'_>,
     before: &'a SkillSetStatus,
-) -> Result<Facts<'a>, Error> {
-    let resolution = resolution(skill_set, ctx, tenant, before).await;
+) -> Result<(Facts<'a>, Option<Instant>), Error> {
+    let (resolution, resolved_now) = resolution(skill_set, ctx, tenant, before).await;
     // InitContainer (or git skills) never needs image volumes. A refused probe Pod counts as
     // "not served" (cached).
     let image_volumes_served = Mode::choose(&skill_set.spec, true) == Mode::ImageVolume
         && ctx.capability.image_volumes_served().await?;
     // Image volumes that failed before (just now, or as status recorded) are not tried again.
+    // The one in memory is let go once the watch shows it stored (not once written: a stale
+    // read, or a CRD without the field, must not try image volumes again).
+    let key = ObjectRef::from_obj(skill_set);
+    let stored = skill_set
+        .status
+        .as_ref()
+        .is_some_and(|status| status.image_volume_failure.is_some());
+    if stored {
+        ctx.image_volume_failure_written(&key);
+    }
     let image_volume_failure = ctx
-        .image_volume_failure(&ObjectRef::from_obj(skill_set))
+        .image_volume_failure(&key)
         .or_else(|| before.image_volume_failure.clone());
     let workload = match &skill_set.spec.workload_ref {
         Some(named) => Some(workload(skill_set, ctx, tenant, named).await?),
         None => None,
     };
-    Ok(Facts {
+    let facts = Facts {
         skill_set,
         before,
         resolution,
@@ -111,17 +145,18 @@ async fn gather<'a>(
         image_volume_failure,
         workload,
         options: &ctx.options,
-    })
+    };
+    Ok((facts, resolved_now))
 }
 
 /// This generation's skills: as status holds them until due again (the update interval and the
-/// SkillSet's phase), else resolved now.
+/// SkillSet's phase), else resolved now (with when).
 async fn resolution(
     skill_set: &SkillSet,
     ctx: &Context,
     tenant: &Tenant<'_>,
     before: &SkillSetStatus,
-) -> Resolution {
+) -> (Resolution, Option<Instant>) {
     let lifetime = super::resolution_lifetime(
         skill_set.metadata.uid.as_deref().unwrap_or_default(),
         super::update_interval(&skill_set.spec),
@@ -132,32 +167,31 @@ async fn resolution(
         c.status == "True" && c.observed_generation == skill_set.metadata.generation
     });
     if let Some(cached) = cached.filter(|r| {
-        pinned && r.generation == skill_set.metadata.generation && r.at.elapsed() < lifetime
+        pinned
+            && r.generation == skill_set.metadata.generation
+            && r.at.elapsed() < lifetime
+            && r.skills == skills_hash(&before.skills)
     }) {
-        return Resolution::Pinned {
+        let resolution = Resolution::Pinned {
             refresh: lifetime.saturating_sub(cached.at.elapsed()),
             skills: before.skills.clone(),
         };
+        return (resolution, None);
     }
+    let started = Instant::now();
     match resolve(skill_set, ctx, tenant).await {
         Ok(skills) => {
-            ctx.resolutions.lock().await.insert(
-                key.clone(),
-                CachedResolution {
-                    generation: skill_set.metadata.generation,
-                    at: Instant::now(),
-                },
-            );
             ctx.failures.lock().await.remove(&key);
-            Resolution::Pinned {
+            let resolution = Resolution::Pinned {
                 skills,
                 refresh: lifetime,
-            }
+            };
+            (resolution, Some(started))
         }
-        Err(failure) => Resolution::Failed {
-            failure,
-            failures: ctx.failed_again(&key).await,
-        },
+        Err(failure) => {
+            let failures = ctx.failed_again(&key).await;
+            (Resolution::Failed { failure, failures }, None)
+        }
     }
 }
 
@@ -200,7 +234,6 @@ async fn act(
     skill_set: &SkillSet,
     ctx: &Context,
     tenant: &Tenant<'_>,
-    before: &SkillSetStatus,
     decision: &mut Decision,
 ) -> Result<Option<String>, Error> {
     let mut released = false;
@@ -210,12 +243,15 @@ async fn act(
             release(ctx, tenant, previous, &skill_set.name_any(), true).await?;
             released = true;
         }
-        if let PlanStep::Sync(plan) = &decision.plan {
-            let previous = before.plan_config_map.as_deref();
-            plans::sync(ctx, tenant, skill_set, plan.as_ref(), previous).await?;
+        if let PlanStep::Sync(Some(plan)) = &decision.plan {
+            plans::ensure(ctx, tenant, skill_set, plan).await?;
         }
         if let Some(apply) = decision.apply.clone() {
             applied = apply_to(skill_set, ctx, tenant, decision, &apply).await?;
+        }
+        if let PlanStep::Sync(plan) = &decision.plan {
+            let current = plan.as_ref().map(|plan| plan.name.as_str());
+            plans::collect(ctx, tenant, skill_set, current).await;
         }
         Ok::<(), Error>(())
     }
@@ -364,9 +400,6 @@ async fn finish(
         )
         .await?;
         ctx.metrics.wrote("SkillSet/status");
-    }
-    if outcome.status.image_volume_failure.is_some() {
-        ctx.image_volume_failure_written(&ObjectRef::from_obj(skill_set));
     }
     if changed {
         ctx.wrote_status(skill_set, outcome.status);

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use kube::api::Api;
-use kube::runtime::reflector::{self, ReflectHandle, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, ResourceExt as _};
+use tokio::sync::broadcast;
 
 use crate::api::SkillSet;
 use crate::controller::{self, Context, ImageVolumes, Settings, metrics};
@@ -52,7 +53,13 @@ pub struct Config {
     /// The ServiceAccount (of the SkillSet's own namespace) the operator acts as for a SkillSet
     /// that names none in `spec.serviceAccountName` ([`crate::tenant`]).
     pub default_service_account: String,
+    /// How long a plan ConfigMap out of use is kept before it is deleted. [default: 10 min]
+    pub plan_grace: Duration,
 }
+
+/// [`Config::plan_grace`] unless told otherwise: far longer than a Pod takes from admission to
+/// being listed.
+pub const PLAN_GRACE: Duration = Duration::from_secs(600);
 
 /// Where the admission webhook listens, and its certificate and key files.
 #[derive(Debug, Clone)]
@@ -80,9 +87,9 @@ pub fn ca_bundle(paths: &[PathBuf]) -> anyhow::Result<Option<String>> {
     Ok(Some(bundle))
 }
 
-/// Events the shared SkillSet watch buffers for a subscriber that has not read them yet (the
-/// watch waits beyond that).
-const SUBSCRIBER_BUFFER: usize = 1024;
+/// Changed SkillSets kept for a listener that has not read them yet; one that falls further
+/// behind reconciles every SkillSet again.
+const CHANGES_BUFFER: usize = 1024;
 
 /// Runs the operator until `shutdown` resolves, then finishes the reconciles under way.
 pub async fn run(
@@ -100,10 +107,11 @@ pub async fn run(
         namespace: config.namespace.clone(),
         default_service_account: config.default_service_account.clone(),
         concurrency: config.concurrency,
+        plan_grace: config.plan_grace,
     };
     let ctx = Arc::new(Context::new(&client, &settings, options.clone()));
     let metrics = ctx.metrics();
-    let (skill_sets, subscriber, watch) = skill_set_store(&client);
+    let (skill_sets, changes, watch) = skill_set_store(&client);
 
     // One shutdown signal for every part: the caller's, or losing the Lease.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -156,9 +164,6 @@ pub async fn run(
         ))
     });
     let mut lost = false;
-    // Until this replica leads, its controller's subscription is read and dropped (the shared
-    // watch would otherwise wait for it, and the webhook's store with it).
-    let standby = Standby::start(subscriber);
     if let Some(election) = &election {
         // A standby replica is ready: it serves its endpoints and waits.
         metrics.ready.store(true, Ordering::SeqCst);
@@ -178,11 +183,11 @@ pub async fn run(
             election.hold().await;
             let _ = stop.send(true);
         });
-        lead(&client, ctx, standby, skill_sets, until_stopped()).await;
+        lead(&client, ctx, &changes, skill_sets, until_stopped()).await;
         lost = holding.is_finished();
         holding.abort();
     } else {
-        lead(&client, ctx, standby, skill_sets, until_stopped()).await;
+        lead(&client, ctx, &changes, skill_sets, until_stopped()).await;
     }
     watch.abort();
     if let Some(election) = &election
@@ -251,32 +256,41 @@ async fn finish_server(server: Option<tokio::task::JoinHandle<()>>) {
 }
 
 /// The one watch of SkillSets (its task runs until aborted), into a store of trimmed objects,
-/// and a subscription for the controller.
+/// and each changed SkillSet sent to whoever listens (the controller, once this replica leads).
+///
+/// Not kube's shared reflector (`reflect_shared` and its `ReflectHandle`): a handle told of an
+/// object that has already left the store (deleted between the event and the read) returns
+/// `Pending` without a waker, and a subscriber that stalls so stalls the watch, the webhook's
+/// store with it. A broadcast never waits: a listener that lags gets the whole store again.
 fn skill_set_store(
     client: &Client,
 ) -> (
     Store<SkillSet>,
-    ReflectHandle<SkillSet>,
+    broadcast::Sender<Arc<SkillSet>>,
     tokio::task::JoinHandle<()>,
 ) {
-    let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-    let subscriber = writer.subscribe().expect("a shared store has subscribers");
+    let (store, writer) = reflector::store();
+    let (changes, _) = broadcast::channel(CHANGES_BUFFER);
     let stream = watcher(
         Api::<SkillSet>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
     .default_backoff()
     .modify(trim)
-    .reflect_shared(writer);
+    .reflect(writer)
+    .applied_objects();
+    let sender = changes.clone();
     let task = tokio::spawn(async move {
         futures_util::pin_mut!(stream);
         while let Some(event) = stream.next().await {
-            if let Err(err) = event {
-                tracing::warn!(error = %err, "watching SkillSets");
+            match event {
+                // No listener (a standby replica) is no error.
+                Ok(skill_set) => drop(sender.send(Arc::new(skill_set))),
+                Err(err) => tracing::warn!(error = %err, "watching SkillSets"),
             }
         }
     });
-    (store, subscriber, task)
+    (store, changes, task)
 }
 
 /// What neither reconcile nor the webhook reads, left out of the store: the field managers'
@@ -288,43 +302,18 @@ fn trim(skill_set: &mut SkillSet) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
-/// The controller's subscription while this replica does not lead: read and dropped.
-struct Standby {
-    lead: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<ReflectHandle<SkillSet>>,
-}
-
-impl Standby {
-    fn start(mut subscriber: ReflectHandle<SkillSet>) -> Standby {
-        let (lead, leading) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            tokio::select! {
-                _ = leading => {}
-                () = async { while subscriber.next().await.is_some() {} } => {}
-            }
-            subscriber
-        });
-        Standby { lead, task }
-    }
-
-    /// The subscription, from now on the controller's.
-    async fn take(self) -> ReflectHandle<SkillSet> {
-        let _ = self.lead.send(());
-        self.task.await.expect("the standby task does not panic")
-    }
-}
-
 /// Runs the controller until `shutdown`: every SkillSet of the store once (what changed while
 /// this replica did not lead included), then each that changes.
 async fn lead(
     client: &Client,
     ctx: Arc<Context>,
-    standby: Standby,
+    changes: &broadcast::Sender<Arc<SkillSet>>,
     skill_sets: Store<SkillSet>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let metrics = ctx.metrics();
-    let subscriber = standby.take().await;
+    // Listening before the store is read: nothing changed in between is missed.
+    let listener = changes.subscribe();
     let mut shutdown = Box::pin(shutdown);
     // Ready once SkillSets were listed: the API server answers and RBAC lets us.
     tokio::select! {
@@ -333,6 +322,20 @@ async fn lead(
     }
     metrics.ready.store(true, Ordering::SeqCst);
     tracing::info!("SkillSets listed; reconciling");
-    let trigger = futures_util::stream::iter(skill_sets.state()).chain(subscriber);
+    let store = skill_sets.clone();
+    let updates = futures_util::stream::unfold(listener, move |mut listener| {
+        let store = store.clone();
+        async move {
+            let items = match listener.recv().await {
+                Ok(skill_set) => vec![skill_set],
+                // Changes were missed: every SkillSet again.
+                Err(broadcast::error::RecvError::Lagged(_)) => store.state(),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((futures_util::stream::iter(items), listener))
+        }
+    })
+    .flatten();
+    let trigger = futures_util::stream::iter(skill_sets.state()).chain(updates);
     controller::run(client, ctx, trigger, skill_sets, shutdown).await;
 }

@@ -379,6 +379,8 @@ pub fn config(registry: &Registry) -> Config {
         webhook: None,
         default_service_account: skillport_operator::tenant::DEFAULT_SERVICE_ACCOUNT.into(),
         allow_system_mount_paths: false,
+        // Old plan ConfigMaps go soon after they are out of use (tests/plan_config_maps.rs).
+        plan_grace: Duration::from_secs(1),
     }
 }
 
