@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
+use futures_util::StreamExt as _;
 use skillport_fetch::git::{self, GitCredentials, GitOptions, GitSource};
 use skillport_registry::auth::Secret;
 use skillport_testkit::{TestCa, TlsServer};
@@ -150,4 +151,74 @@ fn a_git_server_dripping_bytes_is_cut_off_at_the_deadline() {
         matches!(err, git::GitError::Timeout { .. }),
         "want a timeout, naming the URL: {err:?}"
     );
+}
+
+/// An HTTPS git server whose ref advertisement never ends (issue 22, item 12): gix's HTTP
+/// backend has no size limit, so the listing would fill memory at line speed until the deadline.
+/// Every response body is counted against the listing cap (16 MiB), and the resolve stops there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_git_server_with_endless_refs_is_cut_off_at_the_listing_cap() {
+    let ca = TestCa::new();
+    // `<40 hex> refs/heads/r<n>\n` as pkt-lines, forever.
+    let endless = || {
+        futures_util::stream::iter(0u64..).map(|n| {
+            let line = format!("{n:040x} refs/heads/r{n}\n");
+            Ok::<_, std::io::Error>(format!("{:04x}{line}", line.len() + 4).into_bytes())
+        })
+    };
+    let served = Arc::new(Mutex::new(0u64));
+    let count = served.clone();
+    let router = Router::new().fallback(move || {
+        let count = count.clone();
+        async move {
+            let counted = endless().map(move |chunk| {
+                if let Ok(bytes) = &chunk {
+                    *count.lock().unwrap() += bytes.len() as u64;
+                }
+                chunk
+            });
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "application/x-git-upload-pack-advertisement",
+                )],
+                axum::body::Body::from_stream(
+                    futures_util::stream::once(async {
+                        // The first ref carries the capabilities after a NUL.
+                        let first = format!("{:040x} refs/heads/first\0side-band-64k\n", 1);
+                        let first = format!("{:04x}{first}", first.len() + 4);
+                        Ok::<_, std::io::Error>(
+                            format!("001e# service=git-upload-pack\n0000{first}").into_bytes(),
+                        )
+                    })
+                    .chain(counted),
+                ),
+            )
+                .into_response()
+        }
+    });
+    let server = TlsServer::start(router, &ca.issue_server(&["127.0.0.1"])).await;
+    let source = GitSource {
+        url: format!("{}/skills.git", server.url()),
+        reference: "main".into(),
+        path: None,
+    };
+    let options = GitOptions {
+        ca_files: vec![ca.ca_file().to_path_buf()],
+        timeout: std::time::Duration::from_secs(60),
+        ..GitOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let resolved = tokio::task::spawn_blocking(move || git::resolve(&source, None, &options))
+        .await
+        .unwrap();
+    let err = resolved.expect_err("an endless listing resolved a ref");
+    let served = *served.lock().unwrap();
+    assert!(
+        format!("{err:?}").contains("more than we take"),
+        "want the cap, not the deadline ({:?}, {served} bytes served): {err:?}",
+        started.elapsed()
+    );
+    // What was read is the cap; the server got ahead of it by what the pipes hold.
+    assert!(served < 64 << 20, "{served} bytes were taken");
 }

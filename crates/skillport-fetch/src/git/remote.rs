@@ -8,7 +8,7 @@
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -361,7 +361,11 @@ fn connect(
         // reqwest is built with `rustls-no-provider`: ring must be the process provider before
         // its first client is built. A second install is harmless and returns an error.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let transport = http::connect::<http::reqwest::Remote>(url.clone(), Protocol::V2, false);
+        let capped = CappedHttp {
+            inner: http::reqwest::Remote::default(),
+            left: Arc::new(AtomicU64::new(cap)),
+        };
+        let transport = http::connect_http(capped, url.clone(), Protocol::V2, false);
         return Ok((Box::new(transport), None));
     }
     let host = url.host().expect("checked in Target::new");
@@ -445,6 +449,106 @@ impl<R: io::Read> io::Read for Capped<R> {
         let read = self.inner.read(&mut buf[..most])?;
         self.left -= read as u64;
         Ok(read)
+    }
+}
+
+/// gix's reqwest backend with every response body (the ref listing, then the pack) counted
+/// against one cap, as the `git://` socket is: within the deadline a hostile server could
+/// otherwise stream refs into memory at line speed. Written here because gix's HTTP options
+/// have no size limit; the rest is gix's own backend, unchanged.
+struct CappedHttp {
+    inner: http::reqwest::Remote,
+    left: Arc<AtomicU64>,
+}
+
+impl http::Http for CappedHttp {
+    type Headers = <http::reqwest::Remote as http::Http>::Headers;
+    type ResponseBody = CappedBody<<http::reqwest::Remote as http::Http>::ResponseBody>;
+    type PostBody = <http::reqwest::Remote as http::Http>::PostBody;
+
+    fn get(
+        &mut self,
+        url: &str,
+        base_url: &str,
+        headers: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> gix::Result<http::GetResponse<Self::Headers, Self::ResponseBody>> {
+        let response = self.inner.get(url, base_url, headers)?;
+        Ok(http::GetResponse {
+            headers: response.headers,
+            body: self.capped(response.body),
+        })
+    }
+
+    fn post(
+        &mut self,
+        url: &str,
+        base_url: &str,
+        headers: impl IntoIterator<Item = impl AsRef<str>>,
+        body: http::PostBodyDataKind,
+    ) -> gix::Result<http::PostResponse<Self::Headers, Self::ResponseBody, Self::PostBody>> {
+        let response = self.inner.post(url, base_url, headers, body)?;
+        Ok(http::PostResponse {
+            post_body: response.post_body,
+            headers: response.headers,
+            body: self.capped(response.body),
+        })
+    }
+
+    fn configure(&mut self, config: &dyn std::any::Any) -> gix::Result {
+        self.inner.configure(config)
+    }
+
+    fn redirected_base_url(&self) -> Option<String> {
+        self.inner.redirected_base_url()
+    }
+}
+
+impl CappedHttp {
+    fn capped<R>(&self, inner: R) -> CappedBody<R> {
+        CappedBody {
+            inner,
+            left: self.left.clone(),
+        }
+    }
+}
+
+/// A response body that fails once the transport's cap is used up.
+struct CappedBody<R> {
+    inner: R,
+    left: Arc<AtomicU64>,
+}
+
+impl<R: io::BufRead> io::Read for CappedBody<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = io::BufRead::fill_buf(self)?;
+        let read = available.len().min(buf.len());
+        buf[..read].copy_from_slice(&available[..read]);
+        io::BufRead::consume(self, read);
+        Ok(read)
+    }
+}
+
+impl<R: io::BufRead> io::BufRead for CappedBody<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        let left = self.left.load(Ordering::Relaxed);
+        let available = self.inner.fill_buf()?;
+        if left == 0 && !available.is_empty() {
+            return Err(io::Error::other(
+                "the server sent more than we take for this",
+            ));
+        }
+        let most = usize::try_from(left).unwrap_or(usize::MAX);
+        Ok(&available[..available.len().min(most)])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+        let amount = amount as u64;
+        let _ = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(amount))
+            });
     }
 }
 
