@@ -166,8 +166,8 @@ async fn an_https_git_server_with_endless_refs_is_cut_off_at_the_listing_cap() {
             Ok::<_, std::io::Error>(format!("{:04x}{line}", line.len() + 4).into_bytes())
         })
     };
-    let served = Arc::new(Mutex::new(0u64));
-    let count = served.clone();
+    let sent = Arc::new(Mutex::new(0u64));
+    let count = sent.clone();
     let router = Router::new().fallback(move || {
         let count = count.clone();
         async move {
@@ -213,7 +213,7 @@ async fn an_https_git_server_with_endless_refs_is_cut_off_at_the_listing_cap() {
         .await
         .unwrap();
     let err = resolved.expect_err("an endless listing resolved a ref");
-    let served = *served.lock().unwrap();
+    let served = *sent.lock().unwrap();
     assert!(
         format!("{err:?}").contains("more than we take"),
         "want the cap, not the deadline ({:?}, {served} bytes served): {err:?}",
