@@ -213,12 +213,12 @@ async fn an_https_git_server_with_endless_refs_is_cut_off_at_the_listing_cap() {
         .await
         .unwrap();
     let err = resolved.expect_err("an endless listing resolved a ref");
-    let served = *sent.lock().unwrap();
+    let bytes_sent = *sent.lock().unwrap();
     assert!(
         format!("{err:?}").contains("more than we take"),
-        "want the cap, not the deadline ({:?}, {served} bytes served): {err:?}",
+        "want the cap, not the deadline ({:?}, {bytes_sent} bytes sent): {err:?}",
         started.elapsed()
     );
     // What was read is the cap; the server got ahead of it by what the pipes hold.
-    assert!(served < 64 << 20, "{served} bytes were taken");
+    assert!(bytes_sent < 64 << 20, "{bytes_sent} bytes were taken");
 }
