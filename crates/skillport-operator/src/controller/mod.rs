@@ -83,6 +83,9 @@ impl Error {
     }
 }
 
+/// A settled SkillSet's generation and a hash of its status ([`Context::settled`]).
+type Settled = (Option<i64>, [u8; 8]);
+
 /// A status we wrote: the resourceVersion of the object it was computed from, and the status.
 type Written = (Option<String>, SkillSetStatus);
 
@@ -115,6 +118,11 @@ pub struct Context {
     /// as our apply stored it): a watch event of the workload at that version is our own write
     /// coming back, and wakes nobody. A std Mutex: the watch's mapper is sync.
     seen_workloads: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, String>>,
+    /// SkillSets whose last reconcile ended Ready and wrote the status they hold now: the
+    /// generation and a hash of that status. Our own status write coming back then needs no
+    /// reconcile; anything else (a spec change, a workload event, a failure, the resolution
+    /// falling due) still gets one.
+    settled: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, Settled>>,
 }
 
 impl Context {
@@ -153,6 +161,7 @@ impl Context {
             written: std::sync::Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             seen_workloads: std::sync::Mutex::new(HashMap::new()),
+            settled: std::sync::Mutex::new(HashMap::new()),
         }
     }
 }
@@ -227,6 +236,28 @@ impl Context {
             .lock()
             .expect("not poisoned")
             .insert(key, failure);
+    }
+
+    /// Whether `skill_set` is as its last reconcile left it, Ready ([`Context::settled`]).
+    fn is_settled(&self, skill_set: &SkillSet) -> bool {
+        let key = ObjectRef::from_obj(skill_set);
+        let status = skill_set.status.clone().unwrap_or_default();
+        self.settled
+            .lock()
+            .expect("not poisoned")
+            .get(&key)
+            .is_some_and(|(generation, hash)| {
+                *generation == skill_set.metadata.generation && *hash == status_hash(&status)
+            })
+    }
+
+    /// Records (`Some`) or forgets (`None`) that `key` is settled with `status`.
+    fn settle(&self, key: ObjectRef<SkillSet>, settled: Option<(Option<i64>, &SkillSetStatus)>) {
+        let mut map = self.settled.lock().expect("not poisoned");
+        match settled {
+            Some((generation, status)) => map.insert(key, (generation, status_hash(status))),
+            None => map.remove(&key),
+        };
     }
 
     /// SkillSet `key` reconciled against its workload at `version`.
@@ -319,6 +350,13 @@ pub async fn run(
         .await;
 }
 
+/// A short hash of a status (for [`Context::settled`]).
+fn status_hash(status: &SkillSetStatus) -> [u8; 8] {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest(serde_json::to_vec(status).expect("a status serialises"));
+    digest[..8].try_into().expect("8 bytes")
+}
+
 /// The SkillSets that name (or last attached to) a workload, but those that last reconciled
 /// against this very version of it (our own apply coming back).
 fn naming<K: kube::Resource>(
@@ -345,6 +383,7 @@ fn naming<K: kube::Resource>(
         })
         .map(|skill_set| ObjectRef::from_obj(skill_set.as_ref()))
         .filter(|key| version.is_none() || seen.get(key).map(String::as_str) != version)
+        .inspect(|key| ctx.settle(key.clone(), None))
         .collect()
 }
 
@@ -396,6 +435,7 @@ fn failed_mount(
         if ours {
             let key = ObjectRef::from_obj(skill_set.as_ref());
             tracing::warn!(skill_set = %key, %pod, %node, "image volumes cannot be mounted on the node");
+            ctx.settle(key.clone(), None);
             ctx.record_image_volume_failure(
                 key.clone(),
                 ImageVolumeFailure {

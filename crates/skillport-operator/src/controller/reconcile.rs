@@ -67,6 +67,17 @@ pub async fn reconcile(skill_set: Arc<SkillSet>, ctx: Arc<Context>) -> Result<Ac
 }
 
 async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
+    let key = ObjectRef::from_obj(skill_set);
+    if ctx.is_settled(skill_set)
+        && let Some(due) = resolution_due(skill_set, ctx).await
+    {
+        // Our own status write coming back: nothing changed since the reconcile that wrote it
+        // (the workload and FailedMount watches unsettle what they concern). The copy of the
+        // status written is let go now that the watch shows it.
+        let _ = ctx.known_status(skill_set);
+        return Ok(Action::requeue(due));
+    }
+    ctx.settle(key.clone(), None);
     let before = ctx.known_status(skill_set);
     // Everything done for the SkillSet is done as its namespace's ServiceAccount.
     let tenant = ctx.tenant(skill_set);
@@ -89,7 +100,14 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         applied_version.or(live_version),
     );
     let pinned = decision.placed.status.skills.clone();
+    let ready = [condition::RESOLVED, condition::READY].iter().all(|type_| {
+        status::get(&decision.placed.status.conditions, type_).is_some_and(|c| c.status == "True")
+    });
+    let settled = ready.then(|| decision.placed.status.clone());
     let action = finish(skill_set, ctx, decision.placed, &before, decision.requeue).await?;
+    if let Some(status) = &settled {
+        ctx.settle(key, Some((skill_set.metadata.generation, status)));
+    }
     if let Some(at) = resolved_now {
         // Cached only once the status holding the skills is written: should the write fail,
         // the next reconcile resolves again rather than take the older status for current.
@@ -147,6 +165,27 @@ async fn gather<'a>(
         options: &ctx.options,
     };
     Ok((facts, resolved_now))
+}
+
+/// How long until the SkillSet's resolution is due again, if it is cached for this generation.
+async fn resolution_due(skill_set: &SkillSet, ctx: &Context) -> Option<Duration> {
+    let lifetime = super::resolution_lifetime(
+        skill_set.metadata.uid.as_deref().unwrap_or_default(),
+        super::update_interval(&skill_set.spec),
+    );
+    let cached = ctx
+        .resolutions
+        .lock()
+        .await
+        .get(&ObjectRef::from_obj(skill_set))
+        .cloned()?;
+    (cached.generation == skill_set.metadata.generation && cached.at.elapsed() < lifetime).then(
+        || {
+            lifetime
+                .saturating_sub(cached.at.elapsed())
+                .max(Duration::from_secs(1))
+        },
+    )
 }
 
 /// This generation's skills: as status holds them until due again (the update interval and the
@@ -459,7 +498,8 @@ async fn cleanup(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         .remove(&key);
     ctx.failures.lock().await.remove(&key);
     ctx.written.lock().expect("not poisoned").remove(&key);
-    ctx.saw_workload(key, None);
+    ctx.saw_workload(key.clone(), None);
+    ctx.settle(key, None);
     // The plan ConfigMap is owned by the SkillSet: the garbage collector removes it.
     Ok(Action::await_change())
 }
