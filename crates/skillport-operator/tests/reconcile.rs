@@ -60,6 +60,7 @@ async fn operator_attaches_rolls_and_releases_on_a_real_control_plane() {
     let (pdf_1, digest_1) = attach(&w).await;
     gitops(&w).await;
     no_op(&w).await;
+    replaced(&w).await;
     let pdf_2 = moved_tag(&w, &pdf_1, &digest_1).await;
     switch_delivery(&w, &pdf_2).await;
     unauthorized(&w).await;
@@ -236,6 +237,67 @@ async fn no_op(w: &World) {
         status_before,
         "no-op: the status is not rewritten"
     );
+}
+
+/// Another client replaces the Deployment with the template as the user wrote it (a full
+/// update, as controllers that own their Deployments send): our fields are gone, the event is at
+/// a version we did not write, and the operator puts them back. (Our own writes coming back
+/// wake nobody; this must still wake the SkillSet.)
+async fn replaced(w: &World) {
+    let World {
+        deployments,
+        skill_sets,
+        original,
+        ..
+    } = w;
+    // No timer to fall back on: only the workload's watch event can bring the skills back.
+    let interval = |value: &str| {
+        let body = json!({"spec": {"updateInterval": value}});
+        async move {
+            let patched = skill_sets
+                .patch("tools", &PatchParams::default(), &Patch::Merge(body))
+                .await
+                .unwrap();
+            let generation = patched.metadata.generation;
+            wait_for(
+                "replaced: the new interval is reconciled",
+                Duration::from_secs(30),
+                || async {
+                    let tools = skill_sets.get("tools").await.map_err(|e| e.to_string())?;
+                    let seen = tools.status.and_then(|s| s.observed_generation);
+                    (seen == generation)
+                        .then_some(())
+                        .ok_or(format!("{seen:?}"))
+                },
+            )
+            .await;
+        }
+    };
+    interval("1h").await;
+    let mut stored = deployments.get("agent").await.unwrap();
+    assert!(volume_reference(&stored, "skill-pdf").is_some());
+    stored.spec.as_mut().unwrap().template = original.clone();
+    stored.metadata.managed_fields = None;
+    deployments
+        .replace("agent", &PostParams::default(), &stored)
+        .await
+        .unwrap();
+    assert!(
+        volume_reference(&deployments.get("agent").await.unwrap(), "skill-pdf").is_none(),
+        "replaced: the skills are off"
+    );
+    wait_for(
+        "replaced: the operator puts the skills back",
+        Duration::from_secs(15),
+        || async {
+            let d = deployments.get("agent").await.map_err(|e| e.to_string())?;
+            volume_reference(&d, "skill-pdf")
+                .map(drop)
+                .ok_or_else(|| "no skill-pdf volume".to_owned())
+        },
+    )
+    .await;
+    interval("10s").await;
 }
 
 /// A moved tag: new digest, new skills-digest, a new ReplicaSet.
