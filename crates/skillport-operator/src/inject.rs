@@ -3,9 +3,11 @@
 //! webhook (issue 13), which serves it. One translate, two doors: the Pod's spec after the patch
 //! is exactly the pod template the attach would produce for the same SkillSet.
 //!
-//! A Pod that already carries `skillport.dev/skills-digest` was injected before (or belongs to
-//! a workload the operator attached to): it gets an empty patch, so injecting twice changes
-//! nothing.
+//! A Pod that already carries `skillport.dev/skills-digest` and the skills (a skill volume or
+//! the fetch init container) was injected before, or belongs to a workload the operator attached
+//! to: it gets an empty patch, so injecting twice changes nothing. One with the annotation and no
+//! skills (a controller merged the annotations of a template we attached to but replaced its
+//! spec, as kagent's does) gets them.
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
@@ -38,18 +40,27 @@ pub fn inject(
     mode: Mode,
     options: &Options,
 ) -> Result<Patch, InjectError> {
-    let typed = Pod::deserialize(pod).map_err(|err| InjectError::Pod(err.to_string()))?;
-    let injected = typed
+    let mut typed = Pod::deserialize(pod).map_err(|err| InjectError::Pod(err.to_string()))?;
+    let labelled = typed
         .metadata
         .annotations
         .as_ref()
         .is_some_and(|a| a.contains_key(names::SKILLS_DIGEST_ANNOTATION));
-    if injected {
+    if labelled && carries_skills(&typed) {
         return Ok(Patch(Vec::new()));
     }
     // Diff against the Pod as typed and serialised again, so that only our changes show (the
     // sender's JSON may order or spell defaults differently).
     let before = serde_json::to_value(&typed).expect("a Pod serialises");
+    if labelled {
+        // Our annotations without our skills: a controller that merges annotations but
+        // replaces the pod spec (kagent's) kept them from a template we attached to. They are
+        // not this Pod's: translate writes them again.
+        if let Some(annotations) = typed.metadata.annotations.as_mut() {
+            annotations.remove(names::SKILLS_DIGEST_ANNOTATION);
+            annotations.remove(names::SKILLS_ANNOTATION);
+        }
+    }
     let mut after = typed;
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
@@ -67,6 +78,22 @@ pub fn inject(
     let mut operations = Vec::new();
     additions(&mut PointerBuf::root(), &before, &after, &mut operations);
     Ok(Patch(operations))
+}
+
+/// Whether `pod` has the skills of some SkillSet: a skill image volume or the fetch init
+/// container (what every delivery adds).
+fn carries_skills(pod: &Pod) -> bool {
+    let Some(spec) = &pod.spec else {
+        return false;
+    };
+    let volumes = spec.volumes.iter().flatten();
+    let inits = spec.init_containers.iter().flatten();
+    volumes
+        .map(|v| v.name.as_str())
+        .any(|name| name.starts_with(names::SKILL_VOLUME_PREFIX) || name == names::SKILLS_VOLUME)
+        || inits
+            .map(|c| c.name.as_str())
+            .any(|name| name == names::FETCH_CONTAINER)
 }
 
 /// The operations that turn `before` into `after`, for an `after` that only adds to `before`
@@ -276,6 +303,37 @@ mod tests {
                 pod["spec"]["containers"][1].get("volumeMounts").is_none(),
                 "{mode:?}: the sidecar is untouched"
             );
+        }
+    }
+
+    /// kagent merges annotations and replaces the spec: its Pods can carry our skills-digest
+    /// with none of our volumes. Those were skipped as "already injected" and got no skills.
+    #[test]
+    fn a_pod_with_our_annotations_but_not_our_skills_gets_them() {
+        let options = Options::new("r.io/skillport@sha256:".to_owned() + &"f".repeat(64));
+        for mode in [Mode::ImageVolume, Mode::InitContainer] {
+            let template = template();
+            let attached =
+                SkillResources::new("tools", &spec(), &resolved(), &template, mode, &options)
+                    .unwrap()
+                    .apply(&template);
+            let mut pod = pod_of(&template);
+            let kept = attached
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .clone()
+                .unwrap();
+            pod["metadata"]["annotations"] = serde_json::to_value(&kept).unwrap();
+            let patch = inject(&pod, "tools", &spec(), &resolved(), mode, &options).unwrap();
+            json_patch::patch(&mut pod, &patch).unwrap();
+            let injected: Pod = serde_json::from_value(pod).unwrap();
+            assert_eq!(
+                injected.spec, attached.spec,
+                "{mode:?}: the skills are added"
+            );
+            assert_eq!(injected.metadata.annotations, Some(kept), "{mode:?}");
         }
     }
 
