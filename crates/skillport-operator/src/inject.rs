@@ -238,15 +238,23 @@ mod tests {
         pod
     }
 
+    fn pinned_options() -> Options {
+        Options::new("r.io/skillport@sha256:".to_owned() + &"f".repeat(64))
+    }
+
+    /// `template` as the `workloadRef` attach gives it the skills.
+    fn attached(template: &PodTemplateSpec, mode: Mode, options: &Options) -> PodTemplateSpec {
+        SkillResources::new("tools", &spec(), &resolved(), template, mode, options)
+            .unwrap()
+            .apply(template)
+    }
+
     #[test]
     fn one_translate_two_doors_the_injected_pod_equals_the_attached_template() {
-        let options = Options::new("r.io/skillport@sha256:".to_owned() + &"f".repeat(64));
+        let options = pinned_options();
         for mode in [Mode::ImageVolume, Mode::InitContainer] {
             let template = template();
-            let attached =
-                SkillResources::new("tools", &spec(), &resolved(), &template, mode, &options)
-                    .unwrap()
-                    .apply(&template);
+            let attached = attached(&template, mode, &options);
             let mut pod = pod_of(&template);
             let patch = inject(&pod, "tools", &spec(), &resolved(), mode, &options).unwrap();
             assert!(!patch.0.is_empty(), "{mode:?}: something to add");
@@ -274,7 +282,7 @@ mod tests {
     /// it) and on the agent.
     #[test]
     fn fields_unknown_to_us_stay_on_their_own_entries() {
-        let options = Options::new("r.io/skillport@sha256:".to_owned() + &"f".repeat(64));
+        let options = pinned_options();
         for mode in [Mode::ImageVolume, Mode::InitContainer] {
             let mut pod = pod_of(&template());
             pod["spec"]["initContainers"] =
@@ -310,13 +318,10 @@ mod tests {
     /// with none of our volumes. Those were skipped as "already injected" and got no skills.
     #[test]
     fn a_pod_with_our_annotations_but_not_our_skills_gets_them() {
-        let options = Options::new("r.io/skillport@sha256:".to_owned() + &"f".repeat(64));
+        let options = pinned_options();
         for mode in [Mode::ImageVolume, Mode::InitContainer] {
             let template = template();
-            let attached =
-                SkillResources::new("tools", &spec(), &resolved(), &template, mode, &options)
-                    .unwrap()
-                    .apply(&template);
+            let attached = attached(&template, mode, &options);
             let mut pod = pod_of(&template);
             let kept = attached
                 .metadata
