@@ -110,6 +110,21 @@ pub struct SkillSetSpec {
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub container: Option<String>,
 
+    /// Environment variables of the agent container that are set to `mountRoot`, for runtimes
+    /// that look for their skills folder in a variable of their own (kagent's reads
+    /// `KAGENT_SKILLS_FOLDER`). `SKILL_FOLDERS` is set in any case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 8),
+        extend("x-kubernetes-list-type" = "set"),
+        extend("x-kubernetes-validations" = [{
+            "rule": "self.all(e, e != 'SKILL_FOLDERS' && e != 'SKILLPORT_INDEX')",
+            "message": "folderEnv must not name SKILL_FOLDERS or SKILLPORT_INDEX, which Skillport sets itself",
+        }]),
+        inner(length(min = 1, max = 128), pattern(r"^[A-Za-z_][A-Za-z0-9_]*$"))
+    )]
+    pub folder_env: Vec<String>,
+
     /// A Deployment or StatefulSet whose pod template the operator attaches the skills to.
     /// Without it, Pods labelled `skillport.dev/skillset: <name>` get them at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -311,9 +326,29 @@ pub struct SkillSetStatus {
     /// to try image volumes again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_volume_failure: Option<ImageVolumeFailure>,
+    /// Another client removed the skills this SkillSet attached to its workload (typically the
+    /// workload's own controller, writing its whole spec as kagent's does). From the second
+    /// removal in a row the skills are not applied again until a wait that doubles with each
+    /// removal; forgotten once the spec or the skills change, or an hour after that wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contention: Option<Contention>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// Who removed a SkillSet's skills from its workload, how often, and when last.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Contention {
+    /// The field manager that wrote the workload last when the skills were found gone.
+    #[schemars(length(max = 128))]
+    pub manager: String,
+    /// Removals in a row (each after an apply of ours).
+    pub removals: u32,
+    /// When the skills were last found gone (RFC 3339).
+    #[schemars(length(max = 64))]
+    pub last_removal: String,
 }
 
 /// Why a SkillSet's image volumes failed, and where.
@@ -392,6 +427,9 @@ pub mod reason {
     pub const WORKLOAD_CLAIMED: &str = "WorkloadClaimed";
     /// The SkillSet's ServiceAccount may not do what attaching needs (RBAC).
     pub const FORBIDDEN: &str = "Forbidden";
+    /// Another client (the workload's controller) keeps removing the skills: not applied again
+    /// for a while.
+    pub const WORKLOAD_CONTESTED: &str = "WorkloadContested";
 }
 
 fn default_mount_root() -> String {

@@ -149,7 +149,10 @@ pub enum TranslateError {
     NoContainers,
     #[error("the pod template already has a {what} named {name:?}")]
     NameTaken { what: &'static str, name: String },
-    #[error("container {container:?} already mounts {theirs}, which overlaps skill mount {ours}")]
+    #[error(
+        "container {container:?} already mounts {theirs}, which overlaps skill mount {ours}; \
+         set spec.mountRoot (or the skill's mountPath) to a folder the container does not use"
+    )]
     MountPathTaken {
         container: String,
         ours: String,
@@ -159,6 +162,8 @@ pub enum TranslateError {
         "skill mounts {first} and {second} overlap: one would be mounted inside the other, read-only"
     )]
     MountsOverlap { first: String, second: String },
+    #[error("spec.folderEnv {name:?}: {reason}")]
+    FolderEnv { name: String, reason: &'static str },
     #[error("the fetch plan is invalid: {reason}")]
     Plan { reason: String },
     #[error("{field} {path:?}: {reason}")]
@@ -267,6 +272,7 @@ impl SkillResources {
                 reason: problem.reason,
             });
         }
+        check_folder_env(&spec.folder_env)?;
         let planned = pin(spec, resolved)?;
         let pod = template.spec.as_ref();
         let containers = pod.map(|pod| pod.containers.as_slice()).unwrap_or_default();
@@ -281,6 +287,9 @@ impl SkillResources {
         resources
             .env
             .push(env(names::SKILL_FOLDERS_ENV, &folders.join(",")));
+        for name in &spec.folder_env {
+            resources.env.push(env(name, &spec.mount_root));
+        }
         if resources.has_index() {
             let index = format!("{}/{}", spec.mount_root, names::INDEX_FILE);
             resources.env.push(env(names::INDEX_ENV, &index));
@@ -439,6 +448,40 @@ impl SkillResources {
         }
         template
     }
+}
+
+/// The CRD's rules for `folderEnv`, for the doors that do not pass the API server (`render`):
+/// at most 8 names, each an environment variable name, none twice, none of ours.
+fn check_folder_env(names_given: &[String]) -> Result<(), TranslateError> {
+    let refuse = |name: &str, reason| {
+        Err(TranslateError::FolderEnv {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if let Some(ninth) = names_given.get(8) {
+        return refuse(ninth, "at most 8 names");
+    }
+    for (index, name) in names_given.iter().enumerate() {
+        let mut chars = name.chars();
+        let first = chars.next();
+        let valid = name.len() <= 128
+            && first.is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return refuse(
+                name,
+                "not an environment variable name (letters, digits and _, not starting with a digit)",
+            );
+        }
+        if name == names::SKILL_FOLDERS_ENV || name == names::INDEX_ENV {
+            return refuse(name, "Skillport sets this one itself");
+        }
+        if names_given[..index].contains(name) {
+            return refuse(name, "named twice");
+        }
+    }
+    Ok(())
 }
 
 /// Whether two absolute paths are equal or one is inside the other.
@@ -732,5 +775,113 @@ mod tests {
             reference,
             Some(format!("r.io:5000/skills/a@{}", digest('c')))
         );
+    }
+
+    fn translate_with(
+        spec: &SkillSetSpec,
+        template: &PodTemplateSpec,
+        mode: Mode,
+    ) -> Result<SkillResources, TranslateError> {
+        let resolved = [ResolvedSkill {
+            name: "pdf".into(),
+            digest: Some(digest('a')),
+            ..ResolvedSkill::default()
+        }];
+        SkillResources::new("s", spec, &resolved, template, mode, &Options::new("sp:1"))
+    }
+
+    #[test]
+    fn folder_env_gives_each_named_variable_the_mount_root() {
+        let spec = spec(serde_json::json!({
+            "skills": [{"name": "pdf", "image": "r.io/pdf:1"}],
+            "mountRoot": "/agent/skills",
+            "folderEnv": ["KAGENT_SKILLS_FOLDER", "MY_SKILLS"],
+        }));
+        for mode in [Mode::ImageVolume, Mode::InitContainer] {
+            let resources = translate_with(&spec, &template(), mode).expect("translates");
+            let value = |name: &str| {
+                resources
+                    .env
+                    .iter()
+                    .find(|e| e.name == name)
+                    .and_then(|e| e.value.clone())
+            };
+            assert_eq!(
+                value("KAGENT_SKILLS_FOLDER").as_deref(),
+                Some("/agent/skills")
+            );
+            assert_eq!(value("MY_SKILLS").as_deref(), Some("/agent/skills"));
+            assert_eq!(value("SKILL_FOLDERS").as_deref(), Some("/agent/skills/pdf"));
+        }
+    }
+
+    #[test]
+    fn folder_env_refuses_what_the_crd_refuses_and_a_variable_the_container_sets() {
+        let with = |names: serde_json::Value| {
+            spec(serde_json::json!({
+                "skills": [{"name": "pdf", "image": "r.io/pdf:1"}],
+                "folderEnv": names,
+            }))
+        };
+        for (names, why) in [
+            (serde_json::json!(["SKILL_FOLDERS"]), "sets this one itself"),
+            (
+                serde_json::json!(["1ABC"]),
+                "not an environment variable name",
+            ),
+            (
+                serde_json::json!(["A-B"]),
+                "not an environment variable name",
+            ),
+            (serde_json::json!(["A", "A"]), "named twice"),
+            (
+                serde_json::json!(["A", "B", "C", "D", "E", "F", "G", "H", "I"]),
+                "at most 8",
+            ),
+        ] {
+            let err = translate_with(&with(names.clone()), &template(), Mode::ImageVolume)
+                .expect_err("refused");
+            assert!(err.to_string().contains(why), "{names}: {err}");
+        }
+        let agent_sets_it: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "spec": {"containers": [{"name": "agent", "image": "a:1",
+                "env": [{"name": "KAGENT_SKILLS_FOLDER", "value": "/skills"}]}]},
+        }))
+        .unwrap();
+        let err = translate_with(
+            &with(serde_json::json!(["KAGENT_SKILLS_FOLDER"])),
+            &agent_sets_it,
+            Mode::InitContainer,
+        )
+        .expect_err("refused");
+        assert_eq!(
+            err,
+            TranslateError::NameTaken {
+                what: "environment variable",
+                name: "KAGENT_SKILLS_FOLDER".into()
+            }
+        );
+    }
+
+    /// kagent's own `spec.skills` mounts an `emptyDir` at `/skills`, our default `mountRoot`.
+    #[test]
+    fn a_mount_root_the_container_already_mounts_is_refused_in_both_modes() {
+        let kagent: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "spec": {"containers": [{"name": "kagent", "image": "a:1",
+                "volumeMounts": [{"name": "kagent-skills", "mountPath": "/skills"}]}]},
+        }))
+        .unwrap();
+        let spec = spec(serde_json::json!({"skills": [{"name": "pdf", "image": "r.io/pdf:1"}]}));
+        for mode in [Mode::ImageVolume, Mode::InitContainer] {
+            let err = translate_with(&spec, &kagent, mode).expect_err("refused");
+            assert!(
+                matches!(&err, TranslateError::MountPathTaken { theirs, .. } if theirs == "/skills"),
+                "{mode:?}: {err}"
+            );
+            assert!(
+                err.to_string().contains("mountRoot"),
+                "says what to change: {err}"
+            );
+        }
     }
 }
