@@ -43,6 +43,11 @@ pub fn field_manager(name: &str) -> String {
     format!("{}-{hash}", &whole[..MAX - 9])
 }
 
+/// Whether field manager `manager` is the operator's or a SkillSet's.
+pub fn is_ours(manager: &str) -> bool {
+    manager == FIELD_MANAGER || manager.starts_with(SKILL_SET_MANAGER_PREFIX)
+}
+
 /// The SkillSets other than the one with field manager `manager` that have applied fields to the
 /// object with `entries` (their names, from their field managers; cut ones as they are).
 pub fn other_skill_sets(entries: &[ManagedFieldsEntry], manager: &str) -> Vec<String> {

@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt as _;
 use serde_json::{Value, json};
 
+use super::contention::{self, Seen};
 use super::resolve::ResolveFailure;
 use super::status::{self, Transition};
 use crate::api::{
@@ -91,6 +93,8 @@ pub struct Facts<'a> {
     /// The workload named, when `workloadRef` names one.
     pub workload: Option<Workload>,
     pub options: &'a Options,
+    /// For the contention's times.
+    pub now: Timestamp,
 }
 
 /// A status being made: conditions set on it say which changed (each change is an Event).
@@ -175,6 +179,8 @@ pub fn decide(facts: Facts<'_>) -> Decision {
     let skill_set = facts.skill_set;
     let spec = &skill_set.spec;
     let mut outcome = Outcome::new(facts.before, skill_set.metadata.generation);
+    // Said again only by an attach to the workload it concerns.
+    outcome.status.contention = None;
 
     // 1. The skills.
     let (requeue, resolve_failure) = pin(&mut outcome, facts.before, facts.resolution);
@@ -250,6 +256,7 @@ pub fn decide(facts: Facts<'_>) -> Decision {
             named,
             workload,
             facts.options,
+            facts.now,
         )
     } else {
         inject(&mut decision, skill_set, facts.before, facts.options);
@@ -342,32 +349,14 @@ fn attach(
     named: &WorkloadRef,
     workload: Workload,
     options: &Options,
+    now: Timestamp,
 ) -> Option<Duration> {
     let outcome = &mut decision.placed;
     let spec = &skill_set.spec;
     let namespace = skill_set.namespace().unwrap_or_default();
-    let live = match workload {
-        Workload::Missing => {
-            outcome.not_ready(
-                reason::WORKLOAD_NOT_FOUND,
-                &format!(
-                    "{} {:?} is not in namespace {namespace:?}; the skills are attached when it \
-                     is created",
-                    named.kind.as_str(),
-                    named.name
-                ),
-            );
-            return Some(RETRY_LATER);
-        }
-        Workload::Forbidden(message) => {
-            outcome.not_ready(reason::FORBIDDEN, &message);
-            return Some(RETRY_LATER);
-        }
-        Workload::Claimed(others) => {
-            outcome.not_ready(reason::WORKLOAD_CLAIMED, &claimed(named, &others));
-            return Some(RETRY_LATER);
-        }
-        Workload::Live(live) => live,
+    let live = match live_or_why(outcome, named, workload, &namespace) {
+        Ok(live) => live,
+        Err(retry) => return Some(retry),
     };
     let template = match serde_json::from_value::<PodTemplateSpec>(
         live.object
@@ -401,9 +390,30 @@ fn attach(
         }
     };
     outcome.status.plan_config_map = resources.plan.as_ref().map(|p| p.name.clone());
-    decision.plan = plan_step(before, resources.plan.clone());
+    outcome.status.workload = Some(named.clone());
+    outcome.status.delivery = Some(decision.mode.delivery());
     let body = attach::apply_body(named.kind, &namespace, &named.name, &resources);
-    if !attach::is_current(&live.object, &live.owned, &Owned::of(&resources), &body) {
+    let current = attach::is_current(&live.object, &live.owned, &Owned::of(&resources), &body);
+    let judged = contention::judge(&Seen {
+        before,
+        named,
+        unchanged: before.observed_generation == outcome.generation
+            && before.skills == outcome.status.skills
+            && before.delivery == outcome.status.delivery
+            && before.plan_config_map == outcome.status.plan_config_map,
+        current,
+        live: &live.object,
+        now,
+    });
+    outcome.status.contention.clone_from(&judged.contention);
+    if let (Some(wait), Some(contention)) = (judged.hold, &judged.contention) {
+        // Nothing is written to the workload (what of ours is left there stays until release).
+        let message = contention::held_message(named, &name, contention, &live.object);
+        outcome.not_ready(reason::WORKLOAD_CONTESTED, &message);
+        return Some(wait);
+    }
+    decision.plan = plan_step(before, resources.plan.clone());
+    if !current {
         decision.apply = Some(Apply {
             workload: named.clone(),
             manager: attach::field_manager(&name),
@@ -412,14 +422,19 @@ fn attach(
             resources,
         });
     }
-    outcome.status.workload = Some(named.clone());
-    outcome.status.delivery = Some(decision.mode.delivery());
+    // A controlled workload is attached all the same; its controller may take the skills off.
+    let watched = contention::controller(&live.object).map_or_else(String::new, |owner| {
+        format!(
+            "; its controller is {owner}: should it remove the skills, this SkillSet stops and \
+             says so"
+        )
+    });
     outcome.set(
         condition::READY,
         true,
         reason::APPLIED,
         &format!(
-            "{} skills attached to {} {:?} ({})",
+            "{} skills attached to {} {:?} ({}){watched}",
             spec.skills.len(),
             named.kind.as_str(),
             named.name,
@@ -427,6 +442,39 @@ fn attach(
         ),
     );
     None
+}
+
+/// The workload when it is there to attach to; else the reason is said on `outcome`, and when
+/// to look again.
+fn live_or_why(
+    outcome: &mut Outcome,
+    named: &WorkloadRef,
+    workload: Workload,
+    namespace: &str,
+) -> Result<LiveWorkload, Duration> {
+    match workload {
+        Workload::Missing => {
+            outcome.not_ready(
+                reason::WORKLOAD_NOT_FOUND,
+                &format!(
+                    "{} {:?} is not in namespace {namespace:?}; the skills are attached when it \
+                     is created",
+                    named.kind.as_str(),
+                    named.name
+                ),
+            );
+            Err(RETRY_LATER)
+        }
+        Workload::Forbidden(message) => {
+            outcome.not_ready(reason::FORBIDDEN, &message);
+            Err(RETRY_LATER)
+        }
+        Workload::Claimed(others) => {
+            outcome.not_ready(reason::WORKLOAD_CLAIMED, &claimed(named, &others));
+            Err(RETRY_LATER)
+        }
+        Workload::Live(live) => Ok(live),
+    }
 }
 
 /// The API server dropped the image volumes just applied to `workload` (its feature gate is
@@ -569,6 +617,7 @@ mod tests {
             image_volume_failure: None,
             workload: None,
             options,
+            now: "2026-12-06T10:00:00Z".parse().unwrap(),
         }
     }
 
@@ -746,6 +795,48 @@ mod tests {
             assert_eq!(decision.plan, PlanStep::Keep, "{why}");
             assert_eq!(decision.requeue, RETRY_LATER, "{why}");
         }
+    }
+
+    /// A controller that writes the whole spec (kagent's) takes the skills off after each apply.
+    #[test]
+    fn skills_removed_twice_by_another_client_stop_the_applies() {
+        let options = Options::new("init");
+        let spec = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "agent"}}),
+            1,
+        );
+        let mut taken_off = deployment("agent");
+        taken_off.object["metadata"]["managedFields"] = json!([{"manager": "kagent-controller", "operation": "Update", "time": "2026-12-06T09:59:59Z"}]);
+        let mut status = SkillSetStatus::default();
+        let mut applies = 0;
+        for round in 0..4 {
+            let mut these = facts(&spec, &status, &options);
+            these.workload = Some(Workload::Live(taken_off.clone()));
+            let decision = decide(these);
+            applies += usize::from(decision.apply.is_some());
+            status = decision.placed.status.clone();
+            if round < 2 {
+                assert_eq!(ready(&decision.placed).1, reason::APPLIED, "round {round}");
+            } else {
+                assert_eq!(ready(&decision.placed).1, reason::WORKLOAD_CONTESTED);
+                assert_eq!(decision.requeue, Duration::from_secs(600));
+                assert_eq!(decision.plan, PlanStep::Keep);
+            }
+        }
+        assert_eq!(
+            applies, 2,
+            "the first apply, and one to put a removal right"
+        );
+        let contention = status.contention.expect("recorded");
+        assert_eq!(
+            (contention.manager.as_str(), contention.removals),
+            ("kagent-controller", 2)
+        );
+        assert_eq!(
+            status.workload,
+            Some(named("agent")),
+            "released only when left"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`resolve`]; the API server's capabilities in [`capability`].
 
 pub mod capability;
+mod contention;
 mod decide;
 mod events;
 pub mod metrics;

@@ -163,6 +163,7 @@ async fn gather<'a>(
         image_volume_failure,
         workload,
         options: &ctx.options,
+        now: k8s_openapi::jiff::Timestamp::now(),
     };
     Ok((facts, resolved_now))
 }
