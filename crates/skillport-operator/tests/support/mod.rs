@@ -229,15 +229,17 @@ pub async fn install_with(cluster: &Cluster, webhook: Option<&WebhookAt<'_>>) {
         Err(kube::Error::Api(status)) if status.code == 409 => {}
         Err(err) => panic!("creating skillport-system/default: {err}"),
     }
-    let crds: Api<CustomResourceDefinition> = Api::all(cluster.client());
+    wait_established(&cluster.client(), "skillsets.skillport.dev").await;
+}
+
+/// Waits until CRD `name` is established, for 30 s at most.
+pub async fn wait_established(client: &kube::Client, name: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     wait_for(
-        "the CRD is established",
+        &format!("CRD {name} is established"),
         Duration::from_secs(30),
         || async {
-            let crd = crds
-                .get("skillsets.skillport.dev")
-                .await
-                .map_err(|e| e.to_string())?;
+            let crd = crds.get(name).await.map_err(|e| e.to_string())?;
             let established = crd
                 .status
                 .and_then(|s| s.conditions)
