@@ -330,8 +330,10 @@ pub fn is_current(live: &Value, owned: &Owned, desired: &Owned, body: &Value) ->
     owned == desired && contains(live, body)
 }
 
-/// Whether `part` is in `whole`: objects key by key, associative lists (items with a `name` or
-/// `mountPath`) item by key in any order, other lists item by item.
+/// Whether `part` is in `whole`: objects key by key, associative lists (items with a `mountPath`
+/// or a `name`: the API's merge keys) item by key in any order, other lists item by item. A
+/// volume mount is keyed by its path, not its volume's name: two mounts of one volume (the
+/// skills folder and a skill's own `subPath`) are two items.
 pub fn contains(whole: &Value, part: &Value) -> bool {
     match (whole, part) {
         (Value::Object(whole), Value::Object(part)) => part.iter().all(|(key, value)| {
@@ -341,7 +343,7 @@ pub fn contains(whole: &Value, part: &Value) -> bool {
         }),
         (Value::Array(whole), Value::Array(part)) => {
             let key_of = |item: &Value| {
-                ["name", "mountPath"]
+                ["mountPath", "name"]
                     .iter()
                     .find_map(|key| item.get(*key).map(|value| (*key, value.clone())))
             };
@@ -378,6 +380,21 @@ mod tests {
             fields_v1: Some(FieldsV1(fields)),
             ..ManagedFieldsEntry::default()
         }
+    }
+
+    #[test]
+    fn two_mounts_of_one_volume_are_two_items() {
+        let mounts = json!([
+            {"name": "skillport-skills", "mountPath": "/skills", "readOnly": true},
+            {"name": "skillport-skills", "mountPath": "/opt/review", "subPath": "review"},
+        ]);
+        let reordered = json!([mounts[1].clone(), mounts[0].clone()]);
+        assert!(contains(&reordered, &mounts));
+        let other_sub_path = json!([
+            mounts[0].clone(),
+            {"name": "skillport-skills", "mountPath": "/opt/review", "subPath": "pdf"},
+        ]);
+        assert!(!contains(&other_sub_path, &mounts));
     }
 
     #[test]

@@ -43,13 +43,17 @@ fn static_skillport() -> PathBuf {
 }
 
 /// An agent Deployment (host network: the test node has no CNI) whose container prints each
-/// folder of `SKILL_FOLDERS` (its SKILL.md, whether it can write there) and the index, then
-/// `DONE`, then waits.
+/// folder of `SKILL_FOLDERS` (its SKILL.md, whether it can write there), each folder under
+/// `KAGENT_SKILLS_FOLDER` (as kagent's runtime looks for skills) and the index; then `DONE`,
+/// then waits.
 fn agent_deployment(node: &Node, name: &str) -> Value {
     let script = "echo \"FOLDERS=$SKILL_FOLDERS\"; IFS=,; for f in $SKILL_FOLDERS; do \
          echo \"== $f\"; cat \"$f/SKILL.md\"; \
          if touch \"$f/written\" 2>/dev/null; then echo WRITABLE; else echo READONLY; fi; done; \
-         unset IFS; echo '== index'; cat \"$SKILLPORT_INDEX\"; echo; echo DONE; sleep 3600";
+         unset IFS; \
+         if [ -n \"$KAGENT_SKILLS_FOLDER\" ]; then for d in \"$KAGENT_SKILLS_FOLDER\"/*/; do \
+         echo \"kagent finds $d: $(grep '^name:' \"$d/SKILL.md\")\"; done; fi; \
+         echo '== index'; cat \"$SKILLPORT_INDEX\"; echo; echo DONE; sleep 3600";
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -241,6 +245,7 @@ async fn node_agents_read_their_skills_in_both_modes_and_roll_on_a_moved_tag() {
         let spec = json!({
             "workloadRef": {"kind": "Deployment", "name": name},
             "delivery": delivery,
+            "folderEnv": ["KAGENT_SKILLS_FOLDER"],
         });
         skill_sets
             .create(&PostParams::default(), &skill_set(name, &host, &spec))
@@ -253,6 +258,16 @@ async fn node_agents_read_their_skills_in_both_modes_and_roll_on_a_moved_tag() {
     let (iv, ic) = tokio::join!(agent_logs(&node, "iv"), agent_logs(&node, "ic"));
     check_agent("image volumes", &iv, "first body", &pdf_1);
     check_agent("init container", &ic, "first body", &pdf_1);
+    // folderEnv: a runtime that reads its own variable (kagent's) finds the skills under the
+    // root; review is mounted elsewhere, and the init container's folder holds it too.
+    assert!(iv.contains("kagent finds /skills/pdf/: name: pdf"), "{iv}");
+    assert!(!iv.contains("kagent finds /skills/review/"), "{iv}");
+    for skill in ["pdf", "review"] {
+        assert!(
+            ic.contains(&format!("kagent finds /skills/{skill}/: name: {skill}")),
+            "{ic}"
+        );
+    }
     fetch_gets_no_token(&node, "ic").await;
 
     // The tag moves: both Deployments roll, and the new Pods read the new content.

@@ -53,6 +53,9 @@ pub struct Seen<'a> {
     pub unchanged: bool,
     /// The workload holds all of it.
     pub current: bool,
+    /// Items this SkillSet applied are no longer its own on the workload: another field manager
+    /// removed them (what server-side apply does to a removed field's owners).
+    pub lost: bool,
     /// The workload as read.
     pub live: &'a Value,
     pub now: Timestamp,
@@ -81,7 +84,7 @@ pub fn judge(seen: &Seen<'_>) -> Judged {
             hold: None,
         };
     }
-    if seen.unchanged && attached {
+    if seen.unchanged && attached && seen.lost {
         let removals = prior.map_or(0, |c| c.removals).saturating_add(1);
         let hold = (removals >= 2).then(|| wait(removals));
         let contention = Contention {
@@ -247,6 +250,7 @@ mod tests {
             named: &named(),
             unchanged,
             current,
+            lost: !current,
             live: &live(),
             now: at(now),
         })
@@ -304,6 +308,28 @@ mod tests {
             "2026-12-06T10:10:01Z",
         );
         assert_eq!(again.hold, Some(Duration::from_secs(1200)));
+    }
+
+    #[test]
+    fn a_difference_that_takes_nothing_from_us_is_no_removal() {
+        let mut seen = Seen {
+            before: &before(reason::APPLIED, None),
+            named: &named(),
+            unchanged: true,
+            current: false,
+            lost: false,
+            live: &live(),
+            now: at("2026-12-06T10:00:00Z"),
+        };
+        assert_eq!(
+            judge(&seen),
+            Judged {
+                contention: None,
+                hold: None
+            }
+        );
+        seen.lost = true;
+        assert!(judge(&seen).contention.is_some());
     }
 
     #[test]

@@ -393,7 +393,8 @@ fn attach(
     outcome.status.workload = Some(named.clone());
     outcome.status.delivery = Some(decision.mode.delivery());
     let body = attach::apply_body(named.kind, &namespace, &named.name, &resources);
-    let current = attach::is_current(&live.object, &live.owned, &Owned::of(&resources), &body);
+    let desired = Owned::of(&resources);
+    let current = attach::is_current(&live.object, &live.owned, &desired, &body);
     let judged = contention::judge(&Seen {
         before,
         named,
@@ -402,6 +403,7 @@ fn attach(
             && before.delivery == outcome.status.delivery
             && before.plan_config_map == outcome.status.plan_config_map,
         current,
+        lost: !desired.items.is_subset(&live.owned.items),
         live: &live.object,
         now,
     });
