@@ -345,6 +345,9 @@ pub struct Contention {
     #[schemars(length(max = 128))]
     pub manager: String,
     /// Removals in a row (each after an apply of ours).
+    // Not `minimum: 0`: the CRD's types hold it as a float, which Helm and kustomize print
+    // differently.
+    #[schemars(with = "i32", extend("x-kubernetes-validations" = [{"rule": "self >= 0", "message": "removals must not be negative"}]))]
     pub removals: u32,
     /// When the skills were last found gone (RFC 3339).
     #[schemars(length(max = 64))]
