@@ -3,8 +3,8 @@
 //! webhook (issue 13), which serves it. One translate, two doors: the Pod's spec after the patch
 //! is exactly the pod template the attach would produce for the same SkillSet.
 //!
-//! A Pod that already carries `skillport.dev/skills-digest` and the skills (a skill volume or
-//! the fetch init container) was injected before, or belongs to a workload the operator attached
+//! A Pod that already carries `skillport.dev/skills-digest` and the skills (our volumes, mounted
+//! in a container, and the fetch init container where it fills them) was injected before, or belongs to a workload the operator attached
 //! to: it gets an empty patch, so injecting twice changes nothing. One with the annotation and no
 //! skills (a controller merged the annotations of a template we attached to but replaced its
 //! spec, as kagent's does) gets them.
@@ -86,14 +86,31 @@ fn carries_skills(pod: &Pod) -> bool {
     let Some(spec) = &pod.spec else {
         return false;
     };
-    let volumes = spec.volumes.iter().flatten();
-    let inits = spec.init_containers.iter().flatten();
-    volumes
-        .map(|v| v.name.as_str())
-        .any(|name| name.starts_with(names::SKILL_VOLUME_PREFIX) || name == names::SKILLS_VOLUME)
-        || inits
-            .map(|c| c.name.as_str())
-            .any(|name| name == names::FETCH_CONTAINER)
+    let ours = |volume: &str| {
+        volume.starts_with(names::SKILL_VOLUME_PREFIX)
+            || volume == names::SKILLS_VOLUME
+            || volume == names::INDEX_VOLUME
+    };
+    // The skills' volumes, mounted in a container, and filled where they are filled: a Pod
+    // holding only some of it (a controller that kept the volumes but replaced the containers)
+    // is injected again, which refuses it by name rather than pass it without skills.
+    let has_volume = spec.volumes.iter().flatten().any(|v| ours(&v.name));
+    let mounted = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .any(|m| ours(&m.name));
+    let fetches = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == names::FETCH_CONTAINER);
+    let needs_fetch = spec
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name == names::SKILLS_VOLUME);
+    has_volume && mounted && (fetches || !needs_fetch)
 }
 
 /// The operations that turn `before` into `after`, for an `after` that only adds to `before`
@@ -339,6 +356,27 @@ mod tests {
                 "{mode:?}: the skills are added"
             );
             assert_eq!(injected.metadata.annotations, Some(kept), "{mode:?}");
+        }
+    }
+
+    /// A controller that kept our volumes but replaced the containers: not taken for injected.
+    #[test]
+    fn a_pod_with_our_volumes_but_not_our_mounts_is_not_passed_as_injected() {
+        let options = pinned_options();
+        for mode in [Mode::ImageVolume, Mode::InitContainer] {
+            let template = template();
+            let attached = attached(&template, mode, &options);
+            let mut pod = pod_of(&attached);
+            pod["spec"]["containers"] = pod_of(&template)["spec"]["containers"].clone();
+            let err = inject(&pod, "tools", &spec(), &resolved(), mode, &options)
+                .expect_err("translate refuses the half-injected Pod by name");
+            assert!(err.to_string().contains("already has a"), "{mode:?}: {err}");
+            let whole = pod_of(&attached);
+            let patch = inject(&whole, "tools", &spec(), &resolved(), mode, &options).unwrap();
+            assert!(
+                patch.0.is_empty(),
+                "{mode:?}: a whole injected Pod is left alone"
+            );
         }
     }
 
