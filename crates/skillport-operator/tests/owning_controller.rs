@@ -36,7 +36,7 @@ const AGENT: &str = "k8s-agent";
 const KAGENT_MANAGER: &str = "kagent-controller";
 
 struct World {
-    _cluster: Cluster,
+    cluster: Cluster,
     admin: kube::Client,
     host: String,
     deployments: Api<Deployment>,
@@ -69,16 +69,19 @@ async fn a_controller_that_writes_the_whole_spec_is_not_fought() {
         .await
         .unwrap();
     let kagent = tokio::spawn(kagent(admin.clone()));
-    let mut config = config(&registry);
-    config.webhook = Some(webhook.serving.clone());
-    let operator = Operator::run(&cluster, config).await;
+    let operator_config = || {
+        let mut config = config(&registry);
+        config.webhook = Some(webhook.serving.clone());
+        config
+    };
+    let operator = Operator::run(&cluster, operator_config()).await;
     let w = World {
         host: registry.host(),
         deployments: Api::namespaced(admin.clone(), NAMESPACE),
         skill_sets: Api::namespaced(admin.clone(), NAMESPACE),
         agents,
         admin,
-        _cluster: cluster,
+        cluster,
     };
     wait_for(
         "kagent makes the Agent's Deployment",
@@ -94,9 +97,18 @@ async fn a_controller_that_writes_the_whole_spec_is_not_fought() {
     )
     .await;
 
-    let stale = workload_ref_settles_not_ready(&w).await;
+    let operator = std::cell::RefCell::new(Some(operator));
+    let cluster = &w.cluster;
+    let stale = workload_ref_settles_not_ready(&w, || async {
+        let running = operator.borrow_mut().take().unwrap();
+        running.stop().await;
+        let started = Operator::run(cluster, operator_config()).await;
+        *operator.borrow_mut() = Some(started);
+    })
+    .await;
     label_door_delivers(&w, &stale).await;
-    operator.stop().await;
+    let running = operator.borrow_mut().take().unwrap();
+    running.stop().await;
     kagent.abort();
 }
 
@@ -104,7 +116,10 @@ async fn a_controller_that_writes_the_whole_spec_is_not_fought() {
 /// `Ready=False` naming kagent's field manager and the Agent, and the Deployment's generation
 /// stays put. Returns the skills-digest annotation left on the template (kagent merges
 /// annotations, so it keeps ours while dropping the rest).
-async fn workload_ref_settles_not_ready(w: &World) -> String {
+async fn workload_ref_settles_not_ready<F: Future<Output = ()>>(
+    w: &World,
+    restart: impl FnOnce() -> F,
+) -> String {
     let spec = json!({
         "workloadRef": {"kind": "Deployment", "name": AGENT},
         "container": "kagent",
@@ -137,20 +152,33 @@ async fn workload_ref_settles_not_ready(w: &World) -> String {
         "contested: who removed the skills, how often"
     );
     let generation = |deployment: &Deployment| deployment.metadata.generation.unwrap();
-    let settled = w.deployments.get(AGENT).await.unwrap();
+    let versions = || async {
+        let deployment = w.deployments.get(AGENT).await.unwrap();
+        let tools = w.skill_sets.get("tools").await.unwrap();
+        (
+            deployment.metadata.resource_version.clone(),
+            tools.metadata.resource_version,
+            generation(&deployment),
+        )
+    };
+    let settled = versions().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let later = w.deployments.get(AGENT).await.unwrap();
     assert_eq!(
-        generation(&later),
-        generation(&settled),
-        "contested: nobody writes the Deployment's spec any more"
+        versions().await,
+        settled,
+        "contested: nobody writes the Deployment or the SkillSet any more"
     );
-    // Created (1), two applies of ours and kagent's two writes back.
-    assert!(
-        generation(&later) <= 6,
-        "contested: settled within a few writes, not {}",
-        generation(&later)
+    // Created (1), an apply of ours, kagent's write back, our one repair, kagent's write back.
+    assert_eq!(settled.2, 5, "contested: settled within two applies");
+    // A new operator (a restart, a new leader) reads the count from status: no new fight.
+    restart().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        versions().await,
+        settled,
+        "contested: a restarted operator holds off too"
     );
+    let later = w.deployments.get(AGENT).await.unwrap();
     assert!(
         volume_reference(&later, "skill-pdf").is_none(),
         "contested: kagent's spec stands"

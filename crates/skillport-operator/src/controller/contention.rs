@@ -10,17 +10,20 @@
 //! set alone (those that patch or apply, Argo Rollouts' `workloadRef`), and an owner reference
 //! cannot tell the two kinds apart; what the live object holds after our apply can.
 //!
-//! The rule: the skills are found gone although nothing of ours changed since the apply that
-//! made the SkillSet `Ready` — another client removed them. The first removal is put right (a
-//! `kubectl replace` or a GitOps sync of a manifest without them is a one-off). From the second in
-//! a row the SkillSet holds: `Ready=False`, reason `WorkloadContested`, no apply for a wait that
-//! doubles with each removal ([`wait`]); after the wait it tries once more. The count is kept in
-//! `status.contention` (a restart or a new leader does not start the fight again), and forgotten
-//! when the SkillSet or its skills change, or once the skills stayed an hour past the wait.
+//! The rule: pod-level items our field manager applied (the skills' volumes, our init
+//! containers) are no longer ours, although nothing of ours changed since the apply that made
+//! the SkillSet `Ready` — another client removed them. The first removal is put right (a
+//! `kubectl replace` or a GitOps sync of a manifest without them is a one-off). A second within
+//! a few minutes ([`IN_A_ROW`]) makes the SkillSet hold: `Ready=False`, reason
+//! `WorkloadContested`, no apply for a wait that doubles with each removal ([`wait`]); after the
+//! wait it tries once more, and a removal right after that holds longer. The count is kept in
+//! `status.contention` (a restart or a new leader does not start the fight again, nor does a
+//! failed step or a moved tag), and forgotten with a new generation of the SkillSet, another
+//! workload, or once the skills stayed a few minutes past the wait.
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
 use super::status;
@@ -30,8 +33,10 @@ use crate::api::{Contention, SkillSetStatus, WorkloadRef, condition, reason};
 const FIRST_WAIT: Duration = Duration::from_secs(10 * 60);
 /// The longest wait.
 const MAX_WAIT: Duration = Duration::from_secs(6 * 60 * 60);
-/// How long after its wait a contention is forgotten while the skills stay.
-const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
+/// How long after its wait a removal still counts as one more in a row (kagent's controller
+/// takes the skills off within milliseconds of an apply); a contention is forgotten after it
+/// while the skills stay.
+const IN_A_ROW: Duration = Duration::from_secs(5 * 60);
 
 /// How long the skills are not applied after `removals` removals in a row: none after the first,
 /// then 10 min doubling to 6 h.
@@ -44,18 +49,35 @@ pub fn wait(removals: u32) -> Duration {
         .min(MAX_WAIT)
 }
 
+/// What changed of the SkillSet since its status was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ours {
+    /// Nothing: what would be applied now is what was applied last.
+    Same,
+    /// Its skills, delivery or plan (a moved tag, a fallback), not its spec.
+    Resolved,
+    /// Its spec: a new generation.
+    Spec,
+}
+
+/// What the workload holds of what the SkillSet applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// All of it, as applied.
+    All,
+    /// Less: items it applied are no longer its own (another field manager removed them,
+    /// which is what server-side apply does to a removed field's owners).
+    Taken,
+    /// Not all of it, but nothing was taken (what is to be applied is new).
+    Differs,
+}
+
 /// What the SkillSet knows of the workload it is attached to.
 pub struct Seen<'a> {
     pub before: &'a SkillSetStatus,
     pub named: &'a WorkloadRef,
-    /// What would be applied now is what was applied last (same generation, skills, delivery
-    /// and plan).
-    pub unchanged: bool,
-    /// The workload holds all of it.
-    pub current: bool,
-    /// Items this SkillSet applied are no longer its own on the workload: another field manager
-    /// removed them (what server-side apply does to a removed field's owners).
-    pub lost: bool,
+    pub ours: Ours,
+    pub holds: Holds,
     /// The workload as read.
     pub live: &'a Value,
     pub now: Timestamp,
@@ -71,21 +93,29 @@ pub struct Judged {
 /// Judges what the workload holds against what the SkillSet applied before.
 pub fn judge(seen: &Seen<'_>) -> Judged {
     let before = seen.before;
-    let prior = before.contention.clone().filter(|_| seen.unchanged);
-    let ready = status::get(&before.conditions, condition::READY);
     let on_it = before.workload.as_ref() == Some(seen.named);
+    // A new generation is the user's new attempt; a moved tag is not.
+    let prior = before
+        .contention
+        .clone()
+        .filter(|_| on_it && seen.ours != Ours::Spec);
+    let ready = status::get(&before.conditions, condition::READY);
     let attached =
         on_it && ready.is_some_and(|c| c.status == "True" && c.reason == reason::APPLIED);
     let holding = on_it && ready.is_some_and(|c| c.reason == reason::WORKLOAD_CONTESTED);
-    if seen.current {
-        let contention = prior.filter(|c| since(c, seen.now) < wait(c.removals) + FORGET_AFTER);
+    // Within its wait and a few minutes more, a removal follows the last one "in a row".
+    let recent = |c: &Contention| since(c, seen.now) < wait(c.removals) + IN_A_ROW;
+    if seen.holds == Holds::All {
         return Judged {
-            contention,
+            contention: prior.filter(recent),
             hold: None,
         };
     }
-    if seen.unchanged && attached && seen.lost {
-        let removals = prior.map_or(0, |c| c.removals).saturating_add(1);
+    if seen.ours == Ours::Same && attached && seen.holds == Holds::Taken {
+        let removals = prior
+            .filter(recent)
+            .map_or(0, |c| c.removals)
+            .saturating_add(1);
         let hold = (removals >= 2).then(|| wait(removals));
         let contention = Contention {
             manager: writer(seen.live),
@@ -110,14 +140,16 @@ pub fn judge(seen: &Seen<'_>) -> Judged {
     }
 }
 
-/// How long ago the last removal was (as long as can be when its time does not parse).
+/// How long ago the last removal was (as long as can be when its time does not parse or is
+/// ahead of `now`: a skewed clock or an edited status must not stretch a hold).
 fn since(contention: &Contention, now: Timestamp) -> Duration {
     contention
         .last_removal
         .parse::<Timestamp>()
+        .ok()
+        .filter(|last| *last <= now)
         .map_or(Duration::MAX, |last| {
-            Duration::try_from(now.duration_since(last).max(SignedDuration::ZERO))
-                .unwrap_or(Duration::MAX)
+            Duration::try_from(now.duration_since(last)).unwrap_or(Duration::MAX)
         })
 }
 
@@ -248,9 +280,12 @@ mod tests {
         judge(&Seen {
             before,
             named: &named(),
-            unchanged,
-            current,
-            lost: !current,
+            ours: if unchanged {
+                Ours::Same
+            } else {
+                Ours::Resolved
+            },
+            holds: if current { Holds::All } else { Holds::Taken },
             live: &live(),
             now: at(now),
         })
@@ -315,9 +350,8 @@ mod tests {
         let mut seen = Seen {
             before: &before(reason::APPLIED, None),
             named: &named(),
-            unchanged: true,
-            current: false,
-            lost: false,
+            ours: Ours::Same,
+            holds: Holds::Differs,
             live: &live(),
             now: at("2026-12-06T10:00:00Z"),
         };
@@ -328,45 +362,98 @@ mod tests {
                 hold: None
             }
         );
-        seen.lost = true;
+        seen.holds = Holds::Taken;
         assert!(judge(&seen).contention.is_some());
     }
 
     #[test]
-    fn our_own_change_is_no_removal_and_forgets_the_contention() {
+    fn our_own_change_is_no_removal_and_a_new_generation_forgets() {
         let contention = Contention {
             manager: "kagent-controller".into(),
             removals: 3,
             last_removal: "2026-12-06T10:00:00Z".into(),
         };
-        for reason in [reason::APPLIED, reason::WORKLOAD_CONTESTED] {
-            let changed = judge_at(
-                &before(reason, Some(contention.clone())),
-                false,
-                false,
-                "2026-12-06T10:01:00Z",
-            );
-            assert_eq!(
-                changed,
-                Judged {
-                    contention: None,
-                    hold: None
-                }
-            );
-        }
+        // A moved tag: applied, not counted, the count kept (the fight goes on).
+        let moved = judge_at(
+            &before(reason::APPLIED, Some(contention.clone())),
+            false,
+            false,
+            "2026-12-06T10:01:00Z",
+        );
+        assert_eq!(
+            moved,
+            Judged {
+                contention: Some(contention.clone()),
+                hold: None
+            }
+        );
+        // While holding, a moved tag waits too.
+        let held = judge_at(
+            &before(reason::WORKLOAD_CONTESTED, Some(contention.clone())),
+            false,
+            false,
+            "2026-12-06T10:01:00Z",
+        );
+        assert_eq!(held.hold, Some(Duration::from_secs(19 * 60)));
+        // The user's new generation is a new attempt.
+        let before = before(reason::WORKLOAD_CONTESTED, Some(contention));
+        let seen = Seen {
+            before: &before,
+            named: &named(),
+            ours: Ours::Spec,
+            holds: Holds::Taken,
+            live: &live(),
+            now: at("2026-12-06T10:01:00Z"),
+        };
+        assert_eq!(
+            judge(&seen),
+            Judged {
+                contention: None,
+                hold: None
+            }
+        );
     }
 
     #[test]
-    fn skills_that_stay_keep_the_count_for_an_hour_past_the_wait() {
+    fn removals_far_apart_are_not_in_a_row() {
+        let first = Contention {
+            manager: "kubectl".into(),
+            removals: 1,
+            last_removal: "2026-12-06T10:00:00Z".into(),
+        };
+        let ready = before(reason::APPLIED, Some(first));
+        let soon = judge_at(&ready, true, false, "2026-12-06T10:04:00Z");
+        assert_eq!(soon.contention.unwrap().removals, 2);
+        let later = judge_at(&ready, true, false, "2026-12-06T10:50:00Z");
+        assert_eq!(later.hold, None, "a one-off 50 minutes later is put right");
+        assert_eq!(later.contention.unwrap().removals, 1);
+    }
+
+    #[test]
+    fn a_removal_time_ahead_of_the_clock_stretches_nothing() {
+        let ahead = Contention {
+            manager: "kagent-controller".into(),
+            removals: 2,
+            last_removal: "2026-12-07T10:00:00Z".into(),
+        };
+        let held = before(reason::WORKLOAD_CONTESTED, Some(ahead));
+        assert_eq!(
+            judge_at(&held, true, false, "2026-12-06T10:00:00Z").hold,
+            None
+        );
+    }
+
+    #[test]
+    fn skills_that_stay_keep_the_count_a_few_minutes_past_the_wait() {
         let contention = Contention {
             manager: "kubectl".into(),
             removals: 2,
             last_removal: "2026-12-06T10:00:00Z".into(),
         };
         let ready = before(reason::APPLIED, Some(contention.clone()));
-        let kept = judge_at(&ready, true, true, "2026-12-06T11:09:00Z");
+        let kept = judge_at(&ready, true, true, "2026-12-06T10:14:00Z");
         assert_eq!(kept.contention, Some(contention));
-        let forgotten = judge_at(&ready, true, true, "2026-12-06T11:10:00Z");
+        let forgotten = judge_at(&ready, true, true, "2026-12-06T10:15:00Z");
         assert_eq!(forgotten.contention, None);
     }
 

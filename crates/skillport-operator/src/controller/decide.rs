@@ -11,14 +11,14 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt as _;
 use serde_json::{Value, json};
 
-use super::contention::{self, Seen};
+use super::contention::{self, Holds, Ours, Seen};
 use super::resolve::ResolveFailure;
 use super::status::{self, Transition};
 use crate::api::{
     Delivery, ImageVolumeFailure, ResolvedSkill, SkillSet, SkillSetStatus, WorkloadRef, condition,
     reason,
 };
-use crate::attach::{self, Owned};
+use crate::attach::{self, Item, Owned};
 use crate::translate::{Mode, Options, PlanConfigMap, SkillResources, TranslateError};
 
 /// When to look again at a SkillSet that cannot be attached for a reason a watch event will
@@ -179,8 +179,11 @@ pub fn decide(facts: Facts<'_>) -> Decision {
     let skill_set = facts.skill_set;
     let spec = &skill_set.spec;
     let mut outcome = Outcome::new(facts.before, skill_set.metadata.generation);
-    // Said again only by an attach to the workload it concerns.
-    outcome.status.contention = None;
+    // Kept while the SkillSet names the workload it concerns (a failed step does not wipe it);
+    // the attach judges it again.
+    if spec.workload_ref.is_none() || spec.workload_ref != facts.before.workload {
+        outcome.status.contention = None;
+    }
 
     // 1. The skills.
     let (requeue, resolve_failure) = pin(&mut outcome, facts.before, facts.resolution);
@@ -373,7 +376,11 @@ fn attach(
             return Some(RETRY_LATER);
         }
     };
-    let base = live.owned.clone().union(live.taken_over).strip(&template);
+    let base = live
+        .owned
+        .clone()
+        .union(live.taken_over.clone())
+        .strip(&template);
     let name = skill_set.name_any();
     let resources = match SkillResources::new(
         &name,
@@ -398,12 +405,8 @@ fn attach(
     let judged = contention::judge(&Seen {
         before,
         named,
-        unchanged: before.observed_generation == outcome.generation
-            && before.skills == outcome.status.skills
-            && before.delivery == outcome.status.delivery
-            && before.plan_config_map == outcome.status.plan_config_map,
-        current,
-        lost: !desired.items.is_subset(&live.owned.items),
+        ours: ours_since(before, &outcome.status, outcome.generation),
+        holds: holds(current, &desired, &live),
         live: &live.object,
         now,
     });
@@ -476,6 +479,39 @@ fn live_or_why(
             Err(RETRY_LATER)
         }
         Workload::Live(live) => Ok(live),
+    }
+}
+
+/// What changed of the SkillSet since `before` was written, now that it is `now`.
+fn ours_since(before: &SkillSetStatus, now: &SkillSetStatus, generation: Option<i64>) -> Ours {
+    if before.observed_generation != generation {
+        Ours::Spec
+    } else if before.skills == now.skills
+        && before.delivery == now.delivery
+        && before.plan_config_map == now.plan_config_map
+    {
+        Ours::Same
+    } else {
+        Ours::Resolved
+    }
+}
+
+/// What the workload holds of `desired`. Taken: pod-level items this SkillSet applies
+/// (volumes, init containers) are no longer its own (nor taken over from a manager it
+/// succeeds). Container items are left out: with no `spec.container`, a container the owner
+/// puts first makes new ones that no removal took.
+fn holds(current: bool, desired: &Owned, live: &LiveWorkload) -> Holds {
+    let taken = desired
+        .items
+        .iter()
+        .filter(|item| matches!(item, Item::Volume(_) | Item::InitContainer(_)))
+        .any(|item| !live.owned.items.contains(item) && !live.taken_over.items.contains(item));
+    if current {
+        Holds::All
+    } else if taken {
+        Holds::Taken
+    } else {
+        Holds::Differs
     }
 }
 
@@ -839,6 +875,44 @@ mod tests {
             Some(named("agent")),
             "released only when left"
         );
+    }
+
+    /// Fields an older operator applied as `skillport` are taken over, not taken from us; a
+    /// step that fails keeps the count.
+    #[test]
+    fn leftovers_are_no_removal_and_a_failed_step_keeps_the_count() {
+        let options = Options::new("init");
+        let spec = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "agent"}}),
+            1,
+        );
+        let empty = SkillSetStatus::default();
+        let first = {
+            let mut these = facts(&spec, &empty, &options);
+            these.workload = Some(Workload::Live(deployment("agent")));
+            decide(these)
+        };
+        let applied = first.apply.expect("a first apply");
+        let before = first.placed.status;
+        let mut upgraded = deployment("agent");
+        upgraded.taken_over = Owned::of(&applied.resources);
+        upgraded.leftovers = vec!["skillport".into()];
+        let mut these = facts(&spec, &before, &options);
+        these.workload = Some(Workload::Live(upgraded));
+        let decision = decide(these);
+        assert_eq!(decision.placed.status.contention, None);
+        assert_eq!(ready(&decision.placed).1, reason::APPLIED);
+
+        let mut counted = before.clone();
+        counted.contention = Some(crate::api::Contention {
+            manager: "kagent-controller".into(),
+            removals: 1,
+            last_removal: "2026-12-06T09:59:00Z".into(),
+        });
+        let mut these = facts(&spec, &counted, &options);
+        these.workload = Some(Workload::Forbidden("forbidden".into()));
+        let decision = decide(these);
+        assert_eq!(decision.placed.status.contention, counted.contention);
     }
 
     #[test]
