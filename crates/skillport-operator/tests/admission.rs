@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
-use skillport_testkit::{Cluster, ClusterOptions, Registry};
 
 mod support;
 
@@ -20,7 +19,7 @@ use support::*;
 
 struct World {
     /// Kept running for the whole story.
-    _cluster: Cluster,
+    _stage: WebhookStage,
     admin: kube::Client,
     host: String,
     deployments: Api<Deployment>,
@@ -31,24 +30,16 @@ struct World {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_validates_and_injects_through_the_real_api_server() {
     log_to_test_output();
-    let cluster = Cluster::start(ClusterOptions::default().with_controller_manager()).await;
-    let registry = Registry::tls_basic_auth();
-    let work = tempfile::tempdir().unwrap();
-    let webhook = WebhookFiles::new();
-    install_with(&cluster, Some(&webhook.at())).await;
-    let admin = tenant_namespace(&cluster, &registry, work.path()).await;
-    push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
-    push_skill(&registry, work.path(), "review", "1", "review body").await;
-    let mut config = config(&registry);
-    config.webhook = Some(webhook.serving.clone());
-    let operator = Operator::run(&cluster, config).await;
+    let stage = WebhookStage::start().await;
+    let operator = Operator::run(&stage.cluster, stage.config()).await;
+    let admin = stage.admin.clone();
     let w = World {
-        host: registry.host(),
+        host: stage.registry.host(),
         deployments: Api::namespaced(admin.clone(), NAMESPACE),
         skill_sets: Api::namespaced(admin.clone(), NAMESPACE),
         pods: Api::namespaced(admin.clone(), NAMESPACE),
         admin,
-        _cluster: cluster,
+        _stage: stage,
     };
     // The Pods of these steps run nowhere (no node): what matters is what the API server stores.
     gitops_apply(&w.deployments, &agent_manifest("agent", None))

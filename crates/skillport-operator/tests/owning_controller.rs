@@ -25,7 +25,6 @@ use kube::api::{
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
-use skillport_testkit::{Cluster, ClusterOptions, Registry};
 
 mod support;
 
@@ -36,7 +35,7 @@ const AGENT: &str = "k8s-agent";
 const KAGENT_MANAGER: &str = "kagent-controller";
 
 struct World {
-    cluster: Cluster,
+    stage: WebhookStage,
     admin: kube::Client,
     host: String,
     deployments: Api<Deployment>,
@@ -47,14 +46,8 @@ struct World {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_that_writes_the_whole_spec_is_not_fought() {
     log_to_test_output();
-    let cluster = Cluster::start(ClusterOptions::default().with_controller_manager()).await;
-    let registry = Registry::tls_basic_auth();
-    let work = tempfile::tempdir().unwrap();
-    let webhook = WebhookFiles::new();
-    install_with(&cluster, Some(&webhook.at())).await;
-    let admin = tenant_namespace(&cluster, &registry, work.path()).await;
-    push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
-    push_skill(&registry, work.path(), "review", "1", "review body").await;
+    let stage = WebhookStage::start().await;
+    let admin = stage.admin.clone();
     let agents = install_agent_crd(&admin).await;
     agents
         .create(
@@ -69,19 +62,14 @@ async fn a_controller_that_writes_the_whole_spec_is_not_fought() {
         .await
         .unwrap();
     let kagent = tokio::spawn(kagent(admin.clone()));
-    let operator_config = || {
-        let mut config = config(&registry);
-        config.webhook = Some(webhook.serving.clone());
-        config
-    };
-    let operator = Operator::run(&cluster, operator_config()).await;
+    let operator = Operator::run(&stage.cluster, stage.config()).await;
     let w = World {
-        host: registry.host(),
+        host: stage.registry.host(),
         deployments: Api::namespaced(admin.clone(), NAMESPACE),
         skill_sets: Api::namespaced(admin.clone(), NAMESPACE),
         agents,
         admin,
-        cluster,
+        stage,
     };
     wait_for(
         "kagent makes the Agent's Deployment",
@@ -98,15 +86,15 @@ async fn a_controller_that_writes_the_whole_spec_is_not_fought() {
     .await;
 
     let operator = std::cell::RefCell::new(Some(operator));
-    let cluster = &w.cluster;
-    let stale = workload_ref_settles_not_ready(&w, || async {
+    let stage = &w.stage;
+    let left = workload_ref_settles_not_ready(&w, || async {
         let running = operator.borrow_mut().take().unwrap();
         running.stop().await;
-        let started = Operator::run(cluster, operator_config()).await;
+        let started = Operator::run(&stage.cluster, stage.config()).await;
         *operator.borrow_mut() = Some(started);
     })
     .await;
-    label_door_delivers(&w, &stale).await;
+    label_door_delivers(&w, &left).await;
     let running = operator.borrow_mut().take().unwrap();
     running.stop().await;
     kagent.abort();
@@ -152,11 +140,21 @@ async fn workload_ref_settles_not_ready<F: Future<Output = ()>>(
         "contested: who removed the skills, how often"
     );
     let generation = |deployment: &Deployment| deployment.metadata.generation.unwrap();
+    // The Deployment's writes but those to its status (the controller-manager's, as Pods come
+    // up), the SkillSet's version, the generation.
     let versions = || async {
         let deployment = w.deployments.get(AGENT).await.unwrap();
         let tools = w.skill_sets.get("tools").await.unwrap();
+        let writes: Vec<_> = deployment
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|entry| entry.subresource.as_deref() != Some("status"))
+            .map(|entry| (entry.manager.clone(), entry.time.clone()))
+            .collect();
         (
-            deployment.metadata.resource_version.clone(),
+            writes,
             tools.metadata.resource_version,
             generation(&deployment),
         )

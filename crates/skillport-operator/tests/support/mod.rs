@@ -581,6 +581,45 @@ pub fn plan_reference(deployment: &Deployment) -> Option<String> {
     Some(volume.config_map?.name)
 }
 
+/// A control plane with the controller-manager, deploy/ installed with its webhooks sent to the
+/// operator on 127.0.0.1, the agents' namespace set up, and skills pdf and review pushed.
+pub struct WebhookStage {
+    pub cluster: Cluster,
+    pub registry: Registry,
+    pub work: tempfile::TempDir,
+    pub webhook: WebhookFiles,
+    pub admin: kube::Client,
+}
+
+impl WebhookStage {
+    pub async fn start() -> WebhookStage {
+        let cluster =
+            Cluster::start(skillport_testkit::ClusterOptions::default().with_controller_manager())
+                .await;
+        let registry = Registry::tls_basic_auth();
+        let work = tempfile::tempdir().unwrap();
+        let webhook = WebhookFiles::new();
+        install_with(&cluster, Some(&webhook.at())).await;
+        let admin = tenant_namespace(&cluster, &registry, work.path()).await;
+        push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
+        push_skill(&registry, work.path(), "review", "1", "review body").await;
+        WebhookStage {
+            cluster,
+            registry,
+            work,
+            webhook,
+            admin,
+        }
+    }
+
+    /// The operator's configuration, serving the webhook.
+    pub fn config(&self) -> Config {
+        let mut config = config(&self.registry);
+        config.webhook = Some(self.webhook.serving.clone());
+        config
+    }
+}
+
 /// A certificate for the webhook on 127.0.0.1 from a test CA, in files as a Secret volume holds
 /// them, and a free port to serve on.
 pub struct WebhookFiles {
