@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::api::WorkloadKind;
-use crate::translate::{SkillResources, names};
+use crate::translate::SkillResources;
 
 /// The field manager of what the operator writes for itself (SkillSet status, plan
 /// ConfigMaps), and, before each SkillSet had its own ([`field_manager`]), of workloads too: what
@@ -167,13 +167,20 @@ impl Owned {
         self
     }
 
+    /// The containers it holds environment variables or mounts of.
+    pub fn containers(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().filter_map(|item| match item {
+            Item::Env { container, .. } | Item::Mount { container, .. } => Some(container.as_str()),
+            _ => None,
+        })
+    }
+
     /// The items an apply of `resources` owns.
     pub fn of(resources: &SkillResources) -> Owned {
         let mut items = BTreeSet::new();
-        if resources.annotations.contains_key(names::SKILLS_ANNOTATION) {
-            items.insert(Item::WorkloadAnnotation(
-                names::SKILLS_ANNOTATION.to_owned(),
-            ));
+        let skills = resources.names.skills_annotation();
+        if resources.annotations.contains_key(&skills) {
+            items.insert(Item::WorkloadAnnotation(skills));
         }
         items.extend(resources.annotations.keys().cloned().map(Item::Annotation));
         items.extend(
@@ -284,8 +291,9 @@ pub fn apply_body(
     resources: &SkillResources,
 ) -> Value {
     let mut body = release_body(kind, namespace, name);
-    if let Some(skills) = resources.annotations.get(names::SKILLS_ANNOTATION) {
-        body["metadata"]["annotations"] = json!({ names::SKILLS_ANNOTATION: skills });
+    let key = resources.names.skills_annotation();
+    if let Some(skills) = resources.annotations.get(&key) {
+        body["metadata"]["annotations"] = json!({ key: skills });
     }
     let mut pod = Map::new();
     let mut put = |key: &str, value: Value| {

@@ -41,12 +41,13 @@ pub fn inject(
     options: &Options,
 ) -> Result<Patch, InjectError> {
     let mut typed = Pod::deserialize(pod).map_err(|err| InjectError::Pod(err.to_string()))?;
+    let pod_names = names::PodNames::of(spec);
     let labelled = typed
         .metadata
         .annotations
         .as_ref()
-        .is_some_and(|a| a.contains_key(names::SKILLS_DIGEST_ANNOTATION));
-    if labelled && carries_skills(&typed) {
+        .is_some_and(|a| a.contains_key(&pod_names.skills_digest_annotation()));
+    if labelled && carries_skills(&typed, spec) {
         return Ok(Patch(Vec::new()));
     }
     // Diff against the Pod as typed and serialised again, so that only our changes show (the
@@ -57,8 +58,8 @@ pub fn inject(
         // replaces the pod spec (kagent's) kept them from a template we attached to. They are
         // not this Pod's: translate writes them again.
         if let Some(annotations) = typed.metadata.annotations.as_mut() {
-            annotations.remove(names::SKILLS_DIGEST_ANNOTATION);
-            annotations.remove(names::SKILLS_ANNOTATION);
+            annotations.remove(&pod_names.skills_digest_annotation());
+            annotations.remove(&pod_names.skills_annotation());
         }
     }
     let mut after = typed;
@@ -82,34 +83,36 @@ pub fn inject(
 
 /// Whether `pod` has the skills of some SkillSet: a skill image volume or the fetch init
 /// container (what every delivery adds).
-fn carries_skills(pod: &Pod) -> bool {
-    let Some(spec) = &pod.spec else {
+fn carries_skills(pod: &Pod, spec: &SkillSetSpec) -> bool {
+    let Some(pod_spec) = &pod.spec else {
         return false;
     };
+    let names = names::PodNames::of(spec);
+    let skills_volume = names.skills_volume();
     let ours = |volume: &str| {
-        volume.starts_with(names::SKILL_VOLUME_PREFIX)
-            || volume == names::SKILLS_VOLUME
-            || volume == names::INDEX_VOLUME
+        volume == skills_volume
+            || volume == names.index_volume()
+            || spec
+                .skills
+                .iter()
+                .any(|skill| volume == names.skill_volume(&skill.name))
     };
     // The skills' volumes, mounted in a container, and filled where they are filled: a Pod
     // holding only some of it (a controller that kept the volumes but replaced the containers)
     // is injected again, which refuses it by name rather than pass it without skills.
-    let has_volume = spec.volumes.iter().flatten().any(|v| ours(&v.name));
-    let mounted = spec
+    let volumes = || pod_spec.volumes.iter().flatten();
+    let has_volume = volumes().any(|v| ours(&v.name));
+    let mounted = pod_spec
         .containers
         .iter()
         .flat_map(|c| c.volume_mounts.iter().flatten())
         .any(|m| ours(&m.name));
-    let fetches = spec
+    let fetches = pod_spec
         .init_containers
         .iter()
         .flatten()
-        .any(|c| c.name == names::FETCH_CONTAINER);
-    let needs_fetch = spec
-        .volumes
-        .iter()
-        .flatten()
-        .any(|v| v.name == names::SKILLS_VOLUME);
+        .any(|c| c.name == names.fetch_container());
+    let needs_fetch = volumes().any(|v| v.name == skills_volume);
     has_volume && mounted && (fetches || !needs_fetch)
 }
 

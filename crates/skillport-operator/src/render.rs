@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{Delivery, ResolvedSkill, SkillSet};
-use crate::translate::{Mode, Options, SkillResources, TranslateError, names};
+use crate::translate::{Mode, Options, SkillResources, TranslateError};
 
 /// The workload kinds `render` attaches skills to: everything with a pod template at
 /// `spec.template`.
@@ -124,8 +124,8 @@ pub fn render(request: &RenderRequest<'_>) -> Result<String, RenderError> {
     if !annotations.is_object() {
         *annotations = Value::Object(serde_json::Map::new());
     }
-    annotations[names::SKILLS_ANNOTATION] =
-        Value::String(resources.annotations[names::SKILLS_ANNOTATION].clone());
+    let key = resources.names.skills_annotation();
+    annotations[&key] = Value::String(resources.annotations[&key].clone());
 
     let mut out = serde_saphyr::to_string(&workload).expect("YAML");
     if let Some(plan) = &resources.plan {

@@ -1,8 +1,9 @@
 //! Two SkillSets naming one Deployment (issue 22, item 4), on a real control plane with the
 //! controller-manager (so ReplicaSets are real). Each SkillSet applies under a field manager of
-//! its own (`skillport/<name>`), so neither's apply or release takes the other's fields; the
-//! second is refused (`WorkloadClaimed`) rather than fight: with one shared manager the two
-//! undid each other in a loop, a rollout each round.
+//! its own (`skillport/<name>`) with pod-wide names of its own (`-<container>`), so on different
+//! containers both are attached and neither's apply or release takes the other's fields; a
+//! third on a container already taken is refused (`WorkloadClaimed`). With one shared manager
+//! and one set of names the two undid each other in a loop, a rollout each round.
 
 use std::time::Duration;
 
@@ -23,6 +24,22 @@ fn managers(deployment: &Deployment) -> Vec<String> {
         .iter()
         .flatten()
         .filter_map(|entry| entry.manager.clone())
+        .collect()
+}
+
+/// The `SKILL_FOLDERS` values of `container` (none or one).
+fn skill_folders(deployment: &Deployment, container: &str) -> Vec<String> {
+    template(deployment)
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .find(|c| c.name == container)
+        .and_then(|c| c.env)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.name == "SKILL_FOLDERS")
+        .filter_map(|e| e.value)
         .collect()
 }
 
@@ -55,7 +72,7 @@ async fn a_gone_skill_set_claims_nothing(
         .unwrap();
     assert!(has_volume(
         &deployments.get("agent").await.unwrap(),
-        "skill-pdf"
+        "skill-pdf-agent"
     ));
     let operator = Operator::start(cluster, registry).await;
     let third = skill_set(
@@ -73,7 +90,7 @@ async fn a_gone_skill_set_claims_nothing(
     wait_condition(skill_sets, "third", "Ready", "True", "Applied").await;
     let taken = deployments.get("agent").await.unwrap();
     assert!(
-        has_volume(&taken, "skill-review") && !has_volume(&taken, "skill-pdf"),
+        has_volume(&taken, "skill-review") && !has_volume(&taken, "skill-pdf-agent"),
         "the gone SkillSet's skills stayed beside the new one's"
     );
     assert!(
@@ -82,6 +99,41 @@ async fn a_gone_skill_set_claims_nothing(
         managers(&taken)
     );
     operator
+}
+
+/// A third SkillSet on a container already taken (the first container, as `first` names it)
+/// is refused and comes and goes without a write.
+async fn a_third_on_a_taken_container_is_refused(
+    skill_sets: &Api<SkillSet>,
+    deployments: &Api<Deployment>,
+    host: &str,
+    after: &Deployment,
+) {
+    let clash = skill_set(
+        "clash",
+        host,
+        &json!({
+            "workloadRef": {"kind": "Deployment", "name": "agent"},
+            "skills": [{"name": "review", "image": format!("{host}/skills/review:1")}],
+        }),
+    );
+    skill_sets
+        .create(&PostParams::default(), &clash)
+        .await
+        .unwrap();
+    let refused = wait_condition(skill_sets, "clash", "Ready", "False", "WorkloadClaimed").await;
+    let (_, _, message) = condition(&refused, "Ready").unwrap();
+    assert!(message.contains("SkillSet first"), "{message}");
+    skill_sets
+        .delete("clash", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(skill_sets, "clash").await;
+    assert_eq!(
+        deployments.get("agent").await.unwrap().metadata.generation,
+        after.metadata.generation,
+        "the refused SkillSet came and went without a write"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,20 +180,20 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
         .create(&PostParams::default(), &second)
         .await
         .unwrap();
-    let refused = wait_condition(&skill_sets, "second", "Ready", "False", "WorkloadClaimed").await;
-    let (_, _, message) = condition(&refused, "Ready").unwrap();
-    assert!(message.contains("SkillSet first"), "{message}");
+    wait_condition(&skill_sets, "second", "Ready", "True", "Applied").await;
 
-    // Settled: over a few seconds of both being reconciled (10 s updateInterval, the Deployment
-    // watch), the Deployment does not change and keeps the first's skills.
+    // Both attached, each under its own manager and names; settled: over a few seconds of
+    // both being reconciled (10 s updateInterval, the Deployment watch), nothing changes.
     let before = deployments.get("agent").await.unwrap();
     assert!(
-        has_volume(&before, "skill-pdf"),
-        "the first SkillSet's skills are gone"
+        has_volume(&before, "skill-pdf-agent") && has_volume(&before, "skill-review-sidecar"),
+        "both SkillSets' skills are there"
     );
+    assert_eq!(skill_folders(&before, "agent"), ["/skills/pdf"]);
+    assert_eq!(skill_folders(&before, "sidecar"), ["/skills/review"]);
     assert!(
         managers(&before).contains(&"skillport/first".to_owned())
-            && !managers(&before).iter().any(|m| m == "skillport/second"),
+            && managers(&before).contains(&"skillport/second".to_owned()),
         "{:?}",
         managers(&before)
     );
@@ -157,12 +209,14 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
         .await
         .unwrap();
     assert!(
-        sets.items.len() <= 2,
-        "one ReplicaSet per real change (the user's, the first SkillSet's): {}",
+        sets.items.len() <= 3,
+        "one ReplicaSet per real change (the user's, each SkillSet's): {}",
         sets.items.len()
     );
 
-    // The refused one goes: the first's fields stay.
+    a_third_on_a_taken_container_is_refused(&skill_sets, &deployments, &host, &after).await;
+
+    // The second goes: its fields come off, the first's stay.
     skill_sets
         .delete("second", &DeleteParams::default())
         .await
@@ -170,10 +224,11 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
     wait_gone(&skill_sets, "second").await;
     let left = deployments.get("agent").await.unwrap();
     assert!(
-        has_volume(&left, "skill-pdf"),
-        "releasing the second SkillSet took the first's skills off"
+        has_volume(&left, "skill-pdf-agent") && !has_volume(&left, "skill-review-sidecar"),
+        "releasing the second SkillSet took exactly its own skills off"
     );
-    assert_eq!(left.metadata.generation, after.metadata.generation);
+    assert!(skill_folders(&left, "sidecar").is_empty());
+    assert_eq!(skill_folders(&left, "agent"), ["/skills/pdf"]);
 
     let operator =
         a_gone_skill_set_claims_nothing(&cluster, &registry, operator, &skill_sets, &deployments)

@@ -254,7 +254,20 @@ async fn workload(
     };
     let entries = live.metadata.managed_fields.as_deref().unwrap_or(&[]);
     let manager = attach::field_manager(&skill_set.name_any());
-    let (claiming, gone) = claimants(ctx, &tenant.namespace, entries, &manager).await?;
+    let container = skill_set.spec.container.clone().or_else(|| {
+        live.data
+            .pointer("/spec/template/spec/containers/0/name")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    });
+    let (claiming, gone) = claimants(
+        ctx,
+        &tenant.namespace,
+        entries,
+        &manager,
+        container.as_deref(),
+    )
+    .await?;
     if !claiming.is_empty() {
         return Ok(Workload::Claimed(claiming));
     }
@@ -345,21 +358,27 @@ async fn apply_to(
 }
 
 /// The other SkillSets whose field managers hold fields of the object with `entries`: those
-/// that exist (they claim it), and those that are gone. A manager cut for length
-/// ([`attach::field_manager`]) cannot be looked up by name: it counts as existing.
+/// that exist and hold fields of `container` (they claim it; those on other containers are
+/// left be: their pod-wide names are their own), and those that are gone. A manager cut for
+/// length ([`attach::field_manager`]) cannot be looked up by name: it counts as existing.
 async fn claimants(
     ctx: &Context,
     namespace: &str,
     entries: &[ManagedFieldsEntry],
     manager: &str,
+    container: Option<&str>,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
     let skill_sets: Api<SkillSet> = Api::namespaced(ctx.client.clone(), namespace);
     let (mut claiming, mut gone) = (Vec::new(), Vec::new());
     for other in attach::other_skill_sets(entries, manager) {
-        let exact = attach::field_manager(&other).ends_with(&format!("/{other}"));
+        let theirs = attach::field_manager(&other);
+        let exact = theirs.ends_with(&format!("/{other}"));
         if exact && skill_sets.get_opt(&other).await?.is_none() {
             gone.push(other);
-        } else {
+        } else if Owned::from_managed_fields(entries, &theirs)
+            .containers()
+            .any(|c| Some(c) == container)
+        {
             claiming.push(other);
         }
     }

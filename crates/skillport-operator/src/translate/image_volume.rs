@@ -16,13 +16,14 @@ pub(super) fn resources(
     // Sized up front: a Volume is over 3 KB, and growing the vector moves them all.
     let mut volumes = Vec::with_capacity(planned.len() + 1);
     let mut volume_mounts = Vec::with_capacity(planned.len() + 1);
+    let pod_names = names::PodNames::of(spec);
     for skill in planned {
         let PinnedSource::Image(reference) = &skill.source else {
             return Err(TranslateError::GitNeedsInitContainer {
                 skill: skill.skill.name.clone(),
             });
         };
-        let volume = names::skill_volume(&skill.skill.name);
+        let volume = pod_names.skill_volume(&skill.skill.name);
         volumes.push(Volume {
             name: volume.clone(),
             image: Some(ImageVolumeSource {
@@ -68,5 +69,6 @@ pub(super) fn resources(
         image_pull_secrets,
         annotations: std::collections::BTreeMap::new(),
         plan: None,
+        names: pod_names,
     })
 }

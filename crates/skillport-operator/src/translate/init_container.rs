@@ -33,30 +33,18 @@ pub(super) fn resources(
     options: &Options,
 ) -> Result<SkillResources, TranslateError> {
     let mut plan = FetchPlan::new();
+    let pod_names = names::PodNames::of(spec);
+    let skills_volume = pod_names.skills_volume();
     let mut volumes = vec![
-        Volume {
-            name: names::SKILLS_VOLUME.to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(skills_size_limit(planned)),
-                ..EmptyDirVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-        Volume {
-            name: names::NO_TOKEN_VOLUME.to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(Quantity("1Ki".to_owned())),
-                ..EmptyDirVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
+        empty_dir(skills_volume.clone(), skills_size_limit(planned)),
+        empty_dir(pod_names.no_token_volume(), Quantity("1Ki".to_owned())),
     ];
     let mut fetch_mounts = vec![
-        mount(names::SKILLS_VOLUME, names::FETCH_INTO, false),
-        mount(names::PLAN_VOLUME, names::PLAN_DIR, true),
+        mount(&skills_volume, names::FETCH_INTO, false),
+        mount(&pod_names.plan_volume(), names::PLAN_DIR, true),
         // fetch never talks to the API server: the pod's token stays out of its reach.
         mount(
-            names::NO_TOKEN_VOLUME,
+            &pod_names.no_token_volume(),
             names::SERVICE_ACCOUNT_TOKEN_DIR,
             true,
         ),
@@ -64,7 +52,7 @@ pub(super) fn resources(
 
     plan.skills = planned.iter().map(planned_skill).collect();
     for (index, secret) in spec.image_pull_secrets.iter().enumerate() {
-        let volume = names::pull_secret_volume(index);
+        let volume = pod_names.pull_secret_volume(index);
         let dir = names::pull_secret_dir(index);
         volumes.push(secret_volume(
             &volume,
@@ -80,8 +68,9 @@ pub(super) fn resources(
     if let Some(secret) = &spec.git_auth_secret_ref
         && plan.has_git_skills()
     {
-        volumes.push(secret_volume(names::GIT_VOLUME, &secret.name, None));
-        fetch_mounts.push(mount(names::GIT_VOLUME, names::GIT_DIR, true));
+        let git_volume = pod_names.git_volume();
+        volumes.push(secret_volume(&git_volume, &secret.name, None));
+        fetch_mounts.push(mount(&git_volume, names::GIT_DIR, true));
         plan.git_credentials = Some(CredentialFile {
             name: secret.name.clone(),
             path: names::GIT_DIR.to_owned(),
@@ -101,7 +90,7 @@ pub(super) fn resources(
     volumes.insert(
         2,
         Volume {
-            name: names::PLAN_VOLUME.to_owned(),
+            name: pod_names.plan_volume(),
             config_map: Some(ConfigMapVolumeSource {
                 name: config_map.clone(),
                 default_mode: Some(DEFAULT_MODE),
@@ -120,7 +109,7 @@ pub(super) fn resources(
     ]
     .map(str::to_owned)
     .to_vec();
-    let fetch = restricted_container(names::FETCH_CONTAINER, args, fetch_mounts, options);
+    let fetch = restricted_container(&pod_names.fetch_container(), args, fetch_mounts, options);
 
     Ok(SkillResources {
         mode: Mode::InitContainer,
@@ -135,6 +124,7 @@ pub(super) fn resources(
             name: config_map,
             data,
         }),
+        names: pod_names,
     })
 }
 
@@ -185,11 +175,12 @@ fn planned_skill(skill: &Planned<'_>) -> PlannedSkill {
 /// The folder read-only at `mountRoot`, and each skill with a mount path of its own there too
 /// (a mount path that is `<mountRoot>/<name>` anyway needs no mount of its own).
 fn agent_mounts(spec: &SkillSetSpec, planned: &[Planned<'_>]) -> Vec<VolumeMount> {
-    let mut mounts = vec![mount(names::SKILLS_VOLUME, &spec.mount_root, true)];
+    let skills_volume = names::PodNames::of(spec).skills_volume();
+    let mut mounts = vec![mount(&skills_volume, &spec.mount_root, true)];
     for skill in planned {
         let default = format!("{}/{}", spec.mount_root, skill.skill.name);
         if skill.skill.mount_path.is_some() && skill.mount_path != default {
-            let mut own = mount(names::SKILLS_VOLUME, &skill.mount_path, true);
+            let mut own = mount(&skills_volume, &skill.mount_path, true);
             own.sub_path = Some(skill.skill.name.clone());
             mounts.push(own);
         }
@@ -205,6 +196,18 @@ fn binary_quantities_are_written_as_the_api_server_writes_them() {
     assert_eq!(binary_quantity(1 << 40).0, "1Ti");
     assert_eq!(binary_quantity((1 << 30) + 1).0, "1025Mi");
     assert_eq!(binary_quantity(1).0, "1Mi");
+}
+
+/// An `emptyDir` of at most `size`.
+fn empty_dir(name: String, size: Quantity) -> Volume {
+    Volume {
+        name,
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(size),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
 }
 
 /// A Secret as a read-only volume; with `key`, only that key.

@@ -230,6 +230,9 @@ pub struct SkillResources {
     /// InitContainer mode: the ConfigMap the fetch container reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanConfigMap>,
+    /// The SkillSet's pod-wide names.
+    #[serde(skip)]
+    pub names: names::PodNames,
 }
 
 /// One skill as it will be delivered: its spec, its pinned source and its mount path.
@@ -290,30 +293,24 @@ impl SkillResources {
         for name in &spec.folder_env {
             resources.env.push(env(name, &spec.mount_root));
         }
-        if resources.has_index() {
+        // An index is written with fetch always, with image volumes when verify is on.
+        if mode == Mode::InitContainer || spec.verify {
             let index = format!("{}/{}", spec.mount_root, names::INDEX_FILE);
             resources.env.push(env(names::INDEX_ENV, &index));
         }
         let skill_names: Vec<&str> = planned.iter().map(|p| p.skill.name.as_str()).collect();
+        let pod_names = names::PodNames::of(spec);
+        resources.names = pod_names.clone();
         resources.annotations.insert(
-            names::SKILLS_ANNOTATION.to_owned(),
+            pod_names.skills_annotation(),
             serde_json::to_string(&skill_names).expect("names serialise"),
         );
         resources.annotations.insert(
-            names::SKILLS_DIGEST_ANNOTATION.to_owned(),
+            pod_names.skills_digest_annotation(),
             skills_digest(mode, &planned),
         );
         resources.check_free(template, container)?;
         Ok(resources)
-    }
-
-    /// Whether an index is written for the agent (always with fetch; with verify on).
-    fn has_index(&self) -> bool {
-        self.mode == Mode::InitContainer
-            || self
-                .init_containers
-                .iter()
-                .any(|c| c.name == names::VERIFY_CONTAINER)
     }
 
     /// Refuses names and mount paths the template already uses.

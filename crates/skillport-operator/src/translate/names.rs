@@ -1,9 +1,16 @@
 //! Names of everything `translate` adds to a pod, in one place.
 //!
-//! Volume names are DNS labels (at most 63 characters). None is made from a Secret's name, which
-//! may hold dots or be 253 characters long: pull secrets are numbered by their place in the
-//! SkillSet. Skill volumes are `skill-<name>`, which is why skill names stop at 57 characters
-//! (the CRD says so). Everything else starts with `skillport-`, which no `skill-<name>` does.
+//! Volume and container names are DNS labels (at most 63 characters). None is made from a
+//! Secret's name, which may hold dots or be 253 characters long: pull secrets are numbered by
+//! their place in the SkillSet. Skill volumes are `skill-<name>`, which is why skill names stop at
+//! 57 characters (the CRD says so). Everything else starts with `skillport-`, which no
+//! `skill-<name>` does.
+//!
+//! What is pod-wide (volumes, init containers, annotations) is named per SkillSet by
+//! [`PodNames`]: a SkillSet on the first container (no `spec.container`) uses the plain names,
+//! one that names its container adds it (`skillport-skills-proxy`, `skill-pdf-proxy`). One
+//! SkillSet per container of a workload, so two SkillSets on different containers never share a
+//! pod-wide name, and server-side apply keeps both (each under its own field manager).
 
 use std::collections::BTreeMap;
 
@@ -11,21 +18,8 @@ use sha2::{Digest as _, Sha256};
 
 /// The prefix of a skill's image volume.
 pub const SKILL_VOLUME_PREFIX: &str = "skill-";
-/// The `emptyDir` that `skillport fetch` fills (InitContainer).
-pub const SKILLS_VOLUME: &str = "skillport-skills";
-/// The `emptyDir` the verify container writes the index into (ImageVolume).
-pub const INDEX_VOLUME: &str = "skillport-index";
-/// The plan ConfigMap's volume (InitContainer).
-pub const PLAN_VOLUME: &str = "skillport-plan";
-/// The git credentials Secret's volume (InitContainer).
-pub const GIT_VOLUME: &str = "skillport-git";
-/// The empty folder laid over the ServiceAccount token's path in the fetch container, which
-/// has no use for the token (a pod's token is mounted in every container that has nothing there).
-pub const NO_TOKEN_VOLUME: &str = "skillport-no-token";
-/// The fetch init container.
-pub const FETCH_CONTAINER: &str = "skillport-fetch";
-/// The verify init container.
-pub const VERIFY_CONTAINER: &str = "skillport-verify";
+/// The prefix of every other name of ours.
+pub const OUR_PREFIX: &str = "skillport-";
 
 /// Where the fetch container sees the skills folder.
 pub const FETCH_INTO: &str = "/skills";
@@ -49,23 +43,112 @@ pub const INDEX_DIR: &str = "/var/run/skillport/index";
 /// The index file `fetch` and `verify` write.
 pub const INDEX_FILE: &str = skillport_fetch::plan::INDEX_FILE;
 
-/// Pod template annotation: a JSON array of the skill names.
+/// Pod template annotation (and workload annotation): a JSON array of the skill names
+/// (`<this>-<container>` for a SkillSet that names its container).
 pub const SKILLS_ANNOTATION: &str = "skillport.dev/skills";
-/// Pod template annotation: a digest of what was delivered and how; pods roll when it changes.
+/// Pod template annotation: a digest of what was delivered and how; pods roll when it changes
+/// (`<this>-<container>` for a SkillSet that names its container).
 pub const SKILLS_DIGEST_ANNOTATION: &str = "skillport.dev/skills-digest";
 /// The agent container's list of skill folders (comma-separated mount paths).
 pub const SKILL_FOLDERS_ENV: &str = "SKILL_FOLDERS";
 /// The agent container's path of the index.
 pub const INDEX_ENV: &str = "SKILLPORT_INDEX";
 
-/// A skill's image volume.
-pub fn skill_volume(skill: &str) -> String {
-    format!("{SKILL_VOLUME_PREFIX}{skill}")
+/// The pod-wide names of one SkillSet: the plain ones, or each with `-<container>` for a
+/// SkillSet that names its container. A name that would pass 63 characters is cut and given a
+/// hash of the whole.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodNames {
+    /// Empty, or `-<container>`.
+    suffix: String,
 }
 
-/// Pull secret number `index`'s volume.
-pub fn pull_secret_volume(index: usize) -> String {
-    format!("skillport-pull-{index}")
+impl PodNames {
+    /// The names of a SkillSet whose `spec.container` is `container`.
+    pub fn new(container: Option<&str>) -> PodNames {
+        PodNames {
+            suffix: container.map(|c| format!("-{c}")).unwrap_or_default(),
+        }
+    }
+
+    /// The names of SkillSet `spec`.
+    pub fn of(spec: &crate::api::SkillSetSpec) -> PodNames {
+        PodNames::new(spec.container.as_deref())
+    }
+
+    fn name(&self, base: &str) -> String {
+        fit(format!("{base}{}", self.suffix))
+    }
+
+    /// A skill's image volume.
+    pub fn skill_volume(&self, skill: &str) -> String {
+        self.name(&format!("{SKILL_VOLUME_PREFIX}{skill}"))
+    }
+
+    /// The `emptyDir` that `skillport fetch` fills (InitContainer).
+    pub fn skills_volume(&self) -> String {
+        self.name("skillport-skills")
+    }
+
+    /// The `emptyDir` the verify container writes the index into (ImageVolume).
+    pub fn index_volume(&self) -> String {
+        self.name("skillport-index")
+    }
+
+    /// The plan ConfigMap's volume (InitContainer).
+    pub fn plan_volume(&self) -> String {
+        self.name("skillport-plan")
+    }
+
+    /// The git credentials Secret's volume (InitContainer).
+    pub fn git_volume(&self) -> String {
+        self.name("skillport-git")
+    }
+
+    /// The empty folder laid over the ServiceAccount token's path in the fetch container, which
+    /// has no use for the token (a pod's token is mounted in every container that has nothing
+    /// there).
+    pub fn no_token_volume(&self) -> String {
+        self.name("skillport-no-token")
+    }
+
+    /// Pull secret number `index`'s volume.
+    pub fn pull_secret_volume(&self, index: usize) -> String {
+        self.name(&format!("skillport-pull-{index}"))
+    }
+
+    /// The fetch init container.
+    pub fn fetch_container(&self) -> String {
+        self.name("skillport-fetch")
+    }
+
+    /// The verify init container.
+    pub fn verify_container(&self) -> String {
+        self.name("skillport-verify")
+    }
+
+    /// The pod template annotation with the skill names.
+    pub fn skills_annotation(&self) -> String {
+        format!("skillport.dev/{}", self.name("skills"))
+    }
+
+    /// The pod template annotation with the skills' digest.
+    pub fn skills_digest_annotation(&self) -> String {
+        format!("skillport.dev/{}", self.name("skills-digest"))
+    }
+}
+
+/// `name`, or when it passes 63 characters (a DNS label, an annotation's name) its first part
+/// with a hash of the whole.
+fn fit(name: String) -> String {
+    const MAX: usize = 63;
+    if name.len() <= MAX {
+        return name;
+    }
+    let hash = short_hash(name.as_bytes());
+    // Names are ASCII: any byte is a boundary.
+    let kept = name[..MAX - 1 - hash.len()].trim_end_matches(['-', '.']);
+    format!("{kept}-{hash}")
 }
 
 /// Where pull secret number `index` is mounted.

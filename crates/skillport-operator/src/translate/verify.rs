@@ -25,6 +25,8 @@ pub(super) fn resources(
         "--index-root".to_owned(),
         spec.mount_root.clone(),
     ];
+    let pod_names = names::PodNames::of(spec);
+    let index_volume = pod_names.index_volume();
     let mut mounts = Vec::new();
     for skill in planned {
         let PinnedSource::Image(reference) = &skill.source else {
@@ -37,15 +39,15 @@ pub(super) fn resources(
             skill.skill.name, skill.mount_path
         ));
         mounts.push(mount(
-            &names::skill_volume(&skill.skill.name),
+            &pod_names.skill_volume(&skill.skill.name),
             &skill.mount_path,
             true,
         ));
     }
-    mounts.push(mount(names::INDEX_VOLUME, names::INDEX_DIR, false));
-    let container = restricted_container(names::VERIFY_CONTAINER, args, mounts, options);
+    mounts.push(mount(&index_volume, names::INDEX_DIR, false));
+    let container = restricted_container(&pod_names.verify_container(), args, mounts, options);
     let volume = Volume {
-        name: names::INDEX_VOLUME.to_owned(),
+        name: index_volume.clone(),
         empty_dir: Some(EmptyDirVolumeSource {
             medium: None,
             size_limit: Some(Quantity("1Mi".to_owned())),
@@ -53,7 +55,7 @@ pub(super) fn resources(
         ..Volume::default()
     };
     let mut index = mount(
-        names::INDEX_VOLUME,
+        &index_volume,
         &format!("{}/{}", spec.mount_root, names::INDEX_FILE),
         true,
     );
