@@ -105,9 +105,18 @@ pub struct SkillSetSpec {
     #[serde(default)]
     pub delivery: Delivery,
 
-    /// The container that gets the skills. [default: the first container]
+    /// The container that gets the skills. [default: the first container] Its name is added to
+    /// the names of what the SkillSet adds to the pod (`skill-pdf--proxy`), so that SkillSets
+    /// on different containers of one workload never share one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        extend("x-kubernetes-validations" = [{
+            "rule": "!self.contains('--')",
+            "message": "container must not contain \"--\", which Skillport's names put before it",
+        }])
+    )]
     pub container: Option<String>,
 
     /// Environment variables of the agent container that are set to `mountRoot`, for runtimes
@@ -175,9 +184,16 @@ pub struct SkillSetSpec {
     "reason": "FieldValueInvalid",
 }]))]
 pub struct Skill {
-    /// The skill's name: a DNS label of at most 57 characters (its volume is `skill-<name>`),
-    /// and its folder name.
-    #[schemars(length(min = 1, max = 57), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    /// The skill's name: a DNS label of at most 57 characters (its volume is `skill-<name>`)
+    /// without `--` (as agentskills.io names), and its folder name.
+    #[schemars(
+        length(min = 1, max = 57),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        extend("x-kubernetes-validations" = [{
+            "rule": "!self.contains('--')",
+            "message": "name must not contain \"--\" (agentskills.io names do not)",
+        }])
+    )]
     pub name: String,
 
     /// An image reference (`registry/repo:tag` or `…@sha256:…`). Resolved to a digest, which is

@@ -178,7 +178,7 @@ async fn workload_ref_settles_not_ready<F: Future<Output = ()>>(
     );
     let later = w.deployments.get(AGENT).await.unwrap();
     assert!(
-        volume_reference(&later, "skill-pdf-kagent").is_none(),
+        volume_reference(&later, "skill-pdf--kagent").is_none(),
         "contested: kagent's spec stands"
     );
     let events = events_for(&w.admin, "tools").await;
@@ -192,7 +192,7 @@ async fn workload_ref_settles_not_ready<F: Future<Output = ()>>(
     template(&later)
         .metadata
         .and_then(|m| m.annotations)
-        .and_then(|a| a.get("skillport.dev/skills-digest-kagent").cloned())
+        .and_then(|a| a.get("skillport.dev/skills-digest--kagent").cloned())
         .expect("kagent kept our annotation")
 }
 
@@ -243,7 +243,7 @@ async fn label_door_delivers(w: &World, stale: &str) {
     let annotations = pod.metadata.annotations.clone().unwrap_or_default();
     assert_ne!(
         annotations
-            .get("skillport.dev/skills-digest-kagent")
+            .get("skillport.dev/skills-digest--kagent")
             .map(String::as_str),
         Some(stale),
         "label door: the Pod came with the template's annotation and none of its skills: it is \
@@ -255,7 +255,7 @@ async fn label_door_delivers(w: &World, stale: &str) {
         .volumes
         .iter()
         .flatten()
-        .find(|v| v.name == "skill-pdf-kagent")
+        .find(|v| v.name == "skill-pdf--kagent")
         .and_then(|v| v.image.as_ref())
         .and_then(|image| image.reference.clone());
     assert_eq!(

@@ -72,7 +72,7 @@ async fn a_gone_skill_set_claims_nothing(
         .unwrap();
     assert!(has_volume(
         &deployments.get("agent").await.unwrap(),
-        "skill-pdf-agent"
+        "skill-pdf--agent"
     ));
     let operator = Operator::start(cluster, registry).await;
     let third = skill_set(
@@ -90,7 +90,7 @@ async fn a_gone_skill_set_claims_nothing(
     wait_condition(skill_sets, "third", "Ready", "True", "Applied").await;
     let taken = deployments.get("agent").await.unwrap();
     assert!(
-        has_volume(&taken, "skill-review") && !has_volume(&taken, "skill-pdf-agent"),
+        has_volume(&taken, "skill-review") && !has_volume(&taken, "skill-pdf--agent"),
         "the gone SkillSet's skills stayed beside the new one's"
     );
     assert!(
@@ -186,7 +186,7 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
     // both being reconciled (10 s updateInterval, the Deployment watch), nothing changes.
     let before = deployments.get("agent").await.unwrap();
     assert!(
-        has_volume(&before, "skill-pdf-agent") && has_volume(&before, "skill-review-sidecar"),
+        has_volume(&before, "skill-pdf--agent") && has_volume(&before, "skill-review--sidecar"),
         "both SkillSets' skills are there"
     );
     assert_eq!(skill_folders(&before, "agent"), ["/skills/pdf"]);
@@ -224,7 +224,7 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
     wait_gone(&skill_sets, "second").await;
     let left = deployments.get("agent").await.unwrap();
     assert!(
-        has_volume(&left, "skill-pdf-agent") && !has_volume(&left, "skill-review-sidecar"),
+        has_volume(&left, "skill-pdf--agent") && !has_volume(&left, "skill-review--sidecar"),
         "releasing the second SkillSet took exactly its own skills off"
     );
     assert!(skill_folders(&left, "sidecar").is_empty());

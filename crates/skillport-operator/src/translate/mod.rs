@@ -162,6 +162,10 @@ pub enum TranslateError {
         "skill mounts {first} and {second} overlap: one would be mounted inside the other, read-only"
     )]
     MountsOverlap { first: String, second: String },
+    #[error(
+        "{field} {name:?} must not contain \"--\" (it separates the container in the names given to the pod)"
+    )]
+    DoubleHyphen { field: String, name: String },
     #[error("spec.folderEnv {name:?}: {reason}")]
     FolderEnv { name: String, reason: &'static str },
     #[error("the fetch plan is invalid: {reason}")]
@@ -276,6 +280,7 @@ impl SkillResources {
             });
         }
         check_folder_env(&spec.folder_env)?;
+        check_double_hyphens(spec)?;
         let planned = pin(spec, resolved)?;
         let pod = template.spec.as_ref();
         let containers = pod.map(|pod| pod.containers.as_slice()).unwrap_or_default();
@@ -445,6 +450,29 @@ impl SkillResources {
         }
         template
     }
+}
+
+/// The CRD's rule that skill names and `spec.container` hold no `--` ([`names::SEPARATOR`]).
+fn check_double_hyphens(spec: &SkillSetSpec) -> Result<(), TranslateError> {
+    let fields = spec
+        .container
+        .iter()
+        .map(|c| ("spec.container".to_owned(), c))
+        .chain(
+            spec.skills
+                .iter()
+                .enumerate()
+                .map(|(i, skill)| (format!("spec.skills[{i}].name"), &skill.name)),
+        );
+    for (field, name) in fields {
+        if name.contains(names::SEPARATOR) {
+            return Err(TranslateError::DoubleHyphen {
+                field,
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The CRD's rules for `folderEnv`, for the doors that do not pass the API server (`render`):
@@ -878,6 +906,28 @@ mod tests {
             assert!(
                 err.to_string().contains("mountRoot"),
                 "says what to change: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn skill_and_container_names_with_two_hyphens_are_refused() {
+        for (value, field) in [
+            (
+                serde_json::json!({"skills": [{"name": "pdf--x", "image": "r.io/pdf:1"}]}),
+                "spec.skills[0].name",
+            ),
+            (
+                serde_json::json!({"skills": [{"name": "pdf", "image": "r.io/pdf:1"}],
+                                   "container": "agent--x"}),
+                "spec.container",
+            ),
+        ] {
+            let err =
+                translate_with(&spec(value), &template(), Mode::ImageVolume).expect_err("refused");
+            assert!(
+                matches!(&err, TranslateError::DoubleHyphen { field: f, .. } if f == field),
+                "{err}"
             );
         }
     }

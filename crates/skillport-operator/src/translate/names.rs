@@ -8,9 +8,10 @@
 //!
 //! What is pod-wide (volumes, init containers, annotations) is named per SkillSet by
 //! [`PodNames`]: a SkillSet on the first container (no `spec.container`) uses the plain names,
-//! one that names its container adds it (`skillport-skills-proxy`, `skill-pdf-proxy`). One
-//! SkillSet per container of a workload, so two SkillSets on different containers never share a
-//! pod-wide name, and server-side apply keeps both (each under its own field manager).
+//! one that names its container adds it after `--` (`skillport-skills--proxy`,
+//! `skill-pdf--proxy`), which no skill or container name holds. One SkillSet per container of a
+//! workload, so two SkillSets on different containers never share a pod-wide name, and
+//! server-side apply keeps both (each under its own field manager).
 
 use std::collections::BTreeMap;
 
@@ -18,8 +19,6 @@ use sha2::{Digest as _, Sha256};
 
 /// The prefix of a skill's image volume.
 pub const SKILL_VOLUME_PREFIX: &str = "skill-";
-/// The prefix of every other name of ours.
-pub const OUR_PREFIX: &str = "skillport-";
 
 /// Where the fetch container sees the skills folder.
 pub const FETCH_INTO: &str = "/skills";
@@ -44,22 +43,27 @@ pub const INDEX_DIR: &str = "/var/run/skillport/index";
 pub const INDEX_FILE: &str = skillport_fetch::plan::INDEX_FILE;
 
 /// Pod template annotation (and workload annotation): a JSON array of the skill names
-/// (`<this>-<container>` for a SkillSet that names its container).
+/// (`<this>--<container>` for a SkillSet that names its container).
 pub const SKILLS_ANNOTATION: &str = "skillport.dev/skills";
 /// Pod template annotation: a digest of what was delivered and how; pods roll when it changes
-/// (`<this>-<container>` for a SkillSet that names its container).
+/// (`<this>--<container>` for a SkillSet that names its container).
 pub const SKILLS_DIGEST_ANNOTATION: &str = "skillport.dev/skills-digest";
 /// The agent container's list of skill folders (comma-separated mount paths).
 pub const SKILL_FOLDERS_ENV: &str = "SKILL_FOLDERS";
 /// The agent container's path of the index.
 pub const INDEX_ENV: &str = "SKILLPORT_INDEX";
 
-/// The pod-wide names of one SkillSet: the plain ones, or each with `-<container>` for a
+/// Between a name and the container a SkillSet names. Neither skill names nor `spec.container`
+/// may hold it (the CRD and translate refuse them), so a name with a container never equals one
+/// without, nor one with another container.
+pub const SEPARATOR: &str = "--";
+
+/// The pod-wide names of one SkillSet: the plain ones, or each with `--<container>` for a
 /// SkillSet that names its container. A name that would pass 63 characters is cut and given a
 /// hash of the whole.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PodNames {
-    /// Empty, or `-<container>`.
+    /// Empty, or `--<container>`.
     suffix: String,
 }
 
@@ -67,7 +71,9 @@ impl PodNames {
     /// The names of a SkillSet whose `spec.container` is `container`.
     pub fn new(container: Option<&str>) -> PodNames {
         PodNames {
-            suffix: container.map(|c| format!("-{c}")).unwrap_or_default(),
+            suffix: container
+                .map(|c| format!("{SEPARATOR}{c}"))
+                .unwrap_or_default(),
         }
     }
 
@@ -180,4 +186,41 @@ pub fn plan_config_map(skill_set: &str, data: &BTreeMap<String, String>) -> Stri
 /// 10 hex digits of the SHA-256 of `bytes`.
 fn short_hash(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..5])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_a_container_never_equal_names_without_or_with_another() {
+        let plain = PodNames::new(None);
+        let proxy = PodNames::new(Some("proxy"));
+        let digest = PodNames::new(Some("digest"));
+        assert_eq!(proxy.skill_volume("pdf"), "skill-pdf--proxy");
+        assert_ne!(proxy.skill_volume("pdf"), plain.skill_volume("pdf-proxy"));
+        assert_ne!(
+            digest.skills_annotation(),
+            plain.skills_digest_annotation(),
+            "container \"digest\" and the plain digest annotation"
+        );
+        assert_eq!(proxy.fetch_container(), "skillport-fetch--proxy");
+    }
+
+    #[test]
+    fn long_names_are_cut_with_a_hash_and_stay_dns_labels() {
+        let long = PodNames::new(Some(&"c".repeat(63)));
+        for name in [
+            long.skill_volume(&"s".repeat(57)),
+            long.skills_volume(),
+            long.fetch_container(),
+        ] {
+            assert!(name.len() <= 63, "{name}");
+            assert!(!name.ends_with('-'), "{name}");
+        }
+        assert_ne!(long.skill_volume("a"), long.skill_volume("b"));
+        let annotation = long.skills_digest_annotation();
+        let (_, name) = annotation.split_once('/').unwrap();
+        assert!(name.len() <= 63, "{annotation}");
+    }
 }
