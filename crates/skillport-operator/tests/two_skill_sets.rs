@@ -233,5 +233,57 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
     let operator =
         a_gone_skill_set_claims_nothing(&cluster, &registry, operator, &skill_sets, &deployments)
             .await;
+    let operator =
+        two_at_once_on_one_container(&cluster, &registry, operator, &skill_sets, &deployments)
+            .await;
     operator.stop().await;
+}
+
+/// Two SkillSets for one container made while the operator was down, so both are reconciled
+/// at once: whichever applies first, the older (by creation, then name) keeps the container and
+/// the other is `WorkloadClaimed` with its own fields off.
+async fn two_at_once_on_one_container(
+    cluster: &Cluster,
+    registry: &Registry,
+    operator: Operator,
+    skill_sets: &Api<SkillSet>,
+    deployments: &Api<Deployment>,
+) -> Operator {
+    let host = registry.host();
+    operator.stop().await;
+    for (name, skill) in [("x-older", "pdf"), ("y-younger", "review")] {
+        let spec = json!({
+            "workloadRef": {"kind": "Deployment", "name": "agent"},
+            "container": "sidecar",
+            "skills": [{"name": skill, "image": format!("{host}/skills/{skill}:1")}],
+        });
+        skill_sets
+            .create(&PostParams::default(), &skill_set(name, &host, &spec))
+            .await
+            .unwrap();
+    }
+    let operator = Operator::start(cluster, registry).await;
+    wait_condition(skill_sets, "x-older", "Ready", "True", "Applied").await;
+    wait_condition(skill_sets, "y-younger", "Ready", "False", "WorkloadClaimed").await;
+    let settled = wait_for(
+        "at once: the younger's fields are off",
+        Duration::from_secs(30),
+        || async {
+            let d = deployments.get("agent").await.map_err(|e| e.to_string())?;
+            let clean = has_volume(&d, "skill-pdf--sidecar")
+                && !has_volume(&d, "skill-review--sidecar")
+                && !managers(&d).iter().any(|m| m == "skillport/y-younger");
+            let seen = format!("{:?}", managers(&d));
+            clean.then_some(d).ok_or(seen)
+        },
+    )
+    .await;
+    assert_eq!(skill_folders(&settled, "sidecar"), ["/skills/pdf"]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        deployments.get("agent").await.unwrap().metadata.generation,
+        settled.metadata.generation,
+        "at once: settled"
+    );
+    operator
 }

@@ -61,8 +61,12 @@ pub enum Workload {
     Missing,
     /// Reading it was refused (the API server's message, with what to grant).
     Forbidden(String),
-    /// Other SkillSets that exist hold fields there.
-    Claimed(Vec<String>),
+    /// Older SkillSets that exist hold fields of the same container there; `holding`: this one
+    /// holds fields there too (both applied at once), which come off.
+    Claimed {
+        others: Vec<String>,
+        holding: bool,
+    },
     Live(LiveWorkload),
 }
 
@@ -165,8 +169,12 @@ pub struct Decision {
     /// The status as it stood before the workload steps (resolution and delivery decided).
     pub unplaced: Outcome,
     pub mode: Mode,
-    /// The workload the SkillSet left: its fields come off first.
+    /// The workload the SkillSet left (or lost to an older SkillSet): its fields come off
+    /// first.
     pub release: Option<WorkloadRef>,
+    /// Also what the old shared `skillport` manager holds there (a workload left; not one lost,
+    /// whose owner takes those over).
+    pub release_legacy: bool,
     pub plan: PlanStep,
     pub apply: Option<Apply>,
     pub requeue: Duration,
@@ -204,6 +212,7 @@ pub fn decide(facts: Facts<'_>) -> Decision {
             unplaced: outcome,
             mode,
             release: None,
+            release_legacy: true,
             plan: PlanStep::Keep,
             apply: None,
             requeue: RETRY_LATER,
@@ -240,6 +249,7 @@ pub fn decide(facts: Facts<'_>) -> Decision {
         unplaced,
         mode,
         release: None,
+        release_legacy: true,
         plan: PlanStep::Keep,
         apply: None,
         requeue,
@@ -354,6 +364,13 @@ fn attach(
     options: &Options,
     now: Timestamp,
 ) -> Option<Duration> {
+    if let Workload::Claimed { holding: true, .. } = &workload {
+        // Applied at the same time as an older SkillSet on the same container: it keeps the
+        // container, this one's own fields come off.
+        decision.release = Some(named.clone());
+        decision.release_legacy = false;
+        decision.placed.status.workload = None;
+    }
     let outcome = &mut decision.placed;
     let spec = &skill_set.spec;
     let namespace = skill_set.namespace().unwrap_or_default();
@@ -474,7 +491,7 @@ fn live_or_why(
             outcome.not_ready(reason::FORBIDDEN, &message);
             Err(RETRY_LATER)
         }
-        Workload::Claimed(others) => {
+        Workload::Claimed { others, .. } => {
             outcome.not_ready(reason::WORKLOAD_CLAIMED, &claimed(named, &others));
             Err(RETRY_LATER)
         }
@@ -820,7 +837,10 @@ mod tests {
         for (workload, why) in [
             (Workload::Missing, reason::WORKLOAD_NOT_FOUND),
             (
-                Workload::Claimed(vec!["other".into()]),
+                Workload::Claimed {
+                    others: vec!["other".into()],
+                    holding: false,
+                },
                 reason::WORKLOAD_CLAIMED,
             ),
             (Workload::Forbidden("forbidden".into()), reason::FORBIDDEN),
@@ -913,6 +933,31 @@ mod tests {
         these.workload = Some(Workload::Forbidden("forbidden".into()));
         let decision = decide(these);
         assert_eq!(decision.placed.status.contention, counted.contention);
+    }
+
+    /// Two SkillSets on one container applied at once: the younger's fields come off.
+    #[test]
+    fn a_skill_set_that_lost_its_container_to_an_older_one_takes_its_fields_off() {
+        let options = Options::new("init");
+        let spec = skill_set(
+            &json!({"workloadRef": {"kind": "Deployment", "name": "agent"}}),
+            1,
+        );
+        let before = SkillSetStatus {
+            workload: Some(named("agent")),
+            ..SkillSetStatus::default()
+        };
+        let mut these = facts(&spec, &before, &options);
+        these.workload = Some(Workload::Claimed {
+            others: vec!["older".into()],
+            holding: true,
+        });
+        let decision = decide(these);
+        assert_eq!(decision.release, Some(named("agent")));
+        assert!(!decision.release_legacy, "the older one takes those over");
+        assert!(decision.apply.is_none());
+        assert_eq!(decision.placed.status.workload, None);
+        assert_eq!(ready(&decision.placed).1, reason::WORKLOAD_CLAIMED);
     }
 
     #[test]

@@ -260,16 +260,15 @@ async fn workload(
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
     });
-    let (claiming, gone) = claimants(
-        ctx,
-        &tenant.namespace,
-        entries,
-        &manager,
-        container.as_deref(),
-    )
-    .await?;
+    let (claiming, gone) = claimants(ctx, skill_set, entries, container.as_deref()).await?;
     if !claiming.is_empty() {
-        return Ok(Workload::Claimed(claiming));
+        let holding = !Owned::from_managed_fields(entries, &manager)
+            .items
+            .is_empty();
+        return Ok(Workload::Claimed {
+            others: claiming,
+            holding,
+        });
     }
     let (leftovers, taken_over) = leftovers(entries, &gone);
     Ok(Workload::Live(LiveWorkload {
@@ -293,7 +292,8 @@ async fn act(
     let mut applied = None;
     let result = async {
         if let Some(previous) = &decision.release {
-            release(ctx, tenant, previous, &skill_set.name_any(), true).await?;
+            let legacy = decision.release_legacy;
+            release(ctx, tenant, previous, &skill_set.name_any(), legacy).await?;
             released = true;
         }
         if let PlanStep::Sync(Some(plan)) = &decision.plan {
@@ -358,28 +358,37 @@ async fn apply_to(
 }
 
 /// The other SkillSets whose field managers hold fields of the object with `entries`: those
-/// that exist and hold fields of `container` (they claim it; those on other containers are
-/// left be: their pod-wide names are their own), and those that are gone. A manager cut for
-/// length ([`attach::field_manager`]) cannot be looked up by name: it counts as existing.
+/// that exist, hold fields of `container` and are older than `skill_set` (created before it, or
+/// at the same second with a name before its own: of two applied at once, one keeps the
+/// container), which claim it; and those that are gone. Those on other containers are left
+/// be: their pod-wide names are their own. A manager cut for length
+/// ([`attach::field_manager`]) cannot be looked up by name: it counts as claiming.
 async fn claimants(
     ctx: &Context,
-    namespace: &str,
+    skill_set: &SkillSet,
     entries: &[ManagedFieldsEntry],
-    manager: &str,
     container: Option<&str>,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
-    let skill_sets: Api<SkillSet> = Api::namespaced(ctx.client.clone(), namespace);
+    let namespace = skill_set.namespace().unwrap_or_default();
+    let skill_sets: Api<SkillSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let manager = attach::field_manager(&skill_set.name_any());
+    let age = |s: &SkillSet| (s.metadata.creation_timestamp.clone(), s.name_any());
     let (mut claiming, mut gone) = (Vec::new(), Vec::new());
-    for other in attach::other_skill_sets(entries, manager) {
+    for other in attach::other_skill_sets(entries, &manager) {
         let theirs = attach::field_manager(&other);
-        let exact = theirs.ends_with(&format!("/{other}"));
-        if exact && skill_sets.get_opt(&other).await?.is_none() {
-            gone.push(other);
-        } else if Owned::from_managed_fields(entries, &theirs)
+        let on_container = Owned::from_managed_fields(entries, &theirs)
             .containers()
-            .any(|c| Some(c) == container)
-        {
-            claiming.push(other);
+            .any(|c| Some(c) == container);
+        if !theirs.ends_with(&format!("/{other}")) {
+            if on_container {
+                claiming.push(other);
+            }
+            continue;
+        }
+        match skill_sets.get_opt(&other).await? {
+            None => gone.push(other),
+            Some(found) if on_container && age(&found) < age(skill_set) => claiming.push(other),
+            Some(_) => {}
         }
     }
     Ok((claiming, gone))
