@@ -3,11 +3,12 @@
 //! webhook (issue 13), which serves it. One translate, two doors: the Pod's spec after the patch
 //! is exactly the pod template the attach would produce for the same SkillSet.
 //!
-//! A Pod that already carries `skillport.dev/skills-digest` and the skills (our volumes, mounted
-//! in a container, and the fetch init container where it fills them) was injected before, or belongs to a workload the operator attached
-//! to: it gets an empty patch, so injecting twice changes nothing. One with the annotation and no
-//! skills (a controller merged the annotations of a template we attached to but replaced its
-//! spec, as kagent's does) gets them.
+//! A Pod that already carries this SkillSet's skills-digest annotation and its skills (its
+//! volumes, mounted in a container, and its fetch init container where it fills them) was
+//! injected before, or belongs to a workload the operator attached it to: it gets an empty
+//! patch, so injecting twice changes nothing. One with the annotation and not the skills (a
+//! controller merged the annotations of a template we attached to but replaced its spec, as
+//! kagent's does) gets them.
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};

@@ -143,6 +143,21 @@ fn check_claims(
         let ours = spec.container.clone().or_else(first);
         for other in others {
             let theirs = other.spec.container.clone().or_else(first);
+            if other.spec.workload_ref.as_ref() == Some(workload)
+                && theirs != ours
+                && (theirs.is_none() || ours.is_none())
+            {
+                // The workload is not there (or not readable): its first container is unknown.
+                verdict.warnings.push(format!(
+                    "spec.workloadRef: SkillSet {:?} names {} {:?} too, and without the workload \
+                     it cannot be told whether both are for its first container; if they are, \
+                     the younger one is WorkloadClaimed",
+                    other.name,
+                    workload.kind.as_str(),
+                    workload.name
+                ));
+                continue;
+            }
             if other.spec.workload_ref.as_ref() == Some(workload) && theirs == ours {
                 verdict.denials.push(Denial {
                     field: "spec.workloadRef".into(),
@@ -265,6 +280,19 @@ mod tests {
             &options(),
         );
         assert!(allowed.denials.is_empty(), "{allowed:?}");
+        // Without the workload, the first container is unknown: a warning, not a denial.
+        let unknown = validate(
+            &mine,
+            None,
+            &[Other {
+                name: "first",
+                spec: &same,
+            }],
+            |_| true,
+            &options(),
+        );
+        assert!(unknown.denials.is_empty(), "{unknown:?}");
+        assert!(unknown.warnings[0].contains("\"first\""), "{unknown:?}");
     }
 
     #[test]
