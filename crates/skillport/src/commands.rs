@@ -108,14 +108,14 @@ fn init(args: &InitArgs) -> Result<ExitCode> {
     let skill_md = dir.join("SKILL.md");
     fs::write(&skill_md, skillport_skill::scaffold_skill_md(&args.name))
         .with_context(|| format!("writing {}", skill_md.display()))?;
-    println!("created {}", skill_md.display());
+    out!("created {}", skill_md.display());
     if args.card {
         let skill = load_skill(&dir, false)?;
         let card = generated_card(&skill, &args.namespace);
         let card_path = dir.join("skill.yaml");
         fs::write(&card_path, card.to_yaml())
             .with_context(|| format!("writing {}", card_path.display()))?;
-        println!("created {}", card_path.display());
+        out!("created {}", card_path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -156,16 +156,16 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode> {
         all_valid &= errors == 0;
         if !args.json {
             for diagnostic in &diagnostics {
-                println!("{diagnostic}");
+                out!("{diagnostic}");
             }
             if let Some(failure) = &failure {
-                println!("{}: error: {failure}", dir.display());
+                out!("{}: error: {failure}", dir.display());
             }
             let warnings = diagnostics.len() + usize::from(failure.is_some()) - errors;
             match (errors, warnings) {
-                (0, 0) => println!("{}: valid", dir.display()),
-                (0, w) => println!("{}: valid, {w} warning(s)", dir.display()),
-                (e, _) => println!("{}: invalid, {e} error(s)", dir.display()),
+                (0, 0) => out!("{}: valid", dir.display()),
+                (0, w) => out!("{}: valid, {w} warning(s)", dir.display()),
+                (e, _) => out!("{}: invalid, {e} error(s)", dir.display()),
             }
         }
         results.push(json!({
@@ -177,7 +177,7 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode> {
         }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        out!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(if all_valid {
         ExitCode::SUCCESS
@@ -241,12 +241,12 @@ fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
             "layer": {"digest": built.layer.digest, "size": built.layer.size, "files": built.layer.files},
             "annotations": built.annotations,
         });
-        println!("{}", serde_json::to_string_pretty(&output)?);
+        out!("{}", serde_json::to_string_pretty(&output)?);
     } else {
         for name in &names {
             eprintln!("tagged {}", name.store_key());
         }
-        println!("{}", built.digest());
+        out!("{}", built.digest());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -302,7 +302,7 @@ fn images(store: &Store, args: &JsonArgs) -> Result<ExitCode> {
         }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_rows)?);
+        out!("{}", serde_json::to_string_pretty(&json_rows)?);
     } else if rows.is_empty() {
         eprintln!("the store at {} holds no images", store.root().display());
     } else {
@@ -346,37 +346,37 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<ExitCode> {
             "annotations": image.manifest.annotations,
             "files": files,
         });
-        println!("{}", serde_json::to_string_pretty(&output)?);
+        out!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(ExitCode::SUCCESS);
     }
     let ann = &image.manifest.annotations;
     let get = |key: &str| ann.get(key).map_or("-", String::as_str);
-    println!("Reference:    {}", stored.key);
-    println!("Digest:       {}", image.descriptor.digest);
-    println!("Skill:        {}", get(annotation::SKILL_NAME));
-    println!(
+    out!("Reference:    {}", stored.key);
+    out!("Digest:       {}", image.descriptor.digest);
+    out!("Skill:        {}", get(annotation::SKILL_NAME));
+    out!(
         "Description:  {}",
         one_line(get(annotation::DESCRIPTION), 200)
     );
-    println!("Version:      {}", get(annotation::VERSION));
+    out!("Version:      {}", get(annotation::VERSION));
     if image.descriptor.media_type == media::IMAGE_INDEX {
-        println!("Platforms:    {}", platforms.join(", "));
+        out!("Platforms:    {}", platforms.join(", "));
     }
-    println!(
+    out!(
         "Layer:        {} ({})",
         image.layer.digest,
         human_size(image.layer.size)
     );
-    println!("Annotations:");
+    out!("Annotations:");
     for (key, value) in ann {
-        println!("  {key}: {}", one_line(value, 200));
+        out!("  {key}: {}", one_line(value, 200));
     }
-    println!("Files:");
+    out!("Files:");
     for file in &files {
         match file.kind {
-            "file" => println!("  {}  ({})", file.path, human_size(file.size)),
-            "dir" => println!("  {}/", file.path),
-            kind => println!("  {}  ({kind})", file.path),
+            "file" => out!("  {}  ({})", file.path, human_size(file.size)),
+            "dir" => out!("  {}/", file.path),
+            kind => out!("  {}  ({kind})", file.path),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -390,7 +390,7 @@ fn tag(store: &Store, args: &TagArgs) -> Result<ExitCode> {
     }
     let tagged = store.tag(&source, &target)?;
     eprintln!("tagged {}", tagged.key);
-    println!("{}", tagged.descriptor.digest);
+    out!("{}", tagged.descriptor.digest);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -412,7 +412,7 @@ fn rm(store: &Store, args: &RmArgs) -> Result<ExitCode> {
     for text in &args.references {
         let reference = parse_reference(text)?;
         let removed = store.remove(&reference)?;
-        println!(
+        out!(
             "removed {reference} (deleted {} unused blob(s), {})",
             removed.blobs,
             human_size(removed.bytes)
@@ -442,7 +442,7 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
     )?;
     let store_root = args.out.join("store");
     let store = Store::open(&store_root)?;
-    println!("store: {} (an OCI image layout)", store_root.display());
+    out!("store: {} (an OCI image layout)", store_root.display());
 
     let mut dirs: Vec<PathBuf> = fs::read_dir(&args.examples)
         .with_context(|| format!("reading the examples folder {}", args.examples.display()))?
@@ -478,7 +478,7 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         };
         let built = skillport_oci::build(&store, &request, &mut |_| {})
             .with_context(|| format!("building {}", dir.display()))?;
-        println!(
+        out!(
             "built    {reference:<32} {}  ({} files)",
             built.digest(),
             built.layer.files
@@ -486,12 +486,12 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         let (_, image) = resolve_skill(&store, &reference.to_string())?;
         let dest = skills_root.join(name);
         skillport_oci::export(&store, &image, &dest)?;
-        println!("exported {reference:<32} -> {}", dest.display());
+        out!("exported {reference:<32} -> {}", dest.display());
     }
-    println!();
+    out!();
     images(&store, &JsonArgs { json: false })?;
-    println!();
-    println!(
+    out!();
+    out!(
         "An agent pointed at {} now finds {} skill(s), each folder named after its skill.",
         skills_root.display(),
         dirs.len()

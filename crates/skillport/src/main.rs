@@ -3,10 +3,11 @@
 //! A thin binary: argument parsing, output formatting and error reporting live here; every
 //! decision about skills, images and the store lives in the library crates.
 
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
 mod fetch;
-mod output;
 mod remote;
 
 use std::process::ExitCode;

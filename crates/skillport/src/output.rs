@@ -8,6 +8,37 @@ use indicatif::{ProgressBar, ProgressStyle};
 use skillport_oci::{ParseReferenceError, ReadError, StoreError, UnpackError};
 use skillport_skill::{LoadError, WalkError};
 
+/// Prints one line on standard output, as `println!` does, but a reader that went away
+/// (`skillport images | head -1`) ends the program quietly with success, as Unix tools do,
+/// instead of a panic: whatever was done is done by the time it is printed. Any other write
+/// error (a full disk behind a redirect) is said, and the program fails.
+pub fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(err) => {
+            eprintln!("error: writing to standard output: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `println!` through [`line`].
+macro_rules! out {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -171,7 +202,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 let _ = write!(out, "{cell:<width$}  ", width = widths[i]);
             }
         }
-        println!("{}", out.trim_end());
+        out!("{}", out.trim_end());
     };
     line(header.to_vec());
     for row in rows {

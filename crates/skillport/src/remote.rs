@@ -174,7 +174,7 @@ pub fn push(settings: &RegistrySettings, store: &Store, args: &PushArgs) -> Resu
     let digest = block_on(client.push(store, &source, &target, Bars::shared()))
         .with_context(|| format!("pushing {source} to {target}"))?;
     eprintln!("pushed {target}");
-    println!("{digest}");
+    out!("{digest}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -184,7 +184,7 @@ pub fn pull(settings: &RegistrySettings, store: &Store, args: &PullArgs) -> Resu
     let stored = block_on(client.pull(store, &reference, Bars::shared()))
         .with_context(|| format!("pulling {reference}"))?;
     eprintln!("pulled {}", stored.key);
-    println!("{}", stored.descriptor.digest);
+    out!("{}", stored.descriptor.digest);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -193,7 +193,7 @@ pub fn resolve(settings: &RegistrySettings, args: &ResolveArgs) -> Result<ExitCo
     let client = settings.client(&[&reference])?;
     let descriptor =
         block_on(client.resolve(&reference)).with_context(|| format!("resolving {reference}"))?;
-    println!("{}", descriptor.digest);
+    out!("{}", descriptor.digest);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -209,10 +209,10 @@ pub fn tags(settings: &RegistrySettings, args: &TagsArgs) -> Result<ExitCode> {
     let tags = block_on(client.list_tags(&reference))
         .with_context(|| format!("listing the tags of {}", reference.name()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&tags)?);
+        out!("{}", serde_json::to_string_pretty(&tags)?);
     } else {
         for tag in tags {
-            println!("{tag}");
+            out!("{tag}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -245,32 +245,32 @@ pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCo
             "layers": layers,
             "annotations": annotations,
         });
-        println!("{}", serde_json::to_string_pretty(&output)?);
+        out!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(ExitCode::SUCCESS);
     }
     let get = |key: &str| annotations.get(key).map_or("-", String::as_str);
-    println!("Reference:    {reference}");
-    println!("Digest:       {}", tree.top().descriptor.digest);
-    println!("Media type:   {}", tree.top().descriptor.media_type);
-    println!("Skill:        {}", get(annotation::SKILL_NAME));
-    println!(
+    out!("Reference:    {reference}");
+    out!("Digest:       {}", tree.top().descriptor.digest);
+    out!("Media type:   {}", tree.top().descriptor.media_type);
+    out!("Skill:        {}", get(annotation::SKILL_NAME));
+    out!(
         "Description:  {}",
         one_line(get(annotation::DESCRIPTION), 200)
     );
-    println!("Version:      {}", get(annotation::VERSION));
+    out!("Version:      {}", get(annotation::VERSION));
     if !platforms.is_empty() {
-        println!("Platforms:    {}", platforms.join(", "));
+        out!("Platforms:    {}", platforms.join(", "));
     }
     for layer in &layers {
-        println!(
+        out!(
             "Layer:        {} ({})",
             layer.digest,
             human_size(layer.size)
         );
     }
-    println!("Annotations:");
+    out!("Annotations:");
     for (key, value) in &annotations {
-        println!("  {key}: {}", one_line(value, 200));
+        out!("  {key}: {}", one_line(value, 200));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -286,7 +286,7 @@ pub fn export(settings: &RegistrySettings, args: &ExportArgs) -> Result<ExitCode
         human_size(exported.unpacked.bytes),
         args.dest.display()
     );
-    println!("{}", exported.digest);
+    out!("{}", exported.digest);
     Ok(ExitCode::SUCCESS)
 }
 

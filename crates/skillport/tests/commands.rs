@@ -524,3 +524,35 @@ fn the_store_defaults_to_skillport_store_then_xdg_data_home_then_home() {
     let listed: Value = run(sandbox.bare(&["images", "--json"])).success().json();
     assert_eq!(listed[0]["reference"], "placed:latest");
 }
+
+/// A reader that went away before anything was written (`skillport images | head -0`): each
+/// command that prints ends quietly with success, as Unix tools do, instead of panicking
+/// ("failed printing to stdout: Broken pipe", exit 101).
+#[test]
+fn a_closed_pipe_on_stdout_ends_quietly() {
+    let sandbox = Sandbox::new();
+    let dir = write_minimal_skill(&sandbox.join("src"), "my-skill");
+    sandbox.build(&dir, "my-skill:1");
+    for args in [
+        &["images"][..],
+        &["images", "--json"],
+        &["inspect", "my-skill:1"],
+        &["inspect", "--json", "my-skill:1"],
+        &["validate", path_str(&dir)],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = sandbox
+            .skillport(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !stderr.contains("panicked"),
+            "{args:?}: {:?}, stderr: {stderr}",
+            output.status
+        );
+    }
+}
