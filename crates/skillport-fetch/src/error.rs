@@ -219,8 +219,8 @@ impl SkillFailure {
         match &self.error {
             SkillError::Registry { error, .. } => match &**error {
                 RegistryError::Unauthorized { registry, .. } => Some(format!(
-                    "give the SkillSet an imagePullSecret with credentials for {registry}, or \
-                     fix the one it has"
+                    "list a pull secret with credentials for {registry} in the plan's \
+                     pullSecrets (a SkillSet's imagePullSecrets), or fix the one it lists"
                 )),
                 RegistryError::Tls { registry, .. } => Some(format!(
                     "add {registry}'s CA certificate to the plan's caFiles, or list it in \

@@ -233,6 +233,8 @@ pub async fn fetch(
 ) -> Result<Report, FetchError> {
     plan.validate()?;
     let deadline = Instant::now() + options.timeout;
+    // Credentials and the client first: a Secret file that is not there must leave no folder.
+    let (prepared, mut warnings) = prepare(plan, options)?;
     let folder = IntoFolder::open(into, deadline)
         .await
         .map_err(|err| match err {
@@ -244,7 +246,15 @@ pub async fn fetch(
     let previous = SkillIndex::read(into)
         .map_err(|source| into_error(into, "reading the index in", source))?
         .unwrap_or_else(|| SkillIndex::new(Vec::new()));
-    let (context, mut warnings) = context(plan, folder, options, deadline)?;
+    let context = Arc::new(Context {
+        client: prepared.client,
+        secret_names: plan.pull_secrets.iter().map(|s| s.name.clone()).collect(),
+        folder,
+        git_credentials: prepared.git_credentials,
+        ca_files: prepared.ca_files,
+        options: options.clone(),
+        deadline,
+    });
 
     let outcomes = fetch_all(&context, plan, &previous).await;
     let removed = remove_unplanned(&context, plan, &previous, &mut warnings);
@@ -268,13 +278,19 @@ fn into_error(into: &Path, action: &'static str, source: std::io::Error) -> Fetc
     }
 }
 
+/// What a fetch needs before it touches the folder: the client with the pull secrets, the git
+/// credentials, the CA files.
+struct Prepared {
+    client: Client,
+    git_credentials: Option<GitCredentials>,
+    ca_files: Vec<PathBuf>,
+}
+
 /// Reads the credentials and builds the client; returns the credential warnings too.
-fn context(
+fn prepare(
     plan: &FetchPlan,
-    folder: IntoFolder,
     options: &FetchOptions,
-    deadline: Instant,
-) -> Result<(Arc<Context>, Vec<String>), FetchError> {
+) -> Result<(Prepared, Vec<String>), FetchError> {
     let credentials = Credentials::from_files(read_pull_secrets(plan)?);
     let warnings = credentials.warnings();
     // Read only when a source can use them: they are sent over https only.
@@ -313,16 +329,12 @@ fn context(
     };
     let client = Client::new(credentials, client_options)
         .map_err(|err| FetchError::Client(Box::new(err)))?;
-    let context = Context {
+    let prepared = Prepared {
         client,
-        secret_names: plan.pull_secrets.iter().map(|s| s.name.clone()).collect(),
-        folder,
         git_credentials,
         ca_files,
-        options: options.clone(),
-        deadline,
     };
-    Ok((Arc::new(context), warnings))
+    Ok((prepared, warnings))
 }
 
 /// Every skill as its own task, at most `parallel` at once; outcomes in plan order.

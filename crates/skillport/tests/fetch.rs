@@ -347,7 +347,7 @@ fn a_failure_writes_one_line_naming_skill_registry_and_cause_and_no_secret() {
     }
     assert!(
         run.stderr
-            .contains("hint: give the SkillSet an imagePullSecret"),
+            .contains("hint: list a pull secret with credentials for"),
         "{run}"
     );
     assert!(
@@ -387,6 +387,24 @@ fn an_invalid_plan_is_reported_before_anything_is_written() {
         "{run}"
     );
     assert!(!pod.path("skills").exists(), "--into is not even created");
+}
+
+/// A pull secret the plan names but the pod does not have (a volume not mounted): reported
+/// before the folder is made, as a plan error is.
+#[test]
+fn a_missing_pull_secret_file_is_reported_before_anything_is_written() {
+    let pod = Pod::new();
+    pod.write_plan(&serde_json::json!({
+        "apiVersion": "skillport.dev/v1alpha1",
+        "kind": "FetchPlan",
+        "skills": [{"name": "pdf", "image": "registry.example.com/skills/pdf:1"}],
+        "pullSecrets": [{"name": "regcred", "path": "/var/run/skillport/pull-secrets/0/.dockerconfigjson"}],
+    }));
+    pod.seal();
+    fs::remove_dir(pod.path("skills")).unwrap();
+    let run = pod.fetch().failure();
+    assert!(pod.termination_log().contains("regcred"), "{run}");
+    assert!(!pod.path("skills").exists(), "--into is not created: {run}");
 }
 
 #[test]
