@@ -15,7 +15,7 @@ use crate::cli::{
     BuildArgs, Cli, Command, DemoArgs, ExportArgs, InitArgs, InspectArgs, JsonArgs, RmArgs,
     TagArgs, ValidateArgs,
 };
-use crate::output::{human_size, one_line, print_table, progress_bar};
+use crate::output::{human_size, one_line, plural, print_table, progress_bar};
 use crate::remote::{self, RegistrySettings};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -164,8 +164,8 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode> {
             let warnings = diagnostics.len() + usize::from(failure.is_some()) - errors;
             match (errors, warnings) {
                 (0, 0) => out!("{}: valid", dir.display()),
-                (0, w) => out!("{}: valid, {w} warning(s)", dir.display()),
-                (e, _) => out!("{}: invalid, {e} error(s)", dir.display()),
+                (0, w) => out!("{}: valid, {}", dir.display(), plural(w, "warning")),
+                (e, _) => out!("{}: invalid, {}", dir.display(), plural(e, "error")),
             }
         }
         results.push(json!({
@@ -178,6 +178,14 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode> {
     }
     if args.json {
         out!("{}", serde_json::to_string_pretty(&results)?);
+    } else if args.dirs.len() > 1 {
+        let invalid = results.iter().filter(|r| r["valid"] == false).count();
+        out!(
+            "{}: {} valid, {} invalid",
+            plural(args.dirs.len(), "folder"),
+            args.dirs.len() - invalid,
+            invalid
+        );
     }
     Ok(if all_valid {
         ExitCode::SUCCESS
@@ -399,12 +407,14 @@ fn export(store: &Store, args: &ExportArgs) -> Result<ExitCode> {
     let unpacked = skillport_oci::export(store, &image, &args.dest)
         .with_context(|| format!("exporting {} to {}", stored.key, args.dest.display()))?;
     eprintln!(
-        "exported {} ({} files, {}) to {}",
+        "exported {} ({}, {}) to {}",
         stored.key,
-        unpacked.files,
+        plural(unpacked.files, "file"),
         human_size(unpacked.bytes),
         args.dest.display()
     );
+    // The digest on stdout, as an export from a registry prints it.
+    out!("{}", stored.descriptor.digest);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -479,9 +489,9 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         let built = skillport_oci::build(&store, &request, &mut |_| {})
             .with_context(|| format!("building {}", dir.display()))?;
         out!(
-            "built    {reference:<32} {}  ({} files)",
+            "built    {reference:<32} {}  ({})",
             built.digest(),
-            built.layer.files
+            plural(built.layer.files, "file")
         );
         let (_, image) = resolve_skill(&store, &reference.to_string())?;
         let dest = skills_root.join(name);
@@ -492,9 +502,9 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
     images(&store, &JsonArgs { json: false })?;
     out!();
     out!(
-        "An agent pointed at {} now finds {} skill(s), each folder named after its skill.",
+        "An agent pointed at {} now finds {}, each folder named after its skill.",
         skills_root.display(),
-        dirs.len()
+        plural(dirs.len(), "skill")
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use skillport_fetch::plan::INDEX_FILE;
 use skillport_fetch::{Action, FetchOptions, FetchPlan, Report, termination_line};
 
 use crate::cli::{FetchArgs, VerifyArgs};
-use crate::output::human_size;
+use crate::output::{human_size, plural};
 use crate::remote::RegistrySettings;
 
 /// Kubernetes' default `terminationMessagePath`.
@@ -72,9 +72,9 @@ fn report_outcome(report: &Report, args: &FetchArgs) -> ExitCode {
                     Action::UpToDate => "up to date",
                 };
                 eprintln!(
-                    "{verb}: {} ({revision}, {} files, {})",
+                    "{verb}: {} ({revision}, {}, {})",
                     entry.name,
-                    entry.files,
+                    plural(entry.files, "file"),
                     human_size(entry.bytes)
                 );
                 for warning in &entry.warnings {
@@ -140,10 +140,10 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
     }
     for entry in &index.skills {
         eprintln!(
-            "verified: {} ({}, {} files, {})",
+            "verified: {} ({}, {}, {})",
             entry.name,
             entry.digest.as_deref().unwrap_or("-"),
-            entry.files,
+            plural(entry.files, "file"),
             human_size(entry.bytes)
         );
         for warning in &entry.warnings {

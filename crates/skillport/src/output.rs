@@ -168,6 +168,15 @@ pub fn progress_bar(total: u64, message: &str) -> ProgressBar {
 }
 
 /// `1.5 MiB`-style sizes.
+/// `1 file`, `2 files`: a count and its noun, plural but for one.
+pub fn plural<N: std::fmt::Display + PartialEq + From<u8>>(count: N, one: &str) -> String {
+    if count == N::from(1) {
+        format!("1 {one}")
+    } else {
+        format!("{count} {one}s")
+    }
+}
+
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     #[allow(clippy::cast_precision_loss)] // a rounded display value

@@ -19,7 +19,7 @@ use crate::cli::{
     Cli, ExportArgs, InspectArgs, LoginArgs, PullArgs, PushArgs, ResolveArgs, TagsArgs,
 };
 use crate::commands::platforms;
-use crate::output::{human_size, one_line};
+use crate::output::{human_size, one_line, plural};
 
 /// Registry settings from the global flags.
 pub struct RegistrySettings {
@@ -281,8 +281,8 @@ pub fn export(settings: &RegistrySettings, args: &ExportArgs) -> Result<ExitCode
     let exported = block_on(client.export(&reference, &args.dest, Bars::shared()))
         .with_context(|| format!("exporting {reference} to {}", args.dest.display()))?;
     eprintln!(
-        "exported {reference} ({} files, {}) to {}",
-        exported.unpacked.files,
+        "exported {reference} ({}, {}) to {}",
+        plural(exported.unpacked.files, "file"),
         human_size(exported.unpacked.bytes),
         args.dest.display()
     );

@@ -277,15 +277,14 @@ fn export_round_trips_the_files_with_normalised_modes() {
     let sandbox = Sandbox::new();
     let dir = write_sample_skill(&sandbox.join("src"), "my-skill", PRIVATE_MODES);
     fs::write(dir.join(".hidden"), "left out\n").unwrap();
-    sandbox.build(&dir, "my-skill:1");
+    let digest = sandbox.build(&dir, "my-skill:1");
     fs::remove_file(dir.join(".hidden")).unwrap();
 
     let out = sandbox.join("exported");
     let run = sandbox.ok(&["export", "my-skill:1", path_str(&out)]);
-    assert!(
-        run.stdout.is_empty(),
-        "export prints its report on stderr\n{run}"
-    );
+    // The report on stderr; on stdout only the digest, as an export from a registry.
+    assert_eq!(run.stdout.trim_end(), digest, "{run}");
+    assert!(run.stderr.contains("exported my-skill:1 ("), "{run}");
     assert_same_tree(&tree(&out), &tree(&dir));
     for (path, mode) in [
         ("", 0o755),
@@ -345,7 +344,7 @@ fn validate_exit_codes() {
 
     let run = sandbox.ok(&["validate", "--lenient", path_str(&mismatch)]);
     assert!(
-        run.stdout.contains("warning") && run.stdout.contains("1 warning"),
+        run.stdout.contains("warning") && run.stdout.contains("valid, 1 warning\n"),
         "--lenient turns the violation into a warning\n{run}"
     );
 
@@ -363,8 +362,12 @@ fn validate_exit_codes() {
         .run(&["validate", path_str(&good), path_str(&mismatch)])
         .failure();
     assert!(
-        run.stdout.contains("my-skill: valid") && run.stdout.contains("folder: invalid"),
-        "{run}"
+        run.stdout.contains("my-skill: valid") && run.stdout.contains("folder: invalid, 1 error\n"),
+        "one error, not \"1 error(s)\"\n{run}"
+    );
+    assert!(
+        run.stdout.ends_with("2 folders: 1 valid, 1 invalid\n"),
+        "a total for several folders\n{run}"
     );
     let run = sandbox
         .run(&["validate", "--json", path_str(&good), path_str(&mismatch)])
