@@ -169,7 +169,7 @@ pub fn progress_bar(total: u64, message: &str) -> ProgressBar {
 
 /// `1.5 MiB`-style sizes.
 /// `1 file`, `2 files`: a count and its noun, plural but for one.
-pub fn plural<N: std::fmt::Display + PartialEq + From<u8>>(count: N, one: &str) -> String {
+pub fn plural<N: std::fmt::Display + PartialEq + From<u8> + Copy>(count: N, one: &str) -> String {
     if count == N::from(1) {
         format!("1 {one}")
     } else {
