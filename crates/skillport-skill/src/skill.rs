@@ -36,10 +36,18 @@ pub enum LoadError {
         path: PathBuf,
     },
     /// The folder has no SKILL.md.
-    #[error("no SKILL.md in {}", dir.display())]
+    #[error(
+        "no SKILL.md in {}{}",
+        dir.display(),
+        other_case.as_ref().map(|name| format!(
+            " (there is a {name}: the name is SKILL.md, in capitals)"
+        )).unwrap_or_default()
+    )]
     MissingSkillMd {
         /// The folder.
         dir: PathBuf,
+        /// A file named `SKILL.md` in another case (`skill.md`), if there is one.
+        other_case: Option<String>,
     },
     /// A file or the folder could not be read.
     #[error("cannot read {}", path.display())]
@@ -82,6 +90,7 @@ pub fn load(dir: &Path, mode: Mode) -> Result<Skill, LoadError> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             return Err(LoadError::MissingSkillMd {
                 dir: dir.to_owned(),
+                other_case: other_case(dir, "SKILL.md"),
             });
         }
         Err(error) => return Err(read_error(&skill_md)(error)),
@@ -137,6 +146,15 @@ pub fn load(dir: &Path, mode: Mode) -> Result<Skill, LoadError> {
             diagnostics,
         }),
     }
+}
+
+/// The name of a file in `dir` that is `name` in another case, if there is one.
+fn other_case(dir: &Path, name: &str) -> Option<String> {
+    fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|found| found != name && found.eq_ignore_ascii_case(name))
 }
 
 /// The folder's own name; `.` and paths ending in `..` are resolved first.

@@ -107,6 +107,10 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         }
         if let Some(err) = cause.downcast_ref::<LoadError>() {
             return match err {
+                LoadError::MissingSkillMd {
+                    other_case: Some(name),
+                    ..
+                } => Some(format!("rename {name} to SKILL.md")),
                 LoadError::MissingSkillMd { .. } => Some(
                     "a skill is a folder with a SKILL.md; `skillport init NAME` creates one".into(),
                 ),

@@ -80,6 +80,21 @@ fn build_without_skill_md() {
 }
 
 #[test]
+fn build_with_a_lowercase_skill_md() {
+    let sandbox = seeded();
+    let dir = skill_with(&sandbox, "lower");
+    fs::rename(dir.join("SKILL.md"), dir.join("skill.md")).unwrap();
+    refused(
+        &sandbox,
+        &["build", path_str(&dir)],
+        &["no SKILL.md", "there is a skill.md"],
+        Some("rename skill.md to SKILL.md"),
+    );
+    let run = sandbox.run(&["validate", path_str(&dir)]).failure();
+    assert!(run.stdout.contains("there is a skill.md"), "{run}");
+}
+
+#[test]
 fn build_with_bad_yaml() {
     let sandbox = seeded();
     let dir = skill_with(&sandbox, "broken");
