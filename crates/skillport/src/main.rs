@@ -12,10 +12,23 @@ mod remote;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            if err.use_stderr() {
+                for arg in std::env::args_os().skip(1) {
+                    if let Some(hint) = output::dash_folder_hint(&arg) {
+                        eprintln!("hint: {hint}");
+                    }
+                }
+            }
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
     output::init_logging(cli.verbose);
     match commands::run(cli) {
         Ok(code) => code,

@@ -58,6 +58,14 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
+/// For an argument that was read as an option but names a file or folder here
+/// (`skillport validate -21risk-automation`): how to name it.
+pub fn dash_folder_hint(arg: &std::ffi::OsStr) -> Option<String> {
+    let text = arg.to_str()?;
+    (text.starts_with('-') && std::path::Path::new(arg).exists())
+        .then(|| format!("{text} is read as an option; to name the folder, write ./{text}"))
+}
+
 /// Prints the whole error chain once, then a `hint:` line when we know what to do about it.
 pub fn print_error(err: &anyhow::Error) {
     eprintln!("error: {err:#}");

@@ -94,6 +94,29 @@ fn build_with_a_lowercase_skill_md() {
     assert!(run.stdout.contains("there is a skill.md"), "{run}");
 }
 
+/// A folder whose name starts with `-` (`-21risk-automation`, from a public collection) is read
+/// as an option: the hint says how to name it.
+#[test]
+fn a_folder_named_like_an_option_gets_a_hint() {
+    let sandbox = seeded();
+    write_minimal_skill(sandbox.path(), "-21risk-automation");
+    let refused = run(sandbox.bare(&["validate", "-21risk-automation"]));
+    assert_eq!(refused.status.code(), Some(2), "{refused}");
+    assert!(
+        refused.stderr
+            .contains("hint: -21risk-automation is read as an option; to name the folder, write ./-21risk-automation"),
+        "{refused}"
+    );
+    // Read as the folder now (whose skill name the rules refuse, as the hint never claimed).
+    let named = run(sandbox.bare(&["validate", "./-21risk-automation"])).failure();
+    assert!(
+        named
+            .stdout
+            .contains("./-21risk-automation/SKILL.md:2:1: error: name"),
+        "{named}"
+    );
+}
+
 #[test]
 fn build_with_bad_yaml() {
     let sandbox = seeded();
