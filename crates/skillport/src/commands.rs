@@ -205,15 +205,30 @@ fn source_date_epoch() -> Result<Option<u64>> {
     }
 }
 
+/// `<name>:latest` for a build without `-t`: the skill's name, or, when that is no image name
+/// (a lenient build of `name: Ahrefs Automation`), the folder's.
+fn default_name(skill: &Skill, dir: &Path) -> Result<Reference> {
+    let folder = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()));
+    std::iter::once(skill.frontmatter.name.clone())
+        .chain(folder)
+        .find_map(|name| format!("{name}:latest").parse::<Reference>().ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "neither the skill's name {:?} nor its folder's makes an image name; name the \
+                 image with -t NAME:TAG (lowercase letters, digits, -, _ and .)",
+                skill.frontmatter.name
+            )
+        })
+}
+
 fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
     let skill = load_skill(&args.dir, args.lenient)?;
     let entries = skillport_skill::walk(&args.dir)
         .with_context(|| format!("reading the files of {}", args.dir.display()))?;
     let names = if args.tags.is_empty() {
-        vec![parse_reference(&format!(
-            "{}:latest",
-            skill.frontmatter.name
-        ))?]
+        vec![default_name(&skill, &args.dir)?]
     } else {
         args.tags
             .iter()

@@ -559,3 +559,37 @@ fn a_closed_pipe_on_stdout_ends_quietly() {
         );
     }
 }
+
+/// `build --lenient` without `-t` of a skill whose name is no image name (`Ahrefs Automation`,
+/// from a public collection): named after its folder, or told to pass `-t`.
+#[test]
+fn a_lenient_build_without_a_tag_is_named_after_the_folder() {
+    let sandbox = Sandbox::new();
+    for folder in ["ahrefs-automation", "Ahrefs Automation"] {
+        let dir = sandbox.join("src").join(folder);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("SKILL.md"),
+            "---\nname: Ahrefs Automation\ndescription: Automates Ahrefs.\n---\nbody\n",
+        )
+        .unwrap();
+    }
+    let named = sandbox.ok(&[
+        "build",
+        "--lenient",
+        path_str(&sandbox.join("src/ahrefs-automation")),
+    ]);
+    assert!(named.stderr.contains("tagged ahrefs-automation:latest"), "{named}");
+    let refused = sandbox
+        .run(&[
+            "build",
+            "--lenient",
+            path_str(&sandbox.join("src/Ahrefs Automation")),
+        ])
+        .failure();
+    assert!(
+        refused.stderr.contains("-t NAME:TAG")
+            && !refused.stderr.contains("hint: write references"),
+        "{refused}"
+    );
+}
