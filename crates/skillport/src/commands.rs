@@ -276,17 +276,15 @@ fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
 
 /// The name and tag (or digest) parts of a store key. Keys written by other tools may not
 /// parse as references; they show whole, as the name.
-fn split_key(key: &str) -> (String, String) {
+/// A store key's name and tag; an image kept by digest alone (pulled as `name@sha256:…`) has
+/// no tag, as docker shows it.
+fn split_key(key: &str) -> (String, Option<String>) {
     match key.parse::<Reference>() {
-        Ok(reference) => {
-            let tag = match (reference.tag(), reference.digest()) {
-                (Some(tag), _) => tag.to_owned(),
-                (None, Some(digest)) => digest.to_string(),
-                (None, None) => String::new(),
-            };
-            (reference.name().to_owned(), tag)
-        }
-        Err(_) => (key.to_owned(), String::new()),
+        Ok(reference) => (
+            reference.name().to_owned(),
+            reference.tag().map(str::to_owned),
+        ),
+        Err(_) => (key.to_owned(), None),
     }
 }
 
@@ -309,7 +307,7 @@ fn images(store: &Store, args: &JsonArgs) -> Result<ExitCode> {
             .unwrap_or_default();
         rows.push(vec![
             name.clone(),
-            tag.clone(),
+            tag.clone().unwrap_or_else(|| "<none>".to_owned()),
             image.descriptor.digest.short().to_owned(),
             size.map_or_else(|| "?".to_owned(), human_size),
             one_line(&description, 60),

@@ -579,7 +579,10 @@ fn a_lenient_build_without_a_tag_is_named_after_the_folder() {
         "--lenient",
         path_str(&sandbox.join("src/ahrefs-automation")),
     ]);
-    assert!(named.stderr.contains("tagged ahrefs-automation:latest"), "{named}");
+    assert!(
+        named.stderr.contains("tagged ahrefs-automation:latest"),
+        "{named}"
+    );
     let refused = sandbox
         .run(&[
             "build",

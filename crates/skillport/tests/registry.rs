@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
 use common::{Run, Sandbox, digest_line, path_str, write_minimal_skill};
+use serde_json::Value;
 use skillport_testkit::Registry;
 
 /// `skillport login HOST -u USER --password-stdin`, the password on stdin.
@@ -115,6 +116,15 @@ fn login_push_pull_resolve_tags_inspect_and_export_over_tls_with_auth() {
         .map(|i| i["reference"].as_str().unwrap())
         .collect();
     assert_eq!(names, [remote.as_str(), by_digest.as_str()]);
+    // Pulled by digest: no tag, as docker shows it (not the digest in the TAG column).
+    assert_eq!(images[1]["tag"], Value::Null, "{images}");
+    let table = other.ok(&["images"]);
+    let row = table
+        .stdout
+        .lines()
+        .find(|line| line.contains("<none>"))
+        .unwrap_or_else(|| panic!("a row without a tag\n{table}"));
+    assert!(!row.contains("sha256:"), "{row}");
 
     // Export straight from the registry, and from the pulled copy: same files as the source.
     let out = other.join("out/remote/pdf-tools");
