@@ -92,11 +92,20 @@ fn remote_reference(text: &str) -> Result<Reference> {
     let reference: Reference = text.parse()?;
     if reference.registry().is_none() {
         bail!(
-            "{text} names no registry; write it as REGISTRY/REPOSITORY[:TAG], e.g. registry.example.com/skills/{}",
-            reference.name()
+            "{text} names no registry; write it as REGISTRY/REPOSITORY[:TAG], e.g. \
+             registry.example.com/{text}"
         );
     }
     Ok(reference)
+}
+
+/// `reference` as said in errors: without a tag or digest, the `latest` that was asked for.
+fn asked(reference: &Reference) -> String {
+    if reference.tag().is_none() && reference.digest().is_none() {
+        format!("{reference}:latest (no tag given)")
+    } else {
+        reference.to_string()
+    }
 }
 
 /// Whether `text` should be read from a registry (it names one, and `--local` is not set).
@@ -182,7 +191,7 @@ pub fn pull(settings: &RegistrySettings, store: &Store, args: &PullArgs) -> Resu
     let reference = remote_reference(&args.reference)?;
     let client = settings.client(&[&reference])?;
     let stored = block_on(client.pull(store, &reference, Bars::shared()))
-        .with_context(|| format!("pulling {reference}"))?;
+        .with_context(|| format!("pulling {}", asked(&reference)))?;
     eprintln!("pulled {}", stored.key);
     out!("{}", stored.descriptor.digest);
     Ok(ExitCode::SUCCESS)
@@ -191,8 +200,8 @@ pub fn pull(settings: &RegistrySettings, store: &Store, args: &PullArgs) -> Resu
 pub fn resolve(settings: &RegistrySettings, args: &ResolveArgs) -> Result<ExitCode> {
     let reference = remote_reference(&args.reference)?;
     let client = settings.client(&[&reference])?;
-    let descriptor =
-        block_on(client.resolve(&reference)).with_context(|| format!("resolving {reference}"))?;
+    let descriptor = block_on(client.resolve(&reference))
+        .with_context(|| format!("resolving {}", asked(&reference)))?;
     out!("{}", descriptor.digest);
     Ok(ExitCode::SUCCESS)
 }
@@ -222,7 +231,7 @@ pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCo
     let reference = remote_reference(&args.reference)?;
     let client = settings.client(&[&reference])?;
     let fetched = block_on(client.fetch_manifest(&reference))
-        .with_context(|| format!("inspecting {reference}"))?;
+        .with_context(|| format!("inspecting {}", asked(&reference)))?;
     let tree =
         ImageTree::new(fetched).with_context(|| format!("reading the manifest of {reference}"))?;
     let (annotations, platforms, layers) = if let Some(index) = tree.index() {
@@ -279,7 +288,7 @@ pub fn export(settings: &RegistrySettings, args: &ExportArgs) -> Result<ExitCode
     let reference = remote_reference(&args.reference)?;
     let client = settings.client(&[&reference])?;
     let exported = block_on(client.export(&reference, &args.dest, Bars::shared()))
-        .with_context(|| format!("exporting {reference} to {}", args.dest.display()))?;
+        .with_context(|| format!("exporting {} to {}", asked(&reference), args.dest.display()))?;
     eprintln!(
         "exported {reference} ({}, {}) to {}",
         plural(exported.unpacked.files, "file"),

@@ -201,6 +201,21 @@ fn tls_without_the_ca_and_unknown_tags_say_what_to_do() {
     assert!(run.error().contains("not found"), "{run}");
     assert!(run.hint().unwrap().contains("skillport tags"), "{run}");
 
+    // Without a tag, the error says latest was tried.
+    let bare = format!("{}/skills/x", registry.host());
+    let run = sandbox.run(&["--ca-file", &ca, "pull", &bare]).failure();
+    assert!(
+        run.error()
+            .contains(&format!("{bare}:latest (no tag given)")),
+        "{run}"
+    );
+    // Without a registry, the example keeps what was written.
+    let run = sandbox.run(&["pull", "skills/x:1"]).failure();
+    assert!(
+        run.error().contains("e.g. registry.example.com/skills/x:1"),
+        "{run}"
+    );
+
     // --insecure reaches it without the CA.
     let skill = write_minimal_skill(sandbox.path(), "x");
     sandbox.build(&skill, "x:1");
