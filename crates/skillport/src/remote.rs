@@ -320,8 +320,19 @@ pub fn login(settings: &RegistrySettings, args: &LoginArgs) -> Result<ExitCode> 
         .parse()
         .with_context(|| format!("{} is not a registry host[:port]", args.registry))?;
     let client = settings.client_with(Credentials::from_files(vec![file]), &[&registry])?;
-    block_on(client.check_login(&args.registry))
-        .with_context(|| format!("logging in to {}", args.registry))?;
+    match block_on(client.check_login(&args.registry)) {
+        Ok(()) => {}
+        // Said plainly: the registry's 401 names no repository, and its hint would suggest the
+        // very command that failed.
+        Err(skillport_registry::RegistryError::Unauthorized { .. }) => bail!(
+            "wrong username or password for {} (user {:?}); nothing was saved",
+            args.registry,
+            args.username
+        ),
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context(format!("logging in to {}", args.registry)));
+        }
+    }
     let path = match &args.config {
         Some(path) => path.clone(),
         None => skillport_registry::auth::default_docker_config_path()

@@ -156,7 +156,17 @@ fn wrong_or_missing_credentials_fail_in_one_line_with_a_hint_and_no_secret() {
     // login checks the password with the registry and saves nothing when it is refused.
     let wrong = "not-the-password-8d2f1c";
     let run = login(&sandbox, &[], &registry.host(), user, wrong).failure();
-    assert!(run.error().contains("401 unauthorized"), "{run}");
+    assert!(
+        run.error().contains(&format!(
+            "wrong username or password for {}",
+            registry.host()
+        )),
+        "{run}"
+    );
+    assert!(
+        run.hint().is_none(),
+        "no hint to run the login again\n{run}"
+    );
     assert_no_secret(&run, wrong);
     assert!(!sandbox.join("home/.docker/config.json").exists(), "{run}");
 
