@@ -19,13 +19,10 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
+    /// The reason is the TLS library's own (the innermost cause): the HTTP client's error
+    /// around it would only say it again.
     #[error("{registry}: TLS: {reason}")]
-    Tls {
-        registry: String,
-        reason: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    Tls { registry: String, reason: String },
     #[error("{registry}: no answer within {seconds} s")]
     Timeout {
         registry: String,

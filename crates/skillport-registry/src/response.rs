@@ -116,7 +116,6 @@ pub(crate) fn transport_error(
         return RegistryError::Tls {
             registry: registry.to_owned(),
             reason: tls.to_string(),
-            source: err,
         };
     }
     RegistryError::Connect {

@@ -40,8 +40,9 @@ macro_rules! out {
 }
 
 pub fn init_logging(verbose: u8) {
+    // rustls logs a failed certificate check as an ERROR of its own; the error chain says it.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,rustls=off",
         1 => "debug",
         _ => "trace",
     };
@@ -68,10 +69,33 @@ pub fn dash_folder_hint(arg: &std::ffi::OsStr) -> Option<String> {
 
 /// Prints the whole error chain once, then a `hint:` line when we know what to do about it.
 pub fn print_error(err: &anyhow::Error) {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", chain_text(err));
     if let Some(hint) = hint(err) {
         eprintln!("hint: {hint}");
     }
+}
+
+/// The error chain as `{:#}` prints it, less what it says twice: a cause's leading `NAME: `
+/// when the cause before it names NAME already (`pulling host/r:1: host: 401 …`), and a cause
+/// said word for word before.
+fn chain_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut previous = String::new();
+    for cause in err.chain() {
+        let whole = cause.to_string();
+        let part = match whole.split_once(": ") {
+            Some((head, rest)) if !previous.is_empty() && previous.contains(head) => rest,
+            _ => whole.as_str(),
+        };
+        if !text.contains(part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(part);
+        }
+        previous = whole;
+    }
+    text
 }
 
 fn hint(err: &anyhow::Error) -> Option<String> {

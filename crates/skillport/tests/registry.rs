@@ -196,8 +196,17 @@ fn tls_without_the_ca_and_unknown_tags_say_what_to_do() {
     let run = sandbox
         .run(&["resolve", &format!("{}/skills/x:1", registry.host())])
         .failure();
-    assert!(run.error().contains(&registry.host()), "{run}");
     assert!(run.hint().is_some_and(|h| h.contains("--ca-file")), "{run}");
+    // One error line: the registry named once, the TLS reason once, no log line before it.
+    assert_eq!(
+        run.error(),
+        format!(
+            "resolving {}/skills/x:1: TLS: invalid peer certificate: UnknownIssuer",
+            registry.host()
+        ),
+        "{run}"
+    );
+    assert!(run.stderr.starts_with("error: "), "{run}");
 
     let ca = path_str(registry.ca_file().unwrap()).to_owned();
     let run = sandbox
