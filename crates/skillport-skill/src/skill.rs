@@ -63,6 +63,8 @@ pub enum LoadError {
     Invalid {
         /// The folder.
         dir: PathBuf,
+        /// The skill's `name`, when SKILL.md gave one (however it broke the rules).
+        name: Option<String>,
         /// Every problem found, errors and warnings, SKILL.md first, each file by line.
         diagnostics: Vec<Diagnostic>,
     },
@@ -141,8 +143,9 @@ pub fn load(dir: &Path, mode: Mode) -> Result<Skill, LoadError> {
             card,
             warnings: diagnostics,
         }),
-        _ => Err(LoadError::Invalid {
+        frontmatter => Err(LoadError::Invalid {
             dir: dir.to_owned(),
+            name: frontmatter.map(|f| f.name),
             diagnostics,
         }),
     }

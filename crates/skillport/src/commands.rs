@@ -141,7 +141,9 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode> {
                 let failure = skillport_skill::walk(dir).err().map(|err| err.to_string());
                 (Some(skill.frontmatter.name), skill.warnings, failure)
             }
-            Err(LoadError::Invalid { diagnostics, .. }) => (None, diagnostics, None),
+            Err(LoadError::Invalid {
+                name, diagnostics, ..
+            }) => (name, diagnostics, None),
             Err(err) => (
                 None,
                 Vec::new(),

@@ -377,6 +377,10 @@ fn validate_exit_codes() {
     assert_eq!(results[0]["name"], "my-skill", "{results}");
     assert_eq!(results[1]["valid"], false, "{results}");
     assert_eq!(
+        results[1]["name"], "not-the-folder",
+        "an invalid skill's name, as SKILL.md gives it\n{results}"
+    );
+    assert_eq!(
         results[1]["diagnostics"][0]["severity"], "error",
         "{results}"
     );
