@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use skillport_oci::spec::Descriptor;
 use skillport_oci::{Digest, ImageTree, Reference, Staged, UnpackLimits, Unpacked};
 
 use crate::client::Client;
@@ -36,6 +37,28 @@ impl Client {
             .await
     }
 
+    /// The top document of `reference` and the manifest a skill is read from (an index's
+    /// linux/amd64 one, or its only one), fetched without any blob: what export reads first,
+    /// and all `inspect` shows.
+    pub async fn skill_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<(ImageTree, Descriptor), RegistryError> {
+        let remote = Remote::new(reference);
+        let top = self.fetch_manifest(reference).await?;
+        let mut tree = ImageTree::new(top).map_err(|err| not_an_image(&remote, &err))?;
+        // One manifest is enough to read the skill: fetch only the one picked.
+        let picked = skillport_oci::picked_manifest(&tree)?.clone();
+        if tree.manifest(&picked.digest).is_none() {
+            let fetched = self
+                .fetch_document(&remote, &picked.digest.to_string(), Some(&picked.digest))
+                .await?;
+            tree.add_manifest(&picked, fetched.bytes)
+                .map_err(|err| not_an_image(&remote, &err))?;
+        }
+        Ok((tree, picked))
+    }
+
     /// [`Client::export`] with the limits on what the layer may expand to (bytes, entries)
     /// and on its download chosen by the caller: `skillport fetch` bounds each skill by what
     /// its folder may hold. A layer whose manifest declares more than `max_download_bytes` is
@@ -52,19 +75,9 @@ impl Client {
         skillport_oci::folder::check_destination(dest)
             .map_err(|err| skillport_oci::ReadError::from(skillport_oci::UnpackError::from(err)))?;
         let remote = Remote::new(reference);
-        let top = self.fetch_manifest(reference).await?;
-        let digest = top.descriptor.digest.clone();
-        let mut tree = ImageTree::new(top).map_err(|err| not_an_image(&remote, &err))?;
-        // One manifest is enough to read the skill: fetch only the one picked.
-        let picked = skillport_oci::picked_manifest(&tree)?.clone();
-        if tree.manifest(&picked.digest).is_none() {
-            let fetched = self
-                .fetch_document(&remote, &picked.digest.to_string(), Some(&picked.digest))
-                .await?;
-            tree.add_manifest(&picked, fetched.bytes)
-                .map_err(|err| not_an_image(&remote, &err))?;
-        }
-        let manifest = &tree.manifest(&picked.digest).expect("added above").manifest;
+        let (tree, picked) = self.skill_manifest(reference).await?;
+        let digest = tree.top().descriptor.digest.clone();
+        let manifest = &tree.manifest(&picked.digest).expect("fetched").manifest;
         let (layer, format) = skillport_oci::skill_layer(manifest)?;
         if layer.size > max_download_bytes {
             return Err(RegistryError::TooLarge {

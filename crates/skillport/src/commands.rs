@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::json;
-use skillport_oci::spec::{ImageIndex, annotation, media};
+use serde_json::{Value, json};
+use skillport_oci::spec::{Descriptor, ImageIndex, ImageManifest, annotation, media};
 use skillport_oci::{BuildRequest, Reference, SkillImage, Store, StoredImage};
 use skillport_skill::{Diagnostic, EntryKind, LoadError, Mode, Severity, Skill, SkillCard};
 
@@ -352,23 +352,44 @@ fn resolve_skill(store: &Store, text: &str) -> Result<(StoredImage, SkillImage)>
     Ok((stored, image))
 }
 
+/// `inspect --json`, one schema for a local image and a remote one (whose files are `null`:
+/// listing them would download the layer).
+pub fn inspect_json(
+    reference: &str,
+    top: &Descriptor,
+    platforms: &[String],
+    (manifest_descriptor, manifest): (&Descriptor, &ImageManifest),
+    layer: &Descriptor,
+    files: Value,
+) -> Value {
+    json!({
+        "reference": reference,
+        "digest": top.digest,
+        "mediaType": top.media_type,
+        "size": top.size,
+        "platforms": platforms,
+        "manifest": {"digest": manifest_descriptor.digest, "size": manifest_descriptor.size},
+        "config": {"digest": manifest.config.digest, "mediaType": manifest.config.media_type},
+        "layer": {"digest": layer.digest, "size": layer.size, "mediaType": layer.media_type},
+        "annotations": manifest.annotations,
+        "files": files,
+    })
+}
+
 fn inspect(store: &Store, args: &InspectArgs) -> Result<ExitCode> {
     let (stored, image) = resolve_skill(store, &args.reference)?;
     let files = skillport_oci::list_files(store, &image)
         .with_context(|| format!("listing the files of {}", stored.key))?;
     let platforms = image.index.as_ref().map(platforms).unwrap_or_default();
     if args.json {
-        let output = json!({
-            "reference": stored.key,
-            "digest": image.descriptor.digest,
-            "mediaType": image.descriptor.media_type,
-            "platforms": platforms,
-            "manifest": {"digest": image.manifest_descriptor.digest, "size": image.manifest_descriptor.size},
-            "config": {"digest": image.manifest.config.digest, "mediaType": image.manifest.config.media_type},
-            "layer": {"digest": image.layer.digest, "size": image.layer.size, "mediaType": image.layer.media_type},
-            "annotations": image.manifest.annotations,
-            "files": files,
-        });
+        let output = inspect_json(
+            &stored.key,
+            &image.descriptor,
+            &platforms,
+            (&image.manifest_descriptor, &image.manifest),
+            &image.layer,
+            json!(files),
+        );
         out!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(ExitCode::SUCCESS);
     }

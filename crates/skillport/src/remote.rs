@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 use skillport_oci::spec::annotation;
-use skillport_oci::{ImageTree, Reference, Store};
+use skillport_oci::{Reference, Store};
 use skillport_registry::auth::{AuthFile, Credentials, Secret};
 use skillport_registry::{Client, ClientOptions, Progress};
 
@@ -230,37 +229,30 @@ pub fn tags(settings: &RegistrySettings, args: &TagsArgs) -> Result<ExitCode> {
 pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCode> {
     let reference = remote_reference(&args.reference)?;
     let client = settings.client(&[&reference])?;
-    let fetched = block_on(client.fetch_manifest(&reference))
+    let (tree, picked) = block_on(client.skill_manifest(&reference))
         .with_context(|| format!("inspecting {}", asked(&reference)))?;
-    let tree =
-        ImageTree::new(fetched).with_context(|| format!("reading the manifest of {reference}"))?;
-    let (annotations, platforms, layers) = if let Some(index) = tree.index() {
-        (index.annotations.clone(), platforms(index), Vec::new())
-    } else {
-        let manifest = &tree.manifests()[0].manifest;
-        (
-            manifest.annotations.clone(),
-            Vec::new(),
-            manifest.layers.clone(),
-        )
-    };
+    let manifest = &tree.manifest(&picked.digest).expect("fetched").manifest;
+    let (layer, _) = skillport_oci::skill_layer(manifest)
+        .with_context(|| format!("reading the manifest of {reference}"))?;
+    let top = &tree.top().descriptor;
+    let platforms = tree.index().map(platforms).unwrap_or_default();
     if args.json {
-        let output = json!({
-            "reference": reference.to_string(),
-            "digest": tree.top().descriptor.digest,
-            "mediaType": tree.top().descriptor.media_type,
-            "size": tree.top().descriptor.size,
-            "platforms": platforms,
-            "layers": layers,
-            "annotations": annotations,
-        });
+        let output = crate::commands::inspect_json(
+            &reference.to_string(),
+            top,
+            &platforms,
+            (&picked, manifest),
+            &layer,
+            serde_json::Value::Null,
+        );
         out!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let annotations = &manifest.annotations;
     let get = |key: &str| annotations.get(key).map_or("-", String::as_str);
     out!("Reference:    {reference}");
-    out!("Digest:       {}", tree.top().descriptor.digest);
-    out!("Media type:   {}", tree.top().descriptor.media_type);
+    out!("Digest:       {}", top.digest);
+    out!("Media type:   {}", top.media_type);
     out!("Skill:        {}", get(annotation::SKILL_NAME));
     out!(
         "Description:  {}",
@@ -270,15 +262,13 @@ pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCo
     if !platforms.is_empty() {
         out!("Platforms:    {}", platforms.join(", "));
     }
-    for layer in &layers {
-        out!(
-            "Layer:        {} ({})",
-            layer.digest,
-            human_size(layer.size)
-        );
-    }
+    out!(
+        "Layer:        {} ({})",
+        layer.digest,
+        human_size(layer.size)
+    );
     out!("Annotations:");
-    for (key, value) in &annotations {
+    for (key, value) in annotations {
         out!("  {key}: {}", one_line(value, 200));
     }
     Ok(ExitCode::SUCCESS)
