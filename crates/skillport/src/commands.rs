@@ -360,7 +360,7 @@ pub fn inspect_json(
     platforms: &[String],
     (manifest_descriptor, manifest): (&Descriptor, &ImageManifest),
     layer: &Descriptor,
-    files: Value,
+    files: &Value,
 ) -> Value {
     json!({
         "reference": reference,
@@ -388,7 +388,7 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<ExitCode> {
             &platforms,
             (&image.manifest_descriptor, &image.manifest),
             &image.layer,
-            json!(files),
+            &json!(files),
         );
         out!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(ExitCode::SUCCESS);

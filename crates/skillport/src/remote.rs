@@ -243,7 +243,7 @@ pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCo
             &platforms,
             (&picked, manifest),
             &layer,
-            serde_json::Value::Null,
+            &serde_json::Value::Null,
         );
         out!("{}", serde_json::to_string_pretty(&output)?);
         return Ok(ExitCode::SUCCESS);

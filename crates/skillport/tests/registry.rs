@@ -44,6 +44,34 @@ fn assert_no_secret(run: &Run, secret: &str) {
     );
 }
 
+/// A remote `inspect --json` has the keys and, files aside, the values of a local one.
+fn same_schema_as_local(sandbox: &Sandbox, inspected: &Value, local_name: &str) {
+    let local = sandbox.ok(&["inspect", "--json", local_name]).json();
+    let keys =
+        |value: &Value| -> Vec<String> { value.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(inspected), keys(&local), "{inspected}\n{local}");
+    for field in [
+        "digest",
+        "mediaType",
+        "size",
+        "manifest",
+        "config",
+        "layer",
+        "annotations",
+    ] {
+        assert_eq!(inspected[field], local[field], "{field}");
+    }
+    assert!(
+        inspected["layer"]["size"].as_u64().unwrap() > 0,
+        "{inspected}"
+    );
+    assert_eq!(
+        inspected["files"],
+        Value::Null,
+        "files are listed for local images only"
+    );
+}
+
 #[test]
 fn login_push_pull_resolve_tags_inspect_and_export_over_tls_with_auth() {
     let registry = Registry::tls_basic_auth();
@@ -99,27 +127,7 @@ fn login_push_pull_resolve_tags_inspect_and_export_over_tls_with_auth() {
         inspected["platforms"],
         serde_json::json!(["linux/amd64", "linux/arm64"])
     );
-    // One schema with a local inspect: the same keys, the same layer; files only locally.
-    let local = sandbox.ok(&["inspect", "--json", "pdf-tools:1.0.0"]).json();
-    let keys =
-        |value: &Value| -> Vec<String> { value.as_object().unwrap().keys().cloned().collect() };
-    assert_eq!(keys(&inspected), keys(&local), "{inspected}\n{local}");
-    for field in [
-        "digest",
-        "mediaType",
-        "size",
-        "manifest",
-        "config",
-        "layer",
-        "annotations",
-    ] {
-        assert_eq!(inspected[field], local[field], "{field}");
-    }
-    assert!(
-        inspected["layer"]["size"].as_u64().unwrap() > 0,
-        "{inspected}"
-    );
-    assert_eq!(inspected["files"], Value::Null);
+    same_schema_as_local(&sandbox, &inspected, "pdf-tools:1.0.0");
 
     // Pull into a second, empty store; by tag and by digest.
     let other = Sandbox::new();
