@@ -111,7 +111,9 @@ fn init(args: &InitArgs) -> Result<ExitCode> {
     out!("created {}", skill_md.display());
     if args.card {
         let skill = load_skill(&dir, false)?;
-        let card = generated_card(&skill, &args.namespace);
+        // A new skill starts at 0.1.0 (as its SKILL.md says, when it does).
+        let version = declared_version(&skill).unwrap_or_else(|| semver::Version::new(0, 1, 0));
+        let card = generated_card(&skill, &args.namespace, &version);
         let card_path = dir.join("skill.yaml");
         fs::write(&card_path, card.to_yaml())
             .with_context(|| format!("writing {}", card_path.display()))?;
@@ -120,15 +122,36 @@ fn init(args: &InitArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A SkillCard from SKILL.md: version from `metadata.version` when it is SemVer, else 0.1.0.
-fn generated_card(skill: &Skill, namespace: &str) -> SkillCard {
-    let version = skill
+/// A SkillCard from SKILL.md, at `version`.
+fn generated_card(skill: &Skill, namespace: &str, version: &semver::Version) -> SkillCard {
+    SkillCard::from_frontmatter(&skill.frontmatter, version, namespace)
+}
+
+/// The skill's `metadata.version` when it is SemVer.
+fn declared_version(skill: &Skill) -> Option<semver::Version> {
+    skill
         .frontmatter
         .metadata
         .get("version")
         .and_then(|v| semver::Version::parse(v).ok())
-        .unwrap_or_else(|| semver::Version::new(0, 1, 0));
-    SkillCard::from_frontmatter(&skill.frontmatter, &version, namespace)
+}
+
+/// The version of a SkillCard made at build: the skill's own, else the first tag that is a
+/// SemVer version; never one made up (the image would show a version the skill never had).
+fn card_version(skill: &Skill, names: &[Reference]) -> Result<semver::Version> {
+    declared_version(skill)
+        .or_else(|| {
+            names
+                .iter()
+                .find_map(|name| semver::Version::parse(name.tag()?).ok())
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "--card needs a version: the skill declares no metadata.version and no tag is \
+                 one; add `metadata: {{version: 1.0.0}}` to SKILL.md, or tag the image \
+                 NAME:1.0.0"
+            )
+        })
 }
 
 fn validate(args: &ValidateArgs) -> Result<ExitCode> {
@@ -240,7 +263,12 @@ fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
     if let Some(pinned) = names.iter().find(|name| name.digest().is_some()) {
         bail!("cannot name a new image {pinned}: a digest is computed, not chosen; use NAME:TAG");
     }
-    let card = (args.card && skill.card.is_none()).then(|| generated_card(&skill, &args.namespace));
+    let card = if args.card && skill.card.is_none() {
+        let version = card_version(&skill, &names)?;
+        Some(generated_card(&skill, &args.namespace, &version))
+    } else {
+        None
+    };
     let total: u64 = entries
         .iter()
         .map(|entry| match entry.kind {

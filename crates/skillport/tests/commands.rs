@@ -506,6 +506,39 @@ fn build_card_matches_init_card() {
     );
 }
 
+/// `build --card` of a skill that declares no version takes a SemVer tag's, and without one
+/// refuses rather than invent 0.1.0 (the image would show a version the skill never had).
+#[test]
+fn build_card_never_invents_a_version() {
+    let sandbox = Sandbox::new();
+    let dir = write_minimal_skill(&sandbox.join("src"), "plain");
+    let refused = sandbox
+        .run(&["build", path_str(&dir), "--card", "-t", "plain:latest"])
+        .failure();
+    assert!(
+        refused.error().contains("--card needs a version"),
+        "{refused}"
+    );
+    assert!(sandbox.run(&["inspect", "plain:latest"]).status.code() != Some(0));
+    sandbox.ok(&["build", path_str(&dir), "--card", "-t", "plain:2.1.0"]);
+    let inspected = sandbox.inspect("plain:2.1.0");
+    let card = inspected["annotations"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, value)| value.as_str() == Some("0.1.0"))
+        .count();
+    assert_eq!(card, 0, "no annotation says 0.1.0: {inspected}");
+    assert!(
+        inspected["annotations"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|value| value == "2.1.0"),
+        "the card's version is the tag's: {inspected}"
+    );
+}
+
 #[test]
 fn the_store_defaults_to_skillport_store_then_xdg_data_home_then_home() {
     let sandbox = Sandbox::new();
