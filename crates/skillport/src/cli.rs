@@ -254,9 +254,10 @@ pub struct RmArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The folder of example skills.
-    #[arg(long, default_value = "examples", value_name = "DIR")]
-    pub examples: PathBuf,
+    /// A folder of example skills to use instead of those built into skillport (the
+    /// repository's `examples/`).
+    #[arg(long, value_name = "DIR")]
+    pub examples: Option<PathBuf>,
     /// Where to put the demo's store and the exported skills (replaced if it exists).
     #[arg(long, default_value = "target/demo", value_name = "DIR")]
     pub out: PathBuf,

@@ -497,6 +497,62 @@ fn rm(store: &Store, args: &RmArgs) -> Result<ExitCode> {
 
 /// Builds every skill in the examples folder into a fresh store and exports each one as an
 /// agent would see it (`<out>/.agents/skills/<name>`), printing each step.
+/// The repository's `examples/`, built into the binary so that `demo` runs anywhere: each
+/// file's path, text and whether it is executable. `tests/demo.rs` checks that this is the
+/// whole folder, byte for byte.
+const EXAMPLES: [(&str, &str, bool); 7] = [
+    (
+        "commit-message/SKILL.md",
+        include_str!("../../../examples/commit-message/SKILL.md"),
+        false,
+    ),
+    (
+        "commit-message/references/conventional-commits.md",
+        include_str!("../../../examples/commit-message/references/conventional-commits.md"),
+        false,
+    ),
+    (
+        "csv-summary/SKILL.md",
+        include_str!("../../../examples/csv-summary/SKILL.md"),
+        false,
+    ),
+    (
+        "csv-summary/scripts/summarize.py",
+        include_str!("../../../examples/csv-summary/scripts/summarize.py"),
+        true,
+    ),
+    (
+        "release-notes/SKILL.md",
+        include_str!("../../../examples/release-notes/SKILL.md"),
+        false,
+    ),
+    (
+        "release-notes/skill.yaml",
+        include_str!("../../../examples/release-notes/skill.yaml"),
+        false,
+    ),
+    (
+        "release-notes/assets/template.md",
+        include_str!("../../../examples/release-notes/assets/template.md"),
+        false,
+    ),
+];
+
+/// Writes the built-in examples into `dir` (new); returns it.
+fn write_examples(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for (path, text, executable) in EXAMPLES {
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+        let mode = if executable { 0o755 } else { 0o644 };
+        fs::set_permissions(&file, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
 fn demo(args: &DemoArgs) -> Result<ExitCode> {
     const MARKER: &str = ".skillport-demo";
     if args.out.exists() {
@@ -518,8 +574,12 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let store = Store::open(&store_root)?;
     out!("store: {} (an OCI image layout)", store_root.display());
 
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&args.examples)
-        .with_context(|| format!("reading the examples folder {}", args.examples.display()))?
+    let examples = match &args.examples {
+        Some(dir) => dir.clone(),
+        None => write_examples(&args.out.join("examples"))?,
+    };
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&examples)
+        .with_context(|| format!("reading the examples folder {}", examples.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.join("SKILL.md").is_file())
         .collect();
@@ -527,7 +587,7 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
     if dirs.is_empty() {
         bail!(
             "{} holds no skill folders (folders with a SKILL.md)",
-            args.examples.display()
+            examples.display()
         );
     }
     let skills_root = args.out.join(".agents/skills");

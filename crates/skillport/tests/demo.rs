@@ -1,5 +1,5 @@
-// `skillport demo` against the repository's own `examples/`, as the README runs it (from the
-// workspace root, default `--examples`), into a temporary `--out`.
+// `skillport demo` as the README runs it (from the workspace root, the built-in examples), into
+// a temporary `--out`, and from anywhere else.
 
 mod common;
 
@@ -7,7 +7,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use common::{
-    Sandbox, assert_blobs_match_their_names, folder_names, path_str, run, write_minimal_skill,
+    Sandbox, assert_blobs_match_their_names, assert_same_tree, folder_names, path_str, run, tree,
+    write_minimal_skill,
 };
 
 /// The example skill folders (those with a SKILL.md), sorted.
@@ -105,4 +106,23 @@ fn demo_refuses_an_out_folder_it_did_not_make() {
     .failure();
     assert!(run.error().contains("precious"), "{run}");
     assert_eq!(folder_names(&out), ["data.txt"], "nothing removed or added");
+}
+
+/// Outside the repository (no `examples/` here) the demo runs on the examples built into the
+/// binary, which are the repository's `examples/` file for file, byte and mode alike.
+#[test]
+fn demo_runs_anywhere_with_the_built_in_examples() {
+    let sandbox = Sandbox::new();
+    assert!(!sandbox.path().join("examples").exists());
+    let run = run(sandbox.bare(&["demo", "--out", "demo"])).success();
+    for dir in examples() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let exported = sandbox.join("demo/.agents/skills").join(&name);
+        assert_same_tree(&tree(&exported), &tree(&dir));
+        assert_same_tree(
+            &tree(&sandbox.join("demo/examples").join(&name)),
+            &tree(&dir),
+        );
+    }
+    assert!(run.stdout.contains("now finds 3 skills"), "{run}");
 }
