@@ -47,6 +47,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The options of [`Cli`] that act on the store or on registries, as written on the command
+/// line (not from the environment): those a command has no use for are refused, not ignored.
+pub fn given_globals(matches: &clap::ArgMatches) -> Vec<&'static str> {
+    [
+        ("store", "--store"),
+        ("ca_files", "--ca-file"),
+        ("insecure", "--insecure"),
+        ("auth_files", "--authfile"),
+    ]
+    .into_iter()
+    .filter(|(id, _)| {
+        let here = |m: &clap::ArgMatches| {
+            m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        };
+        here(matches) || matches.subcommand().is_some_and(|(_, sub)| here(sub))
+    })
+    .map(|(_, flag)| flag)
+    .collect()
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new skill folder with a valid SKILL.md.

@@ -18,7 +18,31 @@ use crate::cli::{
 use crate::output::{human_size, one_line, plural, print_table, progress_bar};
 use crate::remote::{self, RegistrySettings};
 
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
+    // Commands that use neither the store nor a registry (fetch reads both from its plan).
+    let unused = match &cli.command {
+        Command::Init(_) => Some("init"),
+        Command::Validate(_) => Some("validate"),
+        Command::Demo(_) => Some("demo (its store is --out's)"),
+        Command::Fetch(_) => {
+            Some("fetch (its plan names registries and credentials; it keeps no store)")
+        }
+        Command::Verify(_) => Some("verify"),
+        _ => None,
+    };
+    if let Some(command) = unused
+        && !given.is_empty()
+    {
+        let (verb, pronoun) = if given.len() == 1 {
+            ("does", "it")
+        } else {
+            ("do", "them")
+        };
+        bail!(
+            "{} {verb} nothing for {command}; remove {pronoun}",
+            given.join(", ")
+        );
+    }
     let registries = RegistrySettings::from_cli(&cli);
     let store = cli.store;
     match cli.command {
@@ -42,7 +66,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tags(args) => remote::tags(&registries, &args),
         Command::Login(args) => remote::login(&registries, &args),
         Command::Demo(args) => demo(&args),
-        Command::Fetch(args) => crate::fetch::run(&registries, &args),
+        Command::Fetch(args) => crate::fetch::run(&args),
         Command::Verify(args) => Ok(crate::fetch::verify(&args)),
     }
 }

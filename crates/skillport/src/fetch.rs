@@ -7,24 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use skillport_fetch::plan::INDEX_FILE;
 use skillport_fetch::{Action, FetchOptions, FetchPlan, Report, termination_line};
 
 use crate::cli::{FetchArgs, VerifyArgs};
 use crate::output::{human_size, plural};
-use crate::remote::RegistrySettings;
 
 /// Kubernetes' default `terminationMessagePath`.
 const TERMINATION_LOG: &str = "/dev/termination-log";
 
-pub fn run(global: &RegistrySettings, args: &FetchArgs) -> Result<ExitCode> {
-    if !global.auth_files.is_empty() || !global.ca_files.is_empty() || global.insecure {
-        bail!(
-            "fetch reads credentials, CA files and insecure registries from the plan only; \
-             remove --authfile, --ca-file and --insecure"
-        );
-    }
+/// Runs a fetch. Credentials, CA files and insecure registries come from the plan only
+/// (`commands::run` refuses `--authfile`, `--ca-file`, `--insecure` and `--store` here).
+pub fn run(args: &FetchArgs) -> Result<ExitCode> {
     let options = FetchOptions {
         timeout: args.timeout,
         attempts: args.attempts,

@@ -12,11 +12,15 @@ mod remote;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = cli::Cli::command().try_get_matches().and_then(|matches| {
+        let cli = cli::Cli::from_arg_matches(&matches)?;
+        Ok((cli, cli::given_globals(&matches)))
+    });
+    let (cli, given) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
             let _ = err.print();
             if err.use_stderr() {
@@ -30,7 +34,7 @@ fn main() -> ExitCode {
         }
     };
     output::init_logging(cli.verbose);
-    match commands::run(cli) {
+    match commands::run(cli, &given) {
         Ok(code) => code,
         Err(err) => {
             output::print_error(&err);

@@ -350,3 +350,31 @@ fn store_that_is_not_an_oci_layout() {
         );
     }
 }
+
+/// Store and registry options on commands that use neither are refused, naming them, not
+/// silently ignored; from the environment (SKILLPORT_STORE) they are not.
+#[test]
+fn options_a_command_has_no_use_for_are_refused() {
+    let sandbox = seeded();
+    let dir = skill_with(&sandbox, "fine");
+    let store = sandbox.store();
+    let refused =
+        run(sandbox.bare(&["--store", path_str(&store), "validate", path_str(&dir)])).failure();
+    assert!(
+        refused
+            .error()
+            .contains("--store does nothing for validate; remove it"),
+        "{refused}"
+    );
+    let refused = run(sandbox.bare(&["--ca-file", "ca.pem", "--insecure", "init", "x"])).failure();
+    assert!(
+        refused
+            .error()
+            .contains("--ca-file, --insecure do nothing for init; remove them"),
+        "{refused}"
+    );
+    assert!(!sandbox.path().join("x").exists(), "{refused}");
+    let mut from_env = sandbox.bare(&["validate", path_str(&dir)]);
+    from_env.env("SKILLPORT_STORE", sandbox.store());
+    run(from_env).success();
+}

@@ -423,7 +423,11 @@ fn fetch_takes_registry_settings_from_the_plan_only() {
         command
     })
     .failure();
-    assert!(run.error().contains("from the plan only"), "{run}");
+    assert!(
+        run.error()
+            .contains("--insecure does nothing for fetch (its plan names registries"),
+        "{run}"
+    );
     let run = common::run(sandbox.bare(&[
         "fetch",
         "--plan",

@@ -75,8 +75,16 @@ impl Sandbox {
         command
     }
 
-    /// `skillport --store <sandbox>/store ARGS…` with a clean environment.
+    /// `skillport --store <sandbox>/store ARGS…` with a clean environment (without `--store`
+    /// for the commands that use no store, which refuse it).
     pub fn skillport(&self, args: &[&str]) -> Command {
+        const STORELESS: [&str; 5] = ["init", "validate", "demo", "fetch", "verify"];
+        if args
+            .first()
+            .is_some_and(|command| STORELESS.contains(command))
+        {
+            return self.bare(args);
+        }
         let mut command = self.bare(&["--store"]);
         command.arg(self.store()).args(args);
         command
