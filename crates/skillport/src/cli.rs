@@ -81,7 +81,7 @@ pub enum Command {
     )]
     Build(BuildArgs),
     /// List the images in the local store.
-    Images(JsonArgs),
+    Images(ImagesArgs),
     /// Show an image's metadata, annotations and files.
     #[command(after_help = "Example:\n  skillport inspect pdf-tools:1.2.0 --json")]
     Inspect(InspectArgs),
@@ -132,10 +132,13 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct JsonArgs {
+pub struct ImagesArgs {
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
+    /// Print only the references (NAME:TAG, or NAME@DIGEST without a tag), one a line.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,8 +158,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Skill folders.
-    #[arg(required = true, value_name = "DIR")]
+    /// Skill folders. [default: the current folder]
+    #[arg(value_name = "DIR", default_value = ".")]
     pub dirs: Vec<PathBuf>,
     /// Report spec violations as warnings, as agent clients load skills.
     #[arg(long)]
@@ -169,7 +172,7 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// The skill folder.
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
     /// Name the image (repeatable), e.g. my-skill:0.1.0. [default: <skill name>:latest]
     #[arg(short, long = "tag", value_name = "NAME[:TAG]")]

@@ -12,7 +12,7 @@ use skillport_oci::{BuildRequest, Reference, SkillImage, Store, StoredImage};
 use skillport_skill::{Diagnostic, EntryKind, LoadError, Mode, Severity, Skill, SkillCard};
 
 use crate::cli::{
-    BuildArgs, Cli, Command, DemoArgs, ExportArgs, InitArgs, InspectArgs, JsonArgs, RmArgs,
+    BuildArgs, Cli, Command, DemoArgs, ExportArgs, ImagesArgs, InitArgs, InspectArgs, RmArgs,
     TagArgs, ValidateArgs,
 };
 use crate::output::{human_size, one_line, plural, print_table, progress_bar};
@@ -342,7 +342,7 @@ fn split_key(key: &str) -> (String, Option<String>) {
     }
 }
 
-fn images(store: &Store, args: &JsonArgs) -> Result<ExitCode> {
+fn images(store: &Store, args: &ImagesArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();
     for image in store.list()? {
@@ -378,6 +378,10 @@ fn images(store: &Store, args: &JsonArgs) -> Result<ExitCode> {
     }
     if args.json {
         out!("{}", serde_json::to_string_pretty(&json_rows)?);
+    } else if args.quiet {
+        for row in &json_rows {
+            out!("{}", row["reference"].as_str().unwrap_or_default());
+        }
     } else if rows.is_empty() {
         eprintln!("the store at {} holds no images", store.root().display());
     } else {
@@ -510,17 +514,17 @@ fn rm(store: &Store, args: &RmArgs) -> Result<ExitCode> {
     for text in &args.references {
         let reference = parse_reference(text)?;
         let removed = store.remove(&reference)?;
+        // The name as the store held it: `rm my-skill` removes my-skill:latest, and says so.
         out!(
-            "removed {reference} (deleted {} unused blob(s), {})",
-            removed.blobs,
+            "removed {} (deleted {}, {})",
+            reference.store_key(),
+            plural(removed.blobs, "unused blob"),
             human_size(removed.bytes)
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds every skill in the examples folder into a fresh store and exports each one as an
-/// agent would see it (`<out>/.agents/skills/<name>`), printing each step.
 /// The repository's `examples/`, built into the binary so that `demo` runs anywhere: each
 /// file's path, text and whether it is executable. `tests/demo.rs` checks that this is the
 /// whole folder, byte for byte.
@@ -577,6 +581,8 @@ fn write_examples(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// Builds every skill in the examples folder into a fresh store and exports each one as an
+/// agent would see it (`<out>/.agents/skills/<name>`), printing each step.
 fn demo(args: &DemoArgs) -> Result<ExitCode> {
     const MARKER: &str = ".skillport-demo";
     if args.out.exists() {
@@ -647,7 +653,13 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         out!("exported {reference:<32} -> {}", dest.display());
     }
     out!();
-    images(&store, &JsonArgs { json: false })?;
+    images(
+        &store,
+        &ImagesArgs {
+            json: false,
+            quiet: false,
+        },
+    )?;
     out!();
     out!(
         "An agent pointed at {} now finds {}, each folder named after its skill.",

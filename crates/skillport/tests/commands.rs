@@ -236,7 +236,7 @@ fn tag_then_rm_deletes_only_blobs_nothing_uses() {
 
     let removed = sandbox.ok(&["rm", "my-skill:1"]);
     assert!(
-        removed.stdout.contains("deleted 0 unused blob(s)"),
+        removed.stdout.contains("deleted 0 unused blobs"),
         "every blob is still used by my-skill:stable\n{removed}"
     );
     assert_eq!(blob_names(&sandbox.store()), all);
@@ -248,7 +248,7 @@ fn tag_then_rm_deletes_only_blobs_nothing_uses() {
 
     let removed = sandbox.ok(&["rmi", "my-skill:stable"]);
     assert!(
-        removed.stdout.contains("deleted 6 unused blob(s)"),
+        removed.stdout.contains("deleted 6 unused blobs"),
         "the last name goes, and its blobs with it\n{removed}"
     );
     assert_eq!(
@@ -391,9 +391,24 @@ fn validate_exit_codes() {
 
     let missing = sandbox.join("src/does-not-exist");
     sandbox.run(&["validate", path_str(&missing)]).failure();
-    // No folder at all is a usage error.
-    let run = sandbox.run(&["validate"]);
-    assert_eq!(run.status.code(), Some(2), "{run}");
+}
+
+/// `validate` and `build` without a folder take the current one, as `docker build .` does.
+#[test]
+fn validate_and_build_default_to_the_current_folder() {
+    let sandbox = Sandbox::new();
+    let dir = write_minimal_skill(&sandbox.join("src"), "here");
+    let mut validate = sandbox.bare(&["validate"]);
+    validate.current_dir(&dir);
+    let validated = run(validate).success();
+    assert!(validated.stdout.contains(".: valid"), "{validated}");
+    let mut build = sandbox.bare(&["--store", path_str(&sandbox.store()), "build"]);
+    build.current_dir(&dir);
+    let output = run(build).success();
+    assert!(output.stderr.contains("tagged here:latest"), "{output}");
+    // Elsewhere, the current folder is no skill: said, not a usage error.
+    let elsewhere = sandbox.run(&["validate"]).failure();
+    assert!(elsewhere.stdout.contains("no SKILL.md in ."), "{elsewhere}");
 }
 
 #[test]
@@ -631,5 +646,24 @@ fn a_lenient_build_without_a_tag_is_named_after_the_folder() {
         refused.stderr.contains("-t NAME:TAG")
             && !refused.stderr.contains("hint: write references"),
         "{refused}"
+    );
+}
+
+/// `images -q`: the references alone, one a line, for scripts (`xargs skillport rm`); `rm`
+/// says the name it removed as the store held it.
+#[test]
+fn images_quiet_lists_references_and_rm_names_what_it_removed() {
+    let sandbox = Sandbox::new();
+    let dir = write_minimal_skill(&sandbox.join("src"), "quiet");
+    sandbox.build(&dir, "quiet:1");
+    sandbox.ok(&["tag", "quiet:1", "quiet:latest"]);
+    let listed = sandbox.ok(&["images", "-q"]);
+    assert_eq!(listed.stdout, "quiet:1\nquiet:latest\n", "{listed}");
+    let removed = sandbox.ok(&["rm", "quiet"]);
+    assert!(
+        removed
+            .stdout
+            .starts_with("removed quiet:latest (deleted 0 unused blobs"),
+        "{removed}"
     );
 }
