@@ -199,6 +199,18 @@ pub(crate) fn parse_yaml_mapping(
         YamlError::MappingKeyMustBeScalar(mark) => {
             (mark, "mapping keys must be plain strings".to_owned())
         }
+        YamlError::ScanError(mark, scan)
+            if scan.info().contains("mapping values are not allowed") =>
+        {
+            (
+                mark,
+                format!(
+                    "invalid YAML: {}; a value that holds \": \" must be quoted, e.g. \
+                 description: \"Use when: …\"",
+                    scan.info()
+                ),
+            )
+        }
         YamlError::ScanError(mark, scan) => (mark, format!("invalid YAML: {}", scan.info())),
         YamlError::DuplicateKey(keys) => {
             let first = key_position(&keys.prev_key).map_or(0, |(line, _)| line);
