@@ -116,6 +116,11 @@ impl Report {
         self.push(severity, at, message.into());
     }
 
+    /// Worth saying, never an error (the skill is valid).
+    pub(crate) fn warning(&mut self, at: Position, message: impl Into<String>) {
+        self.push(Severity::Warning, at, message.into());
+    }
+
     pub(crate) fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }

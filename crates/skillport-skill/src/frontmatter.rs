@@ -78,6 +78,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 
 /// A SKILL.md to start from, for `skillport init <name>`: valid in strict mode as written, with
 /// a placeholder description that says what to write.
+/// How the description [`scaffold_skill_md`] writes begins.
+const PLACEHOLDER_DESCRIPTION: &str = "Replace this with what the skill does and when to use it";
+
 pub fn scaffold_skill_md(name: &str) -> String {
     let title = name
         .split('-')
@@ -364,6 +367,13 @@ fn read_description(map: &MarkedMappingNode, report: &mut Report) -> Option<Stri
     let (description, at) = required_string(map, "description", hint, report)?;
     // Trimmed, so a folded block scalar's final newline does not count against the limit.
     let description = description.trim();
+    if description.starts_with(PLACEHOLDER_DESCRIPTION) {
+        report.warning(
+            at,
+            "description is still the placeholder `skillport init` wrote; say what the skill \
+             does and when to use it, or agents will not pick it",
+        );
+    }
     let length = description.chars().count();
     if length > DESCRIPTION_MAX {
         report.rule(
@@ -481,12 +491,18 @@ mod tests {
     use crate::diagnostic::Severity;
 
     #[test]
-    fn scaffold_parses_clean_in_strict_mode() {
+    fn scaffold_parses_clean_in_strict_mode_with_one_warning_for_its_placeholder() {
         for name in ["pdf-tools", "a", "x1-y2-z3"] {
             let text = scaffold_skill_md(name);
             let (frontmatter, body, diagnostics) =
                 parse_skill_md(&text, Path::new("SKILL.md"), Some(name), Mode::Strict);
-            assert_eq!(diagnostics, [], "{text}");
+            let messages: Vec<(Severity, &str)> = diagnostics
+                .iter()
+                .map(|d| (d.severity, d.message.as_str()))
+                .collect();
+            assert_eq!(messages.len(), 1, "{text}");
+            assert_eq!(messages[0].0, Severity::Warning, "{text}");
+            assert!(messages[0].1.contains("still the placeholder"), "{text}");
             let frontmatter = frontmatter.unwrap();
             assert_eq!(frontmatter.name, name);
             assert!(frontmatter.description.starts_with("Replace this with"));
