@@ -284,6 +284,19 @@ fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
             .map(|tag| parse_reference(tag))
             .collect::<Result<Vec<_>>>()?
     };
+    // A version tag other than the version the skill declares is most likely a slip.
+    if let Some(declared) = declared_version(&skill) {
+        for name in &names {
+            if let Some(tag) = name.tag().and_then(|t| semver::Version::parse(t).ok())
+                && tag != declared
+            {
+                eprintln!(
+                    "warning: tag {} is not the skill's own version {declared} (metadata.version)",
+                    name.store_key()
+                );
+            }
+        }
+    }
     if let Some(pinned) = names.iter().find(|name| name.digest().is_some()) {
         bail!("cannot name a new image {pinned}: a digest is computed, not chosen; use NAME:TAG");
     }

@@ -667,3 +667,31 @@ fn images_quiet_lists_references_and_rm_names_what_it_removed() {
         "{removed}"
     );
 }
+
+/// A version tag other than the skill's own `metadata.version` is warned about, not refused.
+#[test]
+fn a_tag_that_is_not_the_skills_version_is_warned_about() {
+    let sandbox = Sandbox::new();
+    let dir = write_minimal_skill(&sandbox.join("src"), "versioned");
+    fs::write(
+        dir.join("SKILL.md"),
+        "---\nname: versioned\ndescription: Has a version.\nmetadata:\n  version: 1.2.0\n---\nbody\n",
+    )
+    .unwrap();
+    let slipped = sandbox.ok(&["build", path_str(&dir), "-t", "versioned:1.3.0"]);
+    assert!(
+        slipped
+            .stderr
+            .contains("warning: tag versioned:1.3.0 is not the skill's own version 1.2.0"),
+        "{slipped}"
+    );
+    let matching = sandbox.ok(&[
+        "build",
+        path_str(&dir),
+        "-t",
+        "versioned:1.2.0",
+        "-t",
+        "versioned:latest",
+    ]);
+    assert!(!matching.stderr.contains("warning"), "{matching}");
+}
