@@ -129,6 +129,20 @@ pub enum Command {
         after_help = "Example:\n  skillport verify --index /var/run/skillport/index/index.json --index-root /skills \\\n    --skill name=pdf,path=/skills/pdf,image=registry.example.com/skills/pdf@sha256:…\n\nEach folder must exist, not be empty and have a usable SKILL.md. On failure one line goes\nto --termination-log and the exit code is 1."
     )]
     Verify(VerifyArgs),
+    /// Print shell completions for bash, zsh, fish, elvish or PowerShell.
+    #[command(
+        after_help = "Examples:\n  skillport completions bash > ~/.local/share/bash-completion/completions/skillport\n  skillport completions zsh > \"${fpath[1]}/_skillport\"\n  skillport completions fish > ~/.config/fish/completions/skillport.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print skillport's version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,8 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
             Some("fetch (its plan names registries and credentials; it keeps no store)")
         }
         Command::Verify(_) => Some("verify"),
+        Command::Completions(_) => Some("completions"),
+        Command::Version => Some("version"),
         _ => None,
     };
     if let Some(command) = unused
@@ -68,6 +70,21 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::Demo(args) => demo(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
         Command::Verify(args) => Ok(crate::fetch::verify(&args)),
+        Command::Completions(args) => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                args.shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "skillport",
+                &mut script,
+            );
+            out!("{}", String::from_utf8_lossy(&script).trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            out!("skillport {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -695,3 +695,45 @@ fn a_tag_that_is_not_the_skills_version_is_warned_about() {
     ]);
     assert!(!matching.stderr.contains("warning"), "{matching}");
 }
+
+/// `completions` for bash loads (`bash -n`, then sourced, it registers `skillport`); zsh and
+/// fish are syntax-checked where those shells are installed; each names the subcommands.
+#[test]
+fn completions_load_in_their_shells_and_version_prints_ours() {
+    let sandbox = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = sandbox.ok(&["completions", shell]).stdout;
+        for command in ["build", "inspect", "completions"] {
+            assert!(script.contains(command), "{shell}: {command}");
+        }
+        let file = sandbox.join(&format!("skillport.{shell}"));
+        fs::write(&file, &script).unwrap();
+        let check = match shell {
+            "bash" => format!(
+                "bash -n {0} && source {0} && complete -p skillport",
+                file.display()
+            ),
+            other => format!(
+                "command -v {other} >/dev/null || exit 0; {other} -n {}",
+                file.display()
+            ),
+        };
+        let output = std::process::Command::new("bash")
+            .args(["-c", &check])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if shell == "bash" {
+            assert!(String::from_utf8_lossy(&output.stdout).contains("skillport"));
+        }
+    }
+    let version = sandbox.ok(&["version"]);
+    assert_eq!(
+        version.stdout,
+        format!("skillport {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

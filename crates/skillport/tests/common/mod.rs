@@ -78,7 +78,15 @@ impl Sandbox {
     /// `skillport --store <sandbox>/store ARGS…` with a clean environment (without `--store`
     /// for the commands that use no store, which refuse it).
     pub fn skillport(&self, args: &[&str]) -> Command {
-        const STORELESS: [&str; 5] = ["init", "validate", "demo", "fetch", "verify"];
+        const STORELESS: [&str; 7] = [
+            "init",
+            "validate",
+            "demo",
+            "fetch",
+            "verify",
+            "completions",
+            "version",
+        ];
         if args
             .first()
             .is_some_and(|command| STORELESS.contains(command))
