@@ -79,7 +79,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 pub use file::{AuthFile, AuthFileFormat};
-pub use login::login;
+pub use login::{login, logout};
 pub use name::{DOCKER_HUB, DOCKER_HUB_KEY, normalize_registry};
 pub use secret::{Credential, Secret};
 

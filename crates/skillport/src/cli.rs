@@ -116,6 +116,9 @@ pub enum Command {
         after_help = "Example:\n  printf %s \"$TOKEN\" | skillport login registry.example.com -u robot --password-stdin"
     )]
     Login(LoginArgs),
+    /// Remove a registry's credentials from the Docker config file login writes.
+    #[command(after_help = "Example:\n  skillport logout registry.example.com")]
+    Logout(LogoutArgs),
     /// Build the example skills into a fresh store and export them as an agent sees them.
     Demo(DemoArgs),
     /// Fetch the skills a plan lists into a folder: the agent pod's init container.
@@ -264,6 +267,15 @@ pub struct TagsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry host, e.g. registry.example.com or 127.0.0.1:5000.
+    pub registry: String,
+    /// The Docker config file to edit. [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

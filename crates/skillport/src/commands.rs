@@ -30,6 +30,7 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::Verify(_) => Some("verify"),
         Command::Completions(_) => Some("completions"),
         Command::Version => Some("version"),
+        Command::Logout(_) => Some("logout"),
         _ => None,
     };
     if let Some(command) = unused
@@ -67,6 +68,7 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::Resolve(args) => remote::resolve(&registries, &args),
         Command::Tags(args) => remote::tags(&registries, &args),
         Command::Login(args) => remote::login(&registries, &args),
+        Command::Logout(args) => remote::logout(&args),
         Command::Demo(args) => demo(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
         Command::Verify(args) => Ok(crate::fetch::verify(&args)),

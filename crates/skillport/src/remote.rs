@@ -15,7 +15,7 @@ use skillport_registry::auth::{AuthFile, Credentials, Secret};
 use skillport_registry::{Client, ClientOptions, Progress};
 
 use crate::cli::{
-    Cli, ExportArgs, InspectArgs, LoginArgs, PullArgs, PushArgs, ResolveArgs, TagsArgs,
+    Cli, ExportArgs, InspectArgs, LoginArgs, LogoutArgs, PullArgs, PushArgs, ResolveArgs, TagsArgs,
 };
 use crate::commands::platforms;
 use crate::output::{human_size, one_line, plural};
@@ -286,6 +286,30 @@ pub fn export(settings: &RegistrySettings, args: &ExportArgs) -> Result<ExitCode
         args.dest.display()
     );
     out!("{}", exported.digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logout(args: &LogoutArgs) -> Result<ExitCode> {
+    let path = match &args.config {
+        Some(path) => path.clone(),
+        None => skillport_registry::auth::default_docker_config_path()
+            .context("neither DOCKER_CONFIG nor HOME is set; pass --config FILE")?,
+    };
+    let removed = skillport_registry::auth::logout(&path, &args.registry)
+        .with_context(|| format!("removing the credentials for {}", args.registry))?;
+    if removed {
+        eprintln!(
+            "credentials for {} removed from {}",
+            args.registry,
+            path.display()
+        );
+    } else {
+        eprintln!(
+            "{} holds no credentials for {}; nothing to remove",
+            path.display(),
+            args.registry
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

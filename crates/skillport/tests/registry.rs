@@ -330,3 +330,37 @@ fn warnings_are_plain_text_when_stderr_is_not_a_terminal() {
         "no escape codes in a log file\n{run}"
     );
 }
+
+/// `logout` removes one registry's entry (whatever the spelling of its key) and keeps every
+/// other setting; a second logout has nothing to remove and says so.
+#[test]
+fn logout_removes_one_registry_and_keeps_the_rest() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.join("home/.docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let original = serde_json::json!({
+        "auths": {
+            "https://registry.example.com/v1/": {"auth": "dTpw"},
+            "other.example.com": {"auth": "dTpx"},
+        },
+        "credHelpers": {"ecr.example.com": "ecr-login"},
+    });
+    std::fs::write(&config, original.to_string()).unwrap();
+    let removed = sandbox.ok(&["logout", "registry.example.com"]);
+    assert!(
+        removed
+            .stderr
+            .contains("credentials for registry.example.com removed"),
+        "{removed}"
+    );
+    let left: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(
+        left,
+        serde_json::json!({
+            "auths": {"other.example.com": {"auth": "dTpx"}},
+            "credHelpers": {"ecr.example.com": "ecr-login"},
+        })
+    );
+    let again = sandbox.ok(&["logout", "registry.example.com"]);
+    assert!(again.stderr.contains("nothing to remove"), "{again}");
+}

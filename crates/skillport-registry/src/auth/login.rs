@@ -95,6 +95,25 @@ pub fn login(
     write_atomically(&path, &Value::Object(root))
 }
 
+/// Removes `registry`'s entry from the Docker config at `config_path` (however its key is
+/// written: `https://host/v1/`, `host`), keeping every other setting. Returns whether there was
+/// one; a file without it is left untouched.
+pub fn logout(config_path: &Path, registry: &str) -> Result<bool, AuthError> {
+    let key = normalize_registry(registry);
+    let path = follow_symlink(config_path)?;
+    let mut root = read_config(&path)?;
+    let Some(Value::Object(auths)) = root.get_mut("auths") else {
+        return Ok(false);
+    };
+    let before = auths.len();
+    auths.retain(|existing, _| normalize_registry(existing) != key);
+    if auths.len() == before {
+        return Ok(false);
+    }
+    write_atomically(&path, &Value::Object(root))?;
+    Ok(true)
+}
+
 /// The path `login` writes: a symlink's target, so dotfile managers keep their link.
 fn follow_symlink(path: &Path) -> Result<PathBuf, AuthError> {
     match fs::symlink_metadata(path) {

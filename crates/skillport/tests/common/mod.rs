@@ -78,7 +78,7 @@ impl Sandbox {
     /// `skillport --store <sandbox>/store ARGS…` with a clean environment (without `--store`
     /// for the commands that use no store, which refuse it).
     pub fn skillport(&self, args: &[&str]) -> Command {
-        const STORELESS: [&str; 7] = [
+        const STORELESS: [&str; 8] = [
             "init",
             "validate",
             "demo",
@@ -86,6 +86,7 @@ impl Sandbox {
             "verify",
             "completions",
             "version",
+            "logout",
         ];
         if args
             .first()
