@@ -246,18 +246,27 @@ pub struct PushArgs {
     pub source: String,
     /// Where to push it [default: the source's own name, which must name a registry].
     pub target: Option<String>,
+    /// Print JSON: the reference and its digest (and media type and size).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// The image, e.g. registry.example.com/skills/pdf-tools:1.2.0.
     pub reference: String,
+    /// Print JSON: the reference and its digest (and media type and size).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct ResolveArgs {
     /// The image.
     pub reference: String,
+    /// Print JSON: the reference and its digest (and media type and size).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
 use skillport_oci::spec::annotation;
 use skillport_oci::{Reference, Store};
 use skillport_registry::auth::{AuthFile, Credentials, Secret};
@@ -172,6 +173,11 @@ impl Progress for Bars {
     }
 }
 
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    out!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
 pub fn push(settings: &RegistrySettings, store: &Store, args: &PushArgs) -> Result<ExitCode> {
     let source: Reference = args.source.parse()?;
     let target = remote_reference(args.target.as_deref().unwrap_or(&args.source))?;
@@ -182,7 +188,11 @@ pub fn push(settings: &RegistrySettings, store: &Store, args: &PushArgs) -> Resu
     let digest = block_on(client.push(store, &source, &target, Bars::shared()))
         .with_context(|| format!("pushing {source} to {target}"))?;
     eprintln!("pushed {target}");
-    out!("{digest}");
+    if args.json {
+        print_json(&json!({"reference": target.to_string(), "digest": digest}))?;
+    } else {
+        out!("{digest}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -192,7 +202,16 @@ pub fn pull(settings: &RegistrySettings, store: &Store, args: &PullArgs) -> Resu
     let stored = block_on(client.pull(store, &reference, Bars::shared()))
         .with_context(|| format!("pulling {}", asked(&reference)))?;
     eprintln!("pulled {}", stored.key);
-    out!("{}", stored.descriptor.digest);
+    if args.json {
+        print_json(&json!({
+            "reference": stored.key,
+            "digest": stored.descriptor.digest,
+            "mediaType": stored.descriptor.media_type,
+            "size": stored.descriptor.size,
+        }))?;
+    } else {
+        out!("{}", stored.descriptor.digest);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,7 +220,16 @@ pub fn resolve(settings: &RegistrySettings, args: &ResolveArgs) -> Result<ExitCo
     let client = settings.client(&[&reference])?;
     let descriptor = block_on(client.resolve(&reference))
         .with_context(|| format!("resolving {}", asked(&reference)))?;
-    out!("{}", descriptor.digest);
+    if args.json {
+        print_json(&json!({
+            "reference": reference.to_string(),
+            "digest": descriptor.digest,
+            "mediaType": descriptor.media_type,
+            "size": descriptor.size,
+        }))?;
+    } else {
+        out!("{}", descriptor.digest);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

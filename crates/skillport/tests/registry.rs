@@ -44,6 +44,20 @@ fn assert_no_secret(run: &Run, secret: &str) {
     );
 }
 
+/// `push`, `resolve` and `pull` with `--json`: the reference and the digest, for scripts.
+fn json_outputs(sandbox: &Sandbox, ca: &str, remote: &str, digest: &str) {
+    for command in ["push", "resolve", "pull"] {
+        let args: Vec<&str> = if command == "push" {
+            vec!["--ca-file", ca, "push", "pdf-tools:1.0.0", remote, "--json"]
+        } else {
+            vec!["--ca-file", ca, command, remote, "--json"]
+        };
+        let printed = sandbox.ok(&args).json();
+        assert_eq!(printed["reference"], remote, "{command}: {printed}");
+        assert_eq!(printed["digest"], digest, "{command}: {printed}");
+    }
+}
+
 /// A remote `inspect --json` has the keys and, files aside, the values of a local one.
 fn same_schema_as_local(sandbox: &Sandbox, inspected: &Value, local_name: &str) {
     let local = sandbox.ok(&["inspect", "--json", local_name]).json();
@@ -128,6 +142,7 @@ fn login_push_pull_resolve_tags_inspect_and_export_over_tls_with_auth() {
         serde_json::json!(["linux/amd64", "linux/arm64"])
     );
     same_schema_as_local(&sandbox, &inspected, "pdf-tools:1.0.0");
+    json_outputs(&sandbox, &ca, &remote, &digest);
 
     // Pull into a second, empty store; by tag and by digest.
     let other = Sandbox::new();
