@@ -68,13 +68,51 @@ impl RegistrySettings {
         } else {
             Vec::new()
         };
+        let mut ca_files = self.ca_files.clone();
+        ca_files.extend(trusted_by_folder(references));
         let options = ClientOptions {
-            ca_files: self.ca_files.clone(),
+            ca_files,
             insecure_registries,
             ..ClientOptions::default()
         };
         Ok(Client::new(credentials, options)?)
     }
+}
+
+/// The per-registry trust folder, as containers keeps it: `$SKILLPORT_CERTS_D`, else
+/// `$XDG_CONFIG_HOME/skillport/certs.d`, else `~/.config/skillport/certs.d`.
+fn certs_dir() -> Option<PathBuf> {
+    let set = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    set("SKILLPORT_CERTS_D")
+        .or_else(|| set("XDG_CONFIG_HOME").map(|dir| dir.join("skillport/certs.d")))
+        .or_else(|| set("HOME").map(|home| home.join(".config/skillport/certs.d")))
+}
+
+/// The CA certificates (`*.crt`) in `certs.d/<host[:port]>/` for each registry of
+/// `references`: trust for one registry without a flag, as containers and docker keep it.
+fn trusted_by_folder(references: &[&Reference]) -> Vec<PathBuf> {
+    let Some(dir) = certs_dir() else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for reference in references {
+        let host = reference.registry().unwrap_or("docker.io");
+        let Ok(entries) = std::fs::read_dir(dir.join(host)) else {
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "crt"))
+            .collect();
+        found.sort();
+        tracing::debug!(%host, ?found, "CA certificates from certs.d");
+        files.extend(found);
+    }
+    files
 }
 
 /// Runs a future on a fresh runtime; the CLI is synchronous everywhere else.

@@ -279,6 +279,22 @@ fn tls_without_the_ca_and_unknown_tags_say_what_to_do() {
         "{run}"
     );
 
+    // The CA in certs.d/<host:port>/ under the user's config folder: trusted without a flag.
+    let trust = sandbox.join(&format!(
+        "home/.config/skillport/certs.d/{}",
+        registry.host()
+    ));
+    std::fs::create_dir_all(&trust).unwrap();
+    std::fs::copy(registry.ca_file().unwrap(), trust.join("ca.crt")).unwrap();
+    let run = sandbox
+        .run(&["resolve", &format!("{}/skills/x:nope", registry.host())])
+        .failure();
+    assert!(
+        run.error().contains("not found"),
+        "TLS passed, the tag is unknown\n{run}"
+    );
+    std::fs::remove_dir_all(&trust).unwrap();
+
     // --insecure reaches it without the CA.
     let skill = write_minimal_skill(sandbox.path(), "x");
     sandbox.build(&skill, "x:1");
