@@ -239,9 +239,9 @@ async fn two_skill_sets_on_one_deployment_never_undo_each_other() {
     operator.stop().await;
 }
 
-/// Two SkillSets for one container made while the operator was down, so both are reconciled
-/// at once: whichever applies first, the older (by creation, then name) keeps the container and
-/// the other is `WorkloadClaimed` with its own fields off.
+/// Two SkillSets for one container made while the operator was down, the younger's fields
+/// already applied (a race): the older (by creation, then name) applies over the names they
+/// share and keeps the container, and the younger is `WorkloadClaimed` with its fields off.
 async fn two_at_once_on_one_container(
     cluster: &Cluster,
     registry: &Registry,
@@ -262,6 +262,24 @@ async fn two_at_once_on_one_container(
             .await
             .unwrap();
     }
+    // The younger one applied first (as a race can have it): its fields, under its manager,
+    // with the names the older one uses too.
+    deployments
+        .patch(
+            "agent",
+            &PatchParams::apply("skillport/y-younger").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "agent", "namespace": NAMESPACE},
+                "spec": {"template": {"spec": {
+                    "volumes": [{"name": "skillport-index--sidecar", "emptyDir": {}}],
+                    "containers": [{"name": "sidecar",
+                        "env": [{"name": "SKILL_FOLDERS", "value": "/skills/review"}]}],
+                }}},
+            })),
+        )
+        .await
+        .unwrap();
     let operator = Operator::start(cluster, registry).await;
     wait_condition(skill_sets, "x-older", "Ready", "True", "Applied").await;
     wait_condition(skill_sets, "y-younger", "Ready", "False", "WorkloadClaimed").await;

@@ -260,7 +260,11 @@ async fn workload(
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned)
     });
-    let (claiming, gone) = claimants(ctx, skill_set, entries, container.as_deref()).await?;
+    let Claimants {
+        claiming,
+        gone,
+        yielding,
+    } = claimants(ctx, skill_set, entries, container.as_deref()).await?;
     if !claiming.is_empty() {
         let holding = !Owned::from_managed_fields(entries, &manager)
             .items
@@ -271,6 +275,12 @@ async fn workload(
         });
     }
     let (leftovers, taken_over) = leftovers(entries, &gone);
+    // Younger SkillSets that applied to this container at the same time give it up (they
+    // release what they alone hold); what they hold under the same names is ours to apply over.
+    let taken_over = yielding
+        .iter()
+        .map(|other| Owned::from_managed_fields(entries, &attach::field_manager(other)))
+        .fold(taken_over, Owned::union);
     Ok(Workload::Live(LiveWorkload {
         owned: Owned::from_managed_fields(entries, &manager),
         taken_over,
@@ -357,23 +367,33 @@ async fn apply_to(
     Ok(stored.metadata.resource_version)
 }
 
+/// The other SkillSets with fields on a workload, by what they are to this one.
+struct Claimants {
+    /// Older, on the same container: this one gives it up.
+    claiming: Vec<String>,
+    /// Gone: what they left is taken over.
+    gone: Vec<String>,
+    /// Younger, on the same container: they give it up.
+    yielding: Vec<String>,
+}
+
 /// The other SkillSets whose field managers hold fields of the object with `entries`: those
-/// that exist, hold fields of `container` and are older than `skill_set` (created before it, or
-/// at the same second with a name before its own: of two applied at once, one keeps the
-/// container), which claim it; and those that are gone. Those on other containers are left
-/// be: their pod-wide names are their own. A manager cut for length
+/// that exist and hold fields of `container` claim it when older than `skill_set` (created
+/// before it, or the same second with a name before its own: of two applied at once, one keeps
+/// the container) and yield it when younger; those gone left what is taken over. Those on
+/// other containers are left be: their pod-wide names are their own. A manager cut for length
 /// ([`attach::field_manager`]) cannot be looked up by name: it counts as claiming.
 async fn claimants(
     ctx: &Context,
     skill_set: &SkillSet,
     entries: &[ManagedFieldsEntry],
     container: Option<&str>,
-) -> Result<(Vec<String>, Vec<String>), Error> {
+) -> Result<Claimants, Error> {
     let namespace = skill_set.namespace().unwrap_or_default();
     let skill_sets: Api<SkillSet> = Api::namespaced(ctx.client.clone(), &namespace);
     let manager = attach::field_manager(&skill_set.name_any());
     let age = |s: &SkillSet| (s.metadata.creation_timestamp.clone(), s.name_any());
-    let (mut claiming, mut gone) = (Vec::new(), Vec::new());
+    let (mut claiming, mut gone, mut yielding) = (Vec::new(), Vec::new(), Vec::new());
     for other in attach::other_skill_sets(entries, &manager) {
         let theirs = attach::field_manager(&other);
         let on_container = Owned::from_managed_fields(entries, &theirs)
@@ -388,10 +408,15 @@ async fn claimants(
         match skill_sets.get_opt(&other).await? {
             None => gone.push(other),
             Some(found) if on_container && age(&found) < age(skill_set) => claiming.push(other),
+            Some(_) if on_container => yielding.push(other),
             Some(_) => {}
         }
     }
-    Ok((claiming, gone))
+    Ok(Claimants {
+        claiming,
+        gone,
+        yielding,
+    })
 }
 
 /// The field managers whose fields a SkillSet takes over (the old shared one, those of SkillSets
