@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 
@@ -207,22 +207,7 @@ async fn deployment_pods_are_injected(w: &World, tools: &SkillSet) {
         .await
         .unwrap();
     let pdf = &tools.status.as_ref().unwrap().skills[0];
-    let pod = wait_for(
-        "deployment: its Pod exists",
-        Duration::from_secs(60),
-        || async {
-            let pods = w
-                .pods
-                .list(&ListParams::default().labels("app=labelled"))
-                .await
-                .map_err(|e| e.to_string())?;
-            pods.items
-                .into_iter()
-                .next()
-                .ok_or_else(|| "no Pod yet".to_owned())
-        },
-    )
-    .await;
+    let pod = wait_pod(&w.pods, "app=labelled", "deployment: its Pod exists").await;
     let reference = pod
         .spec
         .unwrap()

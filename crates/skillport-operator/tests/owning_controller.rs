@@ -20,7 +20,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::{Value, json};
@@ -225,19 +225,10 @@ async fn label_door_delivers(w: &World, stale: &str) {
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(w.admin.clone(), NAMESPACE);
-    let pod = wait_for(
+    let pod = wait_pod(
+        &pods,
+        "skillport.dev/skillset=kagent-skills",
         "label door: a Pod of the labelled template",
-        Duration::from_secs(60),
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels("skillport.dev/skillset=kagent-skills"))
-                .await
-                .map_err(|e| e.to_string())?;
-            list.items
-                .into_iter()
-                .next()
-                .ok_or_else(|| "no Pod yet".to_owned())
-        },
     )
     .await;
     let annotations = pod.metadata.annotations.clone().unwrap_or_default();

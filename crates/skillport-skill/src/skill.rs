@@ -161,7 +161,7 @@ fn other_case(dir: &Path, name: &str) -> Option<String> {
 }
 
 /// The folder's own name; `.` and paths ending in `..` are resolved first.
-fn folder_name(dir: &Path) -> io::Result<String> {
+pub fn folder_name(dir: &Path) -> io::Result<String> {
     let name = match dir.file_name() {
         Some(name) => name.to_owned(),
         None => fs::canonicalize(dir)?

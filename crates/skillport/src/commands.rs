@@ -276,9 +276,8 @@ fn source_date_epoch() -> Result<Option<u64>> {
 /// `<name>:latest` for a build without `-t`: the skill's name, or, when that is no image name
 /// (a lenient build of `name: Ahrefs Automation`), the folder's.
 fn default_name(skill: &Skill, dir: &Path) -> Result<Reference> {
-    let folder = std::fs::canonicalize(dir)
-        .ok()
-        .and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()));
+    // The name the folder check of `load` compares with.
+    let folder = skillport_skill::folder_name(dir).ok();
     std::iter::once(skill.frontmatter.name.clone())
         .chain(folder)
         .find_map(|name| format!("{name}:latest").parse::<Reference>().ok())

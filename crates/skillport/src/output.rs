@@ -76,7 +76,7 @@ pub fn print_error(err: &anyhow::Error) {
 }
 
 /// The error chain as `{:#}` prints it, less what it says twice: a cause's leading `NAME: `
-/// when the cause before it names NAME already (`pulling host/r:1: host: 401 …`), and a cause
+/// (a name: no spaces) when the cause before it names NAME already (`pulling host/r:1: host: 401 …`), and a cause
 /// said word for word before.
 fn chain_text(err: &anyhow::Error) -> String {
     let mut text = String::new();
@@ -84,7 +84,12 @@ fn chain_text(err: &anyhow::Error) -> String {
     for cause in err.chain() {
         let whole = cause.to_string();
         let part = match whole.split_once(": ") {
-            Some((head, rest)) if !previous.is_empty() && previous.contains(head) => rest,
+            // Only a name (a host, a path: no spaces), never a phrase.
+            Some((head, rest))
+                if !head.contains(char::is_whitespace) && previous.contains(head) =>
+            {
+                rest
+            }
             _ => whole.as_str(),
         };
         if !text.contains(part) {

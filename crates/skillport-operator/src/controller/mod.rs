@@ -429,10 +429,14 @@ fn failed_mount(
         let ours = skill_set.namespace() == namespace
             && status.delivery == Some(crate::api::Delivery::ImageVolume)
             && pod_is_theirs
-            && skill_set.spec.skills.iter().any(|skill| {
+            && {
                 let names = crate::translate::names::PodNames::of(&skill_set.spec);
-                message.contains(&names.skill_volume(&skill.name))
-            });
+                skill_set
+                    .spec
+                    .skills
+                    .iter()
+                    .any(|skill| message.contains(&names.skill_volume(&skill.name)))
+            };
         if ours {
             let key = ObjectRef::from_obj(skill_set.as_ref());
             tracing::warn!(skill_set = %key, %pod, %node, "image volumes cannot be mounted on the node");

@@ -501,6 +501,25 @@ pub async fn wait_condition(
     .await
 }
 
+/// The first Pod of `pods` with `labels` (a selector), once there is one, for 60 s at most.
+pub async fn wait_pod(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+    labels: &str,
+    what: &str,
+) -> k8s_openapi::api::core::v1::Pod {
+    wait_for(what, Duration::from_secs(60), || async {
+        let list = pods
+            .list(&ListParams::default().labels(labels))
+            .await
+            .map_err(|e| e.to_string())?;
+        list.items
+            .into_iter()
+            .next()
+            .ok_or_else(|| "no Pod yet".to_owned())
+    })
+    .await
+}
+
 /// Waits until SkillSet `name` is gone (its finalizer done), for 30 s at most.
 pub async fn wait_gone(api: &Api<SkillSet>, name: &str) {
     wait_for(
