@@ -11,6 +11,8 @@
 #   etcd        v3.6.5   etcd
 #   crane       v0.22.1  crane
 #   oras        v1.3.6   oras
+#   cosign      v3.1.3   cosign      (signature interop; ~3 minutes)
+#   ocireg      v0.22.1  ocireg      (go-containerregistry's registry with the referrers API, TLS, auth)
 #   helm        v3.22.0  helm
 #   containerd  v2.2.9   containerd containerd-shim-runc-v2 ctr   (CGO_ENABLED=0)
 #   runc        v1.3.7   runc                                     (CGO_ENABLED=1, -tags seccomp;
@@ -27,6 +29,7 @@ K8S_VERSION=1.35.4
 ETCD_VERSION=3.6.5
 CRANE_VERSION=0.22.1
 ORAS_VERSION=1.3.6
+COSIGN_VERSION=3.1.3
 HELM_VERSION=3.22.0
 CONTAINERD_VERSION=2.2.9
 RUNC_VERSION=1.3.7
@@ -78,14 +81,15 @@ RUNC_LDFLAGS="-s -w -X main.version=$RUNC_VERSION"
 HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION"
 CRANE_LDFLAGS="-s -w -X github.com/google/go-containerregistry/cmd/crane/cmd.Version=v$CRANE_VERSION"
 ORAS_LDFLAGS="-s -w"
+COSIGN_LDFLAGS="-s -w -X sigs.k8s.io/release-utils/version.gitVersion=v$COSIGN_VERSION"
 
 # group -> module folder (under test/k8s), binaries, ldflags, extra build settings
 declare -A DIR=(
-  [kubernetes]=. [etcd]=etcd [crane]=crane [oras]=oras [helm]=helm [containerd]=containerd [runc]=runc
+  [kubernetes]=. [etcd]=etcd [crane]=crane [oras]=oras [cosign]=cosign [ocireg]=ocireg [helm]=helm [containerd]=containerd [runc]=runc
 )
 declare -A BINARIES=(
   [kubernetes]="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl"
-  [etcd]=etcd [crane]=crane [oras]=oras [helm]=helm
+  [etcd]=etcd [crane]=crane [oras]=oras [cosign]=cosign [ocireg]=ocireg [helm]=helm
   [containerd]="containerd containerd-shim-runc-v2 ctr" [runc]=runc
 )
 declare -A PACKAGES=(
@@ -93,17 +97,20 @@ declare -A PACKAGES=(
   [etcd]=.
   [crane]=github.com/google/go-containerregistry/cmd/crane
   [oras]=oras.land/oras/cmd/oras
+  [cosign]=github.com/sigstore/cosign/v3/cmd/cosign
+  [ocireg]=.
   [helm]=helm.sh/helm/v3/cmd/helm
   [containerd]="github.com/containerd/containerd/v2/cmd/containerd github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/ctr"
   [runc]=github.com/opencontainers/runc
 )
 declare -A LDFLAGS=(
   [kubernetes]=$K8S_LDFLAGS [etcd]="-s -w" [crane]=$CRANE_LDFLAGS [oras]=$ORAS_LDFLAGS
+  [cosign]=$COSIGN_LDFLAGS [ocireg]="-s -w"
   [helm]=$HELM_LDFLAGS [containerd]=$CONTAINERD_LDFLAGS [runc]=$RUNC_LDFLAGS
 )
 declare -A CGO=([containerd]=0 [runc]=1)
 declare -A TAGS=([runc]=seccomp)
-GROUPS_IN_ORDER=(kubernetes etcd crane oras helm containerd runc)
+GROUPS_IN_ORDER=(kubernetes etcd crane oras cosign ocireg helm containerd runc)
 
 # binary -> command whose output must contain the pinned version (empty: it must only exit 0)
 declare -A VERSION_CHECK=(
@@ -115,6 +122,8 @@ declare -A VERSION_CHECK=(
   [etcd]="--version|$ETCD_VERSION"
   [crane]="version|v$CRANE_VERSION"
   [oras]="version|$ORAS_VERSION"
+  [cosign]="version|v$COSIGN_VERSION"
+  [ocireg]="--help|"
   [helm]="version --short|v$HELM_VERSION"
   [containerd]="--version|v$CONTAINERD_VERSION"
   [containerd-shim-runc-v2]="-v|v$CONTAINERD_VERSION"
@@ -205,7 +214,7 @@ for group in "${GROUPS_IN_ORDER[@]}"; do
   built+=("$group")
 done
 if [ ${#built[@]} -eq 0 ]; then
-  echo "all present in $BIN_DIR (Kubernetes v$K8S_VERSION, etcd $ETCD_VERSION, crane $CRANE_VERSION, oras $ORAS_VERSION, helm $HELM_VERSION, containerd $CONTAINERD_VERSION, runc $RUNC_VERSION)"
+  echo "all present in $BIN_DIR (Kubernetes v$K8S_VERSION, etcd $ETCD_VERSION, crane $CRANE_VERSION, oras $ORAS_VERSION, cosign $COSIGN_VERSION, helm $HELM_VERSION, containerd $CONTAINERD_VERSION, runc $RUNC_VERSION)"
 else
   echo "built ${built[*]} into $BIN_DIR in $(duration $(($(now) - started)))"
 fi

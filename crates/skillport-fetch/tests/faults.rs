@@ -147,6 +147,7 @@ fn scripted_declaring(
             ..Descriptor::of(media::LAYER_TAR_GZIP, &layer)
         }],
         annotations: std::collections::BTreeMap::new(),
+        subject: None,
     })
     .unwrap();
     let manifest_digest = Digest::sha256(&manifest).to_string();

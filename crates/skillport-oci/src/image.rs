@@ -150,6 +150,7 @@ pub fn image_documents(
                 config: config.descriptor.clone(),
                 layers: vec![layer_descriptor.clone()],
                 annotations: annotations.clone(),
+                subject: None,
             },
         );
         let mut entry = manifest.descriptor.clone();

@@ -116,6 +116,9 @@ pub struct ImageManifest {
     pub layers: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: Annotations,
+    /// OCI 1.1: the manifest this one refers to (a signature's image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
 }
 
 /// An image index (or Docker manifest list).

@@ -69,6 +69,7 @@ fn image(algorithm: Algorithm, layer: &Descriptor) -> [(Descriptor, Vec<u8>); 2]
         config: config_descriptor.clone(),
         layers: vec![layer.clone()],
         annotations: BTreeMap::new(),
+        subject: None,
     })
     .unwrap();
     [

@@ -14,7 +14,13 @@ use crate::pull::PARALLEL_BLOBS;
 use crate::remote::Remote;
 use crate::response::{location, status_error};
 use crate::transfer::{Progress, verify};
-use crate::upload::Upload;
+use crate::upload::{Source, Upload};
+
+/// What the registry said to a manifest PUT.
+pub(crate) struct PutAnswer {
+    /// It answered `OCI-Subject`: it indexes the manifest's `subject` for the referrers API.
+    pub subject_seen: bool,
+}
 
 impl Client {
     /// Pushes the image `local` names in `store` to `remote_ref`: blobs the registry lacks
@@ -87,13 +93,13 @@ impl Client {
         Ok(image.descriptor.digest)
     }
 
-    async fn put_manifest(
+    pub(crate) async fn put_manifest(
         &self,
         remote: &Remote,
         tag_or_digest: &str,
         media_type: &str,
         bytes: &[u8],
-    ) -> Result<(), RegistryError> {
+    ) -> Result<PutAnswer, RegistryError> {
         let what = format!("manifest {}:{tag_or_digest}", remote.repository);
         let access = remote.access("pull,push", &what);
         let path = format!("/v2/{}/manifests/{tag_or_digest}", remote.repository);
@@ -105,6 +111,7 @@ impl Client {
         };
         let response = self.send(&access, &build).await?;
         if response.status().is_success() {
+            let subject_seen = response.headers().contains_key("oci-subject");
             let echoed = response
                 .headers()
                 .get("docker-content-digest")
@@ -114,7 +121,7 @@ impl Client {
             if let Some(echoed) = echoed {
                 verify(&remote.registry, &what, &echoed, bytes)?;
             }
-            Ok(())
+            Ok(PutAnswer { subject_seen })
         } else {
             Err(status_error(&access, response).await)
         }
@@ -125,6 +132,20 @@ impl Client {
         store: &Store,
         remote: &Remote,
         blob: &Descriptor,
+        mount_from: Option<&str>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<(), RegistryError> {
+        let path = store.blob_path(&blob.digest);
+        self.upload_blob(remote, blob, Source::File(&path), mount_from, progress)
+            .await
+    }
+
+    /// Uploads `blob` from `source` unless the repository holds it (or can mount it).
+    pub(crate) async fn upload_blob(
+        &self,
+        remote: &Remote,
+        blob: &Descriptor,
+        source: Source<'_>,
         mount_from: Option<&str>,
         progress: Arc<dyn Progress>,
     ) -> Result<(), RegistryError> {
@@ -161,7 +182,7 @@ impl Client {
             access: &access,
             remote,
             blob,
-            path: &store.blob_path(&blob.digest),
+            source,
             progress: &progress,
             id,
         };

@@ -36,13 +36,21 @@ enum Status {
     Gone,
 }
 
-/// One upload session of `blob` from the file `path`.
+/// Where an upload's bytes come from.
+pub(crate) enum Source<'a> {
+    /// A store blob.
+    File(&'a Path),
+    /// A small blob made in memory (a signature bundle, the empty config).
+    Bytes(&'a [u8]),
+}
+
+/// One upload session of `blob` from `source`.
 pub(crate) struct Upload<'a> {
     pub client: &'a Client,
     pub access: &'a Access<'a>,
     pub remote: &'a Remote,
     pub blob: &'a Descriptor,
-    pub path: &'a Path,
+    pub source: Source<'a>,
     pub progress: &'a Arc<dyn Progress>,
     pub id: u64,
 }
@@ -187,13 +195,21 @@ impl Upload<'_> {
     }
 
     fn read(&self, offset: u64, len: u64) -> Result<bytes::Bytes, RegistryError> {
+        let len = usize::try_from(len).expect("at most one chunk");
+        let path = match self.source {
+            Source::File(path) => path,
+            Source::Bytes(bytes) => {
+                let start = usize::try_from(offset).expect("within the blob");
+                return Ok(bytes::Bytes::copy_from_slice(&bytes[start..start + len]));
+            }
+        };
         let io = |source| RegistryError::Io {
             action: "reading",
-            path: self.path.to_path_buf(),
+            path: path.to_path_buf(),
             source,
         };
-        let mut buffer = vec![0u8; usize::try_from(len).expect("at most one chunk")];
-        let mut file = std::fs::File::open(self.path).map_err(io)?;
+        let mut buffer = vec![0u8; len];
+        let mut file = std::fs::File::open(path).map_err(io)?;
         file.seek(SeekFrom::Start(offset)).map_err(io)?;
         file.read_exact(&mut buffer).map_err(io)?;
         Ok(bytes::Bytes::from(buffer))

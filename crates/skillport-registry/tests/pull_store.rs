@@ -60,6 +60,7 @@ fn wide_image() -> (Descriptor, HashMap<Digest, Vec<u8>>) {
         config: config_descriptor.clone(),
         layers: vec![layer_descriptor.clone()],
         annotations: BTreeMap::new(),
+        subject: None,
     })
     .unwrap();
     let manifest_descriptor = sha512(media::IMAGE_MANIFEST, &manifest);

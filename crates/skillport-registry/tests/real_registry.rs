@@ -309,10 +309,12 @@ async fn one_client_pulls_from_two_registries_with_two_secret_files() {
     let first = Registry::start(RegistryOptions {
         tls: false,
         basic_auth: Some(("alice".into(), "alice-NEVER-PRINT-1".into())),
+        ..RegistryOptions::default()
     });
     let second = Registry::start(RegistryOptions {
         tls: true,
         basic_auth: Some(("bob".into(), "bob-NEVER-PRINT-2".into())),
+        ..RegistryOptions::default()
     });
     let work = tempfile::tempdir().unwrap();
 

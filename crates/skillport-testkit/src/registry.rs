@@ -43,6 +43,11 @@ pub struct RegistryOptions {
     pub tls: bool,
     /// Require HTTP basic auth (htpasswd, bcrypt) for this user and password.
     pub basic_auth: Option<(String, String)>,
+    /// Serve the OCI 1.1 referrers API: runs `ocireg` (go-containerregistry's registry, built by
+    /// `scripts/k8s-tools.sh`, content in memory) instead of the distribution registry 2.8,
+    /// which has no referrers API. [`Registry::storage_root`] and [`Registry::restart`] do
+    /// not apply to it.
+    pub referrers_api: bool,
 }
 
 /// A running `docker-registry serve CONFIG` on 127.0.0.1 with its own storage, killed on drop.
@@ -71,7 +76,11 @@ impl Registry {
     /// Starts a registry. Panics with the registry's own output if it does not come up, and
     /// with a hint to run `scripts/test.sh` if `docker-registry` (or `htpasswd`) is missing.
     pub fn start(options: RegistryOptions) -> Registry {
-        let program = required_program("docker-registry", "docker-registry");
+        let program = if options.referrers_api {
+            crate::k8s_tool("ocireg")
+        } else {
+            required_program("docker-registry", "docker-registry")
+        };
         let dir = tempfile::Builder::new()
             .prefix("skillport-registry-")
             .tempdir()
@@ -79,6 +88,7 @@ impl Registry {
         let ca = options.tls.then(TestCa::new);
         if let Some((user, password)) = &options.basic_auth {
             write_htpasswd(&dir.path().join("htpasswd"), user, password);
+            fs::write(dir.path().join("password"), password).expect("writing the password file");
         }
         let storage = dir.path().join("storage");
         let mut registry = Registry {
@@ -114,8 +124,8 @@ impl Registry {
     /// Plain HTTP, basic auth as user `skillport` with a random password.
     pub fn basic_auth() -> Registry {
         Registry::start(RegistryOptions {
-            tls: false,
             basic_auth: Some((USER.to_owned(), random_password())),
+            ..RegistryOptions::default()
         })
     }
 
@@ -124,6 +134,17 @@ impl Registry {
         Registry::start(RegistryOptions {
             tls: true,
             basic_auth: Some((USER.to_owned(), random_password())),
+            ..RegistryOptions::default()
+        })
+    }
+
+    /// HTTPS with a test CA, basic auth as user `skillport`, and the OCI 1.1 referrers API
+    /// (see [`RegistryOptions::referrers_api`]).
+    pub fn tls_basic_auth_referrers() -> Registry {
+        Registry::start(RegistryOptions {
+            tls: true,
+            basic_auth: Some((USER.to_owned(), random_password())),
+            referrers_api: true,
         })
     }
 
@@ -131,7 +152,7 @@ impl Registry {
     pub fn tls() -> Registry {
         Registry::start(RegistryOptions {
             tls: true,
-            basic_auth: None,
+            ..RegistryOptions::default()
         })
     }
 
@@ -214,6 +235,10 @@ impl Registry {
 
     /// The registry's filesystem storage root (`storage.filesystem.rootdirectory`).
     pub fn storage_root(&self) -> &Path {
+        assert!(
+            !self.options.referrers_api,
+            "the referrers-API registry keeps its content in memory"
+        );
         &self.storage
     }
 
@@ -254,6 +279,10 @@ impl Registry {
     /// Starts the registry again on the same port and storage (stopping it first if running).
     /// Panics if another process took the port meanwhile.
     pub fn restart(&mut self) {
+        assert!(
+            !self.options.referrers_api,
+            "the referrers-API registry keeps its content in memory: a restart would lose it"
+        );
         self.stop();
         // Go's listener uses SO_REUSEADDR, so the port is free again at once unless someone else
         // took it; a short retry covers a slow kernel.
@@ -327,9 +356,12 @@ impl Registry {
             .expect("opening the registry log");
         let log_offset = log.metadata().map_or(0, |metadata| metadata.len());
         let mut command = Command::new(&self.program);
+        if self.options.referrers_api {
+            command.args(self.ocireg_args());
+        } else {
+            command.arg("serve").arg(self.config_file());
+        }
         command
-            .arg("serve")
-            .arg(self.config_file())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning the log handle"))
             .stderr(log);
@@ -358,8 +390,9 @@ impl Registry {
                     return Err(StartFailure::PortTaken);
                 }
                 panic!(
-                    "docker-registry exited ({status}) before it was ready\n\
+                    "{} exited ({status}) before it was ready\n\
                      config: {}\n--- output ---\n{output}",
+                    self.program.display(),
                     self.config_file().display()
                 );
             }
@@ -381,6 +414,27 @@ impl Registry {
         }
         self.process = Some(process);
         Ok(())
+    }
+
+    fn ocireg_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["--address".into(), self.host().into()];
+        if let Some(ca) = &self.ca {
+            args.extend([
+                "--tls-cert".into(),
+                ca.server_cert_file().into(),
+                "--tls-key".into(),
+                ca.server_key_file().into(),
+            ]);
+        }
+        if let Some((user, _)) = &self.options.basic_auth {
+            args.extend([
+                "--user".into(),
+                user.into(),
+                "--password-file".into(),
+                self.dir.path().join("password").into(),
+            ]);
+        }
+        args
     }
 
     fn temporary_folders(&self) -> Vec<&Path> {
@@ -417,6 +471,7 @@ impl std::fmt::Debug for RegistryOptions {
                     .as_ref()
                     .map(|(user, _)| (user, "<redacted>")),
             )
+            .field("referrers_api", &self.referrers_api)
             .finish()
     }
 }

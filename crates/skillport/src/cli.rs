@@ -132,6 +132,21 @@ pub enum Command {
         after_help = "Example:\n  skillport verify --index /var/run/skillport/index/index.json --index-root /skills \\\n    --skill name=pdf,path=/skills/pdf,image=registry.example.com/skills/pdf@sha256:…\n\nEach folder must exist, not be empty and have a usable SKILL.md. On failure one line goes\nto --termination-log and the exit code is 1."
     )]
     Verify(VerifyArgs),
+    /// Sign an image in a registry as cosign does: a sigstore bundle attached to its digest.
+    #[command(
+        after_help = "Example:\n  COSIGN_PASSWORD=… skillport sign registry.example.com/skills/pdf-tools:1.2.0 --key cosign.key\n\nThe signature is a sigstore bundle (cosign v3's format) attached through the OCI 1.1\nreferrers API, or the referrers tag sha256-<digest> on registries without it.\n`cosign verify` reads it."
+    )]
+    Sign(SignArgs),
+    /// Check an image's cosign signatures: with a key, or a keyless identity and trusted root.
+    #[command(
+        after_help = "Examples:\n  skillport verify-signature registry.example.com/skills/pdf-tools:1.2.0 --key cosign.pub\n  skillport verify-signature registry.example.com/skills/pdf-tools:1.2.0 \\\n    --certificate-identity dev@example.com --certificate-oidc-issuer https://accounts.example.com \\\n    --trusted-root trusted_root.json\n\nReads cosign v3 bundles (referrers API or tag) and legacy .sig tags, offline. Exits 0 only\nwhen a signature satisfies every flag given. `skillport verify` is another command: it\nchecks skill folders mounted in a pod."
+    )]
+    VerifySignature(VerifySignatureArgs),
+    /// Write a new key pair in cosign's format: cosign.key (encrypted) and cosign.pub.
+    #[command(
+        after_help = "Example:\n  COSIGN_PASSWORD=… skillport generate-key-pair --output-key-prefix release\n\nThe password comes from COSIGN_PASSWORD, or is asked for on a terminal."
+    )]
+    GenerateKeyPair(GenerateKeyPairArgs),
     /// Print shell completions for bash, zsh, fish, elvish or PowerShell.
     #[command(
         after_help = "Examples:\n  skillport completions bash > ~/.local/share/bash-completion/completions/skillport\n  skillport completions zsh > \"${fpath[1]}/_skillport\"\n  skillport completions fish > ~/.config/fish/completions/skillport.fish"
@@ -249,6 +264,67 @@ pub struct PushArgs {
     /// Print JSON: the reference and its digest (and media type and size).
     #[arg(long)]
     pub json: bool,
+    /// Sign what was pushed (as `skillport sign`), with --key.
+    #[arg(long, requires = "key")]
+    pub sign: bool,
+    /// The cosign private key to sign with (password from COSIGN_PASSWORD or a prompt).
+    #[arg(long, value_name = "FILE", requires = "sign")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image, e.g. registry.example.com/skills/pdf-tools:1.2.0 (a tag is signed at the
+    /// digest it points to now).
+    pub reference: String,
+    /// The cosign private key (cosign.key); password from COSIGN_PASSWORD or a prompt.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Print JSON: the image digest and the signature's.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifySignatureArgs {
+    /// The image.
+    pub reference: String,
+    /// The public key (cosign.pub) a signature must verify with.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["certificate_identity", "certificate_identity_regexp", "certificate_oidc_issuer", "certificate_oidc_issuer_regexp", "trusted_root"])]
+    pub key: Option<PathBuf>,
+    /// Keyless: the identity (email or URI) the signing certificate must name.
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with = "certificate_identity_regexp"
+    )]
+    pub certificate_identity: Option<String>,
+    /// Keyless: a regular expression the certificate's identity must match.
+    #[arg(long, value_name = "REGEX")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer the certificate must name.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "certificate_oidc_issuer_regexp"
+    )]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: a regular expression the certificate's OIDC issuer must match.
+    #[arg(long, value_name = "REGEX")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Keyless: the sigstore trusted root (trusted_root.json) certificates must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+    /// Print JSON: the digest and every signature that passed.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateKeyPairArgs {
+    /// Write PREFIX.key and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX", default_value = "cosign")]
+    pub output_key_prefix: String,
 }
 
 #[derive(Debug, Args)]

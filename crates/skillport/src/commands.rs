@@ -31,6 +31,7 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::Completions(_) => Some("completions"),
         Command::Version => Some("version"),
         Command::Logout(_) => Some("logout"),
+        Command::GenerateKeyPair(_) => Some("generate-key-pair"),
         _ => None,
     };
     if let Some(command) = unused
@@ -69,6 +70,9 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::Tags(args) => remote::tags(&registries, &args),
         Command::Login(args) => remote::login(&registries, &args),
         Command::Logout(args) => remote::logout(&args),
+        Command::Sign(args) => crate::signing::sign(&registries, &args),
+        Command::VerifySignature(args) => crate::signing::verify_signature(&registries, &args),
+        Command::GenerateKeyPair(args) => crate::signing::generate_key_pair(&args),
         Command::Demo(args) => demo(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
         Command::Verify(args) => Ok(crate::fetch::verify(&args)),

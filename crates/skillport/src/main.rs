@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod fetch;
 mod remote;
+mod signing;
 
 use std::process::ExitCode;
 

@@ -38,7 +38,7 @@ impl RegistrySettings {
     }
 
     /// A client for talking to the registries of `references`.
-    fn client(&self, references: &[&Reference]) -> Result<Client> {
+    pub(crate) fn client(&self, references: &[&Reference]) -> Result<Client> {
         self.client_with(self.credentials()?, references)
     }
 
@@ -116,7 +116,7 @@ fn trusted_by_folder(references: &[&Reference]) -> Vec<PathBuf> {
 }
 
 /// Runs a future on a fresh runtime; the CLI is synchronous everywhere else.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -126,7 +126,7 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// A remote reference: it must name a registry.
-fn remote_reference(text: &str) -> Result<Reference> {
+pub(crate) fn remote_reference(text: &str) -> Result<Reference> {
     let reference: Reference = text.parse()?;
     if reference.registry().is_none() {
         bail!(
@@ -138,7 +138,7 @@ fn remote_reference(text: &str) -> Result<Reference> {
 }
 
 /// `reference` as said in errors: without a tag or digest, the `latest` that was asked for.
-fn asked(reference: &Reference) -> String {
+pub(crate) fn asked(reference: &Reference) -> String {
     if reference.tag().is_none() && reference.digest().is_none() {
         format!("{reference}:latest (no tag given)")
     } else {
@@ -211,7 +211,7 @@ impl Progress for Bars {
     }
 }
 
-fn print_json(value: &serde_json::Value) -> Result<()> {
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<()> {
     out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -226,6 +226,9 @@ pub fn push(settings: &RegistrySettings, store: &Store, args: &PushArgs) -> Resu
     let digest = block_on(client.push(store, &source, &target, Bars::shared()))
         .with_context(|| format!("pushing {source} to {target}"))?;
     eprintln!("pushed {target}");
+    if let Some(key) = args.key.as_deref().filter(|_| args.sign) {
+        crate::signing::sign_pushed(settings, &target, &digest, key)?;
+    }
     if args.json {
         print_json(&json!({"reference": target.to_string(), "digest": digest}))?;
     } else {

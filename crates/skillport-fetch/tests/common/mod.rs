@@ -222,6 +222,7 @@ pub fn push_layer(
         config: Descriptor::of(media::IMAGE_CONFIG, &config),
         layers: vec![Descriptor::of(layer_media_type, layer)],
         annotations: BTreeMap::new(),
+        subject: None,
     };
     let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
     let descriptor = Descriptor::of(media::IMAGE_MANIFEST, &manifest_bytes);

@@ -1,0 +1,360 @@
+// What is attached to an image (OCI 1.1 referrers, with the referrers-tag fallback), cosign's
+// signatures among it (bundles, and legacy `.sig` tags), and attaching an artifact.
+//
+// Bounded against a registry that wants to stall or exhaust us: every document and blob is
+// read with a cap, and at most MAX_ATTACHED referrers or `.sig` layers are looked at.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use skillport_oci::spec::{Annotations, Descriptor, ImageIndex, ImageManifest, media};
+use skillport_oci::{Digest, Reference};
+
+use crate::client::{Client, request};
+use crate::error::RegistryError;
+use crate::remote::Remote;
+use crate::response::{CapError, read_capped, status_error, transport_error};
+use crate::transfer::{NoProgress, verify};
+use crate::upload::Source;
+
+/// The artifact type (and layer media type) of a sigstore bundle.
+pub const BUNDLE_ARTIFACT_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// At most this many referrers, or `.sig` layers, are read for one image.
+const MAX_ATTACHED: usize = 32;
+/// A signature bundle or payload larger than this is refused.
+const MAX_SIGNATURE_BYTES: u64 = 1 << 20;
+
+/// cosign's signatures on one image, as bytes, not yet checked.
+#[derive(Debug, Default)]
+pub struct Attached {
+    /// Bundles found through the referrers API or the referrers tag.
+    pub bundles: Vec<AttachedBundle>,
+    /// Layers of the legacy `sha256-<hex>.sig` tag.
+    pub legacy: Vec<AttachedLayer>,
+    /// Whether the registry serves the referrers API (else the referrers tag was read).
+    pub referrers_api: bool,
+}
+
+#[derive(Debug)]
+pub struct AttachedBundle {
+    /// The artifact manifest that carries it.
+    pub manifest: Digest,
+    /// Its `org.opencontainers.image.created`, when given.
+    pub created: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct AttachedLayer {
+    /// `<tag> layer <n>`, for messages.
+    pub origin: String,
+    pub payload: Vec<u8>,
+    pub annotations: Annotations,
+}
+
+/// How an artifact reached the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub digest: Digest,
+    /// The registry indexes it for the referrers API; else the referrers tag was updated.
+    pub referrers_api: bool,
+}
+
+impl Client {
+    /// The manifests that name `subject` (in the repository of `reference`) as theirs: the
+    /// referrers API's answer, or, on a registry without it, the referrers tag
+    /// `<alg>-<hex>`. The flag says which was read.
+    pub async fn referrers(
+        &self,
+        reference: &Reference,
+        subject: &Digest,
+    ) -> Result<(Vec<Descriptor>, bool), RegistryError> {
+        let remote = Remote::new(reference);
+        let what = format!("referrers of {}@{subject}", remote.repository);
+        let access = remote.access("pull", &what);
+        let path = format!("/v2/{}/referrers/{subject}", remote.repository);
+        let build = |http: &reqwest::Client, base: &str| {
+            request(http, Method::GET, base, &path).header(ACCEPT, media::IMAGE_INDEX)
+        };
+        let response = self.send(&access, &build).await?;
+        let status = response.status();
+        let is_index = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(media::IMAGE_INDEX));
+        if status.is_success() && is_index {
+            let limit = self.options().max_manifest_bytes;
+            let bytes = read_capped(response, limit)
+                .await
+                .map_err(|err| match err {
+                    CapError::TooLarge => RegistryError::TooLarge {
+                        registry: remote.registry.clone(),
+                        what: what.clone(),
+                        limit,
+                    },
+                    CapError::Transport(err) => {
+                        transport_error(&remote.registry, err, self.options())
+                    }
+                })?;
+            let index: ImageIndex =
+                serde_json::from_slice(&bytes).map_err(|err| RegistryError::Protocol {
+                    registry: remote.registry.clone(),
+                    what: what.clone(),
+                    reason: format!("the referrers answer is not an image index: {err}"),
+                })?;
+            return Ok((index.manifests, true));
+        }
+        // No referrers API (404, or a registry that answers the unknown route otherwise).
+        if !matches!(
+            status,
+            StatusCode::NOT_FOUND
+                | StatusCode::BAD_REQUEST
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::NOT_IMPLEMENTED
+        ) && !status.is_success()
+        {
+            return Err(status_error(&access, response).await);
+        }
+        Ok((self.referrers_tag(&remote, subject).await?.manifests, false))
+    }
+
+    /// The referrers tag's index, or an empty one when the tag does not exist.
+    async fn referrers_tag(
+        &self,
+        remote: &Remote,
+        subject: &Digest,
+    ) -> Result<ImageIndex, RegistryError> {
+        let tag = fallback_tag(subject);
+        match self.fetch_document(remote, &tag, None).await {
+            Ok(document) => {
+                serde_json::from_slice(&document.bytes).map_err(|err| RegistryError::Protocol {
+                    registry: remote.registry.clone(),
+                    what: format!("referrers tag {}:{tag}", remote.repository),
+                    reason: format!("not an image index: {err}"),
+                })
+            }
+            Err(err) if err.kind() == crate::ErrorKind::NotFound => Ok(ImageIndex::new()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// cosign's signatures on `subject` in the repository of `reference`: every sigstore
+    /// bundle attached to it, and the layers of its legacy `.sig` tag.
+    pub async fn signatures(
+        &self,
+        reference: &Reference,
+        subject: &Digest,
+    ) -> Result<Attached, RegistryError> {
+        let remote = Remote::new(reference);
+        let (referrers, referrers_api) = self.referrers(reference, subject).await?;
+        let mut attached = Attached {
+            referrers_api,
+            ..Attached::default()
+        };
+        // The artifact type the index names is a hint (some registries put the config's media
+        // type there): every referrer that might be a bundle is opened.
+        for descriptor in referrers
+            .iter()
+            .filter(|d| {
+                d.artifact_type
+                    .as_deref()
+                    .is_none_or(|t| t == BUNDLE_ARTIFACT_TYPE || t == EMPTY_MEDIA_TYPE)
+            })
+            .take(MAX_ATTACHED)
+        {
+            let manifest = self.artifact_manifest(&remote, &descriptor.digest).await?;
+            let Some(layer) = manifest
+                .layers
+                .first()
+                .filter(|l| l.media_type == BUNDLE_ARTIFACT_TYPE)
+            else {
+                continue;
+            };
+            attached.bundles.push(AttachedBundle {
+                manifest: descriptor.digest.clone(),
+                created: manifest
+                    .annotations
+                    .get(skillport_oci::spec::annotation::CREATED)
+                    .cloned(),
+                bytes: self.small_blob(&remote, layer).await?,
+            });
+        }
+        let tag = format!("{}.sig", fallback_tag(subject));
+        let legacy = match self.fetch_document(&remote, &tag, None).await {
+            Ok(document) => Some(
+                serde_json::from_slice::<ImageManifest>(&document.bytes).map_err(|err| {
+                    RegistryError::Protocol {
+                        registry: remote.registry.clone(),
+                        what: format!("signature tag {}:{tag}", remote.repository),
+                        reason: format!("not an image manifest: {err}"),
+                    }
+                })?,
+            ),
+            Err(err) if err.kind() == crate::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        for (index, layer) in legacy
+            .iter()
+            .flat_map(|manifest| &manifest.layers)
+            .enumerate()
+            .filter(|(_, layer)| layer.media_type == SIMPLE_SIGNING)
+            .take(MAX_ATTACHED)
+        {
+            attached.legacy.push(AttachedLayer {
+                origin: format!("{tag} layer {}", index + 1),
+                payload: self.small_blob(&remote, layer).await?,
+                annotations: layer.annotations.clone(),
+            });
+        }
+        Ok(attached)
+    }
+
+    async fn artifact_manifest(
+        &self,
+        remote: &Remote,
+        digest: &Digest,
+    ) -> Result<ImageManifest, RegistryError> {
+        let document = self
+            .fetch_document(remote, &digest.to_string(), Some(digest))
+            .await?;
+        serde_json::from_slice(&document.bytes).map_err(|err| RegistryError::Protocol {
+            registry: remote.registry.clone(),
+            what: format!("manifest {}@{digest}", remote.repository),
+            reason: format!("not an image manifest: {err}"),
+        })
+    }
+
+    /// A small blob in memory, its size and digest checked.
+    async fn small_blob(
+        &self,
+        remote: &Remote,
+        descriptor: &Descriptor,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let what = format!("blob {}", descriptor.digest);
+        if descriptor.size > MAX_SIGNATURE_BYTES {
+            return Err(RegistryError::TooLarge {
+                registry: remote.registry.clone(),
+                what,
+                limit: MAX_SIGNATURE_BYTES,
+            });
+        }
+        let access = remote.access("pull", &what);
+        let path = format!("/v2/{}/blobs/{}", remote.repository, descriptor.digest);
+        let build = |http: &reqwest::Client, base: &str| request(http, Method::GET, base, &path);
+        let response = self.send(&access, &build).await?;
+        if !response.status().is_success() {
+            return Err(status_error(&access, response).await);
+        }
+        let bytes = read_capped(response, descriptor.size)
+            .await
+            .map_err(|err| match err {
+                CapError::TooLarge => RegistryError::TooLarge {
+                    registry: remote.registry.clone(),
+                    what: what.clone(),
+                    limit: descriptor.size,
+                },
+                CapError::Transport(err) => transport_error(&remote.registry, err, self.options()),
+            })?;
+        verify(&remote.registry, &what, &descriptor.digest, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Attaches an artifact to `subject` in the repository of `reference`, as cosign v3 does:
+    /// an image manifest with the empty config, one layer `layer_bytes` of `artifact_type`,
+    /// `annotations`, and `subject`; pushed by digest. A registry that does not answer
+    /// `OCI-Subject` gets the referrers tag updated too (OCI distribution spec 1.1).
+    pub async fn attach(
+        &self,
+        reference: &Reference,
+        subject: &Descriptor,
+        artifact_type: &str,
+        layer_bytes: &[u8],
+        annotations: Annotations,
+    ) -> Result<Attachment, RegistryError> {
+        let remote = Remote::new(reference);
+        let config = blob_descriptor(EMPTY_MEDIA_TYPE, b"{}");
+        let layer = blob_descriptor(artifact_type, layer_bytes);
+        for (descriptor, bytes) in [(&config, &b"{}"[..]), (&layer, layer_bytes)] {
+            self.upload_blob(
+                &remote,
+                descriptor,
+                Source::Bytes(bytes),
+                None,
+                Arc::new(NoProgress),
+            )
+            .await?;
+        }
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(media::IMAGE_MANIFEST.to_owned()),
+            artifact_type: Some(artifact_type.to_owned()),
+            config,
+            layers: vec![layer],
+            annotations: annotations.clone(),
+            subject: Some(Descriptor {
+                annotations: BTreeMap::new(),
+                platform: None,
+                artifact_type: None,
+                ..subject.clone()
+            }),
+        };
+        let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
+        let digest = Digest::sha256(&bytes);
+        let answer = self
+            .put_manifest(&remote, &digest.to_string(), media::IMAGE_MANIFEST, &bytes)
+            .await?;
+        // A registry that indexes subjects says so with `OCI-Subject`; one that forgets the
+        // header (go-containerregistry's) is asked whether it serves the referrers API, as
+        // cosign and oras do. Only a registry without it gets the referrers tag.
+        let mut referrers_api = answer.subject_seen;
+        if !referrers_api {
+            let (listed, api) = self.referrers(reference, &subject.digest).await?;
+            referrers_api = api;
+            if !api && !listed.iter().any(|d| d.digest == digest) {
+                let mut index = ImageIndex::new();
+                index.manifests = listed;
+                index.manifests.push(Descriptor {
+                    media_type: media::IMAGE_MANIFEST.to_owned(),
+                    digest: digest.clone(),
+                    size: bytes.len() as u64,
+                    platform: None,
+                    artifact_type: Some(artifact_type.to_owned()),
+                    annotations,
+                });
+                let index_bytes = serde_json::to_vec(&index).expect("an index serializes");
+                self.put_manifest(
+                    &remote,
+                    &fallback_tag(&subject.digest),
+                    media::IMAGE_INDEX,
+                    &index_bytes,
+                )
+                .await?;
+            }
+        }
+        Ok(Attachment {
+            digest,
+            referrers_api,
+        })
+    }
+}
+
+/// The referrers tag of a digest: `sha256:abc…` → `sha256-abc…`.
+fn fallback_tag(digest: &Digest) -> String {
+    format!("{}-{}", digest.algorithm().name(), digest.hex())
+}
+
+fn blob_descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
+    Descriptor {
+        media_type: media_type.to_owned(),
+        digest: Digest::sha256(bytes),
+        size: bytes.len() as u64,
+        platform: None,
+        artifact_type: None,
+        annotations: BTreeMap::new(),
+    }
+}
