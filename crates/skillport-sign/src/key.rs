@@ -123,6 +123,17 @@ impl PrivateKey {
         Ok(PrivateKey { key })
     }
 
+    /// Reads an unencrypted PKCS #8 PEM (`PRIVATE KEY`) P-256 key, as openssl and most tools
+    /// write. `what` names it in errors.
+    pub fn from_pkcs8_pem(text: &str, what: &str) -> Result<PrivateKey, SignError> {
+        SigningKey::from_pkcs8_pem(text)
+            .map(|key| PrivateKey { key })
+            .map_err(|_| SignError::Key {
+                what: what.to_owned(),
+                reason: "not an unencrypted PKCS #8 ECDSA P-256 key (`PRIVATE KEY`)".into(),
+            })
+    }
+
     /// The key as a cosign key file, encrypted with `password`.
     pub fn to_encrypted_pem(&self, password: &[u8]) -> String {
         let der = self

@@ -298,3 +298,172 @@ trait OidValue {
 impl OidValue for SubjectAltName {
     const OID_VALUE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::PrivateKey;
+    use skillport_testkit::SigningCa;
+    use time::Duration;
+
+    const ISSUER: &str = "https://accounts.example.com";
+    const WHO: &str = "release@example.com";
+
+    struct Keyless {
+        ca: SigningCa,
+        candidate: Candidate,
+        digest: Digest,
+    }
+
+    /// A candidate signed with a certificate for `who` valid from `from` to `to` (from now).
+    fn keyless(who: &str, from: Duration, to: Duration) -> Keyless {
+        let ca = SigningCa::new("test root");
+        let now = OffsetDateTime::now_utc();
+        let cert = ca.issue(who, ISSUER, now + from, now + to);
+        let key = PrivateKey::from_pkcs8_pem(&cert.key_pem, "leaf").unwrap();
+        let digest = Digest::sha256(b"image");
+        let der = pem::parse(&cert.cert_pem).unwrap().into_contents();
+        let candidate = Candidate {
+            origin: "bundle x".into(),
+            signed: b"payload".to_vec(),
+            signature: key.sign(b"payload"),
+            subjects: vec![digest.clone()],
+            certificate: Some(der),
+            chain: Vec::new(),
+            created: None,
+        };
+        Keyless {
+            ca,
+            candidate,
+            digest,
+        }
+    }
+
+    fn requirement(ca: &SigningCa, subject: Matcher, issuer: Matcher) -> Requirement {
+        Requirement::Keyless {
+            subject,
+            issuer,
+            root: Arc::new(
+                TrustedRoot::from_json(ca.trusted_root_json().as_bytes(), "root").unwrap(),
+            ),
+        }
+    }
+
+    fn exact(text: &str) -> Matcher {
+        Matcher::Exact(text.to_owned())
+    }
+
+    fn run(k: &Keyless, requirement: &Requirement) -> Result<Verified, String> {
+        check(
+            &k.candidate,
+            &k.digest,
+            requirement,
+            OffsetDateTime::now_utc(),
+        )
+    }
+
+    #[test]
+    fn a_certificate_for_the_identity_and_issuer_passes() {
+        let k = keyless(WHO, -Duration::minutes(5), Duration::minutes(5));
+        let verified = run(&k, &requirement(&k.ca, exact(WHO), exact(ISSUER))).unwrap();
+        assert_eq!(
+            verified.signer,
+            Signer::Certificate {
+                subject: WHO.into(),
+                issuer: ISSUER.into()
+            }
+        );
+        let by_regex = requirement(
+            &k.ca,
+            Matcher::regex("@example\\.com$", "re").unwrap(),
+            Matcher::regex("^https://accounts\\.", "re").unwrap(),
+        );
+        assert!(run(&k, &by_regex).is_ok());
+    }
+
+    #[test]
+    fn another_identity_or_issuer_is_refused_by_name() {
+        let k = keyless(WHO, -Duration::minutes(5), Duration::minutes(5));
+        let err = run(
+            &k,
+            &requirement(&k.ca, exact("mallory@example.com"), exact(ISSUER)),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("names release@example.com, not \"mallory@example.com\""),
+            "{err}"
+        );
+        let err = run(
+            &k,
+            &requirement(&k.ca, exact(WHO), exact("https://evil.example")),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("OIDC issuer \"https://accounts.example.com\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_outside_its_validity_or_from_another_ca_is_refused() {
+        let expired = keyless(WHO, -Duration::days(2), -Duration::days(1));
+        let err = run(
+            &expired,
+            &requirement(&expired.ca, exact(WHO), exact(ISSUER)),
+        )
+        .unwrap_err();
+        assert!(err.contains("has expired"), "{err}");
+        let early = keyless(WHO, Duration::days(1), Duration::days(2));
+        let err = run(&early, &requirement(&early.ca, exact(WHO), exact(ISSUER))).unwrap_err();
+        assert!(err.contains("not valid yet"), "{err}");
+        let k = keyless(WHO, -Duration::minutes(5), Duration::minutes(5));
+        let other = SigningCa::new("another root");
+        let err = run(&k, &requirement(&other, exact(WHO), exact(ISSUER))).unwrap_err();
+        assert!(err.contains("does not chain to the trusted root"), "{err}");
+    }
+
+    #[test]
+    fn a_tampered_payload_or_another_digest_is_refused() {
+        let mut k = keyless(WHO, -Duration::minutes(5), Duration::minutes(5));
+        let required = requirement(&k.ca, exact(WHO), exact(ISSUER));
+        let original = k.candidate.clone();
+        k.candidate.signed = b"payloaD".to_vec();
+        let err = run(&k, &required).unwrap_err();
+        assert!(
+            err.contains("does not verify with its certificate's key"),
+            "{err}"
+        );
+        k.candidate = original;
+        k.digest = Digest::sha256(b"another image");
+        let err = run(&k, &required).unwrap_err();
+        assert!(
+            err.contains("signs sha256:") && err.contains(", not sha256:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_signature_is_not_a_keyless_one_and_the_other_way_round() {
+        let key = PrivateKey::generate();
+        let digest = Digest::sha256(b"image");
+        let bytes = crate::bundle::sign(&key, &digest);
+        let candidate = crate::bundle::read_bundle(&bytes, "bundle y", None)
+            .unwrap()
+            .remove(0);
+        let ca = SigningCa::new("root");
+        let err = check(
+            &candidate,
+            &digest,
+            &requirement(&ca, exact(WHO), exact(ISSUER)),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap_err();
+        assert!(err.contains("made with a key, not a certificate"), "{err}");
+        let other = Requirement::Key {
+            key: PrivateKey::generate().public_key(),
+            name: "other.pub".into(),
+        };
+        let err = check(&candidate, &digest, &other, OffsetDateTime::now_utc()).unwrap_err();
+        assert!(err.contains("not signed with the key other.pub"), "{err}");
+    }
+}

@@ -9,6 +9,8 @@
 //!   clients for any ServiceAccount; [`Node`] adds a real node on top (kubelet, containerd, runc:
 //!   Pods run, `image` volumes mount), one per machine at a time; [`k8s_tool`] finds the Go binaries `scripts/k8s-tools.sh`
 //!   builds (Kubernetes, etcd, crane, oras, helm, containerd, runc).
+//! - [`SigningCa`] issues Fulcio-style signing certificates and the `trusted_root.json` trusting
+//!   them, for keyless-signature tests with the real cosign.
 //! - [`TlsServer`] serves an axum router over HTTPS with a certificate from a [`TestCa`] (an
 //!   admission webhook the API server calls, say).
 //! - [`FakeRegistry`] is an in-process HTTP server scripted per request: truncated, stalled and
@@ -27,6 +29,7 @@ mod http;
 mod k8s;
 mod layout;
 mod registry;
+mod sigstore;
 mod tls_server;
 mod tools;
 
@@ -38,5 +41,6 @@ pub use k8s::{
 };
 pub use layout::{TinyImage, write_tiny_image};
 pub use registry::{Registry, RegistryOptions};
+pub use sigstore::{SigningCa, SigningCert};
 pub use tls_server::TlsServer;
 pub use tools::{skopeo, venv_tool, workspace_root};

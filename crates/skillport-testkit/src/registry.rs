@@ -323,7 +323,7 @@ impl Registry {
              log:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
              http:\n  addr: 127.0.0.1:{port}\n  secret: skillport-testkit-not-a-secret\n",
-            root = yaml_string(self.storage_root()),
+            root = yaml_string(&self.storage),
             port = self.port,
         );
         if let Some(ca) = &self.ca {

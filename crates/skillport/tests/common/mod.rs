@@ -78,7 +78,8 @@ impl Sandbox {
     /// `skillport --store <sandbox>/store ARGS…` with a clean environment (without `--store`
     /// for the commands that use no store, which refuse it).
     pub fn skillport(&self, args: &[&str]) -> Command {
-        const STORELESS: [&str; 8] = [
+        const STORELESS: [&str; 9] = [
+            "generate-key-pair",
             "init",
             "validate",
             "demo",
