@@ -404,6 +404,20 @@ pub struct ResolvedSkill {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
+    /// Who signed the digest, as the skill policies that cover it checked
+    /// (`authority: signer`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub signers: Vec<String>,
+    /// The image's tag moved to a digest the policies refuse: the digest verified before is
+    /// kept, and this says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub held: Option<String>,
+    /// What an `Audit` policy would have refused (the skill is delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub audit: Option<String>,
 }
 
 /// A status condition (the shape of `metav1.Condition`).
@@ -431,6 +445,8 @@ pub mod condition {
     pub const RESOLVED: &str = "Resolved";
     /// The skills are attached where the SkillSet says.
     pub const READY: &str = "Ready";
+    /// Every skill a skill policy covers satisfies it (set when a policy covers any skill).
+    pub const VERIFIED: &str = "Verified";
 }
 
 /// Condition and Event reasons.
@@ -449,6 +465,15 @@ pub mod reason {
     /// Another client (the workload's controller) keeps removing the skills: not applied again
     /// for a while.
     pub const WORKLOAD_CONTESTED: &str = "WorkloadContested";
+    /// A skill's digest does not satisfy an enforcing skill policy, and no digest verified
+    /// before can stand in: nothing is delivered.
+    pub const NOT_VERIFIED: &str = "NotVerified";
+    /// A tag moved to a digest the policies refuse; the digest verified before is kept.
+    pub const HELD_BACK: &str = "HeldBack";
+    /// An `Audit` policy would refuse a skill that is delivered.
+    pub const POLICY_AUDIT: &str = "PolicyAudit";
+    /// Every covered skill is signed as the policies require.
+    pub const VERIFIED: &str = "Verified";
 }
 
 fn default_mount_root() -> String {

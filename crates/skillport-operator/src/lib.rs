@@ -12,6 +12,7 @@ pub mod attach;
 pub mod controller;
 pub mod crd;
 pub mod inject;
+pub mod policy;
 pub mod render;
 pub mod runtime;
 pub mod tenant;

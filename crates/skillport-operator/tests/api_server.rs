@@ -335,11 +335,14 @@ fn dry_run() -> PostParams {
 /// Established: creation is where the API server refuses rules over its CEL cost budget.
 async fn install_crd(cluster: &Cluster) {
     let text = std::fs::read_to_string(workspace_root().join(CRD_PATH)).expect("reading the CRD");
-    let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("the CRD parses");
+    let all: Vec<CustomResourceDefinition> =
+        serde_saphyr::from_str_multiple(&text).expect("the CRDs parse");
     let crds = Api::<CustomResourceDefinition>::all(cluster.client());
-    crds.create(&PostParams::default(), &crd)
-        .await
-        .unwrap_or_else(|err| panic!("the API server refused the CRD: {}", message(&err)));
+    for crd in &all {
+        crds.create(&PostParams::default(), crd)
+            .await
+            .unwrap_or_else(|err| panic!("the API server refused the CRD: {}", message(&err)));
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let established = crds

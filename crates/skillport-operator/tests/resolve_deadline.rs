@@ -40,7 +40,9 @@ async fn a_stalling_registry_fails_one_skill_at_its_deadline() {
     .unwrap();
     let resolver = Resolver::new(Vec::new()).with_skill_deadline(Duration::from_secs(2));
     // Without a deadline a drip holds the resolve for ever (each read gets a byte in time).
-    let failure = tokio::time::timeout(Duration::from_secs(60), resolver.resolve(&spec, &[], None))
+    let policies = skillport_operator::policy::Policies::default();
+    let resolve = resolver.resolve(&spec, &[], None, &policies, &[]);
+    let failure = tokio::time::timeout(Duration::from_secs(60), resolve)
         .await
         .expect("the resolve was not cut off at its deadline")
         .expect_err("a stalling registry resolved");

@@ -294,22 +294,75 @@ fn pin(
             let message = format!("{} skills pinned", skills.len());
             outcome.status.skills = skills;
             outcome.set(condition::RESOLVED, true, reason::RESOLVED, &message);
+            verified(outcome);
             (refresh, None)
         }
         Resolution::Failed { failure, failures } => {
             let same_spec = status::get(&before.conditions, condition::RESOLVED)
                 .is_some_and(|c| c.status == "True" && c.observed_generation == outcome.generation);
-            if !same_spec {
+            // A policy refusal with nothing verified to stand in: fail closed, whatever this
+            // generation delivered before (it was not verified by the policies now in force).
+            if !same_spec || failure.refused_by_policy {
                 outcome.status.skills.clear();
             }
-            outcome.set(
-                condition::RESOLVED,
-                false,
-                reason::RESOLVE_FAILED,
-                &failure.to_string(),
-            );
+            let why = if failure.refused_by_policy {
+                outcome.set(
+                    condition::VERIFIED,
+                    false,
+                    reason::NOT_VERIFIED,
+                    &failure.to_string(),
+                );
+                reason::NOT_VERIFIED
+            } else {
+                reason::RESOLVE_FAILED
+            };
+            outcome.set(condition::RESOLVED, false, why, &failure.to_string());
             (backoff(failures, failure.transient), Some(failure))
         }
+    }
+}
+
+/// The `Verified` condition from what the policies said of each skill: held back, audited,
+/// or signed; no condition when no policy covers any skill.
+fn verified(outcome: &mut Outcome) {
+    let skills = &outcome.status.skills;
+    let said = |field: fn(&ResolvedSkill) -> Option<&String>| {
+        skills
+            .iter()
+            .filter_map(|skill| field(skill).map(|text| format!("skill {:?}: {text}", skill.name)))
+            .collect::<Vec<_>>()
+    };
+    let held = said(|skill| skill.held.as_ref());
+    let audited = said(|skill| skill.audit.as_ref());
+    let signed = skills
+        .iter()
+        .filter(|skill| !skill.signers.is_empty())
+        .count();
+    if !held.is_empty() {
+        outcome.set(
+            condition::VERIFIED,
+            false,
+            reason::HELD_BACK,
+            &held.join("; "),
+        );
+    } else if !audited.is_empty() {
+        outcome.set(
+            condition::VERIFIED,
+            false,
+            reason::POLICY_AUDIT,
+            &audited.join("; "),
+        );
+    } else if signed > 0 {
+        let message = format!(
+            "{signed} of {} skills signed as the skill policies require",
+            skills.len()
+        );
+        outcome.set(condition::VERIFIED, true, reason::VERIFIED, &message);
+    } else {
+        outcome
+            .status
+            .conditions
+            .retain(|c| c.type_ != condition::VERIFIED);
     }
 }
 
@@ -706,6 +759,7 @@ mod tests {
                 skill: "pdf".into(),
                 message: "registry down".into(),
                 transient: true,
+                refused_by_policy: false,
             },
             failures: 2,
         };
@@ -733,6 +787,63 @@ mod tests {
         assert_eq!(
             ready(&next.placed),
             ("False".into(), reason::RESOLVE_FAILED.into())
+        );
+    }
+
+    #[test]
+    fn a_policy_refusal_delivers_nothing_and_says_which_skill_digest_and_rule() {
+        let options = Options::new("init");
+        let first = skill_set(&json!({}), 1);
+        let before = decide(facts(&first, &SkillSetStatus::default(), &options))
+            .placed
+            .status;
+        assert_eq!(before.skills.len(), 1);
+        let mut refused = facts(&first, &before, &options);
+        refused.resolution = Resolution::Failed {
+            failure: ResolveFailure {
+                skill: "pdf".into(),
+                message: "sha256:ab is not signed as ClusterSkillPolicy \"corp\" requires".into(),
+                transient: false,
+                refused_by_policy: true,
+            },
+            failures: 1,
+        };
+        let refused = decide(refused);
+        assert!(
+            refused.placed.status.skills.is_empty(),
+            "nothing unverified stays, even for the same spec"
+        );
+        let verified = status::get(&refused.placed.status.conditions, condition::VERIFIED).unwrap();
+        assert_eq!(
+            (verified.status.as_str(), verified.reason.as_str()),
+            ("False", reason::NOT_VERIFIED)
+        );
+        assert!(
+            verified
+                .message
+                .contains("skill \"pdf\": sha256:ab is not signed as ClusterSkillPolicy"),
+            "{}",
+            verified.message
+        );
+
+        let mut held = facts(&first, &before, &options);
+        let mut kept = before.skills.clone();
+        kept[0].signers = vec!["release: key release".into()];
+        kept[0].held = Some("moved to sha256:cd, which is not signed; sha256:ab stays".into());
+        held.resolution = Resolution::Pinned {
+            skills: kept,
+            refresh: Duration::from_secs(60),
+        };
+        let held = decide(held);
+        let verified = status::get(&held.placed.status.conditions, condition::VERIFIED).unwrap();
+        assert_eq!(
+            (verified.status.as_str(), verified.reason.as_str()),
+            ("False", reason::HELD_BACK)
+        );
+        assert_eq!(
+            ready(&held.placed).0,
+            "True",
+            "the verified digest is still delivered"
         );
     }
 

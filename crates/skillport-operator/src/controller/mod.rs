@@ -12,6 +12,7 @@ mod plans;
 mod reconcile;
 pub mod resolve;
 mod status;
+mod trust;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -98,6 +99,8 @@ pub struct Context {
     default_service_account: String,
     concurrency: u16,
     plan_grace: Duration,
+    /// The operator's own namespace: where ClusterSkillPolicies' key material is read.
+    namespace: String,
     options: Options,
     resolver: Resolver,
     capability: Capability,
@@ -144,6 +147,7 @@ impl Context {
             default_service_account: settings.default_service_account.clone(),
             concurrency: settings.concurrency,
             plan_grace: settings.plan_grace,
+            namespace: settings.namespace.clone(),
             options,
             resolver: Resolver::new(settings.ca_files.clone()),
             capability: Capability::new(

@@ -618,6 +618,7 @@ async fn resolve(
         skill: String::new(),
         message,
         transient,
+        refused_by_policy: false,
     };
     let read = |name: String| {
         let secrets = secrets.clone();
@@ -676,9 +677,23 @@ async fn resolve(
         }
         _ => None,
     };
+    // The skill policies: if they cannot be read, nothing is resolved (fail closed).
+    let policies = super::trust::policies(
+        &ctx.client,
+        &ctx.namespace,
+        &tenant.client,
+        &tenant.namespace,
+    )
+    .await
+    .map_err(|super::trust::Unreadable(message)| failure(message, true))?;
+    let before = skill_set
+        .status
+        .as_ref()
+        .map(|status| status.skills.as_slice())
+        .unwrap_or_default();
     let result = ctx
         .resolver
-        .resolve(spec, &pull_secrets, git_credentials)
+        .resolve(spec, &pull_secrets, git_credentials, &policies, before)
         .await
         .map_err(|mut failure| {
             if !missing.is_empty() {

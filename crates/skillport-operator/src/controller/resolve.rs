@@ -15,6 +15,7 @@ use skillport_registry::auth::{AuthFile, Credentials};
 use skillport_registry::{Client, ClientOptions, RegistryError};
 
 use crate::api::{MAX_DESCRIPTION, MAX_VERSION, ResolvedSkill, Skill, SkillSetSpec};
+use crate::policy::{Policies, Verdict};
 
 /// Skills resolved at once.
 const PARALLEL: usize = 8;
@@ -31,6 +32,9 @@ pub struct Resolver {
     git: GitOptions,
     /// [`SKILL_DEADLINE`], shorter in tests.
     skill_deadline: Duration,
+    /// Digests the policies accepted, by repository, digest and the policies' fingerprint: a
+    /// digest is verified once per policy change, not on every resync.
+    verdicts: std::sync::Mutex<std::collections::HashMap<(String, String, String), Verdict>>,
     /// Registry clients by the sha256 of their pull secrets (names and bytes, in order):
     /// SkillSets with the same secrets share connections and token sessions. Holds only hashes
     /// as keys; a client keeps its credentials in memory, as it must to use them.
@@ -55,6 +59,9 @@ pub struct ResolveFailure {
     pub message: String,
     /// Whether trying again may work without a change (network, server errors).
     pub transient: bool,
+    /// An enforcing skill policy refused the skill's digest and no digest verified before
+    /// could stand in: nothing of the SkillSet may be delivered (fail closed).
+    pub refused_by_policy: bool,
 }
 
 impl std::fmt::Display for ResolveFailure {
@@ -87,6 +94,7 @@ impl Resolver {
             registry,
             git,
             skill_deadline: SKILL_DEADLINE,
+            verdicts: std::sync::Mutex::new(std::collections::HashMap::new()),
             clients: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -99,12 +107,16 @@ impl Resolver {
         self
     }
 
-    /// Every skill of `spec`, in spec order, or the first failure (by spec order).
+    /// Every skill of `spec`, in spec order, or the first failure (by spec order). Image
+    /// digests are judged by `policies`; one they refuse is replaced by the skill's digest in
+    /// `before` when that one still passes (a moved tag keeps what was verified).
     pub async fn resolve(
         &self,
         spec: &SkillSetSpec,
         pull_secrets: &[PullSecret],
         git_credentials: Option<GitCredentials>,
+        policies: &Policies,
+        before: &[ResolvedSkill],
     ) -> Result<Vec<ResolvedSkill>, ResolveFailure> {
         let client = if spec.skills.iter().any(|skill| skill.image.is_some()) {
             Some(self.registry_client(pull_secrets)?)
@@ -117,7 +129,13 @@ impl Resolver {
             .skills
             .iter()
             .map(|skill| {
-                let lookup = self.resolve_skill(skill, client.as_ref(), git_credentials.clone());
+                let kept = before.iter().find(|b| b.name == skill.name);
+                let lookup = self.resolve_skill(
+                    skill,
+                    client.as_ref(),
+                    git_credentials.clone(),
+                    (policies, kept),
+                );
                 let deadline = self.skill_deadline;
                 async move {
                     tokio::time::timeout(deadline, lookup)
@@ -131,6 +149,7 @@ impl Resolver {
                                     deadline.as_secs()
                                 ),
                                 transient: true,
+                                refused_by_policy: false,
                             })
                         })
                 }
@@ -148,6 +167,7 @@ impl Resolver {
                     RESOLVE_DEADLINE.as_secs()
                 ),
                 transient: true,
+                refused_by_policy: false,
             }),
         }
     }
@@ -181,6 +201,7 @@ impl Resolver {
                 skill: String::new(),
                 message: err.to_string(),
                 transient: false,
+                refused_by_policy: false,
             })?;
             files.push(file);
         }
@@ -191,6 +212,7 @@ impl Resolver {
             skill: String::new(),
             message: err.to_string(),
             transient: false,
+            refused_by_policy: false,
         })
     }
 
@@ -199,12 +221,14 @@ impl Resolver {
         skill: &Skill,
         client: Option<&Client>,
         git_credentials: Option<GitCredentials>,
+        (policies, kept): (&Policies, Option<&ResolvedSkill>),
     ) -> Result<ResolvedSkill, ResolveFailure> {
         let started = Instant::now();
         let fail = |message: String, transient: bool| ResolveFailure {
             skill: skill.name.clone(),
             message,
             transient,
+            refused_by_policy: false,
         };
         let resolved = match (&skill.image, &skill.git, client) {
             (Some(image), _, Some(client)) => {
@@ -219,9 +243,25 @@ impl Resolver {
                     .await
                     .map_err(|err| fail(registry_message(image, &err), err.is_transient()))?;
                 let annotations = annotations(&document.bytes);
+                let digest = document.descriptor.digest;
+                let verdict = self
+                    .verdict(client, policies, &reference, &digest)
+                    .await
+                    .map_err(|(message, transient)| fail(message, transient))?;
+                if !verdict.refused.is_empty() {
+                    return self
+                        .hold_back(client, policies, &reference, &digest, kept, &verdict)
+                        .await
+                        // Signing the image fixes it without a change to the SkillSet: tried
+                        // again on the transient schedule.
+                        .map_err(|message| ResolveFailure {
+                            refused_by_policy: true,
+                            ..fail(message, true)
+                        });
+                }
                 ResolvedSkill {
                     name: skill.name.clone(),
-                    digest: Some(document.descriptor.digest.to_string()),
+                    digest: Some(digest.to_string()),
                     commit: None,
                     // Capped: a registry may send megabytes, which would go into status,
                     // caches and every request that carries them.
@@ -231,6 +271,9 @@ impl Resolver {
                     description: annotations
                         .get(annotation::DESCRIPTION)
                         .map(|text| super::status::truncate(text, MAX_DESCRIPTION)),
+                    signers: verdict.signers,
+                    held: None,
+                    audit: joined(&verdict.audited),
                 }
             }
             (None, Some(source), _) => {
@@ -271,6 +314,119 @@ impl Resolver {
         );
         Ok(resolved)
     }
+}
+
+impl Resolver {
+    /// What `policies` say about `digest` of `image`, reading its signatures (with the
+    /// SkillSet's credentials, within the skill's deadline) only when a policy needs them;
+    /// cached per repository, digest and policies.
+    async fn verdict(
+        &self,
+        client: &Client,
+        policies: &Policies,
+        image: &Reference,
+        digest: &skillport_oci::Digest,
+    ) -> Result<Verdict, (String, bool)> {
+        if policies.list.is_empty() {
+            return Ok(Verdict::default());
+        }
+        let key = (
+            format!(
+                "{}/{}",
+                image.registry().unwrap_or("docker.io"),
+                image.repository()
+            ),
+            digest.to_string(),
+            policies.fingerprint.clone(),
+        );
+        if let Some(verdict) = self.verdicts.lock().expect("not poisoned").get(&key) {
+            return Ok(verdict.clone());
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let verdict = if policies.wants_signatures(image) {
+            let attached = client.signatures(image, digest).await.map_err(|err| {
+                (
+                    format!("reading the signatures of {digest}: {err}"),
+                    err.is_transient(),
+                )
+            })?;
+            let (candidates, unreadable) = skillport_sign::bundle::read_all(
+                attached.bundles.iter().map(|bundle| {
+                    (
+                        format!("bundle {}", bundle.manifest),
+                        bundle.created.clone(),
+                        bundle.bytes.as_slice(),
+                    )
+                }),
+                attached.legacy.iter().map(|layer| {
+                    (
+                        layer.origin.clone(),
+                        layer.payload.as_slice(),
+                        &layer.annotations,
+                    )
+                }),
+            );
+            policies.judge(image, digest, Some((&candidates, &unreadable)), now)
+        } else {
+            policies.judge(image, digest, None, now)
+        };
+        // Only a digest that passes is remembered: one that fails may be signed any moment.
+        if verdict.refused.is_empty() && verdict.audited.is_empty() {
+            let mut verdicts = self.verdicts.lock().expect("not poisoned");
+            if verdicts.len() >= MAX_VERDICTS {
+                verdicts.clear();
+            }
+            verdicts.insert(key, verdict.clone());
+        }
+        Ok(verdict)
+    }
+
+    /// `digest` was refused: the digest `kept` from before stands in when the policies still
+    /// accept it (a moved tag keeps what was verified), else the refusal, said in full.
+    async fn hold_back(
+        &self,
+        client: &Client,
+        policies: &Policies,
+        image: &Reference,
+        digest: &skillport_oci::Digest,
+        kept: Option<&ResolvedSkill>,
+        verdict: &Verdict,
+    ) -> Result<ResolvedSkill, String> {
+        let refused = verdict.refused.join("; ");
+        let previous = kept
+            .filter(|kept| !kept.signers.is_empty())
+            .and_then(|kept| Some((kept, kept.digest.as_deref()?.parse().ok()?)))
+            .filter(|(_, old)| old != digest);
+        if let Some((kept, old)) = previous {
+            let pinned: Reference = format!("{}@{old}", image.name())
+                .parse()
+                .map_err(|_| refused.clone())?;
+            if let Ok(again) = self.verdict(client, policies, &pinned, &old).await
+                && again.refused.is_empty()
+            {
+                return Ok(ResolvedSkill {
+                    signers: again.signers,
+                    held: Some(super::status::truncate(
+                        &format!("{image} moved to {refused}; {old}, verified before, stays"),
+                        1024,
+                    )),
+                    audit: joined(&again.audited),
+                    ..kept.clone()
+                });
+            }
+        }
+        Err(format!(
+            "{refused}; nothing of this SkillSet is delivered until it is signed"
+        ))
+    }
+}
+
+/// At most this many verdicts are kept; past it the cache starts afresh.
+const MAX_VERDICTS: usize = 4096;
+
+/// Findings joined for status, capped, or `None`.
+fn joined(findings: &[String]) -> Option<String> {
+    (!findings.is_empty()).then(|| super::status::truncate(&findings.join("; "), 1024))
 }
 
 /// The registry's error, with what to do when we know (hints name no secret).

@@ -112,6 +112,51 @@ pub async fn push_skill(
     built.digest().to_string()
 }
 
+/// A registry client with the registry's CA and credentials, as a publisher has them.
+pub fn publisher(registry: &Registry, work: &Path) -> Client {
+    let config = registry.docker_config(&work.join("publisher"));
+    Client::new(
+        Credentials::from_files(vec![AuthFile::read(&config).unwrap()]),
+        ClientOptions {
+            ca_files: registry
+                .ca_file()
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect(),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Signs `skills/NAME:TAG` in the registry as `cosign sign --key` (v3) does: a sigstore
+/// bundle attached to the digest the tag points at now. Returns that digest.
+pub async fn sign_skill(
+    registry: &Registry,
+    work: &Path,
+    name: &str,
+    tag: &str,
+    key: &skillport_sign::PrivateKey,
+) -> String {
+    let client = publisher(registry, work);
+    let reference: Reference = format!("{}/skills/{name}:{tag}", registry.host())
+        .parse()
+        .unwrap();
+    let image = client.resolve(&reference).await.unwrap();
+    let bundle = skillport_sign::bundle::sign(key, &image.digest);
+    client
+        .attach(
+            &reference,
+            &image,
+            skillport_registry::BUNDLE_ARTIFACT_TYPE,
+            &bundle,
+            std::collections::BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+    image.digest.to_string()
+}
+
 /// Where the in-process webhook listens, and the CA its certificate is from.
 pub struct WebhookAt<'a> {
     pub port: u16,

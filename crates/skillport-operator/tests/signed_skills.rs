@@ -1,0 +1,348 @@
+//! Skill policies on a real API server (issue 17): the operator delivers only digests the
+//! policies accept, fail closed. The SkillSet's author is `alice`, a ServiceAccount allowed to
+//! write SkillSets and nothing else; the operator runs as deploy/'s ServiceAccount with
+//! deploy/'s RBAC; images live in a TLS + basic-auth registry and are signed as cosign signs.
+//!
+//! 1. A ClusterSkillPolicy requires the release key for the registry's skills: an unsigned
+//!    skill never reaches the pod template, and the SkillSet says which skill, digest and rule
+//!    (`Resolved=False NotVerified`, a Warning Event).
+//! 2. Signed, it is delivered: `Verified=True`, the signer in `status.skills`.
+//! 3. The tag moves to an unsigned digest: the verified digest stays (`Verified=False
+//!    HeldBack`), the template keeps it.
+//! 4. A namespace's SkillPolicy adds a second key (read as the namespace's account): the skill
+//!    signed by one key only is no longer delivered; signed by both, it is.
+//! 5. `Audit`: the unsigned digest is delivered and reported (`Verified=False PolicyAudit`).
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use skillport_operator::api::SkillSet;
+use skillport_sign::PrivateKey;
+use skillport_testkit::{Cluster, Registry};
+
+mod support;
+
+use support::*;
+
+/// Alice: may write SkillSets in NAMESPACE, nothing else (checked with `kubectl auth can-i`).
+async fn alice(cluster: &Cluster, admin: &kube::Client) -> Api<SkillSet> {
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "skillset-author", "namespace": NAMESPACE},
+        "rules": [{"apiGroups": ["skillport.dev"], "resources": ["skillsets"],
+                   "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}],
+    });
+    apply(
+        admin,
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        Some(NAMESPACE),
+        role,
+    )
+    .await;
+    grant_tenant_role(admin, "alice", "skillset-author").await;
+    for (verb, resource, expected) in [
+        ("create", "skillsets.skillport.dev", "yes"),
+        ("create", "skillpolicies.skillport.dev", "no"),
+        ("get", "secrets", "no"),
+        ("patch", "deployments.apps", "no"),
+    ] {
+        let output = cluster
+            .kubectl()
+            .args(["auth", "can-i", verb, resource, "-n", NAMESPACE])
+            .arg(format!("--as=system:serviceaccount:{NAMESPACE}:alice"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            expected,
+            "may alice {verb} {resource}?"
+        );
+    }
+    Api::namespaced(
+        cluster.service_account(NAMESPACE, "alice").await.client,
+        NAMESPACE,
+    )
+}
+
+async fn grant_tenant_role(admin: &kube::Client, account: &str, role: &str) {
+    apply(
+        admin,
+        "v1",
+        "ServiceAccount",
+        Some(NAMESPACE),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": account, "namespace": NAMESPACE}}),
+    )
+    .await;
+    apply(
+        admin,
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        Some(NAMESPACE),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": format!("{account}-{role}"), "namespace": NAMESPACE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
+        }),
+    )
+    .await;
+}
+
+/// Server-side applies `body` (any kind) as the test's admin.
+async fn apply(
+    admin: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    body: Value,
+) {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "ClusterSkillPolicy" => "clusterskillpolicies".to_owned(),
+        "SkillPolicy" => "skillpolicies".to_owned(),
+        other => format!("{}s", other.to_lowercase()),
+    };
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural);
+    let api: Api<DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(admin.clone(), namespace, &resource),
+        None => Api::all_with(admin.clone(), &resource),
+    };
+    let name = body["metadata"]["name"].as_str().unwrap().to_owned();
+    api.patch(
+        &name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("applying {kind} {name}: {err}"));
+}
+
+fn policy(host: &str, mode: &str) -> Value {
+    json!({
+        "apiVersion": "skillport.dev/v1alpha1", "kind": "ClusterSkillPolicy",
+        "metadata": {"name": "corp"},
+        "spec": {
+            "mode": mode,
+            "images": [format!("{host}/skills/**")],
+            "authorities": [{"name": "release", "key": {"configMap": "skill-keys", "key": "release.pub"}}],
+        },
+    })
+}
+
+/// The digest of `skill`'s image in the Deployment's pod template, if any.
+async fn delivered(deployments: &Api<Deployment>, skill: &str) -> Option<String> {
+    let deployment = deployments.get("agent").await.unwrap();
+    volume_reference(&deployment, &format!("skill-{skill}"))
+        .map(|reference| reference.rsplit_once('@').unwrap().1.to_owned())
+}
+
+/// The release key and the team's, the same in every step of the test run.
+fn keys() -> (&'static PrivateKey, &'static PrivateKey) {
+    static KEYS: std::sync::OnceLock<(PrivateKey, PrivateKey)> = std::sync::OnceLock::new();
+    let (release, team) = KEYS.get_or_init(|| (PrivateKey::generate(), PrivateKey::generate()));
+    (release, team)
+}
+
+async fn wait_delivered(deployments: &Api<Deployment>, skill: &str, digest: &str) {
+    wait_for(
+        &format!("{digest} in the template"),
+        Duration::from_secs(30),
+        || async {
+            match delivered(deployments, skill).await {
+                Some(found) if found == digest => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+}
+
+async fn wait_verified(alice: &Api<SkillSet>, status: &str, reason: &str) -> (SkillSet, String) {
+    let skill_set = wait_condition(alice, "signed", "Verified", status, reason).await;
+    let (_, _, message) = condition(&skill_set, "Verified").unwrap();
+    (skill_set, message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_digests_the_skill_policies_accept_reach_the_pod_template() {
+    log_to_test_output();
+    let cluster = Cluster::start_default().await;
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let admin = prepare(&cluster, &registry, work.path()).await;
+    let host = registry.host();
+    let (release, _) = keys();
+    let unsigned = push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
+    Api::<ConfigMap>::namespaced(admin.clone(), "skillport-system")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "skill-keys"},
+                "data": {"release.pub": release.public_key().to_pem()}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    apply(
+        &admin,
+        "skillport.dev/v1alpha1",
+        "ClusterSkillPolicy",
+        None,
+        policy(&host, "Enforce"),
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    gitops_apply(&deployments, &deployment_manifest("agent"))
+        .await
+        .unwrap();
+    let alice = alice(&cluster, &admin).await;
+    let operator = Operator::start(&cluster, &registry).await;
+
+    // 1. Unsigned: never in the template; the SkillSet names the skill, the digest, the rule.
+    let mut spec = skill_set(
+        "signed",
+        &host,
+        &json!({
+        "workloadRef": {"kind": "Deployment", "name": "agent"}, "delivery": "ImageVolume"}),
+    );
+    spec.spec.skills.truncate(1);
+    alice.create(&PostParams::default(), &spec).await.unwrap();
+    let (refused, message) = wait_verified(&alice, "False", "NotVerified").await;
+    assert!(
+        message.contains("skill \"pdf\"")
+            && message.contains(&format!(
+                "{unsigned} is not signed as ClusterSkillPolicy \"corp\" requires (1 of release)"
+            )),
+        "{message}"
+    );
+    assert_eq!(condition(&refused, "Resolved").unwrap().1, "NotVerified");
+    assert!(refused.status.unwrap().skills.is_empty());
+    assert_eq!(
+        delivered(&deployments, "pdf").await,
+        None,
+        "an unsigned digest reached the template"
+    );
+    let events = events_for(&admin, "signed").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("NotVerified")
+                && e.type_.as_deref() == Some("Warning")),
+        "{events:?}"
+    );
+
+    // 2. Signed: delivered, with who signed it.
+    let signed = sign_skill(&registry, work.path(), "pdf", "1", release).await;
+    assert_eq!(signed, unsigned);
+    let (verified, _) = wait_verified(&alice, "True", "Verified").await;
+    let skills = verified.status.unwrap().skills;
+    assert_eq!(skills[0].signers, vec!["release: key release".to_owned()]);
+    wait_delivered(&deployments, "pdf", &signed).await;
+
+    // 3. The tag moves to an unsigned digest: the verified one stays, and the SkillSet says so.
+    let moved = push_skill(&registry, work.path(), "pdf", "1", "pdf body, changed").await;
+    let (_, message) = wait_verified(&alice, "False", "HeldBack").await;
+    assert!(
+        message.contains(&format!("{moved} is not signed"))
+            && message.contains(&format!("{signed}, verified before, stays")),
+        "{message}"
+    );
+    assert_eq!(
+        delivered(&deployments, "pdf").await.as_deref(),
+        Some(signed.as_str())
+    );
+
+    namespace_adds_its_own_key(&admin, &registry, work.path(), &alice, &moved).await;
+    audit_delivers_and_reports(&admin, &registry, work.path(), &alice, &deployments).await;
+    operator.stop().await;
+}
+
+/// 4. The namespace adds its own key (a Secret of its own, read as its account): signed by the
+///    release key alone is no longer enough; by both, it is.
+async fn namespace_adds_its_own_key(
+    admin: &kube::Client,
+    registry: &Registry,
+    work: &std::path::Path,
+    alice: &Api<SkillSet>,
+    moved: &str,
+) {
+    let (release, team) = keys();
+    Api::<Secret>::namespaced(admin.clone(), NAMESPACE)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "team-key"},
+                "stringData": {"cosign.pub": team.public_key().to_pem()}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let moved_signed = sign_skill(registry, work, "pdf", "1", release).await;
+    assert_eq!(moved_signed, moved);
+    apply(admin, "skillport.dev/v1alpha1", "SkillPolicy", Some(NAMESPACE), json!({
+        "apiVersion": "skillport.dev/v1alpha1", "kind": "SkillPolicy",
+        "metadata": {"name": "team", "namespace": NAMESPACE},
+        "spec": {"authorities": [{"name": "team", "key": {"secret": "team-key", "key": "cosign.pub"}}]},
+    })).await;
+    let (_, message) = wait_verified(alice, "False", "NotVerified").await;
+    assert!(
+        message.contains(&format!("SkillPolicy \"{NAMESPACE}/team\" requires")),
+        "{message}"
+    );
+    sign_skill(registry, work, "pdf", "1", team).await;
+    let (verified, _) = wait_verified(alice, "True", "Verified").await;
+    let skills = verified.status.unwrap().skills;
+    assert_eq!(skills[0].digest.as_deref(), Some(moved));
+    assert_eq!(
+        skills[0].signers,
+        vec![
+            "release: key release".to_owned(),
+            "team: key team".to_owned()
+        ]
+    );
+}
+
+/// 5. `Audit`: an unsigned digest is delivered, and reported.
+async fn audit_delivers_and_reports(
+    admin: &kube::Client,
+    registry: &Registry,
+    work: &std::path::Path,
+    alice: &Api<SkillSet>,
+    deployments: &Api<Deployment>,
+) {
+    let host = registry.host();
+    apply(
+        admin,
+        "skillport.dev/v1alpha1",
+        "ClusterSkillPolicy",
+        None,
+        policy(&host, "Audit"),
+    )
+    .await;
+    let namespaced: Api<DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        NAMESPACE,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("skillport.dev", "v1alpha1", "SkillPolicy"),
+            "skillpolicies",
+        ),
+    );
+    namespaced
+        .delete("team", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    let audited = push_skill(registry, work, "pdf", "1", "pdf body, audited").await;
+    let (_, message) = wait_verified(alice, "False", "PolicyAudit").await;
+    assert!(
+        message.contains(&format!(
+            "{audited} is not signed as ClusterSkillPolicy \"corp\""
+        )),
+        "{message}"
+    );
+    wait_delivered(deployments, "pdf", &audited).await;
+}
