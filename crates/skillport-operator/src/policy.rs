@@ -344,6 +344,55 @@ fn signed_by(
     ))
 }
 
+/// What the webhook checks when it injects a SkillSet's skills into a Pod, without I/O: every
+/// `Enforce` policy (`(title, spec)`) covering a skill's `image` allows its registry and finds
+/// at least its threshold of its authorities among the signers status records for the skill
+/// (the operator verified them). Catches a policy made or tightened since the SkillSet was
+/// resolved; the signatures themselves are the operator's to check. `None`: nothing unmet.
+#[must_use]
+pub fn unmet_at_admission(
+    policies: &[(String, &ClusterSkillPolicySpec)],
+    image: &Reference,
+    signers: &[String],
+) -> Option<String> {
+    let repository = repository_of(image);
+    let registry = image.registry().unwrap_or("docker.io");
+    for (title, spec) in policies {
+        if spec.mode != PolicyMode::Enforce {
+            continue;
+        }
+        if !spec.allowed_registries.is_empty()
+            && !spec.allowed_registries.iter().any(|r| r == registry)
+        {
+            return Some(format!("registry {registry} is not allowed by {title}"));
+        }
+        let covers = spec.images.is_empty()
+            || spec
+                .images
+                .iter()
+                .any(|glob| glob_regex(glob).is_ok_and(|regex| regex.is_match(&repository)));
+        if !covers || spec.authorities.is_empty() {
+            continue;
+        }
+        let signed = spec
+            .authorities
+            .iter()
+            .filter(|authority| {
+                let prefix = format!("{}: ", authority.name);
+                signers.iter().any(|signer| signer.starts_with(&prefix))
+            })
+            .count();
+        let threshold = spec.threshold.map_or(1, |n| n as usize);
+        if signed < threshold {
+            return Some(format!(
+                "{image} is not recorded as signed as {title} requires ({threshold} of its \
+                 authorities); the operator has not verified it under this policy yet"
+            ));
+        }
+    }
+    None
+}
+
 /// `registry/repository`, as the globs read it (`docker.io` when the reference names none).
 fn repository_of(image: &Reference) -> String {
     format!(
@@ -405,6 +454,34 @@ mod tests {
                 name: name.to_owned(),
             },
         )
+    }
+
+    #[test]
+    fn admission_finds_what_status_does_not_record() {
+        let corp = spec(serde_json::json!({"images": ["r.io/**"], "authorities": [
+            {"name": "release", "key": {"secret": "k", "key": "a"}}]}));
+        let audit = spec(serde_json::json!({"mode": "Audit", "allowedRegistries": ["x.io"]}));
+        let policies = vec![
+            ("ClusterSkillPolicy \"corp\"".to_owned(), &corp),
+            ("audit".to_owned(), &audit),
+        ];
+        let pdf = image(
+            "r.io/skills/pdf@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        );
+        let unmet = unmet_at_admission(&policies, &pdf, &[]).unwrap();
+        assert!(
+            unmet.contains("ClusterSkillPolicy \"corp\" requires"),
+            "{unmet}"
+        );
+        assert_eq!(
+            unmet_at_admission(&policies, &pdf, &["release: key release".into()]),
+            None
+        );
+        assert_eq!(
+            unmet_at_admission(&policies, &image("s.io/pdf:1"), &[]),
+            None,
+            "not covered, audit only"
+        );
     }
 
     #[test]

@@ -346,3 +346,97 @@ async fn audit_delivers_and_reports(
     );
     wait_delivered(deployments, "pdf", &audited).await;
 }
+
+/// A bare Pod labelled for SkillSet `skill_set`, as its controller would make it.
+fn labelled_pod(name: &str, skill_set: &str) -> k8s_openapi::api::core::v1::Pod {
+    let manifest = deployment_manifest("agent");
+    let template = &manifest["spec"]["template"];
+    let mut metadata = template["metadata"].clone();
+    metadata["name"] = json!(name);
+    metadata["labels"]["skillport.dev/skillset"] = json!(skill_set);
+    let mut spec = template["spec"].clone();
+    spec["automountServiceAccountToken"] = json!(false);
+    serde_json::from_value(json!({"metadata": metadata, "spec": spec})).unwrap()
+}
+
+/// The label door: a SkillSet resolved before a policy existed is ready, but once an enforcing
+/// policy covers its skill, the webhook gives no Pod that skill (before the operator has even
+/// resolved again: its update interval is an hour here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_gives_no_pod_a_skill_an_enforcing_policy_has_not_seen_verified() {
+    log_to_test_output();
+    let stage = WebhookStage::start().await;
+    let operator = Operator::run(&stage.cluster, stage.config()).await;
+    let admin = stage.admin.clone();
+    let host = stage.registry.host();
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), NAMESPACE);
+    let mut door = skill_set(
+        "door",
+        &host,
+        &json!({"delivery": "ImageVolume", "failurePolicy": "Fail", "updateInterval": "1h"}),
+    );
+    door.spec.skills.truncate(1);
+    skill_sets
+        .create(&PostParams::default(), &door)
+        .await
+        .unwrap();
+    wait_condition(&skill_sets, "door", "Ready", "True", "Resolved").await;
+    let before = pods
+        .create(&PostParams::default(), &labelled_pod("before", "door"))
+        .await
+        .expect("no policy yet: the Pod is admitted");
+    let volumes = before.spec.unwrap().volumes.unwrap_or_default();
+    assert!(volumes.iter().any(|v| v.name == "skill-pdf"), "{volumes:?}");
+
+    let (release, _) = keys();
+    Api::<ConfigMap>::namespaced(admin.clone(), "skillport-system")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "skill-keys"},
+                "data": {"release.pub": release.public_key().to_pem()}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    apply(
+        &admin,
+        "skillport.dev/v1alpha1",
+        "ClusterSkillPolicy",
+        None,
+        policy(&host, "Enforce"),
+    )
+    .await;
+    let refusal = wait_for(
+        "the webhook refuses the Pod",
+        Duration::from_secs(30),
+        || async {
+            match pods
+                .create(&PostParams::default(), &labelled_pod("after", "door"))
+                .await
+            {
+                Ok(_) => {
+                    let _ = pods
+                        .delete("after", &kube::api::DeleteParams::default())
+                        .await;
+                    Err("admitted".to_owned())
+                }
+                Err(kube::Error::Api(status)) => Ok(status.message),
+                Err(other) => Err(other.to_string()),
+            }
+        },
+    )
+    .await;
+    assert!(
+        refusal.contains("skill \"pdf\" unverified")
+            && refusal.contains("ClusterSkillPolicy \"corp\" requires"),
+        "{refusal}"
+    );
+    let still = skill_sets.get("door").await.unwrap();
+    assert_eq!(
+        condition(&still, "Ready").unwrap().0,
+        "True",
+        "the operator has not resolved again"
+    );
+    operator.stop().await;
+}

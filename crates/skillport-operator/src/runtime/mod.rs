@@ -232,12 +232,14 @@ async fn start_webhook(
     let tcp = tokio::net::TcpListener::bind(serving.addr)
         .await
         .with_context(|| format!("binding the webhook address {}", serving.addr))?;
+    let (policies, policy_watch) = crate::webhook::admission::PolicyStores::start(client);
     let admission = crate::webhook::admission::Admission::new(
         client.clone(),
         options.clone(),
         default_service_account,
         skill_sets,
-    );
+    )
+    .with_policies(policies);
     let router = crate::webhook::limited(crate::webhook::admission::router(admission));
     let files = serving.tls.clone();
     Ok(tokio::spawn(async move {
@@ -245,6 +247,7 @@ async fn start_webhook(
             tracing::error!(error = %format!("{err:#}"), "the webhook server stopped; stopping");
             let _ = stop.send(true);
         }
+        policy_watch.abort();
     }))
 }
 

@@ -38,13 +38,14 @@ use kube::core::response::{StatusCause, StatusDetails};
 use kube::core::{DynamicObject, Status};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::{
     FailurePolicy, ResolvedSkill, SkillSet, SkillSetSpec, WorkloadKind, WorkloadRef, condition,
 };
 use crate::inject::{SKILLSET_LABEL, inject};
+use crate::policy::{ClusterSkillPolicy, ClusterSkillPolicySpec, SkillPolicy, unmet_at_admission};
 use crate::translate::{Mode, Options};
 use crate::validate::{Denial, Other, Verdict, validate};
 use crate::webhook::MAX_BODY;
@@ -59,6 +60,9 @@ pub const VALIDATE_SKILL_SETS: &str = "/validate-skillsets";
 /// cache does not have it ready yet).
 #[derive(Clone)]
 pub struct Admission {
+    /// The skill policies, when watched: a Pod never gets a skill the enforcing ones would
+    /// refuse (a policy made since the SkillSet was resolved).
+    policies: Option<PolicyStores>,
     /// The operator's own client: the SkillSet cache, the namespace's SkillSets, access reviews.
     /// Workloads and Secrets are read as the SkillSet's ServiceAccount ([`crate::tenant`]).
     client: Client,
@@ -70,6 +74,104 @@ pub struct Admission {
     /// hostile ones cannot make the server hold more than about [`MAX_BODY`] of them (and what
     /// parsing makes of it) at a time.
     budget: Arc<Semaphore>,
+}
+
+/// The skill policies, kept current by watches.
+#[derive(Clone)]
+pub struct PolicyStores {
+    cluster: Store<ClusterSkillPolicy>,
+    local: Store<SkillPolicy>,
+}
+
+impl PolicyStores {
+    /// Watches both policy kinds into stores; the task runs until aborted. Without the
+    /// policy CRDs the watches retry with backoff and the stores stay empty.
+    pub fn start(client: &Client) -> (PolicyStores, tokio::task::JoinHandle<()>) {
+        let (cluster, cluster_writer) = reflector::store();
+        let (local, local_writer) = reflector::store();
+        let clusters = watcher(
+            Api::<ClusterSkillPolicy>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(cluster_writer)
+        .applied_objects()
+        .map(|event| event.map(|_| ()));
+        let locals = watcher(
+            Api::<SkillPolicy>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(local_writer)
+        .applied_objects()
+        .map(|event| event.map(|_| ()));
+        let task = tokio::spawn(async move {
+            let both = futures_util::stream::select(clusters, locals);
+            futures_util::pin_mut!(both);
+            while let Some(event) = both.next().await {
+                if let Err(err) = event {
+                    tracing::debug!(error = %err, "webhook: watching skill policies");
+                }
+            }
+        });
+        (PolicyStores { cluster, local }, task)
+    }
+
+    /// The policies that apply in `namespace`, as `(title, spec)`.
+    fn applying(&self, namespace: &str) -> Vec<(String, ClusterSkillPolicySpec)> {
+        let mut all: Vec<(String, ClusterSkillPolicySpec)> = self
+            .cluster
+            .state()
+            .iter()
+            .map(|p| {
+                (
+                    format!("ClusterSkillPolicy {:?}", p.name_any()),
+                    p.spec.clone(),
+                )
+            })
+            .collect();
+        all.extend(
+            self.local
+                .state()
+                .iter()
+                .filter(|p| p.namespace().as_deref() == Some(namespace))
+                .map(|p| {
+                    (
+                        format!("SkillPolicy \"{namespace}/{}\"", p.name_any()),
+                        ClusterSkillPolicySpec::from(&p.spec),
+                    )
+                }),
+        );
+        all
+    }
+}
+
+/// The first skill of `skill_set` the enforcing `policies` would refuse, and why.
+fn unverified(
+    skill_set: &SkillSet,
+    resolved: &[ResolvedSkill],
+    policies: &[(String, ClusterSkillPolicySpec)],
+) -> Option<String> {
+    let policies: Vec<(String, &ClusterSkillPolicySpec)> = policies
+        .iter()
+        .map(|(title, spec)| (title.clone(), spec))
+        .collect();
+    for skill in resolved {
+        let Some(image) = skill_set
+            .spec
+            .skills
+            .iter()
+            .find(|s| s.name == skill.name)
+            .and_then(|s| s.image.as_deref())
+            .and_then(|image| image.parse::<skillport_oci::Reference>().ok())
+        else {
+            continue;
+        };
+        if let Some(why) = unmet_at_admission(&policies, &image, &skill.signers) {
+            return Some(format!("has skill {:?} unverified: {why}", skill.name));
+        }
+    }
+    None
 }
 
 /// The unit of [`Admission::budget`].
@@ -93,12 +195,20 @@ impl Admission {
         skill_sets: Store<SkillSet>,
     ) -> Admission {
         Admission {
+            policies: None,
             client,
             default_service_account: default_service_account.into(),
             options: Arc::new(options),
             skill_sets,
             budget: Arc::new(Semaphore::new(MAX_BODY.div_ceil(BUDGET_UNIT))),
         }
+    }
+
+    /// The same, never injecting a skill the enforcing policies in `policies` would refuse.
+    #[must_use]
+    pub fn with_policies(mut self, policies: PolicyStores) -> Admission {
+        self.policies = Some(policies);
+        self
     }
 
     /// [`Admission::new`] with a SkillSet watch of its own, and the task that keeps it current
@@ -464,10 +574,14 @@ async fn mutate_pods(State(admission): State<Admission>, request: Request) -> Re
         (Some(name), Some(namespace)) => match admission.skill_set(namespace, name).await {
             Ok(skill_set) => decide_pod(
                 &request,
-                namespace,
-                name,
+                (namespace, name),
                 skill_set.as_deref(),
                 &admission.options,
+                &admission
+                    .policies
+                    .as_ref()
+                    .map(|stores| stores.applying(namespace))
+                    .unwrap_or_default(),
             ),
             Err(err) => AdmissionResponse::from(&request).deny(format!(
                 "cannot read SkillSet {namespace}/{name} (the Pod asks for it with label \
@@ -630,10 +744,10 @@ pub fn decide_skill_set(
 /// `namespace/name` (`skill_set`, as found), or why not.
 pub fn decide_pod(
     request: &AdmissionRequest<DynamicObject>,
-    namespace: &str,
-    name: &str,
+    (namespace, name): (&str, &str),
     skill_set: Option<&SkillSet>,
     options: &Options,
+    policies: &[(String, ClusterSkillPolicySpec)],
 ) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
     let Some(skill_set) = skill_set else {
@@ -661,6 +775,9 @@ pub fn decide_pod(
         Ok(ready) => ready,
         Err(why) => return refuse(response, why),
     };
+    if let Some(why) = unverified(skill_set, resolved, policies) {
+        return refuse(response, why);
+    }
     let patch = match request.object.as_ref().map(serde_json::to_value) {
         Some(Ok(pod)) => inject(&pod, name, &skill_set.spec, resolved, mode, options)
             .map_err(|err| err.to_string()),
