@@ -33,6 +33,7 @@ pub use capability::ImageVolumes;
 pub use reconcile::FINALIZER;
 
 use crate::api::{ImageVolumeFailure, SkillSet, SkillSetSpec, SkillSetStatus, WorkloadKind};
+use crate::policy::{ClusterSkillPolicy, SkillPolicy};
 use crate::translate::Options;
 use capability::Capability;
 use metrics::Metrics;
@@ -122,6 +123,9 @@ pub struct Context {
     /// as our apply stored it): a watch event of the workload at that version is our own write
     /// coming back, and wakes nobody. A std Mutex: the watch's mapper is sync.
     seen_workloads: std::sync::Mutex<HashMap<ObjectRef<SkillSet>, String>>,
+    /// Counts changes to skill policies: a resolution made under another count is stale (the
+    /// policies may refuse what it pinned, or accept what it could not).
+    policy_epoch: std::sync::atomic::AtomicU64,
     /// SkillSets whose last reconcile ended Ready and wrote the status they hold now: the
     /// generation and a hash of that status. Our own status write coming back then needs no
     /// reconcile; anything else (a spec change, a workload event, a failure, the resolution
@@ -167,7 +171,18 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             seen_workloads: std::sync::Mutex::new(HashMap::new()),
             settled: std::sync::Mutex::new(HashMap::new()),
+            policy_epoch: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    fn policy_epoch(&self) -> u64 {
+        self.policy_epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A skill policy changed: every resolution is stale.
+    fn policy_changed(&self) {
+        self.policy_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -311,7 +326,30 @@ pub async fn run(
     let deployments = Api::<PartialObjectMeta<Deployment>>::all(client.clone());
     let stateful_sets = Api::<PartialObjectMeta<StatefulSet>>::all(client.clone());
     let config = || watcher::Config::default().any_semantic();
+    // A skill policy that changes makes every resolution stale, and every SkillSet is looked
+    // at again (verdicts of unchanged policies are cached, so that costs no signature reads).
+    let policy_ctx = ctx.clone();
+    let cluster_policies = watcher(
+        Api::<PartialObjectMeta<ClusterSkillPolicy>>::all(client.clone()),
+        config(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .map(|event| event.is_ok());
+    let namespace_policies = watcher(
+        Api::<PartialObjectMeta<SkillPolicy>>::all(client.clone()),
+        config(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .map(|event| event.is_ok());
+    let policy_changes = futures_util::stream::select(cluster_policies, namespace_policies)
+        .filter_map(move |changed| {
+            let ctx = policy_ctx.clone();
+            async move { changed.then(|| ctx.policy_changed()) }
+        });
     controller
+        .reconcile_all_on(policy_changes)
         .watches_stream(
             watcher(deployments, config())
                 .default_backoff()

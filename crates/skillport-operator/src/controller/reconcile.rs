@@ -39,6 +39,8 @@ pub const FINALIZER: &str = "skillport.dev/cleanup";
 #[derive(Clone)]
 pub struct CachedResolution {
     generation: Option<i64>,
+    /// [`Context::policy_epoch`] when it was resolved.
+    epoch: u64,
     at: Instant,
     skills: [u8; 8],
 }
@@ -78,6 +80,8 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(due));
     }
     ctx.settle(key.clone(), None);
+    // Read before resolving: a policy change during the resolve makes it stale.
+    let epoch = ctx.policy_epoch();
     let before = ctx.known_status(skill_set);
     // Everything done for the SkillSet is done as its namespace's ServiceAccount.
     let tenant = ctx.tenant(skill_set);
@@ -115,6 +119,7 @@ async fn attach(skill_set: &SkillSet, ctx: &Context) -> Result<Action, Error> {
             ObjectRef::from_obj(skill_set),
             CachedResolution {
                 generation: skill_set.metadata.generation,
+                epoch,
                 at,
                 skills: skills_hash(&pinned),
             },
@@ -180,13 +185,14 @@ async fn resolution_due(skill_set: &SkillSet, ctx: &Context) -> Option<Duration>
         .await
         .get(&ObjectRef::from_obj(skill_set))
         .cloned()?;
-    (cached.generation == skill_set.metadata.generation && cached.at.elapsed() < lifetime).then(
-        || {
+    (cached.generation == skill_set.metadata.generation
+        && cached.epoch == ctx.policy_epoch()
+        && cached.at.elapsed() < lifetime)
+        .then(|| {
             lifetime
                 .saturating_sub(cached.at.elapsed())
                 .max(Duration::from_secs(1))
-        },
-    )
+        })
 }
 
 /// This generation's skills: as status holds them until due again (the update interval and the
@@ -209,6 +215,7 @@ async fn resolution(
     if let Some(cached) = cached.filter(|r| {
         pinned
             && r.generation == skill_set.metadata.generation
+            && r.epoch == ctx.policy_epoch()
             && r.at.elapsed() < lifetime
             && r.skills == skills_hash(&before.skills)
     }) {
