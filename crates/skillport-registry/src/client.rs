@@ -50,6 +50,8 @@ struct Inner {
     options: ClientOptions,
     /// The base URL that worked for each registry.
     bases: Mutex<HashMap<String, (String, bool)>>,
+    /// Registries found without the referrers API: their referrers tag is read directly.
+    no_referrers_api: Mutex<std::collections::HashSet<String>>,
     sessions: Sessions,
 }
 
@@ -104,9 +106,28 @@ impl Client {
                 credentials,
                 options,
                 bases: Mutex::new(HashMap::new()),
+                no_referrers_api: Mutex::new(std::collections::HashSet::new()),
                 sessions: Sessions::default(),
             }),
         })
+    }
+
+    /// Whether `registry` answered before that it has no referrers API.
+    pub(crate) fn lacks_referrers_api(&self, registry: &str) -> bool {
+        self.inner
+            .no_referrers_api
+            .lock()
+            .expect("not poisoned")
+            .contains(registry)
+    }
+
+    /// Remembers that `registry` has no referrers API (for this client's life).
+    pub(crate) fn note_no_referrers_api(&self, registry: &str) {
+        self.inner
+            .no_referrers_api
+            .lock()
+            .expect("not poisoned")
+            .insert(registry.to_owned());
     }
 
     pub(crate) fn options(&self) -> &ClientOptions {

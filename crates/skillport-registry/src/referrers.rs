@@ -39,6 +39,30 @@ pub struct Attached {
     pub referrers_api: bool,
 }
 
+impl Attached {
+    /// Each bundle as `(origin, created, bytes)`: what `skillport_sign::bundle::read_all` reads.
+    pub fn bundle_parts(&self) -> impl Iterator<Item = (String, Option<String>, &[u8])> {
+        self.bundles.iter().map(|bundle| {
+            (
+                format!("bundle {}", bundle.manifest),
+                bundle.created.clone(),
+                bundle.bytes.as_slice(),
+            )
+        })
+    }
+
+    /// Each legacy layer as `(origin, payload, annotations)`.
+    pub fn legacy_parts(&self) -> impl Iterator<Item = (String, &[u8], &Annotations)> {
+        self.legacy.iter().map(|layer| {
+            (
+                layer.origin.clone(),
+                layer.payload.as_slice(),
+                &layer.annotations,
+            )
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct AttachedBundle {
     /// The artifact manifest that carries it.
@@ -74,6 +98,10 @@ impl Client {
         subject: &Digest,
     ) -> Result<(Vec<Descriptor>, bool), RegistryError> {
         let remote = Remote::new(reference);
+        // A registry found without the API once is not asked again (one round trip less).
+        if self.lacks_referrers_api(&remote.registry) {
+            return Ok((self.referrers_tag(&remote, subject).await?.manifests, false));
+        }
         let what = format!("referrers of {}@{subject}", remote.repository);
         let access = remote.access("pull", &what);
         let path = format!("/v2/{}/referrers/{subject}", remote.repository);
@@ -120,6 +148,7 @@ impl Client {
         {
             return Err(status_error(&access, response).await);
         }
+        self.note_no_referrers_api(&remote.registry);
         Ok((self.referrers_tag(&remote, subject).await?.manifests, false))
     }
 
@@ -150,15 +179,28 @@ impl Client {
         reference: &Reference,
         subject: &Digest,
     ) -> Result<Attached, RegistryError> {
+        let (bundles, legacy) = futures_util::future::try_join(
+            self.bundle_signatures(reference, subject),
+            self.legacy_signatures(reference, subject),
+        )
+        .await?;
+        Ok(Attached {
+            legacy: legacy.legacy,
+            ..bundles
+        })
+    }
+
+    /// The sigstore bundles attached to `subject` (referrers API, or the referrers tag).
+    pub async fn bundle_signatures(
+        &self,
+        reference: &Reference,
+        subject: &Digest,
+    ) -> Result<Attached, RegistryError> {
         let remote = Remote::new(reference);
         let (referrers, referrers_api) = self.referrers(reference, subject).await?;
-        let mut attached = Attached {
-            referrers_api,
-            ..Attached::default()
-        };
         // The artifact type the index names is a hint (some registries put the config's media
-        // type there): every referrer that might be a bundle is opened.
-        for descriptor in referrers
+        // type there): every referrer that might be a bundle is opened, at once.
+        let candidates: Vec<&Descriptor> = referrers
             .iter()
             .filter(|d| {
                 d.artifact_type
@@ -166,52 +208,92 @@ impl Client {
                     .is_none_or(|t| t == BUNDLE_ARTIFACT_TYPE || t == EMPTY_MEDIA_TYPE)
             })
             .take(MAX_ATTACHED)
-        {
-            let manifest = self.artifact_manifest(&remote, &descriptor.digest).await?;
-            let Some(layer) = manifest
-                .layers
-                .first()
-                .filter(|l| l.media_type == BUNDLE_ARTIFACT_TYPE)
-            else {
-                continue;
-            };
-            attached.bundles.push(AttachedBundle {
-                manifest: descriptor.digest.clone(),
-                created: manifest
-                    .annotations
-                    .get(skillport_oci::spec::annotation::CREATED)
-                    .cloned(),
-                bytes: self.small_blob(&remote, layer).await?,
-            });
-        }
+            .collect();
+        let opened = futures_util::future::try_join_all(
+            candidates
+                .iter()
+                .map(|descriptor| self.bundle_of(&remote, &descriptor.digest)),
+        )
+        .await?;
+        Ok(Attached {
+            bundles: opened.into_iter().flatten().collect(),
+            legacy: Vec::new(),
+            referrers_api,
+        })
+    }
+
+    /// The bundle the artifact `digest` carries, if it is one.
+    async fn bundle_of(
+        &self,
+        remote: &Remote,
+        digest: &Digest,
+    ) -> Result<Option<AttachedBundle>, RegistryError> {
+        let manifest = self.artifact_manifest(remote, digest).await?;
+        let Some(layer) = manifest
+            .layers
+            .first()
+            .filter(|l| l.media_type == BUNDLE_ARTIFACT_TYPE)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(AttachedBundle {
+            manifest: digest.clone(),
+            created: manifest
+                .annotations
+                .get(skillport_oci::spec::annotation::CREATED)
+                .cloned(),
+            bytes: self.small_blob(remote, layer).await?,
+        }))
+    }
+
+    /// The layers of the legacy `<alg>-<hex>.sig` tag of `subject`.
+    pub async fn legacy_signatures(
+        &self,
+        reference: &Reference,
+        subject: &Digest,
+    ) -> Result<Attached, RegistryError> {
+        let remote = Remote::new(reference);
         let tag = format!("{}.sig", fallback_tag(subject));
-        let legacy = match self.fetch_document(&remote, &tag, None).await {
-            Ok(document) => Some(
+        let manifest = match self.fetch_document(&remote, &tag, None).await {
+            Ok(document) => {
                 serde_json::from_slice::<ImageManifest>(&document.bytes).map_err(|err| {
                     RegistryError::Protocol {
                         registry: remote.registry.clone(),
                         what: format!("signature tag {}:{tag}", remote.repository),
                         reason: format!("not an image manifest: {err}"),
                     }
-                })?,
-            ),
-            Err(err) if err.kind() == crate::ErrorKind::NotFound => None,
+                })?
+            }
+            Err(err) if err.kind() == crate::ErrorKind::NotFound => {
+                return Ok(Attached::default());
+            }
             Err(err) => return Err(err),
         };
-        for (index, layer) in legacy
+        let layers: Vec<(usize, &Descriptor)> = manifest
+            .layers
             .iter()
-            .flat_map(|manifest| &manifest.layers)
             .enumerate()
             .filter(|(_, layer)| layer.media_type == SIMPLE_SIGNING)
             .take(MAX_ATTACHED)
-        {
-            attached.legacy.push(AttachedLayer {
-                origin: format!("{tag} layer {}", index + 1),
-                payload: self.small_blob(&remote, layer).await?,
-                annotations: layer.annotations.clone(),
-            });
-        }
-        Ok(attached)
+            .collect();
+        let payloads = futures_util::future::try_join_all(
+            layers
+                .iter()
+                .map(|(_, layer)| self.small_blob(&remote, layer)),
+        )
+        .await?;
+        Ok(Attached {
+            legacy: layers
+                .iter()
+                .zip(payloads)
+                .map(|((index, layer), payload)| AttachedLayer {
+                    origin: format!("{tag} layer {}", index + 1),
+                    payload,
+                    annotations: layer.annotations.clone(),
+                })
+                .collect(),
+            ..Attached::default()
+        })
     }
 
     async fn artifact_manifest(

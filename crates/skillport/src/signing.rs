@@ -243,22 +243,8 @@ pub fn verify_signature(
     };
     let attached = block_on(client.signatures(&reference, &digest))
         .with_context(|| format!("reading the signatures of {}@{digest}", reference.name()))?;
-    let (candidates, unreadable) = skillport_sign::bundle::read_all(
-        attached.bundles.iter().map(|bundle| {
-            (
-                format!("bundle {}", bundle.manifest),
-                bundle.created.clone(),
-                bundle.bytes.as_slice(),
-            )
-        }),
-        attached.legacy.iter().map(|layer| {
-            (
-                layer.origin.clone(),
-                layer.payload.as_slice(),
-                &layer.annotations,
-            )
-        }),
-    );
+    let (candidates, unreadable) =
+        skillport_sign::bundle::read_all(attached.bundle_parts(), attached.legacy_parts());
     let outcome = skillport_sign::evaluate(
         &candidates,
         unreadable,

@@ -344,29 +344,30 @@ impl Resolver {
         }
         let now = time::OffsetDateTime::now_utc();
         let verdict = if policies.wants_signatures(image) {
-            let attached = client.signatures(image, digest).await.map_err(|err| {
+            let read = |err: RegistryError| {
                 (
                     format!("reading the signatures of {digest}: {err}"),
                     err.is_transient(),
                 )
-            })?;
-            let (candidates, unreadable) = skillport_sign::bundle::read_all(
-                attached.bundles.iter().map(|bundle| {
-                    (
-                        format!("bundle {}", bundle.manifest),
-                        bundle.created.clone(),
-                        bundle.bytes.as_slice(),
-                    )
-                }),
-                attached.legacy.iter().map(|layer| {
-                    (
-                        layer.origin.clone(),
-                        layer.payload.as_slice(),
-                        &layer.annotations,
-                    )
-                }),
-            );
-            policies.judge(image, digest, Some((&candidates, &unreadable)), now)
+            };
+            // cosign v3's bundles first; the legacy `.sig` tag only when they do not satisfy
+            // the policies (one lookup less for images signed the current way).
+            let mut attached = client
+                .bundle_signatures(image, digest)
+                .await
+                .map_err(read)?;
+            let mut verdict = judge(policies, image, digest, &attached, now);
+            if !verdict.refused.is_empty() || !verdict.audited.is_empty() {
+                attached.legacy = client
+                    .legacy_signatures(image, digest)
+                    .await
+                    .map_err(read)?
+                    .legacy;
+                if !attached.legacy.is_empty() {
+                    verdict = judge(policies, image, digest, &attached, now);
+                }
+            }
+            verdict
         } else {
             policies.judge(image, digest, None, now)
         };
@@ -419,6 +420,19 @@ impl Resolver {
             "{refused}; nothing of this SkillSet is delivered until it is signed"
         ))
     }
+}
+
+/// The policies' verdict on the signatures `attached` to `digest`.
+fn judge(
+    policies: &Policies,
+    image: &Reference,
+    digest: &skillport_oci::Digest,
+    attached: &skillport_registry::Attached,
+    now: time::OffsetDateTime,
+) -> Verdict {
+    let (candidates, unreadable) =
+        skillport_sign::bundle::read_all(attached.bundle_parts(), attached.legacy_parts());
+    policies.judge(image, digest, Some((&candidates, &unreadable)), now)
 }
 
 /// At most this many verdicts are kept; past it the cache starts afresh.
