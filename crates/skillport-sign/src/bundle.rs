@@ -27,6 +27,8 @@ pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesi
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+/// A legacy layer's transparency-log promise.
+pub const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 /// The predicate type cosign v3 signs images with.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -51,6 +53,8 @@ pub struct Candidate {
     /// When the signer says it signed (the artifact's `org.opencontainers.image.created`);
     /// a claim, not a proof.
     pub created: Option<String>,
+    /// Transparency-log entries that may prove when it was signed ([`crate::tlog`]).
+    pub tlog: Vec<crate::tlog::TlogEntry>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,6 +77,8 @@ struct Material {
     certificate: Option<RawCert>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     x509_certificate_chain: Option<Chain>,
+    #[serde(default, skip_serializing)]
+    tlog_entries: Vec<crate::tlog::BundleEntry>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -190,6 +196,11 @@ pub fn read_bundle(
         .into_iter();
     let certificate = certificates.next();
     let chain: Vec<Vec<u8>> = certificates.collect();
+    let tlog: Vec<crate::tlog::TlogEntry> = material
+        .tlog_entries
+        .iter()
+        .filter_map(crate::tlog::BundleEntry::entry)
+        .collect();
     let signed = pae(&envelope.payload_type, &payload);
     envelope
         .signatures
@@ -205,6 +216,7 @@ pub fn read_bundle(
                 certificate: certificate.clone(),
                 chain: chain.clone(),
                 created: created.map(str::to_owned),
+                tlog: tlog.clone(),
             })
         })
         .collect()
@@ -271,6 +283,11 @@ pub fn read_legacy_layer(
         certificate: pems.next(),
         chain: pems.collect(),
         created: None,
+        tlog: annotations
+            .get(REKOR_BUNDLE_ANNOTATION)
+            .and_then(|text| crate::tlog::legacy_entry(text))
+            .into_iter()
+            .collect(),
     })
 }
 

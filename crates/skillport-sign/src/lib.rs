@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod key;
 pub mod root;
+pub mod tlog;
 pub mod verify;
 
 pub use bundle::Candidate;

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::SignError;
+use crate::key::PublicKey;
 
 /// Extended key usage "code signing" (1.3.6.1.5.5.7.3.3), which Fulcio certificates carry.
 const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
@@ -19,6 +20,9 @@ const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 #[derive(Debug, Clone)]
 pub struct TrustedRoot {
     authorities: Vec<Authority>,
+    /// Transparency logs' keys by log ID (sha256 of the key's DER), for signed entry
+    /// timestamps ([`crate::tlog`]). Logs with keys other than ECDSA P-256 are left out.
+    logs: Vec<(Vec<u8>, PublicKey)>,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +38,28 @@ struct Authority {
 struct File {
     #[serde(default)]
     certificate_authorities: Vec<FileAuthority>,
+    #[serde(default)]
+    tlogs: Vec<FileLog>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileLog {
+    public_key: FileKey,
+    log_id: FileLogId,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileKey {
+    #[serde(default)]
+    raw_bytes: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileLogId {
+    key_id: String,
 }
 
 #[derive(Deserialize)]
@@ -104,13 +130,34 @@ impl TrustedRoot {
                 chain,
             });
         }
+        let logs = file
+            .tlogs
+            .iter()
+            .filter_map(|log| {
+                let der = BASE64.decode(log.public_key.raw_bytes.as_deref()?).ok()?;
+                let key = PublicKey::from_der(&der, "a transparency log key").ok()?;
+                Some((BASE64.decode(&log.log_id.key_id).ok()?, key))
+            })
+            .collect();
         if authorities.is_empty() {
             return Err(bad(
                 "it lists no certificateAuthorities, so no keyless certificate can chain to it"
                     .into(),
             ));
         }
-        Ok(TrustedRoot { authorities })
+        Ok(TrustedRoot { authorities, logs })
+    }
+
+    /// When a transparency log of this root promises `signature` (made with `certificate`)
+    /// was logged, if one of `entries` proves it.
+    #[must_use]
+    pub fn logged_at(
+        &self,
+        entries: &[crate::tlog::TlogEntry],
+        signature: &[u8],
+        certificate: Option<&[u8]>,
+    ) -> Option<OffsetDateTime> {
+        crate::tlog::signed_at(entries, &self.logs, signature, certificate)
     }
 
     /// Checks that `leaf` (DER), with the `extra` intermediates a signature carried, chains to

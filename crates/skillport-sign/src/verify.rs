@@ -114,6 +114,9 @@ pub struct Verified {
     pub origin: String,
     /// When the signer says it signed; not checked.
     pub created: Option<String>,
+    /// When a transparency log of the trusted root promises it was signed (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logged_at: Option<String>,
 }
 
 /// Every candidate checked against one requirement.
@@ -163,15 +166,16 @@ pub fn check(
             .join(", ");
         return Err(format!("{origin}: signs {named}, not {digest}"));
     }
-    let signer = match requirement {
+    let (signer, logged_at) = match requirement {
         Requirement::Key { key, name } => {
             if !key.verifies(&candidate.signed, &candidate.signature) {
                 return Err(format!("{origin}: not signed with the key {name}"));
             }
-            Signer::Key {
+            let signer = Signer::Key {
                 name: name.clone(),
                 hint: key_hint(&key.to_der()),
-            }
+            };
+            (signer, None)
         }
         Requirement::Keyless {
             subject,
@@ -184,6 +188,10 @@ pub fn check(
         signer,
         origin: origin.clone(),
         created: candidate.created.clone(),
+        logged_at: logged_at.and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        }),
     })
 }
 
@@ -193,7 +201,7 @@ fn keyless(
     issuer: &Matcher,
     root: &TrustedRoot,
     now: OffsetDateTime,
-) -> Result<Signer, String> {
+) -> Result<(Signer, Option<OffsetDateTime>), String> {
     let origin = &candidate.origin;
     let Some(leaf) = &candidate.certificate else {
         return Err(format!(
@@ -211,7 +219,10 @@ fn keyless(
             "{origin}: the signature does not verify with its certificate's key"
         ));
     }
-    root.verify_chain(leaf, &candidate.chain, now)
+    // A short-lived certificate is checked when the log says the signature was made; without
+    // a log's promise, now.
+    let logged = root.logged_at(&candidate.tlog, &candidate.signature, Some(leaf));
+    root.verify_chain(leaf, &candidate.chain, logged.unwrap_or(now))
         .map_err(|reason| format!("{origin}: {reason}"))?;
     let found_issuer = fields.issuer.ok_or_else(|| {
         format!("{origin}: the certificate names no OIDC issuer (not a Fulcio-style certificate)")
@@ -231,10 +242,11 @@ fn keyless(
             }
         ));
     };
-    Ok(Signer::Certificate {
+    let signer = Signer::Certificate {
         subject: found_subject.clone(),
         issuer: found_issuer,
-    })
+    };
+    Ok((signer, logged))
 }
 
 /// The fields of a signing certificate the checks read.
@@ -331,6 +343,7 @@ mod tests {
             certificate: Some(der),
             chain: Vec::new(),
             created: None,
+            tlog: Vec::new(),
         };
         Keyless {
             ca,
@@ -420,6 +433,50 @@ mod tests {
         let other = SigningCa::new("another root");
         let err = run(&k, &requirement(&other, exact(WHO), exact(ISSUER))).unwrap_err();
         assert!(err.contains("does not chain to the trusted root"), "{err}");
+    }
+
+    #[test]
+    fn an_expired_certificate_passes_when_a_trusted_log_promises_it_signed_in_time() {
+        use base64::Engine as _;
+        let mut k = keyless(WHO, -Duration::days(2), -Duration::days(1));
+        let log = PrivateKey::generate();
+        let cert_pem = pem::encode(&pem::Pem::new(
+            "CERTIFICATE",
+            k.candidate.certificate.clone().unwrap(),
+        ));
+        let in_time = (OffsetDateTime::now_utc() - Duration::hours(36)).unix_timestamp();
+        k.candidate.tlog = vec![crate::tlog::tests::entry(
+            &log,
+            &k.candidate.signature,
+            &cert_pem,
+            in_time,
+        )];
+        let mut root: serde_json::Value = serde_json::from_str(&k.ca.trusted_root_json()).unwrap();
+        let base64 = base64::engine::general_purpose::STANDARD;
+        root["tlogs"] = serde_json::json!([{
+            "baseUrl": "https://rekor.test.invalid", "hashAlgorithm": "SHA2_256",
+            "publicKey": {"rawBytes": base64.encode(log.public_key().to_der()),
+                          "keyDetails": "PKIX_ECDSA_P256_SHA_256"},
+            "logId": {"keyId": base64.encode(crate::tlog::tests::log_id(&log))},
+        }]);
+        let with_log = Requirement::Keyless {
+            subject: exact(WHO),
+            issuer: exact(ISSUER),
+            root: Arc::new(TrustedRoot::from_json(root.to_string().as_bytes(), "root").unwrap()),
+        };
+        let logged = run(&k, &with_log).unwrap().logged_at.unwrap();
+        assert!(logged.ends_with('Z'), "{logged}");
+        // The same without the log in the trusted root: checked now, and expired.
+        let without = requirement(&k.ca, exact(WHO), exact(ISSUER));
+        assert!(run(&k, &without).unwrap_err().contains("has expired"));
+        // A promise of a time outside the certificate's validity does not help either.
+        k.candidate.tlog = vec![crate::tlog::tests::entry(
+            &log,
+            &k.candidate.signature,
+            &cert_pem,
+            (OffsetDateTime::now_utc() - Duration::hours(12)).unix_timestamp(),
+        )];
+        assert!(run(&k, &with_log).unwrap_err().contains("has expired"));
     }
 
     #[test]

@@ -279,11 +279,11 @@ pub fn verify_signature(
         }))?;
     } else {
         for verified in &outcome.verified {
-            let when = verified
-                .created
-                .as_deref()
-                .map(|created| format!(", at {created} (as the signer states)"))
-                .unwrap_or_default();
+            let when = match (&verified.logged_at, &verified.created) {
+                (Some(logged), _) => format!(", logged at {logged}"),
+                (None, Some(created)) => format!(", at {created} (as the signer states)"),
+                (None, None) => String::new(),
+            };
             out!(
                 "Verified {pinned}: signed by {} ({}{when})",
                 verified.signer,
