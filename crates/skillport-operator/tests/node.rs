@@ -22,9 +22,10 @@ use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
 use support::{
-    NAMESPACE, Operator, WebhookFiles, config, deploy_kustomization, events_for, gitops_apply,
-    log_to_test_output, prepare_node, prepare_node_with, push_skill, skill_set, tenant_namespace,
-    volume_reference, wait_condition, wait_for, write_kustomization,
+    NAMESPACE, Operator, WebhookFiles, apply, config, deploy_kustomization, events_for,
+    gitops_apply, log_to_test_output, plan_reference, policy, prepare_node, prepare_node_with,
+    publish_release_key, push_skill, sign_skill, skill_set, tenant_namespace, volume_reference,
+    wait_condition, wait_for, write_kustomization,
 };
 
 const POD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -302,6 +303,70 @@ async fn node_agents_read_their_skills_in_both_modes_and_roll_on_a_moved_tag() {
     check_agent("init container, moved", &ic, "second body", &pdf_2);
 
     hollow_image_fails_the_pod(&node, &host, &hollow).await;
+    operator.stop().await;
+}
+
+/// Skill policies on the node (issue 17): under an enforcing ClusterSkillPolicy, unsigned skills
+/// reach neither mode's pod template (no image volume, no plan); signed, both agents read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_only_signed_skills_reach_the_agents_in_both_modes() {
+    log_to_test_output();
+    let binary = static_skillport();
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let pdf = push_skill(&registry, work.path(), "pdf", "1", "signed body").await;
+    push_skill(&registry, work.path(), "review", "1", "review body").await;
+    let node = Node::start(NodeOptions::default().trust_registry(&registry)).await;
+    let (admin, operator) = prepare_node(&node, &registry, work.path(), &binary).await;
+    let key = skillport_sign::PrivateKey::generate();
+    publish_release_key(&admin, &key).await;
+    apply(
+        &admin,
+        "skillport.dev/v1alpha1",
+        "ClusterSkillPolicy",
+        None,
+        policy(&host, "Enforce"),
+    )
+    .await;
+
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);
+    for (name, delivery) in [("iv", "ImageVolume"), ("ic", "InitContainer")] {
+        gitops_apply(&deployments, &agent_deployment(&node, name))
+            .await
+            .unwrap();
+        let spec =
+            json!({"workloadRef": {"kind": "Deployment", "name": name}, "delivery": delivery});
+        skill_sets
+            .create(&PostParams::default(), &skill_set(name, &host, &spec))
+            .await
+            .unwrap();
+    }
+    for name in ["iv", "ic"] {
+        wait_condition(&skill_sets, name, "Resolved", "False", "NotVerified").await;
+        let deployment = deployments.get(name).await.unwrap();
+        assert_eq!(
+            volume_reference(&deployment, "skill-pdf"),
+            None,
+            "{name}: an unsigned image volume"
+        );
+        assert_eq!(
+            plan_reference(&deployment),
+            None,
+            "{name}: a plan of unsigned skills"
+        );
+    }
+
+    for skill in ["pdf", "review"] {
+        sign_skill(&registry, work.path(), skill, "1", &key).await;
+    }
+    for name in ["iv", "ic"] {
+        wait_condition(&skill_sets, name, "Ready", "True", "Applied").await;
+    }
+    let (iv, ic) = tokio::join!(agent_logs(&node, "iv"), agent_logs(&node, "ic"));
+    check_agent("image volumes, signed", &iv, "signed body", &pdf);
+    check_agent("init container, signed", &ic, "signed body", &pdf);
     operator.stop().await;
 }
 

@@ -16,10 +16,10 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use serde_json::{Value, json};
+use serde_json::json;
 use skillport_operator::api::SkillSet;
 use skillport_sign::PrivateKey;
 use skillport_testkit::{Cluster, Registry};
@@ -94,48 +94,6 @@ async fn grant_tenant_role(admin: &kube::Client, account: &str, role: &str) {
     .await;
 }
 
-/// Server-side applies `body` (any kind) as the test's admin.
-async fn apply(
-    admin: &kube::Client,
-    api_version: &str,
-    kind: &str,
-    namespace: Option<&str>,
-    body: Value,
-) {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let plural = match kind {
-        "ClusterSkillPolicy" => "clusterskillpolicies".to_owned(),
-        "SkillPolicy" => "skillpolicies".to_owned(),
-        other => format!("{}s", other.to_lowercase()),
-    };
-    let resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural);
-    let api: Api<DynamicObject> = match namespace {
-        Some(namespace) => Api::namespaced_with(admin.clone(), namespace, &resource),
-        None => Api::all_with(admin.clone(), &resource),
-    };
-    let name = body["metadata"]["name"].as_str().unwrap().to_owned();
-    api.patch(
-        &name,
-        &PatchParams::apply("test").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .unwrap_or_else(|err| panic!("applying {kind} {name}: {err}"));
-}
-
-fn policy(host: &str, mode: &str) -> Value {
-    json!({
-        "apiVersion": "skillport.dev/v1alpha1", "kind": "ClusterSkillPolicy",
-        "metadata": {"name": "corp"},
-        "spec": {
-            "mode": mode,
-            "images": [format!("{host}/skills/**")],
-            "authorities": [{"name": "release", "key": {"configMap": "skill-keys", "key": "release.pub"}}],
-        },
-    })
-}
-
 /// The digest of `skill`'s image in the Deployment's pod template, if any.
 async fn delivered(deployments: &Api<Deployment>, skill: &str) -> Option<String> {
     let deployment = deployments.get("agent").await.unwrap();
@@ -180,15 +138,7 @@ async fn only_digests_the_skill_policies_accept_reach_the_pod_template() {
     let host = registry.host();
     let (release, _) = keys();
     let unsigned = push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
-    Api::<ConfigMap>::namespaced(admin.clone(), "skillport-system")
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "skill-keys"},
-                "data": {"release.pub": release.public_key().to_pem()}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    publish_release_key(&admin, release).await;
     apply(
         &admin,
         "skillport.dev/v1alpha1",
@@ -391,15 +341,7 @@ async fn the_webhook_gives_no_pod_a_skill_an_enforcing_policy_has_not_seen_verif
     assert!(volumes.iter().any(|v| v.name == "skill-pdf"), "{volumes:?}");
 
     let (release, _) = keys();
-    Api::<ConfigMap>::namespaced(admin.clone(), "skillport-system")
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "skill-keys"},
-                "data": {"release.pub": release.public_key().to_pem()}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    publish_release_key(&admin, release).await;
     stage.registry.stop();
     apply(
         &admin,

@@ -722,3 +722,62 @@ impl WebhookFiles {
         }
     }
 }
+
+/// Server-side applies `body` (any kind) as the test's admin.
+pub async fn apply(
+    admin: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    body: Value,
+) {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "ClusterSkillPolicy" => "clusterskillpolicies".to_owned(),
+        "SkillPolicy" => "skillpolicies".to_owned(),
+        other => format!("{}s", other.to_lowercase()),
+    };
+    let resource = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk(group, version, kind),
+        &plural,
+    );
+    let api: Api<kube::api::DynamicObject> = match namespace {
+        Some(namespace) => Api::namespaced_with(admin.clone(), namespace, &resource),
+        None => Api::all_with(admin.clone(), &resource),
+    };
+    let name = body["metadata"]["name"].as_str().unwrap().to_owned();
+    api.patch(
+        &name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("applying {kind} {name}: {err}"));
+}
+
+/// ClusterSkillPolicy `corp`: the registry's skills must be signed with the key in ConfigMap
+/// `skillport-system/skill-keys` (`release.pub`).
+pub fn policy(host: &str, mode: &str) -> Value {
+    json!({
+        "apiVersion": "skillport.dev/v1alpha1", "kind": "ClusterSkillPolicy",
+        "metadata": {"name": "corp"},
+        "spec": {
+            "mode": mode,
+            "images": [format!("{host}/skills/**")],
+            "authorities": [{"name": "release", "key": {"configMap": "skill-keys", "key": "release.pub"}}],
+        },
+    })
+}
+
+/// ConfigMap `skillport-system/skill-keys` holding `key`'s public half as `release.pub`.
+pub async fn publish_release_key(admin: &kube::Client, key: &skillport_sign::PrivateKey) {
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), "skillport-system")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "skill-keys"},
+                "data": {"release.pub": key.public_key().to_pem()}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+}
