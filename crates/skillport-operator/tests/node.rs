@@ -22,10 +22,10 @@ use serde_json::{Value, json};
 use skillport_operator::api::SkillSet;
 use skillport_testkit::{Node, NodeOptions, Registry, k8s_tool};
 use support::{
-    NAMESPACE, Operator, WebhookFiles, apply, config, deploy_kustomization, events_for,
-    gitops_apply, log_to_test_output, plan_reference, policy, prepare_node, prepare_node_with,
-    publish_release_key, push_skill, sign_skill, skill_set, tenant_namespace, volume_reference,
-    wait_condition, wait_for, write_kustomization,
+    NAMESPACE, Operator, WebhookFiles, config, deploy_kustomization, enforce_release_key,
+    events_for, gitops_apply, log_to_test_output, plan_reference, prepare_node, prepare_node_with,
+    push_skill, sign_skill, skill_set, tenant_namespace, volume_reference, wait_condition,
+    wait_for, write_kustomization,
 };
 
 const POD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -320,15 +320,7 @@ async fn node_only_signed_skills_reach_the_agents_in_both_modes() {
     let node = Node::start(NodeOptions::default().trust_registry(&registry)).await;
     let (admin, operator) = prepare_node(&node, &registry, work.path(), &binary).await;
     let key = skillport_sign::PrivateKey::generate();
-    publish_release_key(&admin, &key).await;
-    apply(
-        &admin,
-        "skillport.dev/v1alpha1",
-        "ClusterSkillPolicy",
-        None,
-        policy(&host, "Enforce"),
-    )
-    .await;
+    enforce_release_key(&admin, &key, &host).await;
 
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     let skill_sets: Api<SkillSet> = Api::namespaced(admin.clone(), NAMESPACE);

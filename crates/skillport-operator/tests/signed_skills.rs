@@ -138,15 +138,7 @@ async fn only_digests_the_skill_policies_accept_reach_the_pod_template() {
     let host = registry.host();
     let (release, _) = keys();
     let unsigned = push_skill(&registry, work.path(), "pdf", "1", "pdf body").await;
-    publish_release_key(&admin, release).await;
-    apply(
-        &admin,
-        "skillport.dev/v1alpha1",
-        "ClusterSkillPolicy",
-        None,
-        policy(&host, "Enforce"),
-    )
-    .await;
+    enforce_release_key(&admin, release, &host).await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     gitops_apply(&deployments, &deployment_manifest("agent"))
         .await
@@ -341,16 +333,8 @@ async fn the_webhook_gives_no_pod_a_skill_an_enforcing_policy_has_not_seen_verif
     assert!(volumes.iter().any(|v| v.name == "skill-pdf"), "{volumes:?}");
 
     let (release, _) = keys();
-    publish_release_key(&admin, release).await;
     stage.registry.stop();
-    apply(
-        &admin,
-        "skillport.dev/v1alpha1",
-        "ClusterSkillPolicy",
-        None,
-        policy(&host, "Enforce"),
-    )
-    .await;
+    enforce_release_key(&admin, release, &host).await;
     // The policy wakes the operator at once: it tries to resolve again (and cannot).
     let woken = wait_condition(&skill_sets, "door", "Resolved", "False", "ResolveFailed").await;
     assert_eq!(

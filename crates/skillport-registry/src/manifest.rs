@@ -11,7 +11,7 @@ use crate::client::{Client, request};
 use crate::error::RegistryError;
 use crate::remote::Remote;
 use crate::request::Access;
-use crate::response::{CapError, read_capped, status_error};
+use crate::response::{read_capped, read_limited, status_error};
 use crate::transfer::verify;
 
 /// Every manifest media type we read, for `Accept`.
@@ -103,18 +103,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
         let limit = self.options().max_manifest_bytes;
-        let bytes = read_capped(response, limit)
-            .await
-            .map_err(|err| match err {
-                CapError::TooLarge => RegistryError::TooLarge {
-                    registry: remote.registry.clone(),
-                    what: what.clone(),
-                    limit,
-                },
-                CapError::Transport(err) => {
-                    crate::response::transport_error(&remote.registry, err, self.options())
-                }
-            })?;
+        let bytes = read_limited(response, limit, &remote.registry, &what, self.options()).await?;
         let digest = match expected.or(header_digest.as_ref()) {
             Some(digest) => {
                 verify(&remote.registry, &what, digest, &bytes)?;

@@ -15,7 +15,7 @@ use skillport_oci::{Digest, Reference};
 use crate::client::{Client, request};
 use crate::error::RegistryError;
 use crate::remote::Remote;
-use crate::response::{CapError, read_capped, status_error, transport_error};
+use crate::response::{read_limited, status_error};
 use crate::transfer::{NoProgress, verify};
 use crate::upload::Source;
 
@@ -117,18 +117,8 @@ impl Client {
             .is_some_and(|v| v.starts_with(media::IMAGE_INDEX));
         if status.is_success() && is_index {
             let limit = self.options().max_manifest_bytes;
-            let bytes = read_capped(response, limit)
-                .await
-                .map_err(|err| match err {
-                    CapError::TooLarge => RegistryError::TooLarge {
-                        registry: remote.registry.clone(),
-                        what: what.clone(),
-                        limit,
-                    },
-                    CapError::Transport(err) => {
-                        transport_error(&remote.registry, err, self.options())
-                    }
-                })?;
+            let bytes =
+                read_limited(response, limit, &remote.registry, &what, self.options()).await?;
             let index: ImageIndex =
                 serde_json::from_slice(&bytes).map_err(|err| RegistryError::Protocol {
                     registry: remote.registry.clone(),
@@ -332,16 +322,14 @@ impl Client {
         if !response.status().is_success() {
             return Err(status_error(&access, response).await);
         }
-        let bytes = read_capped(response, descriptor.size)
-            .await
-            .map_err(|err| match err {
-                CapError::TooLarge => RegistryError::TooLarge {
-                    registry: remote.registry.clone(),
-                    what: what.clone(),
-                    limit: descriptor.size,
-                },
-                CapError::Transport(err) => transport_error(&remote.registry, err, self.options()),
-            })?;
+        let bytes = read_limited(
+            response,
+            descriptor.size,
+            &remote.registry,
+            &what,
+            self.options(),
+        )
+        .await?;
         verify(&remote.registry, &what, &descriptor.digest, &bytes)?;
         Ok(bytes)
     }

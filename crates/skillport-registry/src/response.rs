@@ -12,6 +12,25 @@ use crate::error::RegistryError;
 use crate::request::{Access, ClientOptions};
 
 /// Reads a whole body, refusing more than `limit` bytes (whatever Content-Length says).
+/// A response body of at most `limit` bytes, as [`RegistryError`]s naming `registry` and
+/// `what`.
+pub(crate) async fn read_limited(
+    response: Response,
+    limit: u64,
+    registry: &str,
+    what: &str,
+    options: &ClientOptions,
+) -> Result<Vec<u8>, RegistryError> {
+    read_capped(response, limit).await.map_err(|err| match err {
+        CapError::TooLarge => RegistryError::TooLarge {
+            registry: registry.to_owned(),
+            what: what.to_owned(),
+            limit,
+        },
+        CapError::Transport(err) => transport_error(registry, err, options),
+    })
+}
+
 pub(crate) async fn read_capped(response: Response, limit: u64) -> Result<Vec<u8>, CapError> {
     if response.content_length().is_some_and(|len| len > limit) {
         return Err(CapError::TooLarge);

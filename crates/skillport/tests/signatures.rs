@@ -110,6 +110,19 @@ impl Setup {
         self.skillport(&args)
     }
 
+    /// A Fulcio-style CA, its `trusted_root.json` and its certificate (`ca.pem`, the chain
+    /// cosign attaches) written into the sandbox.
+    fn signing_ca(&self) -> SigningCa {
+        let ca = SigningCa::new("skillport test fulcio");
+        std::fs::write(
+            self.sandbox.join("trusted_root.json"),
+            ca.trusted_root_json(),
+        )
+        .unwrap();
+        std::fs::write(self.sandbox.join("ca.pem"), ca.pem()).unwrap();
+        ca
+    }
+
     fn file(&self, name: &str) -> String {
         path_str(&self.sandbox.join(name)).to_owned()
     }
@@ -343,13 +356,7 @@ fn verify_keyless(setup: &Setup, image: &str, identity: &str, issuer: &str, root
 #[test]
 fn keyless_signatures_are_checked_against_the_trusted_root_identity_and_issuer() {
     let setup = Setup::new(Registry::tls_basic_auth());
-    let ca = SigningCa::new("skillport test fulcio");
-    std::fs::write(
-        setup.sandbox.join("trusted_root.json"),
-        ca.trusted_root_json(),
-    )
-    .unwrap();
-    std::fs::write(setup.sandbox.join("ca.pem"), ca.pem()).unwrap();
+    let ca = setup.signing_ca();
     let (image, digest) = setup.push_skill("keyless");
     let an_hour = (-Duration::minutes(5), Duration::hours(1));
     sign_keyless(
@@ -443,13 +450,7 @@ fn keyless_signatures_are_checked_against_the_trusted_root_identity_and_issuer()
 #[test]
 fn a_keyless_legacy_signature_with_an_expired_certificate_is_refused() {
     let setup = Setup::new(Registry::tls_basic_auth());
-    let ca = SigningCa::new("skillport test fulcio");
-    std::fs::write(
-        setup.sandbox.join("trusted_root.json"),
-        ca.trusted_root_json(),
-    )
-    .unwrap();
-    std::fs::write(setup.sandbox.join("ca.pem"), ca.pem()).unwrap();
+    let ca = setup.signing_ca();
     let (old, old_digest) = setup.push_skill("expired");
     let last_week = (-Duration::days(8), -Duration::days(7));
     sign_keyless(

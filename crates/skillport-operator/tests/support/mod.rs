@@ -89,19 +89,7 @@ pub async fn push_skill(
         &mut |_| {},
     )
     .unwrap();
-    let config = registry.docker_config(&work.join("pusher"));
-    let client = Client::new(
-        Credentials::from_files(vec![AuthFile::read(&config).unwrap()]),
-        ClientOptions {
-            ca_files: registry
-                .ca_file()
-                .map(Path::to_path_buf)
-                .into_iter()
-                .collect(),
-            ..ClientOptions::default()
-        },
-    )
-    .unwrap();
+    let client = publisher(registry, work);
     let remote: Reference = format!("{}/skills/{name}:{tag}", registry.host())
         .parse()
         .unwrap();
@@ -780,4 +768,22 @@ pub async fn publish_release_key(admin: &kube::Client, key: &skillport_sign::Pri
         )
         .await
         .unwrap();
+}
+
+/// The release key published and ClusterSkillPolicy `corp` enforcing it on the registry at
+/// `host`.
+pub async fn enforce_release_key(
+    admin: &kube::Client,
+    key: &skillport_sign::PrivateKey,
+    host: &str,
+) {
+    publish_release_key(admin, key).await;
+    apply(
+        admin,
+        "skillport.dev/v1alpha1",
+        "ClusterSkillPolicy",
+        None,
+        policy(host, "Enforce"),
+    )
+    .await;
 }
