@@ -191,7 +191,7 @@ impl LoadedPolicy {
                 }
             })
             .collect();
-        let threshold = spec.threshold.map_or(1, |n| n as usize);
+        let threshold = spec.threshold.map_or(1, |n| n as usize).max(1);
         if !authorities.is_empty() && threshold > authorities.len() {
             broken.get_or_insert(format!(
                 "threshold {threshold} is more than its {} authorities",
@@ -254,6 +254,29 @@ pub struct Verdict {
 }
 
 impl Policies {
+    /// What the policies say about a git skill: one that covers every image (no `images`
+    /// globs) and requires signatures refuses it, as git carries no cosign signature.
+    #[must_use]
+    pub fn judge_git(&self) -> Verdict {
+        let mut verdict = Verdict::default();
+        for policy in self
+            .list
+            .iter()
+            .filter(|p| p.images.is_empty() && (!p.authorities.is_empty() || p.broken.is_some()))
+        {
+            let finding = format!(
+                "git skills carry no signature, and {} requires signatures of every skill \
+                 (list the image globs it covers in `images` to leave git skills out)",
+                policy.title
+            );
+            match policy.mode {
+                PolicyMode::Enforce => verdict.refused.push(finding),
+                PolicyMode::Audit => verdict.audited.push(finding),
+            }
+        }
+        verdict
+    }
+
     /// Whether the image's signatures must be read (some policy covering it requires any).
     #[must_use]
     pub fn wants_signatures(&self, image: &Reference) -> bool {
@@ -272,13 +295,11 @@ impl Policies {
         now: OffsetDateTime,
     ) -> Verdict {
         let repository = repository_of(image);
-        let registry = image.registry().unwrap_or("docker.io");
+        let registry = registry_of(image);
         let mut verdict = Verdict::default();
         for policy in &self.list {
             let mut findings = Vec::new();
-            if !policy.allowed_registries.is_empty()
-                && !policy.allowed_registries.iter().any(|r| r == registry)
-            {
+            if !allowed(&policy.allowed_registries, &registry) {
                 findings.push(format!(
                     "registry {registry} is not allowed by {} (allowed: {})",
                     policy.title,
@@ -304,6 +325,8 @@ impl Policies {
         }
         verdict.signers.sort();
         verdict.signers.dedup();
+        // What status holds (`maxItems`).
+        verdict.signers.truncate(32);
         verdict
     }
 }
@@ -356,21 +379,19 @@ pub fn unmet_at_admission(
     signers: &[String],
 ) -> Option<String> {
     let repository = repository_of(image);
-    let registry = image.registry().unwrap_or("docker.io");
+    let registry = registry_of(image);
     for (title, spec) in policies {
         if spec.mode != PolicyMode::Enforce {
             continue;
         }
-        if !spec.allowed_registries.is_empty()
-            && !spec.allowed_registries.iter().any(|r| r == registry)
-        {
+        if !allowed(&spec.allowed_registries, &registry) {
             return Some(format!("registry {registry} is not allowed by {title}"));
         }
         let covers = spec.images.is_empty()
             || spec
                 .images
                 .iter()
-                .any(|glob| glob_regex(glob).is_ok_and(|regex| regex.is_match(&repository)));
+                .any(|glob| glob_regex(glob).map_or(true, |regex| regex.is_match(&repository)));
         if !covers || spec.authorities.is_empty() {
             continue;
         }
@@ -382,7 +403,7 @@ pub fn unmet_at_admission(
                 signers.iter().any(|signer| signer.starts_with(&prefix))
             })
             .count();
-        let threshold = spec.threshold.map_or(1, |n| n as usize);
+        let threshold = spec.threshold.map_or(1, |n| n as usize).max(1);
         if signed < threshold {
             return Some(format!(
                 "{image} is not recorded as signed as {title} requires ({threshold} of its \
@@ -393,13 +414,53 @@ pub fn unmet_at_admission(
     None
 }
 
-/// `registry/repository`, as the globs read it (`docker.io` when the reference names none).
+/// The webhook's check for a git skill: no enforcing policy requires signatures of every skill.
+#[must_use]
+pub fn git_unmet_at_admission(policies: &[(String, &ClusterSkillPolicySpec)]) -> Option<String> {
+    policies
+        .iter()
+        .find(|(_, spec)| {
+            spec.mode == PolicyMode::Enforce
+                && spec.images.is_empty()
+                && !spec.authorities.is_empty()
+        })
+        .map(|(title, _)| {
+            format!("git skills carry no signature, and {title} requires signatures of every skill")
+        })
+}
+
+/// `registry/repository`, as the globs read it: the registry as [`registry_of`] names it, and
+/// Docker Hub's official images under `library/`, so no spelling of a reference escapes a glob.
 fn repository_of(image: &Reference) -> String {
-    format!(
-        "{}/{}",
-        image.registry().unwrap_or("docker.io"),
-        image.repository()
-    )
+    let registry = registry_of(image);
+    let repository = image.repository();
+    if registry == "docker.io" && !repository.contains('/') {
+        format!("docker.io/library/{repository}")
+    } else {
+        format!("{registry}/{repository}")
+    }
+}
+
+/// The registry of `image` as policies compare it: lower case, without the default HTTPS port,
+/// Docker Hub's other names as `docker.io` (`docker.io` when the reference names none).
+fn registry_of(image: &Reference) -> String {
+    normal_registry(image.registry().unwrap_or("docker.io"))
+}
+
+fn normal_registry(host: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_suffix(":443").unwrap_or(&host);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_owned()
+        }
+        other => other.to_owned(),
+    }
+}
+
+/// Whether `registry` is among `allowed` (both as [`normal_registry`] writes them).
+fn allowed(allowed: &[String], registry: &str) -> bool {
+    allowed.is_empty() || allowed.iter().any(|r| normal_registry(r) == registry)
 }
 
 /// A glob over `registry/repository` as an anchored regex: `**` any characters, `*` any
@@ -481,6 +542,67 @@ mod tests {
             unmet_at_admission(&policies, &image("s.io/pdf:1"), &[]),
             None,
             "not covered, audit only"
+        );
+    }
+
+    #[test]
+    fn no_spelling_of_a_reference_escapes_a_glob_or_the_allowed_registries() {
+        let corp = spec(
+            serde_json::json!({"images": ["r.io/skills/**", "docker.io/library/*"],
+            "allowedRegistries": ["R.io", "docker.io"],
+            "authorities": [{"name": "release", "key": {"secret": "k", "key": "a"}}]}),
+        );
+        let policies = vec![("corp".to_owned(), &corp)];
+        for text in [
+            "R.IO/skills/pdf:1",
+            "r.io:443/skills/pdf:1",
+            "alpine:3",
+            "index.docker.io/alpine:3",
+        ] {
+            let unmet = unmet_at_admission(&policies, &image(text), &[]);
+            assert!(
+                unmet.is_some_and(|why| why.contains("requires")),
+                "{text} escaped"
+            );
+        }
+        assert!(
+            unmet_at_admission(&policies, &image("s.io/x:1"), &[])
+                .unwrap()
+                .contains("not allowed")
+        );
+    }
+
+    #[test]
+    fn git_skills_are_refused_by_a_policy_over_every_image_only() {
+        let key = PrivateKey::generate();
+        let every = LoadedPolicy::new(
+            "every".into(),
+            &spec(serde_json::json!({})),
+            vec![key_authority("release", &key)],
+            None,
+        );
+        let some = LoadedPolicy::new(
+            "some".into(),
+            &spec(serde_json::json!({"images": ["r.io/**"]})),
+            vec![key_authority("release", &key)],
+            None,
+        );
+        let refused = Policies {
+            list: vec![every],
+            fingerprint: String::new(),
+        }
+        .judge_git();
+        assert!(
+            refused.refused[0].contains("git skills carry no signature"),
+            "{refused:?}"
+        );
+        assert_eq!(
+            Policies {
+                list: vec![some],
+                fingerprint: String::new()
+            }
+            .judge_git(),
+            Verdict::default()
         );
     }
 

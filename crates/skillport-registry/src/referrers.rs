@@ -199,14 +199,24 @@ impl Client {
             })
             .take(MAX_ATTACHED)
             .collect();
-        let opened = futures_util::future::try_join_all(
+        // One referrer that cannot be read (not an image manifest, a blob gone) does not hide
+        // the others; a registry that fails on the way does fail the read.
+        let opened = futures_util::future::join_all(
             candidates
                 .iter()
                 .map(|descriptor| self.bundle_of(&remote, &descriptor.digest)),
         )
-        .await?;
+        .await;
+        let mut bundles = Vec::new();
+        for result in opened {
+            match result {
+                Ok(bundle) => bundles.extend(bundle),
+                Err(err) if err.is_transient() => return Err(err),
+                Err(err) => tracing::debug!(error = %err, "skipping an unreadable referrer"),
+            }
+        }
         Ok(Attached {
-            bundles: opened.into_iter().flatten().collect(),
+            bundles,
             legacy: Vec::new(),
             referrers_api,
         })

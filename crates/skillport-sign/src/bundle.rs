@@ -36,6 +36,12 @@ const IN_TOTO_STATEMENT: &str = "https://in-toto.io/Statement/v1";
 const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
 /// A bundle or payload bigger than this is not a signature.
 pub const MAX_SIGNATURE_BYTES: u64 = 1 << 20;
+/// At most this many signatures of one envelope, certificates of one chain and log entries of
+/// one signature are read: a hostile bundle must not multiply the checks (or the copies of its
+/// payload) without bound. cosign writes one of each.
+const MAX_PER_BUNDLE: usize = 4;
+/// At most this many signatures of one image are checked.
+pub const MAX_CANDIDATES: usize = 32;
 
 /// A signature read from the registry, whichever form it came in, before any check.
 #[derive(Debug, Clone)]
@@ -187,6 +193,7 @@ pub fn read_bundle(
                 .into_iter()
                 .flat_map(|chain| chain.certificates),
         )
+        .take(MAX_PER_BUNDLE + 1)
         .map(|cert| {
             BASE64
                 .decode(cert.raw_bytes)
@@ -199,12 +206,14 @@ pub fn read_bundle(
     let tlog: Vec<crate::tlog::TlogEntry> = material
         .tlog_entries
         .iter()
+        .take(MAX_PER_BUNDLE)
         .filter_map(crate::tlog::BundleEntry::entry)
         .collect();
     let signed = pae(&envelope.payload_type, &payload);
     envelope
         .signatures
         .iter()
+        .take(MAX_PER_BUNDLE)
         .map(|signature| {
             Ok(Candidate {
                 origin: origin.to_owned(),
@@ -274,6 +283,7 @@ pub fn read_legacy_layer(
             pems.extend(blocks.into_iter().map(pem::Pem::into_contents));
         }
     }
+    pems.truncate(MAX_PER_BUNDLE + 1);
     let mut pems = pems.into_iter();
     Ok(Candidate {
         origin: origin.to_owned(),
@@ -317,6 +327,8 @@ pub fn read_all<'a>(
             Err(reason) => unreadable.push(reason),
         }
     }
+    candidates.truncate(MAX_CANDIDATES);
+    unreadable.truncate(MAX_CANDIDATES);
     (candidates, unreadable)
 }
 
@@ -392,6 +404,20 @@ mod tests {
                 .verifies(&candidates[0].signed, &candidates[0].signature)
         );
         assert!(candidates[0].certificate.is_none());
+    }
+
+    #[test]
+    fn a_bundle_with_many_signatures_gives_a_bounded_number_of_candidates() {
+        let key = PrivateKey::generate();
+        let mut bundle: serde_json::Value = serde_json::from_slice(&sign(&key, &digest())).unwrap();
+        let one = bundle["dsseEnvelope"]["signatures"][0].clone();
+        bundle["dsseEnvelope"]["signatures"] = serde_json::Value::Array(vec![one; 10_000]);
+        let text = bundle.to_string();
+        let read = read_bundle(text.as_bytes(), "b", None).unwrap();
+        assert_eq!(read.len(), MAX_PER_BUNDLE);
+        let many = (0..100).map(|i| (format!("b{i}"), None, text.as_bytes()));
+        let (candidates, _) = read_all(many, std::iter::empty());
+        assert_eq!(candidates.len(), MAX_CANDIDATES);
     }
 
     #[test]

@@ -159,7 +159,15 @@ impl Resolver {
             .buffered(PARALLEL)
             .collect::<Vec<Result<ResolvedSkill, ResolveFailure>>>();
         match tokio::time::timeout(RESOLVE_DEADLINE, all).await {
-            Ok(results) => results.into_iter().collect(),
+            // A policy refusal comes first: another skill's (transient) failure must not hide
+            // it, since only a refusal stops what was delivered before.
+            Ok(results) => match results
+                .iter()
+                .find(|r| r.as_ref().is_err_and(|failure| failure.refused_by_policy))
+            {
+                Some(Err(refused)) => Err(refused.clone()),
+                _ => results.into_iter().collect(),
+            },
             Err(_) => Err(ResolveFailure {
                 skill: String::new(),
                 message: format!(
@@ -277,6 +285,13 @@ impl Resolver {
                 }
             }
             (None, Some(source), _) => {
+                let verdict = policies.judge_git();
+                if !verdict.refused.is_empty() {
+                    return Err(ResolveFailure {
+                        refused_by_policy: true,
+                        ..fail(verdict.refused.join("; "), false)
+                    });
+                }
                 let source = GitSource {
                     url: source.url.clone(),
                     reference: source.reference.clone(),
@@ -302,6 +317,7 @@ impl Resolver {
                 ResolvedSkill {
                     name: skill.name.clone(),
                     commit: Some(commit),
+                    audit: joined(&verdict.audited),
                     ..ResolvedSkill::default()
                 }
             }

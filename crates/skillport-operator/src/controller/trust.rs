@@ -177,8 +177,15 @@ async fn requirement(
     };
     let bytes = reader.read(&keyless.trusted_root).await?;
     fingerprint.update(&bytes);
-    let root = TrustedRoot::from_json(&bytes, &format!("{:?}", keyless.trusted_root.key))
-        .map_err(|err| err.to_string())?;
+    // Not the parser's message: it may quote the Secret's content, and this goes into status.
+    let root = TrustedRoot::from_json(&bytes, &format!("{:?}", keyless.trusted_root.key)).map_err(
+        |_| {
+            format!(
+                "key {:?} is not a sigstore trusted root (trusted_root.json)",
+                keyless.trusted_root.key
+            )
+        },
+    )?;
     let matcher =
         |exact: &Option<String>, pattern: &Option<String>, what: &str| match (exact, pattern) {
             (Some(exact), _) => Ok(Matcher::Exact(exact.clone())),

@@ -45,7 +45,10 @@ use crate::api::{
     FailurePolicy, ResolvedSkill, SkillSet, SkillSetSpec, WorkloadKind, WorkloadRef, condition,
 };
 use crate::inject::{SKILLSET_LABEL, inject};
-use crate::policy::{ClusterSkillPolicy, ClusterSkillPolicySpec, SkillPolicy, unmet_at_admission};
+use crate::policy::{
+    ClusterSkillPolicy, ClusterSkillPolicySpec, SkillPolicy, git_unmet_at_admission,
+    unmet_at_admission,
+};
 use crate::translate::{Mode, Options};
 use crate::validate::{Denial, Other, Verdict, validate};
 use crate::webhook::MAX_BODY;
@@ -157,17 +160,17 @@ fn unverified(
         .map(|(title, spec)| (title.clone(), spec))
         .collect();
     for skill in resolved {
-        let Some(image) = skill_set
-            .spec
-            .skills
-            .iter()
-            .find(|s| s.name == skill.name)
-            .and_then(|s| s.image.as_deref())
-            .and_then(|image| image.parse::<skillport_oci::Reference>().ok())
-        else {
+        let Some(source) = skill_set.spec.skills.iter().find(|s| s.name == skill.name) else {
             continue;
         };
-        if let Some(why) = unmet_at_admission(&policies, &image, &skill.signers) {
+        let why = match source.image.as_deref() {
+            Some(image) => match image.parse::<skillport_oci::Reference>() {
+                Ok(image) => unmet_at_admission(&policies, &image, &skill.signers),
+                Err(_) => Some(format!("its image {image:?} is not a reference")),
+            },
+            None => git_unmet_at_admission(&policies),
+        };
+        if let Some(why) = why {
             return Some(format!("has skill {:?} unverified: {why}", skill.name));
         }
     }
