@@ -173,12 +173,32 @@ async fn gather<'a>(
     Ok((facts, resolved_now))
 }
 
-/// How long until the SkillSet's resolution is due again, if it is cached for this generation.
-async fn resolution_due(skill_set: &SkillSet, ctx: &Context) -> Option<Duration> {
+/// The longest skills verified by policies stay pinned without a new look at the policies'
+/// key material: a key taken out of its Secret or ConfigMap (which no watch sees) stops
+/// counting within this, whatever the SkillSet's update interval.
+const POLICY_RECHECK: Duration = Duration::from_secs(600);
+
+/// How long a SkillSet's resolution holds ([`super::resolution_lifetime`]), shorter when a
+/// skill policy verified its skills.
+fn lifetime(skill_set: &SkillSet) -> Duration {
     let lifetime = super::resolution_lifetime(
         skill_set.metadata.uid.as_deref().unwrap_or_default(),
         super::update_interval(&skill_set.spec),
     );
+    let verified = skill_set
+        .status
+        .as_ref()
+        .is_some_and(|status| status.skills.iter().any(|skill| !skill.signers.is_empty()));
+    if verified {
+        lifetime.min(POLICY_RECHECK)
+    } else {
+        lifetime
+    }
+}
+
+/// How long until the SkillSet's resolution is due again, if it is cached for this generation.
+async fn resolution_due(skill_set: &SkillSet, ctx: &Context) -> Option<Duration> {
+    let lifetime = lifetime(skill_set);
     let cached = ctx
         .resolutions
         .lock()
@@ -203,10 +223,7 @@ async fn resolution(
     tenant: &Tenant<'_>,
     before: &SkillSetStatus,
 ) -> (Resolution, Option<Instant>) {
-    let lifetime = super::resolution_lifetime(
-        skill_set.metadata.uid.as_deref().unwrap_or_default(),
-        super::update_interval(&skill_set.spec),
-    );
+    let lifetime = lifetime(skill_set);
     let key = ObjectRef::from_obj(skill_set);
     let cached = ctx.resolutions.lock().await.get(&key).cloned();
     let pinned = status::get(&before.conditions, condition::RESOLVED).is_some_and(|c| {
