@@ -345,7 +345,11 @@ fn signed_by(
     for (name, requirement) in &policy.authorities {
         let outcome = skillport_sign::evaluate(candidates, Vec::new(), digest, requirement, now);
         match outcome.verified.first() {
-            Some(verified) => signers.push(format!("{name}: {}", verified.signer)),
+            Some(verified) => signers.push(signer_entry(
+                &policy.title,
+                name,
+                &verified.signer.to_string(),
+            )),
             None => reasons.extend(outcome.refused),
         }
     }
@@ -399,7 +403,7 @@ pub fn unmet_at_admission(
             .authorities
             .iter()
             .filter(|authority| {
-                let prefix = format!("{}: ", authority.name);
+                let prefix = signer_entry(title, &authority.name, "");
                 signers.iter().any(|signer| signer.starts_with(&prefix))
             })
             .count();
@@ -427,6 +431,12 @@ pub fn git_unmet_at_admission(policies: &[(String, &ClusterSkillPolicySpec)]) ->
         .map(|(title, _)| {
             format!("git skills carry no signature, and {title} requires signatures of every skill")
         })
+}
+
+/// How status records a signer: the policy and authority that accepted it, then who signed,
+/// so an authority of one policy never counts for another of the same name.
+fn signer_entry(policy: &str, authority: &str, signer: &str) -> String {
+    format!("{policy}, authority {authority:?}: {signer}")
 }
 
 /// `registry/repository`, as the globs read it: the registry as [`registry_of`] names it, and
@@ -535,8 +545,17 @@ mod tests {
             "{unmet}"
         );
         assert_eq!(
-            unmet_at_admission(&policies, &pdf, &["release: key release".into()]),
+            unmet_at_admission(
+                &policies,
+                &pdf,
+                &["ClusterSkillPolicy \"corp\", authority \"release\": key release".into()]
+            ),
             None
+        );
+        let namesake = "SkillPolicy \"t/own\", authority \"release\": key release".to_owned();
+        assert!(
+            unmet_at_admission(&policies, &pdf, &[namesake]).is_some(),
+            "another policy's authority of the same name counts"
         );
         assert_eq!(
             unmet_at_admission(&policies, &image("s.io/pdf:1"), &[]),
@@ -645,7 +664,10 @@ mod tests {
         let candidates = signed(&release, &digest);
         let verdict = policies.judge(&covered, &digest, Some((&candidates, &[])), now);
         assert!(verdict.refused.is_empty(), "{verdict:?}");
-        assert_eq!(verdict.signers, vec!["release: key release".to_owned()]);
+        assert_eq!(
+            verdict.signers,
+            vec!["ClusterSkillPolicy \"corp\", authority \"release\": key release".to_owned()]
+        );
         let stranger = signed(&PrivateKey::generate(), &digest);
         let verdict = policies.judge(&covered, &digest, Some((&stranger, &[])), now);
         assert!(
@@ -701,7 +723,10 @@ mod tests {
         assert!(two.refused.is_empty() && two.audited.is_empty(), "{two:?}");
         assert_eq!(
             two.signers,
-            vec!["a: key a".to_owned(), "c: key c".to_owned()]
+            vec![
+                "SkillPolicy \"t/strict\", authority \"a\": key a".to_owned(),
+                "SkillPolicy \"t/strict\", authority \"c\": key c".to_owned()
+            ]
         );
 
         let broken = LoadedPolicy::new(

@@ -184,7 +184,10 @@ async fn only_digests_the_skill_policies_accept_reach_the_pod_template() {
     assert_eq!(signed, unsigned);
     let (verified, _) = wait_verified(&alice, "True", "Verified").await;
     let skills = verified.status.unwrap().skills;
-    assert_eq!(skills[0].signers, vec!["release: key release".to_owned()]);
+    assert_eq!(
+        skills[0].signers,
+        vec!["ClusterSkillPolicy \"corp\", authority \"release\": key release".to_owned()]
+    );
     wait_delivered(&deployments, "pdf", &signed).await;
 
     // 3. The tag moves to an unsigned digest: the verified one stays, and the SkillSet says so.
@@ -243,8 +246,8 @@ async fn namespace_adds_its_own_key(
     assert_eq!(
         skills[0].signers,
         vec![
-            "release: key release".to_owned(),
-            "team: key team".to_owned()
+            "ClusterSkillPolicy \"corp\", authority \"release\": key release".to_owned(),
+            format!("SkillPolicy \"{NAMESPACE}/team\", authority \"team\": key team")
         ]
     );
 }
