@@ -23,20 +23,20 @@ Examples:
 pub struct Cli {
     /// The local image store (an OCI image layout).
     /// [default: $XDG_DATA_HOME/skillport/store]
-    #[arg(long, global = true, env = "SKILLPORT_STORE", value_name = "DIR")]
+    #[arg(long, env = "SKILLPORT_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
 
     /// Extra CA certificate (PEM) to trust for registries; repeatable.
-    #[arg(long = "ca-file", global = true, value_name = "FILE")]
+    #[arg(long = "ca-file", value_name = "FILE")]
     pub ca_files: Vec<PathBuf>,
 
     /// Skip TLS verification (and allow plain HTTP) for the registries this command talks to.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub insecure: bool,
 
     /// Registry credentials from these Docker config / auth.json files only, in order (the
     /// first with an entry for a registry wins). [default: docker's and podman's usual files]
-    #[arg(long = "authfile", global = true, value_name = "FILE")]
+    #[arg(long = "authfile", value_name = "FILE")]
     pub auth_files: Vec<PathBuf>,
 
     /// More log output on stderr (-v: debug, -vv: trace).
@@ -47,8 +47,33 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--store`, on the commands that use the local store (and before any command).
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreOption {
+    /// The local image store (an OCI image layout).
+    /// [default: $XDG_DATA_HOME/skillport/store]
+    #[arg(long, env = "SKILLPORT_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+/// Trust and credentials, on the commands that talk to registries (and before any command).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryOptions {
+    /// Extra CA certificate (PEM) to trust for registries; repeatable.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+    /// Skip TLS verification (and allow plain HTTP) for the registries this command talks to.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registry credentials from these Docker config / auth.json files only, in order (the
+    /// first with an entry for a registry wins). [default: docker's and podman's usual files]
+    #[arg(long = "authfile", value_name = "FILE")]
+    pub auth_files: Vec<PathBuf>,
+}
+
 /// The options of [`Cli`] that act on the store or on registries, as written on the command
-/// line (not from the environment): those a command has no use for are refused, not ignored.
+/// line before the command (not from the environment): those a command has no use for are
+/// refused, not ignored. After the command, only the commands that use them have them.
 pub fn given_globals(matches: &clap::ArgMatches) -> Vec<&'static str> {
     [
         ("store", "--store"),
@@ -57,12 +82,7 @@ pub fn given_globals(matches: &clap::ArgMatches) -> Vec<&'static str> {
         ("auth_files", "--authfile"),
     ]
     .into_iter()
-    .filter(|(id, _)| {
-        let here = |m: &clap::ArgMatches| {
-            m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-        };
-        here(matches) || matches.subcommand().is_some_and(|(_, sub)| here(sub))
-    })
+    .filter(|(id, _)| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
     .map(|(_, flag)| flag)
     .collect()
 }
@@ -171,6 +191,8 @@ pub struct ImagesArgs {
     /// Print only the references (NAME:TAG, or NAME@DIGEST without a tag), one a line.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub store: StoreOption,
 }
 
 #[derive(Debug, Args)]
@@ -190,7 +212,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Skill folders. [default: the current folder]
+    /// Skill folders (the current folder when none is given).
     #[arg(value_name = "DIR", default_value = ".")]
     pub dirs: Vec<PathBuf>,
     /// Report spec violations as warnings, as agent clients load skills.
@@ -221,6 +243,8 @@ pub struct BuildArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub store: StoreOption,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +258,10 @@ pub struct InspectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub store: StoreOption,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +270,8 @@ pub struct TagArgs {
     pub source: String,
     /// The new name.
     pub target: String,
+    #[command(flatten)]
+    pub store: StoreOption,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +283,10 @@ pub struct ExportArgs {
     /// Read a reference that names a registry from the local store instead.
     #[arg(long)]
     pub local: bool,
+    #[command(flatten)]
+    pub store: StoreOption,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +304,10 @@ pub struct PushArgs {
     /// The cosign private key to sign with (password from COSIGN_PASSWORD or a prompt).
     #[arg(long, value_name = "FILE", requires = "sign")]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreOption,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +321,8 @@ pub struct SignArgs {
     /// Print JSON: the image digest and the signature's.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +358,8 @@ pub struct VerifySignatureArgs {
     /// Print JSON: the digest and every signature that passed.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +376,10 @@ pub struct PullArgs {
     /// Print JSON: the reference and its digest (and media type and size).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub store: StoreOption,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +389,8 @@ pub struct ResolveArgs {
     /// Print JSON: the reference and its digest (and media type and size).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -352,6 +400,8 @@ pub struct TagsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -377,6 +427,8 @@ pub struct LoginArgs {
     /// The Docker config file to write. [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
 }
 
 #[derive(Debug, Args)]
@@ -384,6 +436,8 @@ pub struct RmArgs {
     /// Images to remove.
     #[arg(required = true)]
     pub references: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreOption,
 }
 
 #[derive(Debug, Args)]

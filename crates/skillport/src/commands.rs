@@ -47,31 +47,39 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
             given.join(", ")
         );
     }
-    let registries = RegistrySettings::from_cli(&cli);
-    let store = cli.store;
+    let top = RegistrySettings::from_cli(&cli);
+    let top_store = cli.store;
+    let store =
+        |option: &crate::cli::StoreOption| open_store(option.store.clone().or(top_store.clone()));
     match cli.command {
         Command::Init(args) => init(&args),
         Command::Validate(args) => validate(&args),
-        Command::Build(args) => build(&open_store(store)?, &args),
-        Command::Images(args) => images(&open_store(store)?, &args),
+        Command::Build(args) => build(&store(&args.store)?, &args),
+        Command::Images(args) => images(&store(&args.store)?, &args),
         Command::Inspect(args) if remote::is_remote(&args.reference, args.local) => {
-            remote::inspect(&registries, &args)
+            remote::inspect(&top.with(&args.registries), &args)
         }
-        Command::Inspect(args) => inspect(&open_store(store)?, &args),
-        Command::Tag(args) => tag(&open_store(store)?, &args),
+        Command::Inspect(args) => inspect(&store(&args.store)?, &args),
+        Command::Tag(args) => tag(&store(&args.store)?, &args),
         Command::Export(args) if remote::is_remote(&args.reference, args.local) => {
-            remote::export(&registries, &args)
+            remote::export(&top.with(&args.registries), &args)
         }
-        Command::Export(args) => export(&open_store(store)?, &args),
-        Command::Rm(args) => rm(&open_store(store)?, &args),
-        Command::Push(args) => remote::push(&registries, &open_store(store)?, &args),
-        Command::Pull(args) => remote::pull(&registries, &open_store(store)?, &args),
-        Command::Resolve(args) => remote::resolve(&registries, &args),
-        Command::Tags(args) => remote::tags(&registries, &args),
-        Command::Login(args) => remote::login(&registries, &args),
+        Command::Export(args) => export(&store(&args.store)?, &args),
+        Command::Rm(args) => rm(&store(&args.store)?, &args),
+        Command::Push(args) => {
+            remote::push(&top.with(&args.registries), &store(&args.store)?, &args)
+        }
+        Command::Pull(args) => {
+            remote::pull(&top.with(&args.registries), &store(&args.store)?, &args)
+        }
+        Command::Resolve(args) => remote::resolve(&top.with(&args.registries), &args),
+        Command::Tags(args) => remote::tags(&top.with(&args.registries), &args),
+        Command::Login(args) => remote::login(&top.with(&args.registries), &args),
         Command::Logout(args) => remote::logout(&args),
-        Command::Sign(args) => crate::signing::sign(&registries, &args),
-        Command::VerifySignature(args) => crate::signing::verify_signature(&registries, &args),
+        Command::Sign(args) => crate::signing::sign(&top.with(&args.registries), &args),
+        Command::VerifySignature(args) => {
+            crate::signing::verify_signature(&top.with(&args.registries), &args)
+        }
         Command::GenerateKeyPair(args) => crate::signing::generate_key_pair(&args),
         Command::Demo(args) => demo(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
@@ -693,6 +701,7 @@ fn demo(args: &DemoArgs) -> Result<ExitCode> {
         &ImagesArgs {
             json: false,
             quiet: false,
+            store: crate::cli::StoreOption::default(),
         },
     )?;
     out!();

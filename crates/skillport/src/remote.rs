@@ -37,6 +37,22 @@ impl RegistrySettings {
         }
     }
 
+    /// These settings (given before the command) with the command's own options: CA files
+    /// add up, `--insecure` from either, the command's `--authfile` list when it gives one.
+    pub fn with(&self, options: &crate::cli::RegistryOptions) -> RegistrySettings {
+        let mut ca_files = self.ca_files.clone();
+        ca_files.extend(options.ca_files.iter().cloned());
+        RegistrySettings {
+            ca_files,
+            insecure: self.insecure || options.insecure,
+            auth_files: if options.auth_files.is_empty() {
+                self.auth_files.clone()
+            } else {
+                options.auth_files.clone()
+            },
+        }
+    }
+
     /// A client for talking to the registries of `references`.
     pub(crate) fn client(&self, references: &[&Reference]) -> Result<Client> {
         self.client_with(self.credentials()?, references)

@@ -378,3 +378,47 @@ fn options_a_command_has_no_use_for_are_refused() {
     from_env.env("SKILLPORT_STORE", sandbox.store());
     run(from_env).success();
 }
+
+/// Each command's help lists the store and registry options only where they do something,
+/// they work after the command there, and elsewhere they are usage errors.
+#[test]
+fn store_and_registry_options_belong_to_the_commands_that_use_them() {
+    let sandbox = seeded();
+    let help = |command: &str| run(sandbox.bare(&[command, "--help"])).success().stdout;
+    for (command, store, registries) in [
+        ("validate", false, false),
+        ("init", false, false),
+        ("fetch", false, false),
+        ("build", true, false),
+        ("images", true, false),
+        ("resolve", false, true),
+        ("verify-signature", false, true),
+        ("push", true, true),
+    ] {
+        let text = help(command);
+        assert_eq!(
+            text.contains("--store <DIR>"),
+            store,
+            "{command} --help:\n{text}"
+        );
+        for flag in ["--ca-file <FILE>", "--insecure", "--authfile <FILE>"] {
+            assert_eq!(
+                text.contains(flag),
+                registries,
+                "{command} --help, {flag}:\n{text}"
+            );
+        }
+    }
+    let dir = skill_with(&sandbox, "after");
+    let other = sandbox.join("other-store");
+    let store = path_str(&other);
+    run(sandbox.bare(&["build", path_str(&dir), "-t", "after:1", "--store", store])).success();
+    let listed = run(sandbox.bare(&["images", "-q", "--store", store])).success();
+    assert_eq!(listed.stdout.trim(), "after:1", "{listed}");
+    let misplaced = run(sandbox.bare(&["validate", path_str(&dir), "--store", store]));
+    assert_eq!(
+        misplaced.status.code(),
+        Some(2),
+        "a usage error\n{misplaced}"
+    );
+}
