@@ -272,6 +272,9 @@ pub struct TagArgs {
     pub target: String,
     #[command(flatten)]
     pub store: StoreOption,
+    /// Print JSON: the new reference and its digest.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +290,9 @@ pub struct ExportArgs {
     pub store: StoreOption,
     #[command(flatten)]
     pub registries: RegistryOptions,
+    /// Print JSON: the reference, its digest, the folder, and the files and bytes written.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -420,8 +426,9 @@ pub struct LoginArgs {
     /// The user name.
     #[arg(short, long)]
     pub username: String,
-    /// Read the password (or token) from standard input. Passwords are never taken as
-    /// arguments, which other users of the machine could see.
+    /// Read the password (or token) from standard input. Without it, the password is asked
+    /// for on the terminal (not echoed). Passwords are never taken as arguments, which other
+    /// users of the machine could see.
     #[arg(long)]
     pub password_stdin: bool,
     /// The Docker config file to write. [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json]
@@ -429,6 +436,9 @@ pub struct LoginArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub registries: RegistryOptions,
+    /// Print JSON: the registry, the user and the file the credentials went to.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -438,6 +448,9 @@ pub struct RmArgs {
     pub references: Vec<String>,
     #[command(flatten)]
     pub store: StoreOption,
+    /// Print JSON: each reference removed, and the unused blobs deleted with it.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

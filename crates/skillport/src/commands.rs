@@ -16,7 +16,7 @@ use crate::cli::{
     TagArgs, ValidateArgs,
 };
 use crate::output::{human_size, one_line, plural, print_table, progress_bar};
-use crate::remote::{self, RegistrySettings};
+use crate::remote::{self, RegistrySettings, print_json};
 
 pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
     // Commands that use neither the store nor a registry (fetch reads both from its plan).
@@ -533,7 +533,14 @@ fn tag(store: &Store, args: &TagArgs) -> Result<ExitCode> {
     }
     let tagged = store.tag(&source, &target)?;
     eprintln!("tagged {}", tagged.key);
-    out!("{}", tagged.descriptor.digest);
+    if args.json {
+        print_json(&serde_json::json!({
+            "reference": tagged.key,
+            "digest": tagged.descriptor.digest,
+        }))?;
+    } else {
+        out!("{}", tagged.descriptor.digest);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -549,21 +556,53 @@ fn export(store: &Store, args: &ExportArgs) -> Result<ExitCode> {
         args.dest.display()
     );
     // The digest on stdout, as an export from a registry prints it.
-    out!("{}", stored.descriptor.digest);
+    exported_json_or_digest(args, &stored.key, &stored.descriptor.digest, &unpacked)
+}
+
+/// What `export` prints on stdout: the digest, or with `--json` what was written where.
+pub fn exported_json_or_digest(
+    args: &ExportArgs,
+    reference: &str,
+    digest: &skillport_oci::Digest,
+    unpacked: &skillport_oci::Unpacked,
+) -> Result<ExitCode> {
+    if args.json {
+        print_json(&serde_json::json!({
+            "reference": reference,
+            "digest": digest,
+            "dest": args.dest,
+            "files": unpacked.files,
+            "bytes": unpacked.bytes,
+        }))?;
+    } else {
+        out!("{digest}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 fn rm(store: &Store, args: &RmArgs) -> Result<ExitCode> {
+    let mut removed_all = Vec::new();
     for text in &args.references {
         let reference = parse_reference(text)?;
         let removed = store.remove(&reference)?;
         // The name as the store held it: `rm my-skill` removes my-skill:latest, and says so.
-        out!(
-            "removed {} (deleted {}, {})",
-            reference.store_key(),
-            plural(removed.blobs, "unused blob"),
-            human_size(removed.bytes)
-        );
+        if args.json {
+            removed_all.push(serde_json::json!({
+                "reference": reference.store_key(),
+                "blobsDeleted": removed.blobs,
+                "bytesDeleted": removed.bytes,
+            }));
+        } else {
+            out!(
+                "removed {} (deleted {}, {})",
+                reference.store_key(),
+                plural(removed.blobs, "unused blob"),
+                human_size(removed.bytes)
+            );
+        }
+    }
+    if args.json {
+        print_json(&serde_json::Value::Array(removed_all))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -370,8 +370,12 @@ pub fn export(settings: &RegistrySettings, args: &ExportArgs) -> Result<ExitCode
         human_size(exported.unpacked.bytes),
         args.dest.display()
     );
-    out!("{}", exported.digest);
-    Ok(ExitCode::SUCCESS)
+    crate::commands::exported_json_or_digest(
+        args,
+        &reference.to_string(),
+        &exported.digest,
+        &exported.unpacked,
+    )
 }
 
 pub fn logout(args: &LogoutArgs) -> Result<ExitCode> {
@@ -399,14 +403,24 @@ pub fn logout(args: &LogoutArgs) -> Result<ExitCode> {
 }
 
 pub fn login(settings: &RegistrySettings, args: &LoginArgs) -> Result<ExitCode> {
-    if !args.password_stdin {
-        bail!("pass --password-stdin and the password on standard input (never as an argument)");
-    }
-    let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .context("reading the password from standard input")?;
-    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let password = if args.password_stdin {
+        let mut password = String::new();
+        std::io::stdin()
+            .read_to_string(&mut password)
+            .context("reading the password from standard input")?;
+        password.trim_end_matches(['\r', '\n']).to_owned()
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!(
+            "Password for {} at {}: ",
+            args.username, args.registry
+        ))
+        .context("reading the password from the terminal")?
+    } else {
+        bail!(
+            "no terminal to ask for the password on: pass --password-stdin and the password on \
+             standard input (never as an argument)"
+        );
+    };
     if password.is_empty() {
         bail!("standard input held no password");
     }
@@ -449,5 +463,12 @@ pub fn login(settings: &RegistrySettings, args: &LoginArgs) -> Result<ExitCode> 
         args.registry,
         path.display()
     );
+    if args.json {
+        print_json(&json!({
+            "registry": args.registry,
+            "username": args.username,
+            "config": path,
+        }))?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -737,3 +737,40 @@ fn completions_load_in_their_shells_and_version_prints_ours() {
         format!("skillport {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `tag`, `rm` and `export` take `--json` for scripts: what was named, written or deleted.
+#[test]
+fn tag_rm_and_export_print_json() {
+    let sandbox = Sandbox::new();
+    let dir = common::write_minimal_skill(sandbox.path(), "scripted");
+    let digest = sandbox.build(&dir, "scripted:1");
+    let tagged = sandbox
+        .ok(&["tag", "scripted:1", "scripted:stable", "--json"])
+        .json();
+    assert_eq!(
+        tagged,
+        json!({"reference": "scripted:stable", "digest": digest})
+    );
+    let dest = sandbox.join("out");
+    let exported = sandbox
+        .ok(&["export", "scripted:stable", path_str(&dest), "--json"])
+        .json();
+    assert_eq!(exported["reference"], "scripted:stable");
+    assert_eq!(exported["digest"], digest.as_str());
+    assert_eq!(exported["files"], 1);
+    assert_eq!(exported["dest"], path_str(&dest));
+    assert_eq!(
+        exported["bytes"],
+        fs::metadata(dest.join("SKILL.md")).unwrap().len()
+    );
+    let removed = sandbox
+        .ok(&["rm", "scripted:1", "scripted:stable", "--json"])
+        .json();
+    assert_eq!(removed[0]["reference"], "scripted:1");
+    assert_eq!(removed[0]["blobsDeleted"], 0, "still named scripted:stable");
+    assert_eq!(removed[1]["reference"], "scripted:stable");
+    assert!(
+        removed[1]["blobsDeleted"].as_u64().unwrap() > 0,
+        "{removed}"
+    );
+}

@@ -395,3 +395,57 @@ fn logout_removes_one_registry_and_keeps_the_rest() {
     let again = sandbox.ok(&["logout", "registry.example.com"]);
     assert!(again.stderr.contains("nothing to remove"), "{again}");
 }
+
+/// `login` without `--password-stdin` asks on the terminal (a pseudo-terminal from util-linux
+/// `script`), echoes nothing of the password, saves it, and `--json` says where; the saved
+/// credentials then work. Without a terminal it says to use `--password-stdin`.
+#[test]
+fn login_asks_for_the_password_on_a_terminal() {
+    let registry = Registry::tls_basic_auth();
+    let (user, password) = registry.credentials().unwrap();
+    let sandbox = Sandbox::new();
+    let ca = path_str(registry.ca_file().unwrap()).to_owned();
+    let command_line = format!(
+        "'{}' login {} -u {user} --ca-file '{ca}' --json",
+        env!("CARGO_BIN_EXE_skillport"),
+        registry.host(),
+    );
+    let mut script = common::tool("script", "bsdutils");
+    script
+        .args(["-q", "-e", "-c", &command_line, "/dev/null"])
+        .env("HOME", sandbox.join("home"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = script.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // After the prompt is up: typed ahead, a terminal in canonical mode still delivers it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("Password for {user} at {}", registry.host())),
+        "{text}"
+    );
+    assert!(!text.contains(password), "the password was echoed:\n{text}");
+    assert!(
+        text.contains("\"config\":"),
+        "--json names the file:\n{text}"
+    );
+    let saved = sandbox.join("home/.docker/config.json");
+    assert!(saved.is_file(), "{text}");
+
+    let no_terminal = sandbox
+        .bare(&["login", &registry.host(), "-u", user])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(no_terminal.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&no_terminal.stderr).contains("pass --password-stdin"),
+        "{no_terminal:?}"
+    );
+}
