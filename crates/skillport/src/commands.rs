@@ -123,6 +123,45 @@ fn parse_reference(text: &str) -> Result<Reference> {
     Ok(text.parse::<Reference>()?)
 }
 
+/// An image of the store by its reference, or by its digest or a prefix of it as `images`
+/// shows them (`1c86727641f4`, `sha256:1c86…`; at least 4 hex digits), as docker takes image
+/// IDs. A name wins over a digest prefix that reads the same; a prefix two images share is
+/// refused, naming them.
+pub fn local_reference(store: &Store, text: &str) -> Result<Reference> {
+    let hex = text.strip_prefix("sha256:").unwrap_or(text);
+    let is_prefix = (4..=64).contains(&hex.len())
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let named = text.parse::<Reference>().ok();
+    if !is_prefix
+        || named
+            .as_ref()
+            .is_some_and(|reference| store.resolve(reference).is_ok())
+    {
+        return parse_reference(text);
+    }
+    let images = store.list()?;
+    let matching: Vec<&StoredImage> = images
+        .iter()
+        .filter(|image| image.descriptor.digest.hex().starts_with(hex))
+        .collect();
+    let digests: std::collections::BTreeSet<&str> =
+        matching.iter().map(|i| i.descriptor.digest.hex()).collect();
+    match (matching.first(), digests.len()) {
+        (Some(first), 1) => Ok(first.key.parse()?),
+        (Some(_), _) => bail!(
+            "{text} is the start of more than one image's digest ({}); give more of it",
+            matching
+                .iter()
+                .map(|image| format!("{} {}", image.key, image.descriptor.digest.short()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (None, _) => parse_reference(text),
+    }
+}
+
 fn mode(lenient: bool) -> Mode {
     if lenient { Mode::Lenient } else { Mode::Strict }
 }
@@ -444,7 +483,7 @@ pub fn platforms(index: &ImageIndex) -> Vec<String> {
 }
 
 fn resolve_skill(store: &Store, text: &str) -> Result<(StoredImage, SkillImage)> {
-    let reference = parse_reference(text)?;
+    let reference = local_reference(store, text)?;
     let stored = store.resolve(&reference)?;
     let image = skillport_oci::skill_image(store, &stored.descriptor)
         .with_context(|| format!("reading {}", stored.key))?;
@@ -526,7 +565,7 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<ExitCode> {
 }
 
 fn tag(store: &Store, args: &TagArgs) -> Result<ExitCode> {
-    let source = parse_reference(&args.source)?;
+    let source = local_reference(store, &args.source)?;
     let target = parse_reference(&args.target)?;
     if target.digest().is_some() {
         bail!("cannot tag as {target}: a new name is NAME:TAG, without a digest");
@@ -583,7 +622,7 @@ pub fn exported_json_or_digest(
 fn rm(store: &Store, args: &RmArgs) -> Result<ExitCode> {
     let mut removed_all = Vec::new();
     for text in &args.references {
-        let reference = parse_reference(text)?;
+        let reference = local_reference(store, text)?;
         let removed = store.remove(&reference)?;
         // The name as the store held it: `rm my-skill` removes my-skill:latest, and says so.
         if args.json {

@@ -233,7 +233,7 @@ pub(crate) fn print_json(value: &serde_json::Value) -> Result<()> {
 }
 
 pub fn push(settings: &RegistrySettings, store: &Store, args: &PushArgs) -> Result<ExitCode> {
-    let source: Reference = args.source.parse()?;
+    let source = crate::commands::local_reference(store, &args.source)?;
     let target = remote_reference(args.target.as_deref().unwrap_or(&args.source))?;
     if target.digest().is_some() {
         bail!("push to a tag, not a digest: the digest is the image's own");

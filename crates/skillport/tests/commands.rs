@@ -774,3 +774,31 @@ fn tag_rm_and_export_print_json() {
         "{removed}"
     );
 }
+
+/// Short digests and prefixes, as `images` shows them, stand for an image wherever the store
+/// takes a reference; a name that reads like a prefix still means the name.
+#[test]
+fn short_digests_and_prefixes_name_store_images() {
+    let sandbox = Sandbox::new();
+    let dir = common::write_minimal_skill(sandbox.path(), "short");
+    let digest = sandbox.build(&dir, "short:1");
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let shown = &hex[..12];
+    assert_eq!(sandbox.inspect(shown)["reference"], "short:1");
+    assert_eq!(
+        sandbox.inspect(&format!("sha256:{}", &hex[..8]))["reference"],
+        "short:1"
+    );
+    sandbox.ok(&["tag", &hex[..6], "short:again"]);
+    let dest = sandbox.join("out");
+    sandbox.ok(&["export", shown, path_str(&dest)]);
+    assert!(dest.join("SKILL.md").is_file());
+    // A name that reads like a prefix is the name.
+    let named_dir = common::write_minimal_skill(sandbox.path(), "beef");
+    let named = sandbox.build(&named_dir, "beef:latest");
+    assert_eq!(sandbox.inspect("beef")["digest"], named.as_str());
+    // Too short to be a prefix: a name, and no such image.
+    sandbox.run(&["inspect", &hex[..3]]).failure();
+    let removed = sandbox.ok(&["rm", shown]);
+    assert!(removed.stdout.contains("removed short:"), "{removed}");
+}
