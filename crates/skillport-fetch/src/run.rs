@@ -77,7 +77,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::error::{FetchError, SkillError, SkillFailure};
-use crate::git::GitCredentials;
+use crate::git::{self, GitCredentials};
 use crate::index::{IndexEntry, SkillIndex};
 use crate::into_folder::{IntoFolder, OpenError};
 use crate::plan::{FetchPlan, PlannedSkill, Source};
@@ -547,4 +547,87 @@ fn staging(context: &Context, origin: &str) -> Result<TempDir, SkillError> {
         path: context.folder.path().to_path_buf(),
         source,
     })
+}
+
+/// What `fetch --dry-run` found for one skill: the digest or commit its source resolves to
+/// now (checking the credentials the plan names), or why it would fail.
+#[derive(Debug)]
+pub struct Planned {
+    pub name: String,
+    pub target: String,
+    pub source: String,
+    pub resolved: Result<String, String>,
+}
+
+/// Everything `fetch` checks before it writes, and nothing written: the plan is valid, its
+/// credential and CA files read, and every source resolves (image references to digests with
+/// the plan's pull secrets, git refs to commits). `Err` as [`fetch`] for what stops it all.
+pub async fn dry_run(plan: &FetchPlan, options: &FetchOptions) -> Result<Vec<Planned>, FetchError> {
+    plan.validate()?;
+    let (prepared, _) = prepare(plan, options)?;
+    let prepared = Arc::new(prepared);
+    let checks: Vec<_> = plan
+        .skills
+        .iter()
+        .map(|skill| {
+            let prepared = prepared.clone();
+            let skill = skill.clone();
+            let timeout = options.timeout;
+            async move {
+                let source = skill.source();
+                let resolved = match &source {
+                    Some(Source::Image(reference)) => {
+                        match reference.parse::<skillport_oci::Reference>() {
+                            Ok(parsed) => prepared
+                                .client
+                                .resolve(&parsed)
+                                .await
+                                .map(|descriptor| descriptor.digest.to_string())
+                                .map_err(|err| match err.hint() {
+                                    Some(hint) => format!("{err} ({hint})"),
+                                    None => err.to_string(),
+                                }),
+                            Err(err) => Err(err.to_string()),
+                        }
+                    }
+                    Some(Source::Git(spec)) => {
+                        let source = git::GitSource {
+                            url: spec.url.clone(),
+                            reference: spec.reference.clone(),
+                            path: spec.path.clone(),
+                        };
+                        let options = git::GitOptions {
+                            timeout,
+                            ca_files: prepared.ca_files.clone(),
+                            ..git::GitOptions::default()
+                        };
+                        let prepared = prepared.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let credentials = prepared
+                                .git_credentials
+                                .as_ref()
+                                .filter(|_| git_skill::sends_credentials(&source.url));
+                            git::resolve(&source, credentials, &options)
+                                .map_err(|err| err.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|err| Err(err.to_string()))
+                    }
+                    None => Err("the plan names no source".to_owned()),
+                };
+                Planned {
+                    name: skill.name.clone(),
+                    target: skill.target().to_owned(),
+                    source: source.map(|s| s.to_string()).unwrap_or_default(),
+                    resolved,
+                }
+            }
+        })
+        .map(tokio::spawn)
+        .collect();
+    let mut planned = Vec::with_capacity(checks.len());
+    for check in checks {
+        planned.push(check.await.expect("a dry-run check does not panic"));
+    }
+    Ok(planned)
 }

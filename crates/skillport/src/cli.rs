@@ -526,8 +526,12 @@ pub struct FetchArgs {
     #[arg(long, value_name = "FILE")]
     pub plan: PathBuf,
     /// The folder the skills go into; the only place written (besides the termination log).
-    #[arg(long, value_name = "DIR")]
-    pub into: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "dry_run")]
+    pub into: Option<PathBuf>,
+    /// Check everything a fetch needs and write nothing: the plan, its credential and CA files,
+    /// and that every source resolves (prints each skill's digest or commit).
+    #[arg(long, conflicts_with = "into")]
+    pub dry_run: bool,
     /// Where one line goes on failure, for Kubernetes to show.
     /// [default: /dev/termination-log, written only when it exists]
     #[arg(long, value_name = "FILE")]

@@ -29,22 +29,67 @@ pub fn run(args: &FetchArgs) -> Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = FetchPlan::read(&args.plan)
-        .map_err(skillport_fetch::FetchError::from)
-        .and_then(|plan| runtime.block_on(skillport_fetch::fetch(&plan, &args.into, &options)));
+    let plan = FetchPlan::read(&args.plan).map_err(skillport_fetch::FetchError::from);
+    if args.dry_run {
+        let checked =
+            plan.and_then(|plan| runtime.block_on(skillport_fetch::dry_run(&plan, &options)));
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        return Ok(match checked {
+            Ok(planned) => report_dry_run(&planned),
+            Err(err) => fail(&err, args),
+        });
+    }
+    let into = args
+        .into
+        .as_deref()
+        .expect("clap requires --into without --dry-run");
+    let result =
+        plan.and_then(|plan| runtime.block_on(skillport_fetch::fetch(&plan, into, &options)));
     // An unpack cut off by the timeout may still run on a blocking thread; do not wait for it.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(report) => Ok(report_outcome(&report, args)),
-        Err(err) => {
-            let message = skillport_fetch::error_chain(&err);
-            eprintln!("error: {message}");
-            if let Some(hint) = err.hint() {
-                eprintln!("hint: {hint}");
+        Err(err) => Ok(fail(&err, args)),
+    }
+}
+
+/// One line (and a hint) for what stopped the whole fetch, on stderr and in the termination log.
+fn fail(err: &skillport_fetch::FetchError, args: &FetchArgs) -> ExitCode {
+    let message = skillport_fetch::error_chain(err);
+    eprintln!("error: {message}");
+    if let Some(hint) = err.hint() {
+        eprintln!("hint: {hint}");
+    }
+    write_termination_log(args.termination_log.as_deref(), &message);
+    ExitCode::FAILURE
+}
+
+/// `--dry-run`'s findings: each skill and what it resolves to, or why it would fail.
+fn report_dry_run(planned: &[skillport_fetch::Planned]) -> ExitCode {
+    let mut failed = 0;
+    for skill in planned {
+        match &skill.resolved {
+            Ok(revision) => out!(
+                "would fetch {} ({}) -> {}: {revision}",
+                skill.name,
+                skill.source,
+                skill.target
+            ),
+            Err(why) => {
+                failed += 1;
+                eprintln!("error: skill {:?} ({}): {why}", skill.name, skill.source);
             }
-            write_termination_log(args.termination_log.as_deref(), &message);
-            Ok(ExitCode::FAILURE)
         }
+    }
+    if failed == 0 {
+        eprintln!("dry run: every skill resolves; nothing was written");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "dry run: {failed} of {} skills would fail; nothing was written",
+            planned.len()
+        );
+        ExitCode::FAILURE
     }
 }
 

@@ -440,3 +440,58 @@ fn fetch_takes_registry_settings_from_the_plan_only() {
     assert_eq!(run.status.code(), Some(2), "a usage error\n{run}");
     assert!(run.stderr.contains("90s, 5m or 1h"), "{run}");
 }
+
+/// `fetch --dry-run` checks the plan, its files and credentials, and resolves every skill,
+/// writing nothing; a skill that would fail is named, with the exit code 1.
+#[test]
+fn dry_run_resolves_every_skill_and_writes_nothing() {
+    let registry = Registry::tls_basic_auth();
+    let sandbox = Sandbox::new();
+    let (reference, digest) = push(&sandbox, &registry, "planned");
+    let pod = Pod::new();
+    let secret = pod.mount_pull_secret(
+        "regcred",
+        &registry.docker_config(&sandbox.join("pull-secret")),
+    );
+    let ca = pod.mount_ca(registry.ca_file().unwrap());
+    let mut plan = serde_json::json!({
+        "apiVersion": "skillport.dev/v1alpha1",
+        "kind": "FetchPlan",
+        "skills": [{"name": "planned", "image": reference}],
+        "pullSecrets": [{"name": "regcred", "path": path_str(&secret)}],
+        "caFiles": [path_str(&ca)],
+    });
+    let plan_path = pod.write_plan(&plan);
+    pod.seal();
+    let before = pod.outside();
+    let dry = |plan: &Path| {
+        common::run({
+            let mut command = Command::new(env!("CARGO_BIN_EXE_skillport"));
+            command
+                .env_clear()
+                .args(["fetch", "--dry-run", "--plan"])
+                .arg(plan);
+            command
+        })
+    };
+    let run = dry(&plan_path).success();
+    assert!(
+        run.stdout.contains(&format!(
+            "would fetch planned ({reference}) -> planned: {digest}"
+        )),
+        "{run}"
+    );
+    assert!(run.stderr.contains("nothing was written"), "{run}");
+    assert_eq!(pod.outside(), before, "a dry run writes nothing");
+    assert!(fs::read_dir(pod.path("skills")).unwrap().next().is_none());
+
+    plan["skills"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "absent", "image": format!("{}/skills/absent:1", registry.host())}));
+    let other = sandbox.join("plan-with-absent.json");
+    fs::write(&other, serde_json::to_vec(&plan).unwrap()).unwrap();
+    let run = dry(&other).failure();
+    assert!(run.stderr.contains("error: skill \"absent\""), "{run}");
+    assert!(run.stderr.contains("1 of 2 skills would fail"), "{run}");
+}
