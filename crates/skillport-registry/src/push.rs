@@ -16,6 +16,9 @@ use crate::response::{location, status_error};
 use crate::transfer::{Progress, verify};
 use crate::upload::{Source, Upload};
 
+/// The largest blob `copy` carries between registries (in memory, never on disk).
+const MAX_COPIED_BLOB: u64 = 1 << 30;
+
 /// What the registry said to a manifest PUT.
 pub(crate) struct PutAnswer {
     /// It answered `OCI-Subject`: it indexes the manifest's `subject` for the referrers API.
@@ -91,6 +94,61 @@ impl Client {
         )
         .await?;
         Ok(image.descriptor.digest)
+    }
+
+    /// Copies the image `source` names to `target` (another repository, or another registry),
+    /// every platform of an index: blobs the target lacks are mounted within one registry, or
+    /// read from the source into memory and uploaded (never written to disk); then the
+    /// manifests, the top one under the target's tag. Returns the image's digest, which the
+    /// copy keeps.
+    pub async fn copy(
+        &self,
+        source: &Reference,
+        target: &Reference,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Digest, RegistryError> {
+        let from = Remote::new(source);
+        let to = Remote::new(target);
+        let top = self.fetch_manifest(source).await?;
+        let digest = top.descriptor.digest.clone();
+        if let Some(wanted) = target.digest()
+            && *wanted != digest
+        {
+            return Err(RegistryError::DigestMismatch {
+                registry: to.registry.clone(),
+                what: format!("copy target {}", to.display),
+                expected: wanted.clone(),
+                found: digest,
+            });
+        }
+        let tree = self.tree(&from, top).await?;
+        let mount_from = (from.registry == to.registry && from.repository != to.repository)
+            .then_some(from.repository.as_str());
+        futures_util::stream::iter(tree.blobs())
+            .map(|blob| {
+                let (from, to, progress) = (&from, &to, progress.clone());
+                async move {
+                    self.upload_blob(to, &blob, Source::Registry(from), mount_from, progress)
+                        .await
+                }
+            })
+            .buffer_unordered(PARALLEL_BLOBS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let documents = tree.documents();
+        let (top, children) = documents.split_last().expect("a tree has a top");
+        for document in children {
+            self.put_manifest(
+                &to,
+                &document.descriptor.digest.to_string(),
+                &document.descriptor.media_type,
+                &document.bytes,
+            )
+            .await?;
+        }
+        self.put_manifest(&to, &to.reference, &top.descriptor.media_type, &top.bytes)
+            .await?;
+        Ok(digest)
     }
 
     pub(crate) async fn put_manifest(
@@ -175,6 +233,14 @@ impl Client {
             what: what.clone(),
             reason: "upload answered without a Location".into(),
         })?;
+        let fetched;
+        let source = match source {
+            Source::Registry(from) => {
+                fetched = self.blob_bytes(from, blob, MAX_COPIED_BLOB).await?;
+                Source::Bytes(&fetched)
+            }
+            other => other,
+        };
         let label = format!("{} {}", remote.repository, blob.digest.short());
         let id = progress.start(&label, Some(blob.size));
         let upload = Upload {

@@ -242,7 +242,7 @@ impl Client {
                 .annotations
                 .get(skillport_oci::spec::annotation::CREATED)
                 .cloned(),
-            bytes: self.small_blob(remote, layer).await?,
+            bytes: self.blob_bytes(remote, layer, MAX_SIGNATURE_BYTES).await?,
         }))
     }
 
@@ -279,7 +279,7 @@ impl Client {
         let payloads = futures_util::future::try_join_all(
             layers
                 .iter()
-                .map(|(_, layer)| self.small_blob(&remote, layer)),
+                .map(|(_, layer)| self.blob_bytes(&remote, layer, MAX_SIGNATURE_BYTES)),
         )
         .await?;
         Ok(Attached {
@@ -312,17 +312,19 @@ impl Client {
     }
 
     /// A small blob in memory, its size and digest checked.
-    async fn small_blob(
+    /// A blob in memory, at most `limit` bytes, its size and digest checked.
+    pub(crate) async fn blob_bytes(
         &self,
         remote: &Remote,
         descriptor: &Descriptor,
+        limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
         let what = format!("blob {}", descriptor.digest);
-        if descriptor.size > MAX_SIGNATURE_BYTES {
+        if descriptor.size > limit {
             return Err(RegistryError::TooLarge {
                 registry: remote.registry.clone(),
                 what,
-                limit: MAX_SIGNATURE_BYTES,
+                limit,
             });
         }
         let access = remote.access("pull", &what);

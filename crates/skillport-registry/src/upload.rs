@@ -42,6 +42,9 @@ pub(crate) enum Source<'a> {
     File(&'a Path),
     /// A small blob made in memory (a signature bundle, the empty config).
     Bytes(&'a [u8]),
+    /// The same blob in another registry (`copy`): read into memory, never to disk, once the
+    /// target turned out to need it.
+    Registry(&'a Remote),
 }
 
 /// One upload session of `blob` from `source`.
@@ -202,6 +205,7 @@ impl Upload<'_> {
                 let start = usize::try_from(offset).expect("within the blob");
                 return Ok(bytes::Bytes::copy_from_slice(&bytes[start..start + len]));
             }
+            Source::Registry(_) => unreachable!("read into memory before the upload starts"),
         };
         let io = |source| RegistryError::Io {
             action: "reading",

@@ -124,6 +124,11 @@ pub enum Command {
         after_help = "Examples:\n  skillport pull registry.example.com/skills/pdf-tools:1.2.0\n  skillport pull registry.example.com/skills/pdf-tools@sha256:…"
     )]
     Pull(PullArgs),
+    /// Copy an image from one registry (or repository) to another, never through the disk.
+    #[command(
+        after_help = "Example:\n  skillport copy registry.example.com/skills/pdf-tools:1.2.0 mirror.example.com/skills/pdf-tools:1.2.0\n\nEvery platform is copied and the digest stays the same. Blobs the target lacks are mounted\nwithin one registry, or carried in memory between two. Credentials for both come from the\nsame files (--authfile, repeatable)."
+    )]
+    Copy(CopyArgs),
     /// Print the digest a registry reference points at.
     Resolve(ResolveArgs),
     /// List a repository's tags.
@@ -384,6 +389,19 @@ pub struct PullArgs {
     pub json: bool,
     #[command(flatten)]
     pub store: StoreOption,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The image to copy, e.g. registry.example.com/skills/pdf-tools:1.2.0.
+    pub source: String,
+    /// Where to, e.g. mirror.example.com/skills/pdf-tools:1.2.0.
+    pub target: String,
+    /// Print JSON: the target and the digest.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub registries: RegistryOptions,
 }

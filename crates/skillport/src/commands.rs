@@ -73,6 +73,7 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
             remote::pull(&top.with(&args.registries), &store(&args.store)?, &args)
         }
         Command::Resolve(args) => remote::resolve(&top.with(&args.registries), &args),
+        Command::Copy(args) => remote::copy(&top.with(&args.registries), &args),
         Command::Tags(args) => remote::tags(&top.with(&args.registries), &args),
         Command::Login(args) => remote::login(&top.with(&args.registries), &args),
         Command::Logout(args) => remote::logout(&args),

@@ -253,6 +253,21 @@ pub fn push(settings: &RegistrySettings, store: &Store, args: &PushArgs) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn copy(settings: &RegistrySettings, args: &crate::cli::CopyArgs) -> Result<ExitCode> {
+    let source = remote_reference(&args.source)?;
+    let target = remote_reference(&args.target)?;
+    let client = settings.client(&[&source, &target])?;
+    let digest = block_on(client.copy(&source, &target, Bars::shared()))
+        .with_context(|| format!("copying {} to {}", asked(&source), asked(&target)))?;
+    eprintln!("copied {} to {target}", asked(&source));
+    if args.json {
+        print_json(&json!({"reference": target.to_string(), "digest": digest}))?;
+    } else {
+        out!("{digest}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn pull(settings: &RegistrySettings, store: &Store, args: &PullArgs) -> Result<ExitCode> {
     let reference = remote_reference(&args.reference)?;
     let client = settings.client(&[&reference])?;

@@ -449,3 +449,63 @@ fn login_asks_for_the_password_on_a_terminal() {
         "{no_terminal:?}"
     );
 }
+
+/// `copy` between two TLS registries with different users (one authfile each), and within one
+/// registry to another repository: the digest stays, every blob arrives (a pull verifies them),
+/// and nothing goes through the local store.
+#[test]
+fn copy_moves_an_image_between_registries_with_different_credentials() {
+    use skillport_testkit::RegistryOptions;
+    let first = Registry::start(RegistryOptions {
+        tls: true,
+        basic_auth: Some(("alice".into(), "alice-copy-secret-1".into())),
+        ..RegistryOptions::default()
+    });
+    let second = Registry::start(RegistryOptions {
+        tls: true,
+        basic_auth: Some(("bob".into(), "bob-copy-secret-2".into())),
+        ..RegistryOptions::default()
+    });
+    let sandbox = Sandbox::new();
+    let first_auth = first.docker_config(&sandbox.join("auth-first"));
+    let second_auth = second.docker_config(&sandbox.join("auth-second"));
+    let skill = write_minimal_skill(sandbox.path(), "copied");
+    let digest = sandbox.build(&skill, "copied:1");
+    let flags = [
+        "--ca-file",
+        path_str(first.ca_file().unwrap()),
+        "--ca-file",
+        path_str(second.ca_file().unwrap()),
+        "--authfile",
+        path_str(&first_auth),
+        "--authfile",
+        path_str(&second_auth),
+    ];
+    let with = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(flags);
+        sandbox.run(&all)
+    };
+    let source = format!("{}/skills/copied:1", first.host());
+    with(&["push", "copied:1", &source]).success();
+    let store_before = common::tree(&sandbox.store());
+
+    let target = format!("{}/mirror/copied:1", second.host());
+    let copied = with(&["copy", &source, &target, "--json"]).success();
+    assert_eq!(copied.json()["digest"], digest.as_str(), "{copied}");
+    let resolved = with(&["resolve", &target]).success();
+    assert_eq!(resolved.stdout.trim(), digest);
+    let within = format!("{}/other/copied:2", second.host());
+    with(&["copy", &target, &within]).success();
+    assert_eq!(with(&["resolve", &within]).success().stdout.trim(), digest);
+    assert_eq!(
+        common::tree(&sandbox.store()),
+        store_before,
+        "copy went through the store"
+    );
+    let pulled = with(&["pull", &within]).success();
+    assert_eq!(pulled.stdout.trim(), digest, "{pulled}");
+    for secret in ["alice-copy-secret-1", "bob-copy-secret-2"] {
+        assert!(!copied.stderr.contains(secret) && !copied.stdout.contains(secret));
+    }
+}
