@@ -30,7 +30,10 @@ pub(super) async fn fetch_git(
     }
     let origin = format!("{} {}", spec.url, spec.reference);
     let staging = staging(context, &origin)?;
-    let staged = staging.path().join(skill.target());
+    // Staged under the skill's name, not its target: the rule that a skill's name equals its
+    // folder's is about the skill as published, and a target that renames the folder in
+    // `--into` must not warn on every run. The rename into `--into` gives the target.
+    let staged = staging.path().join(&skill.name);
     let source = GitSource {
         url: spec.url.clone(),
         reference: spec.reference.clone(),

@@ -55,7 +55,10 @@ pub(super) async fn fetch_image(
     let exact = pinned(&reference, &digest);
     let exact_text = exact.to_string();
     let staging = staging(context, text)?;
-    let staged = staging.path().join(skill.target());
+    // Staged under the skill's name, not its target: the rule that a skill's name equals its
+    // folder's is about the skill as published, and a target that renames the folder in
+    // `--into` must not warn on every run. The rename into `--into` gives the target.
+    let staged = staging.path().join(&skill.name);
     let limits = UnpackLimits {
         max_bytes: context.options.max_skill_bytes,
         max_entries: context.options.max_skill_entries,
