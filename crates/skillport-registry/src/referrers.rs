@@ -312,6 +312,18 @@ impl Client {
     }
 
     /// A small blob in memory, its size and digest checked.
+    /// The blob `descriptor` of the repository `reference` names, in memory (at most
+    /// `limit` bytes), its size and digest checked: an image config, say.
+    pub async fn blob(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        self.blob_bytes(&Remote::new(reference), descriptor, limit)
+            .await
+    }
+
     /// A blob in memory, at most `limit` bytes, its size and digest checked.
     pub(crate) async fn blob_bytes(
         &self,

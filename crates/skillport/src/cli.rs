@@ -105,6 +105,14 @@ pub enum Command {
     /// Show an image's metadata, annotations and files.
     #[command(after_help = "Example:\n  skillport inspect pdf-tools:1.2.0 --json")]
     Inspect(InspectArgs),
+    /// Print an image's manifest (or index) exactly as stored or served, for scripts.
+    #[command(
+        after_help = "Example:\n  skillport manifest registry.example.com/skills/pdf-tools:1.2.0 | jq ."
+    )]
+    Manifest(RawArgs),
+    /// Print the image config of the manifest a skill is read from, for scripts.
+    #[command(after_help = "Example:\n  skillport config pdf-tools:1.2.0 | jq .rootfs")]
+    Config(RawArgs),
     /// Give an image another name.
     #[command(after_help = "Example:\n  skillport tag pdf-tools:1.2.0 pdf-tools:stable")]
     Tag(TagArgs),
@@ -387,6 +395,19 @@ pub struct PullArgs {
     /// Print JSON: the reference and its digest (and media type and size).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub store: StoreOption,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct RawArgs {
+    /// The image (a reference naming a registry is read from it).
+    pub reference: String,
+    /// Read a reference that names a registry from the local store instead.
+    #[arg(long)]
+    pub local: bool,
     #[command(flatten)]
     pub store: StoreOption,
     #[command(flatten)]

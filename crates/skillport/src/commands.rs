@@ -60,6 +60,14 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
             remote::inspect(&top.with(&args.registries), &args)
         }
         Command::Inspect(args) => inspect(&store(&args.store)?, &args),
+        Command::Manifest(args) if remote::is_remote(&args.reference, args.local) => {
+            remote::raw(&top.with(&args.registries), &args, false)
+        }
+        Command::Config(args) if remote::is_remote(&args.reference, args.local) => {
+            remote::raw(&top.with(&args.registries), &args, true)
+        }
+        Command::Manifest(args) => raw(&store(&args.store)?, &args, false),
+        Command::Config(args) => raw(&store(&args.store)?, &args, true),
         Command::Tag(args) => tag(&store(&args.store)?, &args),
         Command::Export(args) if remote::is_remote(&args.reference, args.local) => {
             remote::export(&top.with(&args.registries), &args)
@@ -562,6 +570,22 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<ExitCode> {
             kind => out!("  {}  ({kind})", file.path),
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `manifest` / `config` of a store image: the top document's bytes, or the picked
+/// manifest's config blob, exactly as stored.
+fn raw(store: &Store, args: &crate::cli::RawArgs, config: bool) -> Result<ExitCode> {
+    let (stored, image) = resolve_skill(store, &args.reference)?;
+    let digest = if config {
+        &image.manifest.config.digest
+    } else {
+        &stored.descriptor.digest
+    };
+    let bytes = store
+        .read_blob(digest)
+        .with_context(|| format!("reading {} of {}", digest, stored.key))?;
+    crate::output::raw(&bytes);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,6 +19,19 @@ pub fn line(args: std::fmt::Arguments<'_>) {
         .write_fmt(args)
         .and_then(|()| stdout.write_all(b"\n"))
         .and_then(|()| stdout.flush());
+    finish_writing(written);
+}
+
+/// Writes `bytes` to standard output as they are (no newline added), with [`line`]'s rules
+/// for a reader that went away: `manifest` output must hash to its digest.
+pub fn raw(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_all(bytes).and_then(|()| stdout.flush());
+    finish_writing(written);
+}
+
+fn finish_writing(written: std::io::Result<()>) {
     match written {
         Ok(()) => {}
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),

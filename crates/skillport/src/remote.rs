@@ -326,6 +326,30 @@ pub fn tags(settings: &RegistrySettings, args: &TagsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `manifest` / `config` of a registry image: the manifest as served, or the picked manifest's
+/// config blob.
+pub fn raw(
+    settings: &RegistrySettings,
+    args: &crate::cli::RawArgs,
+    config: bool,
+) -> Result<ExitCode> {
+    let reference = remote_reference(&args.reference)?;
+    let client = settings.client(&[&reference])?;
+    let bytes = if config {
+        let (tree, picked) = block_on(client.skill_manifest(&reference))
+            .with_context(|| format!("reading {}", asked(&reference)))?;
+        let manifest = &tree.manifest(&picked.digest).expect("fetched").manifest;
+        block_on(client.blob(&reference, &manifest.config, 4 << 20))
+            .with_context(|| format!("reading the config of {}", asked(&reference)))?
+    } else {
+        block_on(client.fetch_manifest(&reference))
+            .with_context(|| format!("reading {}", asked(&reference)))?
+            .bytes
+    };
+    crate::output::raw(&bytes);
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn inspect(settings: &RegistrySettings, args: &InspectArgs) -> Result<ExitCode> {
     let reference = remote_reference(&args.reference)?;
     let client = settings.client(&[&reference])?;

@@ -802,3 +802,26 @@ fn short_digests_and_prefixes_name_store_images() {
     let removed = sandbox.ok(&["rm", shown]);
     assert!(removed.stdout.contains("removed short:"), "{removed}");
 }
+
+/// `manifest` prints the top document exactly as stored (it hashes to the image's digest);
+/// `config` prints the picked manifest's config.
+#[test]
+fn manifest_and_config_print_the_stored_documents_as_they_are() {
+    let sandbox = Sandbox::new();
+    let dir = common::write_minimal_skill(sandbox.path(), "rawest");
+    let digest = sandbox.build(&dir, "rawest:1");
+    let manifest = sandbox.ok(&["manifest", "rawest:1"]);
+    let saved = sandbox.join("manifest.json");
+    fs::write(&saved, manifest.stdout.as_bytes()).unwrap();
+    let sum = &common::sha256_files(std::slice::from_ref(&saved))[0];
+    assert_eq!(format!("sha256:{sum}"), digest, "printed as stored");
+    let index: Value = manifest.json();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let config = sandbox.ok(&["config", "rawest:1"]).json();
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["architecture"], "amd64");
+    assert!(config["rootfs"]["diff_ids"].is_array(), "{config}");
+}

@@ -503,6 +503,16 @@ fn copy_moves_an_image_between_registries_with_different_credentials() {
         store_before,
         "copy went through the store"
     );
+    // `manifest` prints the target's index as served: it hashes to the digest.
+    let served = with(&["manifest", &target]).success();
+    let saved = sandbox.join("served.json");
+    std::fs::write(&saved, served.stdout.as_bytes()).unwrap();
+    assert_eq!(
+        format!("sha256:{}", common::sha256_files(&[saved])[0]),
+        digest
+    );
+    let config: serde_json::Value = with(&["config", &target]).success().json();
+    assert_eq!(config["os"], "linux", "{config}");
     let pulled = with(&["pull", &within]).success();
     assert_eq!(pulled.stdout.trim(), digest, "{pulled}");
     for secret in ["alice-copy-secret-1", "bob-copy-secret-2"] {
