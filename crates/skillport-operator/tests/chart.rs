@@ -362,3 +362,83 @@ fn the_chart_crd_is_deploy_crd() {
          copy deploy/crd.yaml to charts/skillport/crds/ when it changes"
     );
 }
+
+/// `scripts/images.sh` (the README's cluster quick start) builds both images from the static
+/// binaries without Docker, pushes them, prints their digests (the same on a second run) and
+/// writes an overlay in which deploy/'s operator runs its image and names its init image, both
+/// pinned by digest.
+#[test]
+fn the_images_script_pushes_both_images_and_pins_deploy_to_them() {
+    let static_bin = std::env::var_os("SKILLPORT_STATIC_BIN")
+        .map(PathBuf::from)
+        .filter(|path| path.is_file())
+        .expect("SKILLPORT_STATIC_BIN (scripts/test.sh builds the static binaries)");
+    let registry = skillport_testkit::Registry::plain();
+    let out = tempfile::tempdir().unwrap();
+    let bin_dir = skillport_testkit::k8s_bin_dir();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir.clone()).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .unwrap();
+    let target = format!("{}/skillport", registry.host());
+    let images = || {
+        let output = Command::new(workspace().join("scripts/images.sh"))
+            .arg(&target)
+            .arg(out.path())
+            .env("PATH", &path)
+            .env("CRANE_FLAGS", "--insecure")
+            .env("SKILLPORT_IMAGE_BINARIES", static_bin.parent().unwrap())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "images.sh failed:\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout.lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let first = images();
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first[0].starts_with(&format!("{target}/skillport@sha256:")),
+        "{first:?}"
+    );
+    assert!(
+        first[1].starts_with(&format!("{target}/skillport-operator@sha256:")),
+        "{first:?}"
+    );
+    assert_eq!(images(), first, "the same binaries give the same digests");
+
+    let rendered = parse(
+        &run("kubectl", &["kustomize", &out.path().display().to_string()]),
+        "kubectl kustomize",
+    );
+    let deployment = find(
+        &rendered,
+        "Deployment",
+        "skillport-operator",
+        Some("skillport-system"),
+    );
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], first[1].as_str());
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.contains(&format!("--init-image={}", first[0]).as_str()),
+        "{args:?}"
+    );
+    let config: Value =
+        serde_json::from_str(&run("crane", &["config", "--insecure", &first[0]])).unwrap();
+    assert_eq!(
+        config["config"]["Entrypoint"],
+        json!(["/usr/local/bin/skillport"])
+    );
+    assert_eq!(config["os"], "linux");
+}
