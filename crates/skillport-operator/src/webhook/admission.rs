@@ -84,6 +84,9 @@ pub struct Admission {
 pub struct PolicyStores {
     cluster: Store<ClusterSkillPolicy>,
     local: Store<SkillPolicy>,
+    /// Both stores have listed once: until then no skill is injected (an empty store would
+    /// pass everything).
+    ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PolicyStores {
@@ -108,20 +111,44 @@ impl PolicyStores {
         .reflect(local_writer)
         .applied_objects()
         .map(|event| event.map(|_| ()));
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (listed, stores) = (ready.clone(), (cluster.clone(), local.clone()));
+        // One task: the watches, and noting when both kinds were listed once.
         let task = tokio::spawn(async move {
-            let both = futures_util::stream::select(clusters, locals);
-            futures_util::pin_mut!(both);
-            while let Some(event) = both.next().await {
-                if let Err(err) = event {
-                    tracing::debug!(error = %err, "webhook: watching skill policies");
+            let watch = async {
+                let both = futures_util::stream::select(clusters, locals);
+                futures_util::pin_mut!(both);
+                while let Some(event) = both.next().await {
+                    if let Err(err) = event {
+                        tracing::debug!(error = %err, "webhook: watching skill policies");
+                    }
                 }
-            }
+            };
+            let readiness = async {
+                if stores.0.wait_until_ready().await.is_ok()
+                    && stores.1.wait_until_ready().await.is_ok()
+                {
+                    listed.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            };
+            tokio::join!(watch, readiness);
         });
-        (PolicyStores { cluster, local }, task)
+        (
+            PolicyStores {
+                cluster,
+                local,
+                ready,
+            },
+            task,
+        )
     }
 
-    /// The policies that apply in `namespace`, as `(title, spec)`.
-    fn applying(&self, namespace: &str) -> Vec<(String, ClusterSkillPolicySpec)> {
+    /// The policies that apply in `namespace`, as `(title, spec)`; `None` until both kinds
+    /// were listed (fail closed: the webhook then gives no Pod any skill).
+    fn applying(&self, namespace: &str) -> Option<Vec<(String, ClusterSkillPolicySpec)>> {
+        if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let mut all: Vec<(String, ClusterSkillPolicySpec)> = self
             .cluster
             .state()
@@ -145,7 +172,7 @@ impl PolicyStores {
                     )
                 }),
         );
-        all
+        Some(all)
     }
 }
 
@@ -580,11 +607,11 @@ async fn mutate_pods(State(admission): State<Admission>, request: Request) -> Re
                 (namespace, name),
                 skill_set.as_deref(),
                 &admission.options,
-                &admission
-                    .policies
-                    .as_ref()
-                    .map(|stores| stores.applying(namespace))
-                    .unwrap_or_default(),
+                match &admission.policies {
+                    Some(stores) => stores.applying(namespace),
+                    None => Some(Vec::new()),
+                }
+                .as_deref(),
             ),
             Err(err) => AdmissionResponse::from(&request).deny(format!(
                 "cannot read SkillSet {namespace}/{name} (the Pod asks for it with label \
@@ -750,7 +777,7 @@ pub fn decide_pod(
     (namespace, name): (&str, &str),
     skill_set: Option<&SkillSet>,
     options: &Options,
-    policies: &[(String, ClusterSkillPolicySpec)],
+    policies: Option<&[(String, ClusterSkillPolicySpec)]>,
 ) -> AdmissionResponse {
     let response = AdmissionResponse::from(request);
     let Some(skill_set) = skill_set else {
@@ -777,6 +804,15 @@ pub fn decide_pod(
     let (mode, resolved) = match injectable(skill_set) {
         Ok(ready) => ready,
         Err(why) => return refuse(response, why),
+    };
+    let Some(policies) = policies else {
+        return refuse(
+            response,
+            "cannot be checked against the skill policies yet (the webhook has not listed \
+             ClusterSkillPolicies and SkillPolicies; are their CRDs from deploy/crd.yaml \
+             installed?)"
+                .to_owned(),
+        );
     };
     if let Some(why) = unverified(skill_set, resolved, policies) {
         return refuse(response, why);
