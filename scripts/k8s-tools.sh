@@ -21,7 +21,7 @@
 # The folder is keyed by the Kubernetes version; inside it, each group keeps a stamp holding a hash
 # of its module files and build flags, so changing a pin rebuilds that group and nothing else. A
 # group whose binaries are all there, carry its stamp and answer their version check is left alone.
-# About 9 minutes cold on 2 cores (Kubernetes ~4.5, containerd ~1.5, helm ~1, the rest seconds) and
+# About 12 minutes cold on 2 cores (Kubernetes ~4.5, cosign ~3, containerd ~1.5, helm ~1, the rest seconds) and
 # ~4 GB of Go build cache while it builds (removed afterwards); a second run takes a second or two.
 set -euo pipefail
 
@@ -61,7 +61,7 @@ duration() { # seconds -> "4m19s"
   if [ "$s" -ge 60 ]; then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%ds' "$s"; fi
 }
 
-command -v go >/dev/null || fail "go is not installed (Go 1.25+ is needed to build the Kubernetes test binaries)"
+command -v go >/dev/null || fail "go is not installed (Go 1.26+ is needed to build the Kubernetes test binaries; cosign's module asks for 1.26)"
 mkdir -p "$BIN_DIR/.stamps"
 
 # One build at a time per machine: two test runs starting together must not race on the folder.

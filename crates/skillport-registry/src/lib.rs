@@ -26,7 +26,9 @@ mod upload;
 pub use client::Client;
 pub use error::{ErrorKind, RegistryError};
 pub use export::Exported;
-pub use referrers::{Attached, AttachedBundle, AttachedLayer, Attachment, BUNDLE_ARTIFACT_TYPE};
+pub use referrers::{
+    Attached, AttachedBundle, AttachedLayer, Attachment, BUNDLE_ARTIFACT_TYPE, fallback_tag,
+};
 pub use remote::Remote;
 pub use request::ClientOptions;
 pub use transfer::{NoProgress, Progress};

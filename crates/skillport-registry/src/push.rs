@@ -16,6 +16,25 @@ use crate::response::{location, status_error};
 use crate::transfer::{Progress, verify};
 use crate::upload::{Source, Upload};
 
+/// The same rule as pull: the target is the tag its reference names, `latest` when it names
+/// none, or its digest, which must then be the image's own.
+fn check_target(
+    remote: &Remote,
+    target: &Reference,
+    digest: &Digest,
+    operation: &str,
+) -> Result<(), RegistryError> {
+    match target.digest() {
+        Some(wanted) if wanted != digest => Err(RegistryError::DigestMismatch {
+            registry: remote.registry.clone(),
+            what: format!("{operation} target {}", remote.display),
+            expected: wanted.clone(),
+            found: digest.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The largest blob `copy` carries between registries (in memory, never on disk).
 const MAX_COPIED_BLOB: u64 = 1 << 30;
 
@@ -46,6 +65,7 @@ impl Client {
             .map(|_| local.repository().to_owned())
             .filter(|repository| *repository != remote.repository);
 
+        check_target(&remote, remote_ref, &image.descriptor.digest, "push")?;
         let tree = ImageTree::read(store, &image.descriptor)?;
         let blobs = tree.blobs();
 
@@ -62,37 +82,7 @@ impl Client {
             .buffer_unordered(PARALLEL_BLOBS)
             .try_collect::<Vec<()>>()
             .await?;
-        // The manifests under an index go by digest; the top goes last, under the tag.
-        let documents = tree.documents();
-        let (top, children) = documents.split_last().expect("a tree has a top");
-        for document in children {
-            self.put_manifest(
-                &remote,
-                &document.descriptor.digest.to_string(),
-                &document.descriptor.media_type,
-                &document.bytes,
-            )
-            .await?;
-        }
-        // The same rule as pull: the tag the reference names, `latest` when it names none, or
-        // its digest, which must then be the image's own.
-        if let Some(digest) = remote_ref.digest()
-            && *digest != image.descriptor.digest
-        {
-            return Err(RegistryError::DigestMismatch {
-                registry: remote.registry.clone(),
-                what: format!("push target {}", remote.display),
-                expected: digest.clone(),
-                found: image.descriptor.digest.clone(),
-            });
-        }
-        self.put_manifest(
-            &remote,
-            &remote.reference,
-            &top.descriptor.media_type,
-            &top.bytes,
-        )
-        .await?;
+        self.put_documents(&remote, &tree).await?;
         Ok(image.descriptor.digest)
     }
 
@@ -111,16 +101,7 @@ impl Client {
         let to = Remote::new(target);
         let top = self.fetch_manifest(source).await?;
         let digest = top.descriptor.digest.clone();
-        if let Some(wanted) = target.digest()
-            && *wanted != digest
-        {
-            return Err(RegistryError::DigestMismatch {
-                registry: to.registry.clone(),
-                what: format!("copy target {}", to.display),
-                expected: wanted.clone(),
-                found: digest,
-            });
-        }
+        check_target(&to, target, &digest, "copy")?;
         let tree = self.tree(&from, top).await?;
         let mount_from = (from.registry == to.registry && from.repository != to.repository)
             .then_some(from.repository.as_str());
@@ -135,20 +116,32 @@ impl Client {
             .buffer_unordered(PARALLEL_BLOBS)
             .try_collect::<Vec<()>>()
             .await?;
+        self.put_documents(&to, &tree).await?;
+        Ok(digest)
+    }
+
+    /// Puts the manifests of `tree` to `remote`: those under an index by digest, the top last,
+    /// under the tag (or digest) `remote` names.
+    async fn put_documents(&self, remote: &Remote, tree: &ImageTree) -> Result<(), RegistryError> {
         let documents = tree.documents();
         let (top, children) = documents.split_last().expect("a tree has a top");
         for document in children {
             self.put_manifest(
-                &to,
+                remote,
                 &document.descriptor.digest.to_string(),
                 &document.descriptor.media_type,
                 &document.bytes,
             )
             .await?;
         }
-        self.put_manifest(&to, &to.reference, &top.descriptor.media_type, &top.bytes)
-            .await?;
-        Ok(digest)
+        self.put_manifest(
+            remote,
+            &remote.reference,
+            &top.descriptor.media_type,
+            &top.bytes,
+        )
+        .await?;
+        Ok(())
     }
 
     pub(crate) async fn put_manifest(

@@ -371,8 +371,8 @@ impl Client {
         annotations: Annotations,
     ) -> Result<Attachment, RegistryError> {
         let remote = Remote::new(reference);
-        let config = blob_descriptor(EMPTY_MEDIA_TYPE, b"{}");
-        let layer = blob_descriptor(artifact_type, layer_bytes);
+        let config = Descriptor::of(EMPTY_MEDIA_TYPE, b"{}");
+        let layer = Descriptor::of(artifact_type, layer_bytes);
         for (descriptor, bytes) in [(&config, &b"{}"[..]), (&layer, layer_bytes)] {
             self.upload_blob(
                 &remote,
@@ -413,12 +413,9 @@ impl Client {
                 let mut index = ImageIndex::new();
                 index.manifests = listed;
                 index.manifests.push(Descriptor {
-                    media_type: media::IMAGE_MANIFEST.to_owned(),
-                    digest: digest.clone(),
-                    size: bytes.len() as u64,
-                    platform: None,
                     artifact_type: Some(artifact_type.to_owned()),
                     annotations,
+                    ..Descriptor::of(media::IMAGE_MANIFEST, &bytes)
                 });
                 let index_bytes = serde_json::to_vec(&index).expect("an index serializes");
                 self.put_manifest(
@@ -437,18 +434,8 @@ impl Client {
     }
 }
 
-/// The referrers tag of a digest: `sha256:abc…` → `sha256-abc…`.
-fn fallback_tag(digest: &Digest) -> String {
+/// The referrers tag of a digest (`sha256:abc…` → `sha256-abc…`), where signatures of it are
+/// listed on registries without the referrers API; cosign's legacy tag adds `.sig`.
+pub fn fallback_tag(digest: &Digest) -> String {
     format!("{}-{}", digest.algorithm().name(), digest.hex())
-}
-
-fn blob_descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_owned(),
-        digest: Digest::sha256(bytes),
-        size: bytes.len() as u64,
-        platform: None,
-        artifact_type: None,
-        annotations: BTreeMap::new(),
-    }
 }

@@ -133,9 +133,8 @@ fn report_signed(
         "through the referrers API".to_owned()
     } else {
         format!(
-            "under the referrers tag {}-{}",
-            digest.algorithm().name(),
-            digest.hex()
+            "under the referrers tag {}",
+            skillport_registry::fallback_tag(digest)
         )
     };
     eprintln!(
@@ -261,9 +260,8 @@ pub fn verify_signature(
                 "the referrers tag"
             };
             bail!(
-                "{pinned} has no signature (looked in {looked} and the tag {}-{}.sig)\nhint: sign it with `skillport sign {pinned} --key cosign.key`",
-                digest.algorithm().name(),
-                digest.hex()
+                "{pinned} has no signature (looked in {looked} and the tag {}.sig)\nhint: sign it with `skillport sign {pinned} --key cosign.key`",
+                skillport_registry::fallback_tag(&digest)
             );
         }
         bail!(
