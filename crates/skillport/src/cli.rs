@@ -15,7 +15,7 @@ Examples:
   skillport tag my-skill:0.1.0 my-skill:latest
   skillport export my-skill:0.1.0 ./out        # the skill's files back on disk
   skillport rm my-skill:latest
-  skillport demo                               # build and export the shipped examples";
+  skillport demo                               # the shipped examples: built, exported, rendered for a cluster";
 
 /// Package Agent Skills as OCI images and deliver them where agents run.
 #[derive(Debug, Parser)]
@@ -152,7 +152,8 @@ pub enum Command {
     /// Remove a registry's credentials from the Docker config file login writes.
     #[command(after_help = "Example:\n  skillport logout registry.example.com")]
     Logout(LogoutArgs),
-    /// Build the example skills into a fresh store and export them as an agent sees them.
+    /// Build the example skills into a fresh store, export them as an agent sees them, and
+    /// render them onto an example Deployment as the operator would (both delivery modes).
     Demo(DemoArgs),
     /// Fetch the skills a plan lists into a folder: the agent pod's init container.
     #[command(

@@ -12,8 +12,8 @@ use skillport_oci::{BuildRequest, Reference, SkillImage, Store, StoredImage};
 use skillport_skill::{Diagnostic, EntryKind, LoadError, Mode, Severity, Skill, SkillCard};
 
 use crate::cli::{
-    BuildArgs, Cli, Command, DemoArgs, ExportArgs, ImagesArgs, InitArgs, InspectArgs, RmArgs,
-    TagArgs, ValidateArgs,
+    BuildArgs, Cli, Command, ExportArgs, ImagesArgs, InitArgs, InspectArgs, RmArgs, TagArgs,
+    ValidateArgs,
 };
 use crate::output::{human_size, one_line, plural, print_table, progress_bar};
 use crate::remote::{self, RegistrySettings, print_json};
@@ -90,7 +90,7 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
             crate::signing::verify_signature(&top.with(&args.registries), &args)
         }
         Command::GenerateKeyPair(args) => crate::signing::generate_key_pair(&args),
-        Command::Demo(args) => demo(&args),
+        Command::Demo(args) => crate::demo::demo(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
         Command::Verify(args) => Ok(crate::fetch::verify(&args)),
         Command::Completions(args) => {
@@ -128,7 +128,7 @@ fn open_store(root: Option<PathBuf>) -> Result<Store> {
     Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
 }
 
-fn parse_reference(text: &str) -> Result<Reference> {
+pub(crate) fn parse_reference(text: &str) -> Result<Reference> {
     Ok(text.parse::<Reference>()?)
 }
 
@@ -182,7 +182,7 @@ fn print_diagnostics(diagnostics: &[Diagnostic]) {
 }
 
 /// Loads a skill; on spec violations prints them all before failing.
-fn load_skill(dir: &Path, lenient: bool) -> Result<Skill> {
+pub(crate) fn load_skill(dir: &Path, lenient: bool) -> Result<Skill> {
     match skillport_skill::load(dir, mode(lenient)) {
         Ok(skill) => {
             print_diagnostics(&skill.warnings);
@@ -322,7 +322,7 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode> {
     })
 }
 
-fn source_date_epoch() -> Result<Option<u64>> {
+pub(crate) fn source_date_epoch() -> Result<Option<u64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(value) if !value.trim().is_empty() => {
             value.trim().parse::<u64>().map(Some).map_err(|_| {
@@ -433,7 +433,7 @@ fn split_key(key: &str) -> (String, Option<String>) {
     }
 }
 
-fn images(store: &Store, args: &ImagesArgs) -> Result<ExitCode> {
+pub(crate) fn images(store: &Store, args: &ImagesArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();
     for image in store.list()? {
@@ -491,7 +491,7 @@ pub fn platforms(index: &ImageIndex) -> Vec<String> {
         .collect()
 }
 
-fn resolve_skill(store: &Store, text: &str) -> Result<(StoredImage, SkillImage)> {
+pub(crate) fn resolve_skill(store: &Store, text: &str) -> Result<(StoredImage, SkillImage)> {
     let reference = local_reference(store, text)?;
     let stored = store.resolve(&reference)?;
     let image = skillport_oci::skill_image(store, &stored.descriptor)
@@ -668,150 +668,5 @@ fn rm(store: &Store, args: &RmArgs) -> Result<ExitCode> {
     if args.json {
         print_json(&serde_json::Value::Array(removed_all))?;
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The repository's `examples/`, built into the binary so that `demo` runs anywhere: each
-/// file's path, text and whether it is executable. `tests/demo.rs` checks that this is the
-/// whole folder, byte for byte.
-const EXAMPLES: [(&str, &str, bool); 7] = [
-    (
-        "commit-message/SKILL.md",
-        include_str!("../../../examples/commit-message/SKILL.md"),
-        false,
-    ),
-    (
-        "commit-message/references/conventional-commits.md",
-        include_str!("../../../examples/commit-message/references/conventional-commits.md"),
-        false,
-    ),
-    (
-        "csv-summary/SKILL.md",
-        include_str!("../../../examples/csv-summary/SKILL.md"),
-        false,
-    ),
-    (
-        "csv-summary/scripts/summarize.py",
-        include_str!("../../../examples/csv-summary/scripts/summarize.py"),
-        true,
-    ),
-    (
-        "release-notes/SKILL.md",
-        include_str!("../../../examples/release-notes/SKILL.md"),
-        false,
-    ),
-    (
-        "release-notes/skill.yaml",
-        include_str!("../../../examples/release-notes/skill.yaml"),
-        false,
-    ),
-    (
-        "release-notes/assets/template.md",
-        include_str!("../../../examples/release-notes/assets/template.md"),
-        false,
-    ),
-];
-
-/// Writes the built-in examples into `dir` (new); returns it.
-fn write_examples(dir: &Path) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    for (path, text, executable) in EXAMPLES {
-        let file = dir.join(path);
-        if let Some(parent) = file.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
-        fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
-        let mode = if executable { 0o755 } else { 0o644 };
-        fs::set_permissions(&file, fs::Permissions::from_mode(mode))?;
-    }
-    Ok(dir.to_path_buf())
-}
-
-/// Builds every skill in the examples folder into a fresh store and exports each one as an
-/// agent would see it (`<out>/.agents/skills/<name>`), printing each step.
-fn demo(args: &DemoArgs) -> Result<ExitCode> {
-    const MARKER: &str = ".skillport-demo";
-    if args.out.exists() {
-        if !args.out.join(MARKER).exists() {
-            bail!(
-                "{} exists and was not made by `skillport demo`; pass --out with a new folder",
-                args.out.display()
-            );
-        }
-        fs::remove_dir_all(&args.out)
-            .with_context(|| format!("removing the previous demo in {}", args.out.display()))?;
-    }
-    fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    fs::write(
-        args.out.join(MARKER),
-        "made by `skillport demo`; safe to delete\n",
-    )?;
-    let store_root = args.out.join("store");
-    let store = Store::open(&store_root)?;
-    out!("store: {} (an OCI image layout)", store_root.display());
-
-    let examples = match &args.examples {
-        Some(dir) => dir.clone(),
-        None => write_examples(&args.out.join("examples"))?,
-    };
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&examples)
-        .with_context(|| format!("reading the examples folder {}", examples.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.join("SKILL.md").is_file())
-        .collect();
-    dirs.sort();
-    if dirs.is_empty() {
-        bail!(
-            "{} holds no skill folders (folders with a SKILL.md)",
-            examples.display()
-        );
-    }
-    let skills_root = args.out.join(".agents/skills");
-    fs::create_dir_all(&skills_root)?;
-    for dir in &dirs {
-        let skill = load_skill(dir, false)?;
-        let entries = skillport_skill::walk(dir)?;
-        let name = &skill.frontmatter.name;
-        let version = skill
-            .card
-            .as_ref()
-            .map(|card| card.metadata.version.clone())
-            .or_else(|| skill.frontmatter.metadata.get("version").cloned())
-            .unwrap_or_else(|| "latest".into());
-        let reference = parse_reference(&format!("{name}:{version}"))?;
-        let request = BuildRequest {
-            skill: &skill,
-            entries: &entries,
-            generated_card: None,
-            source_date_epoch: source_date_epoch()?,
-            names: std::slice::from_ref(&reference),
-        };
-        let built = skillport_oci::build(&store, &request, &mut |_| {})
-            .with_context(|| format!("building {}", dir.display()))?;
-        out!(
-            "built    {reference:<32} {}  ({})",
-            built.digest(),
-            plural(built.layer.files, "file")
-        );
-        let (_, image) = resolve_skill(&store, &reference.to_string())?;
-        let dest = skills_root.join(name);
-        skillport_oci::export(&store, &image, &dest)?;
-        out!("exported {reference:<32} -> {}", dest.display());
-    }
-    out!();
-    images(
-        &store,
-        &ImagesArgs {
-            json: false,
-            quiet: false,
-            store: crate::cli::StoreOption::default(),
-        },
-    )?;
-    out!();
-    out!(
-        "An agent pointed at {} now finds {}, each folder named after its skill.",
-        skills_root.display(),
-        plural(dirs.len(), "skill")
-    );
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@
 mod output;
 mod cli;
 mod commands;
+mod demo;
 mod fetch;
 mod remote;
 mod signing;

@@ -72,11 +72,100 @@ fn demo_builds_and_exports_every_example() {
     assert_eq!(listed.as_array().unwrap().len(), examples.len(), "{listed}");
     assert_blobs_match_their_names(&store);
 
+    check_cluster_half(&out, &listed);
+
     // Running it again replaces its own output.
     let mut again = sandbox.bare(&["demo", "--out", path_str(&out)]);
     again.current_dir(common::workspace_root());
     common::run(again).success();
     assert_eq!(folder_names(&skills), names);
+}
+
+/// The cluster half: the Deployment rendered by `skillport-operator` (beside the test's
+/// `skillport`, as `cargo nextest run --workspace` builds both) in both modes, each skill pinned
+/// by the digest the store lists.
+fn check_cluster_half(out: &std::path::Path, listed: &serde_json::Value) {
+    let digests: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests.len(), 3, "{listed}");
+    let read = |file: &str| -> Vec<serde_json::Value> {
+        let path = out.join("cluster").join(file);
+        let text = fs::read_to_string(&path).unwrap_or_else(|err| {
+            panic!(
+                "{}: {err} (is skillport-operator built beside skillport? run the tests with \
+                 --workspace)",
+                path.display()
+            )
+        });
+        serde_saphyr::from_multiple(&text).unwrap()
+    };
+    let image_volume = read("agent.image-volume.yaml");
+    assert_eq!(image_volume.len(), 1, "image volumes need no ConfigMap");
+    let spec = &image_volume[0]["spec"]["template"]["spec"];
+    let references: Vec<&str> = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|volume| volume["image"]["reference"].as_str())
+        .collect();
+    assert_eq!(references.len(), 3, "{spec}");
+    for digest in &digests {
+        assert!(
+            references
+                .iter()
+                .any(|reference| reference.ends_with(&format!("@{digest}"))),
+            "{digest} is mounted as an image volume: {references:?}"
+        );
+    }
+    let init_container = read("agent.init-container.yaml");
+    assert_eq!(
+        init_container[1]["kind"], "ConfigMap",
+        "the plan comes along"
+    );
+    let plan = init_container[1]["data"]["plan.json"].as_str().unwrap();
+    for digest in &digests {
+        assert!(plan.contains(digest), "the plan pins {digest}: {plan}");
+    }
+    assert_eq!(
+        init_container[0]["spec"]["template"]["spec"]["initContainers"][0]["args"][0],
+        "fetch"
+    );
+}
+
+/// Without `skillport-operator` beside it or on PATH the demo still does the local half and says
+/// how to get the cluster half.
+#[test]
+fn demo_without_the_operator_says_how_to_render() {
+    let sandbox = Sandbox::new();
+    let bin = sandbox.join("bin");
+    fs::create_dir(&bin).unwrap();
+    let alone = bin.join("skillport");
+    fs::copy(env!("CARGO_BIN_EXE_skillport"), &alone).unwrap();
+    let mut demo = std::process::Command::new(&alone);
+    demo.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir(sandbox.path())
+        .args(["demo", "--out", "demo"]);
+    let run = run(demo).success();
+    assert!(
+        run.stdout
+            .contains("cargo build --release -p skillport-operator"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("skillport-operator render --skillset"),
+        "{run}"
+    );
+    assert!(sandbox.join("demo/cluster/skillset.yaml").is_file());
+    assert!(
+        !sandbox
+            .join("demo/cluster/agent.image-volume.yaml")
+            .exists()
+    );
 }
 
 #[test]
