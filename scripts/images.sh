@@ -2,10 +2,12 @@
 # Builds the two images a cluster install runs — the operator and the init image (the static
 # `skillport`) — from the static binaries, without Docker; pushes them to a registry you name;
 # prints their digests; and writes a kustomize overlay that installs deploy/ with them, pinned
-# by digest:
+# by digest, and Helm values that do the same for charts/skillport:
 #
-#   scripts/images.sh registry.example.com/skillport              # overlay in ./skillport-install
+#   scripts/images.sh registry.example.com/skillport              # written to ./skillport-install
 #   kubectl apply --server-side -k ./skillport-install
+#   # or: helm install skillport charts/skillport -n skillport-system --create-namespace \
+#   #       -f ./skillport-install/values.yaml
 #
 #   scripts/images.sh REGISTRY/PATH [OUT]
 #
@@ -102,4 +104,12 @@ patches:
         path: /spec/template/spec/containers/0/args/$init_arg
         value: --init-image=$target/skillport@${digest[skillport]}
 EOF
-echo "wrote $out/kustomization.yaml; install with: kubectl apply --server-side -k $out" >&2
+cat >"$out/values.yaml" <<EOF
+# Helm values pinning both images by digest (scripts/images.sh).
+image:
+  repository: $target/skillport-operator
+  digest: ${digest[skillport-operator]}
+initImage: $target/skillport@${digest[skillport]}
+EOF
+echo "wrote $out/kustomization.yaml and $out/values.yaml; install with: kubectl apply --server-side -k $out" >&2
+echo "  or: helm install skillport $repo/charts/skillport -n skillport-system --create-namespace -f $out/values.yaml" >&2

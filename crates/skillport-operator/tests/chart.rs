@@ -208,6 +208,25 @@ fn network_policy_lets_only_the_named_peers_reach_the_webhook() {
     );
 }
 
+/// `image.digest` pins the operator image (the tag is then unused); a digest that is not one
+/// is refused by the values schema.
+#[test]
+fn image_digest_pins_the_operator_image() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let objects = helm_template(&["--set", &format!("image.digest={digest}")]);
+    let deployment = find(
+        &objects,
+        "Deployment",
+        "skillport-operator",
+        Some("skillport-system"),
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("ghcr.io/skillport/skillport-operator@{digest}")
+    );
+    helm_refuses("image.digest=latest", "digest");
+}
+
 /// The webhook's failurePolicy is Fail by default, so its availability is the labelled Pods':
 /// two replicas spread over nodes and a PodDisruptionBudget, unless one replica is asked for.
 #[test]
@@ -434,6 +453,25 @@ fn the_images_script_pushes_both_images_and_pins_deploy_to_them() {
         args.contains(&format!("--init-image={}", first[0]).as_str()),
         "{args:?}"
     );
+    // The Helm values written beside the overlay pin the chart to the same two images.
+    let values = out.path().join("values.yaml");
+    let charted = helm_template(&["-f", &values.display().to_string()]);
+    let deployment = find(
+        &charted,
+        "Deployment",
+        "skillport-operator",
+        Some("skillport-system"),
+    );
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], first[1].as_str());
+    assert!(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(format!("--init-image={}", first[0]))),
+        "{container}"
+    );
+
     let config: Value =
         serde_json::from_str(&run("crane", &["config", "--insecure", &first[0]])).unwrap();
     assert_eq!(
