@@ -66,6 +66,9 @@ declare -A PACKAGE_OF=(
   [curl]=curl
   [gcc]=gcc
   [musl-gcc]=musl-tools
+  [gpg]=gnupg
+  [pass]=pass
+  [docker-credential-pass]=golang-docker-credential-helpers
 )
 missing=()
 for binary in "${!PACKAGE_OF[@]}"; do

@@ -79,7 +79,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 pub use file::{AuthFile, AuthFileFormat};
-pub use login::{login, logout};
+pub use login::{CredentialStore, login, login_with_helper_path, logout, logout_with_helper_path};
 pub use name::{DOCKER_HUB, DOCKER_HUB_KEY, normalize_registry};
 pub use secret::{Credential, Secret};
 
@@ -424,21 +424,13 @@ impl Credentials {
         if let Some(answer) = self.answers().get(&cache_key) {
             return Ok(answer.clone().map(|credential| found(credential, setting)));
         }
-        let search_path = self
-            .helper_path
-            .clone()
-            .or_else(|| std::env::var_os("PATH"));
-        let program = search_path
-            .as_deref()
-            .and_then(|path| helper::find_program(helper, path));
-        let Some(program) = program else {
-            return Err(AuthError::HelperMissing {
-                helper: helper.to_owned(),
-                registry: host.to_owned(),
-                setting,
-                file: file.label().to_owned(),
-            });
+        let at_fault = HelperSetting {
+            helper,
+            registry: host,
+            setting: &setting,
+            file: file.label(),
         };
+        let program = at_fault.program(self.helper_path.as_deref())?;
         tracing::debug!(
             registry = host,
             helper,
@@ -452,21 +444,7 @@ impl Credentials {
             self.helper_timeout,
             &|line| self.contains_known_secret(line),
         )
-        .map_err(|error| match error {
-            HelperError::Missing => AuthError::HelperMissing {
-                helper: helper.to_owned(),
-                registry: host.to_owned(),
-                setting: setting.clone(),
-                file: file.label().to_owned(),
-            },
-            HelperError::Failed(message) => AuthError::HelperFailed {
-                helper: helper.to_owned(),
-                registry: host.to_owned(),
-                message,
-                setting: setting.clone(),
-                file: file.label().to_owned(),
-            },
-        })?;
+        .map_err(|error| at_fault.error(error))?;
         self.answers().insert(cache_key, answer.clone());
         Ok(answer.map(|credential| found(credential, setting)))
     }
@@ -488,6 +466,49 @@ impl Credentials {
             .flat_map(AuthFile::entries)
             .any(|(_, entry)| holds(&entry.credential))
             || self.answers().values().flatten().any(holds)
+    }
+}
+
+/// A helper setting (`credHelpers[…]` or `credsStore` in a file) and the registry it serves:
+/// what errors name.
+pub(crate) struct HelperSetting<'a> {
+    pub helper: &'a str,
+    pub registry: &'a str,
+    pub setting: &'a str,
+    pub file: &'a str,
+}
+
+impl HelperSetting<'_> {
+    /// `docker-credential-<helper>` on `search_path` (`PATH` when `None`).
+    pub(crate) fn program(
+        &self,
+        search_path: Option<&std::ffi::OsStr>,
+    ) -> Result<PathBuf, AuthError> {
+        let search_path = search_path
+            .map(std::ffi::OsStr::to_os_string)
+            .or_else(|| std::env::var_os("PATH"));
+        search_path
+            .as_deref()
+            .and_then(|path| helper::find_program(self.helper, path))
+            .ok_or_else(|| self.error(HelperError::Missing))
+    }
+
+    pub(crate) fn error(&self, error: HelperError) -> AuthError {
+        match error {
+            HelperError::Missing => AuthError::HelperMissing {
+                helper: self.helper.to_owned(),
+                registry: self.registry.to_owned(),
+                setting: self.setting.to_owned(),
+                file: self.file.to_owned(),
+            },
+            HelperError::Failed(message) => AuthError::HelperFailed {
+                helper: self.helper.to_owned(),
+                registry: self.registry.to_owned(),
+                message,
+                setting: self.setting.to_owned(),
+                file: self.file.to_owned(),
+            },
+        }
     }
 }
 

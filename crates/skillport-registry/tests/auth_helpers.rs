@@ -7,7 +7,10 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use skillport_registry::auth::{AuthError, AuthFile, Credential, Credentials, Found, Secret};
+use skillport_registry::auth::{
+    AuthError, AuthFile, Credential, CredentialStore, Credentials, Found, Secret,
+    login_with_helper_path, logout_with_helper_path,
+};
 
 /// A folder of helper scripts and what they recorded.
 struct Helpers {
@@ -417,4 +420,151 @@ fn helpers_are_looked_for_only_on_the_given_path() {
         elsewhere.search_path()
     ));
     assert!(with_both.lookup("reg.example.com", "x").unwrap().is_some());
+}
+
+/// A helper that keeps what `store` gives it in a file and answers `get` and `erase` from it:
+/// enough of docker-credential-helpers' protocol to see what `login` and `logout` hand over.
+fn install_keeper(helpers: &Helpers, name: &str) {
+    helpers.install(
+        name,
+        r#"case "$1" in
+  store) printf '%s' "$input" > "$LOG/kept" ;;
+  get) if [ -f "$LOG/kept" ]; then cat "$LOG/kept"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) if [ -f "$LOG/kept" ]; then rm "$LOG/kept"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+esac"#,
+    );
+}
+
+/// With `credsStore`, `login` hands the credential to the helper's `store` on stdin (never argv
+/// or the environment), drops the password the file held for that registry, and `lookup` reads
+/// it back through the helper; `logout` erases it there.
+#[test]
+fn login_and_logout_use_the_credential_store_the_config_names() {
+    let helpers = Helpers::new();
+    install_keeper(&helpers, "keeper");
+    let config = helpers.dir().join("config.json");
+    fs::write(
+        &config,
+        r#"{"credsStore": "keeper", "auths": {"reg.example.com": {"auth": "c3RhbGU6cHctTkVWRVItUFJJTlQtc3RhbGU="}, "other.example.com": {"auth": "b3RoZXI6c2VjcmV0"}}}"#,
+    )
+    .unwrap();
+    let path = helpers.search_path();
+    let saved = login_with_helper_path(
+        &config,
+        "reg.example.com",
+        "robot",
+        &Secret::new("pw-NEVER-PRINT-login"),
+        Some(path.as_ref()),
+    )
+    .unwrap();
+    assert_eq!(
+        saved,
+        CredentialStore::Helper {
+            helper: "keeper".into(),
+            setting: "credsStore".into(),
+            file: config.clone(),
+        }
+    );
+    assert_eq!(
+        helpers.recorded("keeper", "argv").as_deref(),
+        Some("store\n")
+    );
+    let given: serde_json::Value =
+        serde_json::from_str(&helpers.recorded("keeper", "stdin").unwrap()).unwrap();
+    assert_eq!(
+        given,
+        serde_json::json!({"ServerURL": "reg.example.com", "Username": "robot", "Secret": "pw-NEVER-PRINT-login"})
+    );
+    assert_no_secret(&helpers.recorded("keeper", "env").unwrap());
+    let written = fs::read_to_string(&config).unwrap();
+    assert_no_secret(&written);
+    assert!(written.contains("other.example.com"), "{written}");
+    assert!(written.contains("credsStore"), "{written}");
+
+    let credentials = Credentials::from_files(vec![AuthFile::read(&config).unwrap()])
+        .with_helper_path(helpers.search_path());
+    assert_eq!(
+        found(&credentials, "reg.example.com", "skills/pdf").credential,
+        Credential::Basic {
+            username: "robot".into(),
+            password: Secret::new("pw-NEVER-PRINT-login"),
+        }
+    );
+
+    let removed = logout_with_helper_path(&config, "reg.example.com", Some(path.as_ref())).unwrap();
+    assert_eq!(
+        removed,
+        [saved],
+        "erased from the helper; the file held nothing more"
+    );
+    assert_eq!(
+        helpers.recorded("keeper", "argv").as_deref(),
+        Some("erase\n")
+    );
+    assert!(!helpers.dir().join("kept").exists());
+    let again = logout_with_helper_path(&config, "reg.example.com", Some(path.as_ref())).unwrap();
+    assert!(again.is_empty(), "nothing left to remove: {again:?}");
+}
+
+/// `credHelpers[host]` wins over `credsStore`, as docker picks; a path-scoped login is refused
+/// with a helper (one credential per host); a missing or failing helper is an error naming it
+/// and its setting, the file stays as it was, and the password never shows.
+#[test]
+fn login_through_a_helper_fails_plainly_and_changes_nothing() {
+    let helpers = Helpers::new();
+    install_keeper(&helpers, "keeper");
+    helpers.install("echoer", r#"echo "refused: $input"; exit 3"#);
+    let config = helpers.dir().join("config.json");
+    let before = r#"{"credsStore": "keeper", "credHelpers": {"reg.example.com": "echoer", "gone.example.com": "absent"}}"#;
+    fs::write(&config, before).unwrap();
+    let path = helpers.search_path();
+    let login = |registry: &str| {
+        login_with_helper_path(
+            &config,
+            registry,
+            "robot",
+            &Secret::new("pw-NEVER-PRINT-login"),
+            Some(path.as_ref()),
+        )
+        .unwrap_err()
+    };
+
+    let failed = login("reg.example.com");
+    assert!(
+        matches!(failed, AuthError::HelperFailed { .. }),
+        "{failed:?}"
+    );
+    let message = failed.to_string();
+    assert_no_secret(&message);
+    assert!(
+        message.starts_with(
+            "credential helper docker-credential-echoer failed for reg.example.com: exit status 3"
+        ),
+        "{message}"
+    );
+    assert!(
+        !helpers.dir().join("kept").exists(),
+        "credHelpers, not credsStore, was asked"
+    );
+
+    let missing = login("gone.example.com");
+    assert_eq!(
+        missing.to_string(),
+        format!(
+            "credential helper docker-credential-absent for gone.example.com not found on PATH \
+             (set by credHelpers[\"gone.example.com\"] in {})",
+            config.display()
+        )
+    );
+
+    let scoped = login("new.example.com/team-a").to_string();
+    assert!(
+        scoped.contains("keeps one credential per registry host; log in to new.example.com"),
+        "{scoped}"
+    );
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        before,
+        "the file is untouched"
+    );
 }

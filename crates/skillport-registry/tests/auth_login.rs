@@ -1,5 +1,6 @@
 //! `login`: writes a Docker config.json as `docker login` does without a credential store, keeps
-//! everything else in it, and is read back by the same code that reads pull secrets.
+//! everything else in it, and is read back by the same code that reads pull secrets. With a
+//! credential store: `auth_helpers.rs`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -182,29 +183,6 @@ fn a_symlinked_config_stays_a_symlink() {
     let written = read_json(&target);
     assert_eq!(written["currentContext"], "default");
     assert!(written["auths"]["registry.example.com"]["auth"].is_string());
-}
-
-#[test]
-fn refuses_a_registry_that_a_credential_helper_owns() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.json");
-    let before = r#"{"credHelpers": {"registry.example.com": "ecr-login"}}"#;
-    fs::write(&path, before).unwrap();
-    let error = login(&path, "registry.example.com", "user", &password()).unwrap_err();
-    assert!(matches!(&error, AuthError::Login { .. }), "{error:?}");
-    assert_eq!(
-        error.to_string(),
-        format!(
-            "cannot log in to registry.example.com: credHelpers[\"registry.example.com\"] in {} \
-             hands it to docker-credential-ecr-login, which is asked before any stored password",
-            path.display()
-        )
-    );
-    assert_eq!(
-        fs::read_to_string(&path).unwrap(),
-        before,
-        "the file is untouched"
-    );
 }
 
 #[test]

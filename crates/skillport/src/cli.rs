@@ -144,12 +144,14 @@ pub enum Command {
         after_help = "Example:\n  skillport tags registry.example.com/skills/pdf-tools --json"
     )]
     Tags(TagsArgs),
-    /// Store registry credentials in the Docker config file.
+    /// Store registry credentials as docker does: with the credential helper the Docker config
+    /// names for the registry (credHelpers, credsStore), else in the file.
     #[command(
         after_help = "Example:\n  printf %s \"$TOKEN\" | skillport login registry.example.com -u robot --password-stdin"
     )]
     Login(LoginArgs),
-    /// Remove a registry's credentials from the Docker config file login writes.
+    /// Remove a registry's credentials from where login put them (its credential helper, the
+    /// Docker config file).
     #[command(after_help = "Example:\n  skillport logout registry.example.com")]
     Logout(LogoutArgs),
     /// Build the example skills into a fresh store, export them as an agent sees them, and

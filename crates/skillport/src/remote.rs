@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use skillport_oci::spec::annotation;
 use skillport_oci::{Reference, Store};
-use skillport_registry::auth::{AuthFile, Credentials, Secret};
+use skillport_registry::auth::{AuthFile, CredentialStore, Credentials, Secret};
 use skillport_registry::{Client, ClientOptions, Progress};
 
 use crate::cli::{
@@ -425,13 +425,10 @@ pub fn logout(args: &LogoutArgs) -> Result<ExitCode> {
     };
     let removed = skillport_registry::auth::logout(&path, &args.registry)
         .with_context(|| format!("removing the credentials for {}", args.registry))?;
-    if removed {
-        eprintln!(
-            "credentials for {} removed from {}",
-            args.registry,
-            path.display()
-        );
-    } else {
+    for place in &removed {
+        eprintln!("credentials for {} removed from {place}", args.registry);
+    }
+    if removed.is_empty() {
         eprintln!(
             "{} holds no credentials for {}; nothing to remove",
             path.display(),
@@ -490,23 +487,24 @@ pub fn login(settings: &RegistrySettings, args: &LoginArgs) -> Result<ExitCode> 
         None => skillport_registry::auth::default_docker_config_path()
             .context("neither DOCKER_CONFIG nor HOME is set; pass --config FILE")?,
     };
-    skillport_registry::auth::login(
+    let saved = skillport_registry::auth::login(
         &path,
         &args.registry,
         &args.username,
         &Secret::new(password),
     )
     .with_context(|| format!("saving credentials for {}", args.registry))?;
-    eprintln!(
-        "credentials for {} saved in {}",
-        args.registry,
-        path.display()
-    );
+    eprintln!("credentials for {} saved in {saved}", args.registry);
     if args.json {
+        let helper = match &saved {
+            CredentialStore::Helper { helper, .. } => Some(format!("docker-credential-{helper}")),
+            CredentialStore::File(_) => None,
+        };
         print_json(&json!({
             "registry": args.registry,
             "username": args.username,
             "config": path,
+            "helper": helper,
         }))?;
     }
     Ok(ExitCode::SUCCESS)

@@ -519,3 +519,122 @@ fn copy_moves_an_image_between_registries_with_different_credentials() {
         assert!(!copied.stderr.contains(secret) && !copied.stdout.contains(secret));
     }
 }
+
+/// A real credential store: Debian's docker-credential-pass over `pass` and a fresh GnuPG key in
+/// the sandbox's HOME. The agent the key brings up is stopped when the test ends.
+struct PassStore {
+    home: std::path::PathBuf,
+}
+
+impl PassStore {
+    fn new(home: &std::path::Path) -> PassStore {
+        let gnupg = home.join(".gnupg");
+        std::fs::create_dir_all(&gnupg).unwrap();
+        std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let store = PassStore {
+            home: home.to_owned(),
+        };
+        let params = "%no-protection\nKey-Type: EdDSA\nKey-Curve: ed25519\nSubkey-Type: ECDH\n\
+                      Subkey-Curve: cv25519\nName-Real: skillport test\n\
+                      Name-Email: test@skillport.invalid\nExpire-Date: 0\n%commit\n";
+        std::fs::write(home.join("key-params"), params).unwrap();
+        let key_params = path_str(&home.join("key-params")).to_owned();
+        store.run("gpg", "gnupg", &["--batch", "--gen-key", &key_params], "");
+        store.run("pass", "pass", &["init", "test@skillport.invalid"], "");
+        store
+    }
+
+    fn run(&self, tool: &str, package: &str, args: &[&str], stdin: &str) -> String {
+        let mut command = common::tool(tool, package);
+        command
+            .args(args)
+            .env("HOME", &self.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{tool} {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// What docker-credential-pass holds for `host`.
+    fn get(&self, host: &str) -> Value {
+        serde_json::from_str(&self.run(
+            "docker-credential-pass",
+            "golang-docker-credential-helpers",
+            &["get"],
+            host,
+        ))
+        .unwrap()
+    }
+}
+
+impl Drop for PassStore {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .env("HOME", &self.home)
+            .status();
+    }
+}
+
+/// With `credsStore` set, as docker sets it on a desktop, `login` hands the password to the real
+/// docker-credential-pass and writes none into config.json; pushing then reads it back through
+/// the helper, and `logout` erases it there.
+#[test]
+fn login_and_logout_use_the_configured_credential_store() {
+    let registry = Registry::tls_basic_auth();
+    let (user, password) = registry.credentials().unwrap();
+    let sandbox = Sandbox::new();
+    let home = sandbox.join("home");
+    let pass = PassStore::new(&home);
+    let config = home.join(".docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, r#"{"credsStore": "pass"}"#).unwrap();
+    let ca = path_str(registry.ca_file().unwrap()).to_owned();
+    let host = registry.host();
+
+    let run = login(&sandbox, &["--ca-file", &ca], &host, user, password);
+    assert!(run.status.success(), "{run}");
+    assert_no_secret(&run, password);
+    assert!(
+        run.stderr.contains(&format!(
+            "saved in docker-credential-pass (credsStore in {})",
+            config.display()
+        )),
+        "{run}"
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(!written.contains(password), "{written}");
+    let held = pass.get(&host);
+    assert_eq!(held["Username"], user);
+    assert_eq!(held["Secret"], password);
+
+    let skill = write_minimal_skill(sandbox.path(), "pdf-tools");
+    sandbox.build(&skill, "pdf-tools:1.0.0");
+    let remote = format!("{host}/skills/pdf-tools:1.0.0");
+    sandbox.ok(&["push", "--ca-file", &ca, "pdf-tools:1.0.0", &remote]);
+
+    let out = sandbox.ok(&["logout", &host]);
+    assert!(
+        out.stderr.contains("removed from docker-credential-pass"),
+        "{out}"
+    );
+    assert_eq!(pass.get(&host)["Secret"], "", "erased from the store");
+    let refused = sandbox
+        .run(&["push", "--ca-file", &ca, "pdf-tools:1.0.0", &remote])
+        .failure();
+    assert!(refused.error().contains("401"), "{refused}");
+}

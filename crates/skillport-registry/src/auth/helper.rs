@@ -1,6 +1,8 @@
 // Docker credential helpers: `docker-credential-<name> get`, the server URL on stdin, JSON
 // `{"ServerURL","Username","Secret"}` on stdout — the protocol of docker-credential-helpers'
-// `client.Get`. Nothing secret goes in argv or the environment; the answer is read from a pipe.
+// `client.Get`; `store` takes that JSON on stdin and `erase` the server URL (`client.Store`,
+// `client.Erase`), as `docker login` / `docker logout` use them. Nothing secret goes in argv or
+// the environment; secrets travel through pipes only.
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
@@ -66,28 +68,68 @@ pub(crate) fn get(
     timeout: Duration,
     is_known_secret: &dyn Fn(&str) -> bool,
 ) -> Result<Option<Credential>, HelperError> {
-    let mut output = run(program, server_url, search_path, timeout)?;
+    let mut output = run(program, "get", server_url.as_bytes(), search_path, timeout)?;
     if output.status.success() {
         let credential = parse_answer(&output.stdout);
         output.stdout.fill(0);
         return credential.map_err(HelperError::Failed);
     }
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    output.stdout.fill(0);
-    // docker-credential-helpers print errors on stdout; some helpers use stderr.
-    if stdout.contains(NOT_FOUND) || stderr.contains(NOT_FOUND) {
+    if output.is_not_found() {
+        output.stdout.fill(0);
         return Ok(None);
     }
-    let status = describe_status(output.status);
-    let line = first_line(&stdout).or_else(|| first_line(&stderr));
-    Err(HelperError::Failed(match line {
-        Some(line) if !may_hold_secret(line) && !is_known_secret(line) => {
-            format!("{status}: {}", truncate(line))
-        }
-        Some(_) => format!("{status} (its message is not shown: it may hold a secret)"),
-        None => status,
+    Err(HelperError::Failed(output.failure(is_known_secret)))
+}
+
+/// Hand `program` the credential for `server_url` to keep (`docker login` with a helper).
+pub(crate) fn store(
+    program: &Path,
+    server_url: &str,
+    username: &str,
+    secret: &Secret,
+    search_path: Option<&OsStr>,
+    timeout: Duration,
+) -> Result<(), HelperError> {
+    let mut input = serde_json::to_vec(&serde_json::json!({
+        "ServerURL": server_url,
+        "Username": username,
+        "Secret": secret.expose(),
     }))
+    .map_err(|error| HelperError::Failed(error.to_string()))?;
+    let output = run(program, "store", &input, search_path, timeout);
+    input.fill(0);
+    let mut output = output?;
+    output.stdout.fill(0);
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(HelperError::Failed(
+        output.failure(&|line| line.contains(secret.expose())),
+    ))
+}
+
+/// Ask `program` to forget the credential for `server_url` (`docker logout` with a helper).
+/// `Ok(false)` when it held none.
+pub(crate) fn erase(
+    program: &Path,
+    server_url: &str,
+    search_path: Option<&OsStr>,
+    timeout: Duration,
+) -> Result<bool, HelperError> {
+    let mut output = run(
+        program,
+        "erase",
+        server_url.as_bytes(),
+        search_path,
+        timeout,
+    )?;
+    if output.status.success() {
+        return Ok(true);
+    }
+    if output.is_not_found() {
+        return Ok(false);
+    }
+    Err(HelperError::Failed(output.failure(&|_| false)))
 }
 
 struct Output {
@@ -96,15 +138,41 @@ struct Output {
     stderr: Vec<u8>,
 }
 
+impl Output {
+    /// docker-credential-helpers print errors on stdout; some helpers use stderr.
+    fn is_not_found(&self) -> bool {
+        [&self.stdout, &self.stderr]
+            .iter()
+            .any(|bytes| String::from_utf8_lossy(bytes).contains(NOT_FOUND))
+    }
+
+    /// The exit status and the first line of its output, unless that line may hold a secret.
+    fn failure(&mut self, is_known_secret: &dyn Fn(&str) -> bool) -> String {
+        let stdout = String::from_utf8_lossy(&self.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&self.stderr).into_owned();
+        self.stdout.fill(0);
+        let status = describe_status(self.status);
+        let line = first_line(&stdout).or_else(|| first_line(&stderr));
+        match line {
+            Some(line) if !may_hold_secret(line) && !is_known_secret(line) => {
+                format!("{status}: {}", truncate(line))
+            }
+            Some(_) => format!("{status} (its message is not shown: it may hold a secret)"),
+            None => status,
+        }
+    }
+}
+
 fn run(
     program: &Path,
-    server_url: &str,
+    action: &str,
+    input: &[u8],
     search_path: Option<&OsStr>,
     timeout: Duration,
 ) -> Result<Output, HelperError> {
     let mut command = Command::new(program);
     command
-        .arg("get")
+        .arg(action)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -121,7 +189,7 @@ fn run(
     })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A helper may exit without reading stdin; that is its answer, not a write error.
-        let _ = stdin.write_all(server_url.as_bytes());
+        let _ = stdin.write_all(input);
     }
     // Both pipes are read on threads so a chatty helper never blocks on a full pipe.
     let (sender, receiver) = mpsc::channel();

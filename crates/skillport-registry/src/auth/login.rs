@@ -1,6 +1,9 @@
-// `skillport login`: store a password in a Docker config.json the way `docker login` does when
-// no credential store is configured.
+// `skillport login`: store a password the way `docker login` does — with the credential helper
+// the Docker config.json names for the registry (`credHelpers`, else `credsStore`), or in the
+// file itself when it names none.
 
+use std::ffi::OsStr;
+use std::fmt;
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
@@ -10,13 +13,52 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize as _;
 use serde_json::{Map, Value};
 
-use super::file::{is_legacy, json_reason};
-use super::name::{DOCKER_HUB, DOCKER_HUB_KEY, host_of, normalize_registry};
-use super::{AuthError, Secret};
+use super::file::{is_helper_name, is_legacy, json_reason};
+use super::helper;
+use super::name::{DOCKER_HUB, DOCKER_HUB_KEY, helper_server_url, host_of, normalize_registry};
+use super::{AuthError, DEFAULT_HELPER_TIMEOUT, HelperSetting, Secret};
 
-/// Store `username`/`password` for `registry` in the Docker config file at `config_path`.
+/// Where `login` kept a credential, or where `logout` removed one from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialStore {
+    /// `auths` in the config file itself.
+    File(PathBuf),
+    /// `docker-credential-<helper>`, which `setting` (`credsStore`, `credHelpers["host"]`) in
+    /// `file` names for the registry.
+    Helper {
+        helper: String,
+        setting: String,
+        file: PathBuf,
+    },
+}
+
+impl fmt::Display for CredentialStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialStore::File(path) => write!(f, "{}", path.display()),
+            CredentialStore::Helper {
+                helper,
+                setting,
+                file,
+            } => write!(
+                f,
+                "docker-credential-{helper} ({setting} in {})",
+                file.display()
+            ),
+        }
+    }
+}
+
+/// Store `username`/`password` for `registry` as `docker login` would with the Docker config
+/// file at `config_path`; returns where it went.
 ///
-/// - The file is created if missing (its folder too, mode 0700); every other field, and every
+/// - When the file names a helper for the registry's host (`credHelpers[host]`, else
+///   `credsStore`), the credential goes to `docker-credential-<helper> store` on stdin, and any
+///   entry `auths` held for the registry is removed (it would shadow the helper, and a password
+///   should not stay behind in the file). A path-scoped name is refused then: helpers keep one
+///   credential per host.
+/// - Otherwise it goes into the file:
+///   the file is created if missing (its folder too, mode 0700); every other field, and every
 ///   other registry's entry, is kept as it was (key order may change: the file is re-serialised
 ///   with tabs, as docker writes it).
 /// - Any entry that names the same registry (`https://reg/`, `reg`, …) is replaced by one entry
@@ -25,16 +67,26 @@ use super::{AuthError, Secret};
 ///   (`reg.example.com/team-a`) is kept as given, as `podman login` writes it.
 /// - The write is atomic (temporary file in the same folder, fsync, rename), mode 0600; a
 ///   symlinked config is followed and its target replaced, as docker does.
-/// - When `credHelpers` sends this registry to a helper, nothing is written: docker and podman
-///   would ask the helper first and never read the stored password.
 ///
-/// The password is never written anywhere but the file, and never appears in an error.
+/// The password is never written anywhere but the helper's stdin or the file, and never appears
+/// in an error.
 pub fn login(
     config_path: &Path,
     registry: &str,
     username: &str,
     password: &Secret,
-) -> Result<(), AuthError> {
+) -> Result<CredentialStore, AuthError> {
+    login_with_helper_path(config_path, registry, username, password, None)
+}
+
+/// [`login`], finding helpers on `helper_path` (a `PATH`-style list) instead of `PATH`.
+pub fn login_with_helper_path(
+    config_path: &Path,
+    registry: &str,
+    username: &str,
+    password: &Secret,
+    helper_path: Option<&OsStr>,
+) -> Result<CredentialStore, AuthError> {
     let key = normalize_registry(registry);
     let refuse = |reason: &str| AuthError::Login {
         registry: registry.trim().to_owned(),
@@ -65,7 +117,41 @@ pub fn login(
 
     let path = follow_symlink(config_path)?;
     let mut root = read_config(&path)?;
-    refuse_if_helper_configured(&root, &key, &path, registry)?;
+    if let Some((helper, setting)) = configured_helper(&root, &key) {
+        let host = host_of(&key);
+        if host != key {
+            return Err(refuse(&format!(
+                "{setting} in {} hands {host} to docker-credential-{helper}, which keeps one \
+                 credential per registry host; log in to {host}",
+                path.display()
+            )));
+        }
+        let file = path.display().to_string();
+        let at_fault = HelperSetting {
+            helper: &helper,
+            registry: host,
+            setting: &setting,
+            file: &file,
+        };
+        let program = at_fault.program(helper_path)?;
+        helper::store(
+            &program,
+            &helper_server_url(host),
+            username,
+            password,
+            helper_path,
+            DEFAULT_HELPER_TIMEOUT,
+        )
+        .map_err(|error| at_fault.error(error))?;
+        if remove_entries(&mut root, &key) {
+            write_atomically(&path, &Value::Object(root))?;
+        }
+        return Ok(CredentialStore::Helper {
+            helper,
+            setting,
+            file: path,
+        });
+    }
 
     let auths = root
         .entry("auths")
@@ -92,26 +178,68 @@ pub fn login(
         Value::String(STANDARD.encode(pair.expose())),
     );
     auths.insert(written_key, Value::Object(entry));
-    write_atomically(&path, &Value::Object(root))
+    write_atomically(&path, &Value::Object(root))?;
+    Ok(CredentialStore::File(path))
 }
 
-/// Removes `registry`'s entry from the Docker config at `config_path` (however its key is
-/// written: `https://host/v1/`, `host`), keeping every other setting. Returns whether there was
-/// one; a file without it is left untouched.
-pub fn logout(config_path: &Path, registry: &str) -> Result<bool, AuthError> {
+/// Removes `registry`'s credential as `docker logout` would: from the helper the Docker config at
+/// `config_path` names for it (`docker-credential-<helper> erase`), and its entries from the
+/// file (however their key is written: `https://host/v1/`, `host`), keeping every other setting.
+/// Returns where there was one; a file without it is left untouched.
+pub fn logout(config_path: &Path, registry: &str) -> Result<Vec<CredentialStore>, AuthError> {
+    logout_with_helper_path(config_path, registry, None)
+}
+
+/// [`logout`], finding helpers on `helper_path` (a `PATH`-style list) instead of `PATH`.
+pub fn logout_with_helper_path(
+    config_path: &Path,
+    registry: &str,
+    helper_path: Option<&OsStr>,
+) -> Result<Vec<CredentialStore>, AuthError> {
     let key = normalize_registry(registry);
     let path = follow_symlink(config_path)?;
     let mut root = read_config(&path)?;
+    let mut removed = Vec::new();
+    if let Some((helper, setting)) = configured_helper(&root, &key) {
+        let host = host_of(&key);
+        let file = path.display().to_string();
+        let at_fault = HelperSetting {
+            helper: &helper,
+            registry: host,
+            setting: &setting,
+            file: &file,
+        };
+        let program = at_fault.program(helper_path)?;
+        let erased = helper::erase(
+            &program,
+            &helper_server_url(host),
+            helper_path,
+            DEFAULT_HELPER_TIMEOUT,
+        )
+        .map_err(|error| at_fault.error(error))?;
+        if erased {
+            removed.push(CredentialStore::Helper {
+                helper,
+                setting,
+                file: path.clone(),
+            });
+        }
+    }
+    if remove_entries(&mut root, &key) {
+        write_atomically(&path, &Value::Object(root))?;
+        removed.push(CredentialStore::File(path));
+    }
+    Ok(removed)
+}
+
+/// Removes every `auths` entry naming the registry `key`; whether there was one.
+fn remove_entries(root: &mut Map<String, Value>, key: &str) -> bool {
     let Some(Value::Object(auths)) = root.get_mut("auths") else {
-        return Ok(false);
+        return false;
     };
     let before = auths.len();
     auths.retain(|existing, _| normalize_registry(existing) != key);
-    if auths.len() == before {
-        return Ok(false);
-    }
-    write_atomically(&path, &Value::Object(root))?;
-    Ok(true)
+    auths.len() != before
 }
 
 /// The path `login` writes: a symlink's target, so dotfile managers keep their link.
@@ -159,31 +287,26 @@ fn read_config(path: &Path) -> Result<Map<String, Value>, AuthError> {
     }
 }
 
-fn refuse_if_helper_configured(
-    root: &Map<String, Value>,
-    key: &str,
-    path: &Path,
-    registry: &str,
-) -> Result<(), AuthError> {
-    let Some(Value::Object(helpers)) = root.get("credHelpers") else {
-        return Ok(());
-    };
+/// The helper the config names for the registry `key`, as docker picks it: `credHelpers[host]`,
+/// else `credsStore`; with the setting's name.
+fn configured_helper(root: &Map<String, Value>, key: &str) -> Option<(String, String)> {
     let host = host_of(key);
-    for (raw_key, helper) in helpers {
-        if let Some(helper) = helper.as_str()
-            && normalize_registry(raw_key) == host
-        {
-            return Err(AuthError::Login {
-                registry: registry.trim().to_owned(),
-                reason: format!(
-                    "credHelpers[{raw_key:?}] in {} hands it to docker-credential-{helper}, \
-                     which is asked before any stored password",
-                    path.display()
-                ),
-            });
+    if let Some(Value::Object(helpers)) = root.get("credHelpers") {
+        for (raw_key, helper) in helpers {
+            if let Some(helper) = helper.as_str()
+                && is_helper_name(helper)
+                && normalize_registry(raw_key) == host
+            {
+                return Some((helper.to_owned(), format!("credHelpers[{raw_key:?}]")));
+            }
         }
     }
-    Ok(())
+    match root.get("credsStore") {
+        Some(Value::String(store)) if is_helper_name(store) => {
+            Some((store.clone(), "credsStore".to_owned()))
+        }
+        _ => None,
+    }
 }
 
 fn write_atomically(path: &Path, root: &Value) -> Result<(), AuthError> {
