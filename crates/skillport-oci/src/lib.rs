@@ -26,7 +26,7 @@ pub use image::{Document, ImageDocuments, PLATFORMS, image_documents, rfc3339, s
 pub use layer::{GeneratedFile, Layer, LayerError, LayerOptions, write_layer};
 pub use read::{
     FileInfo, ReadError, SkillImage, export, list_files, pick_manifest, picked_manifest,
-    skill_image, skill_layer, unpack_verified,
+    picked_manifest_on, skill_image, skill_image_on, skill_layer, unpack_verified,
 };
 pub use reference::{ParseReferenceError, Reference};
 pub use store::{BlobWriter, PendingBlob, Removed, Store, StoreError, StoredImage};

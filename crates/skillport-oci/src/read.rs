@@ -89,15 +89,55 @@ pub fn skill_layer(manifest: &ImageManifest) -> Result<(Descriptor, LayerFormat)
 /// The manifest of `tree` to read a skill from ([`Platform::skill_default`]), or why there is
 /// none.
 pub fn picked_manifest(tree: &ImageTree) -> Result<&Descriptor, ReadError> {
-    tree.pick(&Platform::skill_default())
-        .ok_or_else(|| ReadError::NotASkill {
-            reason: "the index has no linux/amd64 manifest and more than one other".into(),
-        })
+    picked_manifest_on(tree, None)
+}
+
+/// The manifest of `tree` for `platform` exactly, or with `None` the default rule
+/// ([`picked_manifest`]); or why there is none, listing the platforms the index has.
+pub fn picked_manifest_on<'a>(
+    tree: &'a ImageTree,
+    platform: Option<&Platform>,
+) -> Result<&'a Descriptor, ReadError> {
+    let picked = match platform {
+        Some(platform) => tree.pick_exact(platform),
+        None => tree.pick(&Platform::skill_default()),
+    };
+    picked.ok_or_else(|| {
+        let listed: Vec<String> = tree.platforms().iter().map(ToString::to_string).collect();
+        let wanted = platform.map_or_else(
+            || {
+                format!(
+                    "no {} manifest and more than one other",
+                    Platform::skill_default()
+                )
+            },
+            |platform| format!("no {platform} manifest"),
+        );
+        ReadError::NotASkill {
+            reason: format!(
+                "the index has {wanted} (it has {}); pass --platform with one of them",
+                if listed.is_empty() {
+                    "no platforms listed".to_owned()
+                } else {
+                    listed.join(", ")
+                }
+            ),
+        }
+    })
 }
 
 /// Resolves `descriptor` (an index or a manifest in `store`) to its skill layer, reading only
 /// the manifest it picks.
 pub fn skill_image(store: &Store, descriptor: &Descriptor) -> Result<SkillImage, ReadError> {
+    skill_image_on(store, descriptor, None)
+}
+
+/// [`skill_image`] from the manifest for `platform` exactly ([`picked_manifest_on`]).
+pub fn skill_image_on(
+    store: &Store,
+    descriptor: &Descriptor,
+    platform: Option<&Platform>,
+) -> Result<SkillImage, ReadError> {
     let top = Document {
         descriptor: descriptor.clone(),
         bytes: store.read_blob(&descriptor.digest)?,
@@ -108,7 +148,7 @@ pub fn skill_image(store: &Store, descriptor: &Descriptor) -> Result<SkillImage,
         },
         other => other.into(),
     })?;
-    let manifest_descriptor = picked_manifest(&tree)?.clone();
+    let manifest_descriptor = picked_manifest_on(&tree, platform)?.clone();
     if tree.manifest(&manifest_descriptor.digest).is_none() {
         let bytes = store.read_blob(&manifest_descriptor.digest)?;
         tree.add_manifest(&manifest_descriptor, bytes)?;

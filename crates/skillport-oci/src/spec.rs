@@ -103,6 +103,42 @@ impl Platform {
     }
 }
 
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(variant) => write!(f, "/{variant}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `os/arch` or `os/arch/variant`, as docker's and crane's `--platform` take it.
+impl std::str::FromStr for Platform {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        let valid = |part: &&str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        };
+        match parts.as_slice() {
+            [os, architecture] | [os, architecture, _] if parts.iter().all(valid) => Ok(Platform {
+                os: (*os).to_owned(),
+                architecture: (*architecture).to_owned(),
+                variant: parts.get(2).map(|variant| (*variant).to_owned()),
+            }),
+            _ => Err(format!(
+                "{text:?} is not a platform: write os/arch or os/arch/variant (linux/arm64, \
+                 linux/arm/v7)"
+            )),
+        }
+    }
+}
+
 /// An image manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

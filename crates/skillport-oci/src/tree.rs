@@ -164,6 +164,24 @@ impl ImageTree {
         }
     }
 
+    /// The manifest for exactly `platform` (no fallback to an index's only entry); the top
+    /// itself when it is a manifest (a skill's files do not depend on the platform).
+    pub fn pick_exact(&self, platform: &Platform) -> Option<&Descriptor> {
+        match &self.index {
+            Some(index) => pick_exact(index, platform),
+            None => Some(&self.top.descriptor),
+        }
+    }
+
+    /// The platforms an index lists, in its order; empty for a manifest.
+    pub fn platforms(&self) -> Vec<&Platform> {
+        self.index
+            .iter()
+            .flat_map(|index| &index.manifests)
+            .filter_map(|d| d.platform.as_ref())
+            .collect()
+    }
+
     /// The loaded manifest `digest`.
     pub fn manifest(&self, digest: &crate::Digest) -> Option<&TreeManifest> {
         self.manifests
@@ -204,14 +222,20 @@ impl ImageTree {
 
 /// The entry of `index` for `platform` (os and architecture), else its only entry.
 pub(crate) fn pick<'a>(index: &'a ImageIndex, platform: &Platform) -> Option<&'a Descriptor> {
-    let matching = index.manifests.iter().find(|d| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == platform.os && p.architecture == platform.architecture)
-    });
-    matching.or(match index.manifests.as_slice() {
+    pick_exact(index, platform).or(match index.manifests.as_slice() {
         [only] => Some(only),
         _ => None,
+    })
+}
+
+/// The entry of `index` for `platform`: os and architecture, and the variant when it names one.
+pub(crate) fn pick_exact<'a>(index: &'a ImageIndex, platform: &Platform) -> Option<&'a Descriptor> {
+    index.manifests.iter().find(|d| {
+        d.platform.as_ref().is_some_and(|p| {
+            p.os == platform.os
+                && p.architecture == platform.architecture
+                && (platform.variant.is_none() || p.variant == platform.variant)
+        })
     })
 }
 

@@ -38,8 +38,8 @@ impl Client {
     }
 
     /// The top document of `reference` and the manifest a skill is read from (an index's
-    /// linux/amd64 one, or its only one), fetched without any blob: what export reads first,
-    /// and all `inspect` shows.
+    /// linux/amd64 one, or its only one; the options' platform exactly when set), fetched
+    /// without any blob: what export reads first, and all `inspect` shows.
     pub async fn skill_manifest(
         &self,
         reference: &Reference,
@@ -48,7 +48,8 @@ impl Client {
         let top = self.fetch_manifest(reference).await?;
         let mut tree = ImageTree::new(top).map_err(|err| not_an_image(&remote, &err))?;
         // One manifest is enough to read the skill: fetch only the one picked.
-        let picked = skillport_oci::picked_manifest(&tree)?.clone();
+        let picked =
+            skillport_oci::picked_manifest_on(&tree, self.options().platform.as_ref())?.clone();
         if tree.manifest(&picked.digest).is_none() {
             let fetched = self
                 .fetch_document(&remote, &picked.digest.to_string(), Some(&picked.digest))

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
-use skillport_oci::spec::Descriptor;
+use skillport_oci::spec::{Descriptor, Platform};
 use skillport_oci::{Document, ImageTree, PendingBlob, Reference, Store, StoredImage, TreeError};
 
 use crate::client::Client;
@@ -32,9 +32,10 @@ impl Client {
         Ok(tree)
     }
 
-    /// Pulls `reference` into `store` (every platform of an index, skipping blobs the store
-    /// has), and names it there as the reference is written. Nothing is recorded unless every
-    /// byte arrived and matched its digest.
+    /// Pulls `reference` into `store` (every platform of an index, or with the options'
+    /// platform that platform's manifest alone; skipping blobs the store has), and names it
+    /// there as the reference is written. Nothing is recorded unless every byte arrived and
+    /// matched its digest.
     pub async fn pull(
         &self,
         store: &Store,
@@ -42,7 +43,10 @@ impl Client {
         progress: Arc<dyn Progress>,
     ) -> Result<StoredImage, RegistryError> {
         let remote = Remote::new(reference);
-        let top = self.fetch_manifest(reference).await?;
+        let mut top = self.fetch_manifest(reference).await?;
+        if let Some(platform) = &self.options().platform {
+            top = self.platform_manifest(&remote, top, platform).await?;
+        }
         let descriptor = top.descriptor.clone();
         let tree = self.tree(&remote, top).await?;
         // Blobs the store holds are skipped; `commit` checks again, under the store lock,
@@ -60,6 +64,28 @@ impl Client {
         let key = reference.store_key();
         store.commit(pending, &[(key.clone(), descriptor.clone())])?;
         Ok(StoredImage { key, descriptor })
+    }
+
+    /// The manifest for `platform` under `top` (an index), fetched; `top` itself when it is a
+    /// manifest.
+    async fn platform_manifest(
+        &self,
+        remote: &Remote,
+        top: Document,
+        platform: &Platform,
+    ) -> Result<Document, RegistryError> {
+        let tree = ImageTree::new(top.clone()).map_err(|err| not_an_image(remote, &err))?;
+        let picked = skillport_oci::picked_manifest_on(&tree, Some(platform))?.clone();
+        if picked.digest == top.descriptor.digest {
+            return Ok(top);
+        }
+        let fetched = self
+            .fetch_document(remote, &picked.digest.to_string(), Some(&picked.digest))
+            .await?;
+        Ok(Document {
+            descriptor: picked,
+            bytes: fetched.bytes,
+        })
     }
 
     async fn download_to_store(

@@ -2,6 +2,7 @@
 // it needs, and the client's settings. A leaf: the client, its sessions and response reading all
 // use it, and it uses none of them.
 
+use skillport_oci::spec::Platform;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +25,10 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// Largest manifest or index accepted.
     pub max_manifest_bytes: u64,
+    /// The platform whose manifest `export`, `skill_manifest` and `pull` read from an index,
+    /// exactly (`pull` then fetches and stores that manifest alone, as `crane pull --platform`
+    /// does). `None`: linux/amd64, else an index's only entry, and `pull` takes every platform.
+    pub platform: Option<Platform>,
 }
 
 impl Default for ClientOptions {
@@ -37,6 +42,7 @@ impl Default for ClientOptions {
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
             max_manifest_bytes: 4 << 20,
+            platform: None,
         }
     }
 }

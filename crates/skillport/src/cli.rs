@@ -278,6 +278,10 @@ pub struct InspectArgs {
     pub store: StoreOption,
     #[command(flatten)]
     pub registries: RegistryOptions,
+    /// Read the manifest of this platform from a multi-platform image (os/arch[/variant], as
+    /// docker's --platform). [default: linux/amd64, else the image's only one]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<skillport_oci::spec::Platform>,
 }
 
 #[derive(Debug, Args)]
@@ -309,6 +313,10 @@ pub struct ExportArgs {
     /// Print JSON: the reference, its digest, the folder, and the files and bytes written.
     #[arg(long)]
     pub json: bool,
+    /// Read the manifest of this platform from a multi-platform image (os/arch[/variant], as
+    /// docker's --platform). [default: linux/amd64, else the image's only one]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<skillport_oci::spec::Platform>,
 }
 
 #[derive(Debug, Args)]
@@ -402,6 +410,10 @@ pub struct PullArgs {
     pub store: StoreOption,
     #[command(flatten)]
     pub registries: RegistryOptions,
+    /// Pull only this platform's manifest of a multi-platform image (os/arch[/variant]), stored
+    /// as the image, as crane pull --platform does. [default: every platform]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<skillport_oci::spec::Platform>,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
-use skillport_oci::spec::{Descriptor, ImageIndex, ImageManifest, annotation, media};
+use skillport_oci::spec::{Descriptor, ImageIndex, ImageManifest, Platform, annotation, media};
 use skillport_oci::{BuildRequest, Reference, SkillImage, Store, StoredImage};
 use skillport_skill::{Diagnostic, EntryKind, LoadError, Mode, Severity, Skill, SkillCard};
 
@@ -57,7 +57,10 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::Build(args) => build(&store(&args.store)?, &args),
         Command::Images(args) => images(&store(&args.store)?, &args),
         Command::Inspect(args) if remote::is_remote(&args.reference, args.local) => {
-            remote::inspect(&top.with(&args.registries), &args)
+            remote::inspect(
+                &top.with(&args.registries).on(args.platform.as_ref()),
+                &args,
+            )
         }
         Command::Inspect(args) => inspect(&store(&args.store)?, &args),
         Command::Manifest(args) if remote::is_remote(&args.reference, args.local) => {
@@ -69,16 +72,18 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::Manifest(args) => raw(&store(&args.store)?, &args, false),
         Command::Config(args) => raw(&store(&args.store)?, &args, true),
         Command::Tag(args) => tag(&store(&args.store)?, &args),
-        Command::Export(args) if remote::is_remote(&args.reference, args.local) => {
-            remote::export(&top.with(&args.registries), &args)
-        }
+        Command::Export(args) if remote::is_remote(&args.reference, args.local) => remote::export(
+            &top.with(&args.registries).on(args.platform.as_ref()),
+            &args,
+        ),
         Command::Export(args) => export(&store(&args.store)?, &args),
         Command::Rm(args) => rm(&store(&args.store)?, &args),
         Command::Push(args) => {
             remote::push(&top.with(&args.registries), &store(&args.store)?, &args)
         }
         Command::Pull(args) => {
-            remote::pull(&top.with(&args.registries), &store(&args.store)?, &args)
+            let settings = top.with(&args.registries).on(args.platform.as_ref());
+            remote::pull(&settings, &store(&args.store)?, &args)
         }
         Command::Resolve(args) => remote::resolve(&top.with(&args.registries), &args),
         Command::Copy(args) => remote::copy(&top.with(&args.registries), &args),
@@ -492,9 +497,18 @@ pub fn platforms(index: &ImageIndex) -> Vec<String> {
 }
 
 pub(crate) fn resolve_skill(store: &Store, text: &str) -> Result<(StoredImage, SkillImage)> {
+    resolve_skill_on(store, text, None)
+}
+
+/// [`resolve_skill`], reading `platform`'s manifest of an index (`--platform`).
+fn resolve_skill_on(
+    store: &Store,
+    text: &str,
+    platform: Option<&Platform>,
+) -> Result<(StoredImage, SkillImage)> {
     let reference = local_reference(store, text)?;
     let stored = store.resolve(&reference)?;
-    let image = skillport_oci::skill_image(store, &stored.descriptor)
+    let image = skillport_oci::skill_image_on(store, &stored.descriptor, platform)
         .with_context(|| format!("reading {}", stored.key))?;
     Ok((stored, image))
 }
@@ -524,7 +538,7 @@ pub fn inspect_json(
 }
 
 fn inspect(store: &Store, args: &InspectArgs) -> Result<ExitCode> {
-    let (stored, image) = resolve_skill(store, &args.reference)?;
+    let (stored, image) = resolve_skill_on(store, &args.reference, args.platform.as_ref())?;
     let files = skillport_oci::list_files(store, &image)
         .with_context(|| format!("listing the files of {}", stored.key))?;
     let platforms = image.index.as_ref().map(platforms).unwrap_or_default();
@@ -609,7 +623,7 @@ fn tag(store: &Store, args: &TagArgs) -> Result<ExitCode> {
 }
 
 fn export(store: &Store, args: &ExportArgs) -> Result<ExitCode> {
-    let (stored, image) = resolve_skill(store, &args.reference)?;
+    let (stored, image) = resolve_skill_on(store, &args.reference, args.platform.as_ref())?;
     let unpacked = skillport_oci::export(store, &image, &args.dest)
         .with_context(|| format!("exporting {} to {}", stored.key, args.dest.display()))?;
     eprintln!(

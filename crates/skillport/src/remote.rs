@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
+use skillport_oci::spec::Platform;
 use skillport_oci::spec::annotation;
 use skillport_oci::{Reference, Store};
 use skillport_registry::auth::{AuthFile, CredentialStore, Credentials, Secret};
@@ -26,6 +27,8 @@ pub struct RegistrySettings {
     pub ca_files: Vec<PathBuf>,
     pub insecure: bool,
     pub auth_files: Vec<PathBuf>,
+    /// `--platform`: the manifest read (or pulled) from an index.
+    pub platform: Option<Platform>,
 }
 
 impl RegistrySettings {
@@ -34,7 +37,14 @@ impl RegistrySettings {
             ca_files: cli.ca_files.clone(),
             insecure: cli.insecure,
             auth_files: cli.auth_files.clone(),
+            platform: None,
         }
+    }
+
+    /// These settings, reading `platform`'s manifest of an index.
+    pub fn on(mut self, platform: Option<&Platform>) -> RegistrySettings {
+        self.platform = platform.cloned();
+        self
     }
 
     /// These settings (given before the command) with the command's own options: CA files
@@ -50,6 +60,7 @@ impl RegistrySettings {
             } else {
                 options.auth_files.clone()
             },
+            platform: self.platform.clone(),
         }
     }
 
@@ -89,6 +100,7 @@ impl RegistrySettings {
         let options = ClientOptions {
             ca_files,
             insecure_registries,
+            platform: self.platform.clone(),
             ..ClientOptions::default()
         };
         Ok(Client::new(credentials, options)?)
@@ -273,7 +285,10 @@ pub fn pull(settings: &RegistrySettings, store: &Store, args: &PullArgs) -> Resu
     let client = settings.client(&[&reference])?;
     let stored = block_on(client.pull(store, &reference, Bars::shared()))
         .with_context(|| format!("pulling {}", asked(&reference)))?;
-    eprintln!("pulled {}", stored.key);
+    match &settings.platform {
+        Some(platform) => eprintln!("pulled {} ({platform} only)", stored.key),
+        None => eprintln!("pulled {}", stored.key),
+    }
     if args.json {
         print_json(&json!({
             "reference": stored.key,
