@@ -252,6 +252,12 @@ pub(crate) fn kind(node: &Node) -> &'static str {
     }
 }
 
+/// Whether `name` keeps the naming rules of a skill's `name` (lowercase a-z, 0-9 and single
+/// `-` inside, at most 64 characters).
+pub fn is_valid_name(name: &str) -> bool {
+    name_problems("name", name).is_empty()
+}
+
 /// Every way `name` breaks the naming rules; `field` names it in messages.
 pub(crate) fn name_problems(field: &str, name: &str) -> Vec<String> {
     if name.is_empty() {

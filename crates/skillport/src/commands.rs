@@ -355,8 +355,28 @@ fn default_name(skill: &Skill, dir: &Path) -> Result<Reference> {
         })
 }
 
+/// The name a lenient build records for a skill whose own name breaks the rules
+/// (`name: Ahrefs Automation`): its folder's, else the image's, when that one keeps them.
+fn recorded_name(skill: &Skill, dir: &Path, names: &[Reference]) -> Result<String> {
+    let folder = skillport_skill::folder_name(dir).ok();
+    let image = names
+        .first()
+        .and_then(|name| name.repository().rsplit('/').next().map(str::to_owned));
+    folder
+        .into_iter()
+        .chain(image)
+        .find(|name| skillport_skill::is_valid_name(name))
+        .ok_or_else(|| {
+            anyhow!(
+                "the skill's name {:?} breaks the naming rules, and neither its folder's nor the \
+                 image's name keeps them; fix `name` in SKILL.md (lowercase a-z, 0-9 and -)",
+                skill.frontmatter.name
+            )
+        })
+}
+
 fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
-    let skill = load_skill(&args.dir, args.lenient)?;
+    let mut skill = load_skill(&args.dir, args.lenient)?;
     let entries = skillport_skill::walk(&args.dir)
         .with_context(|| format!("reading the files of {}", args.dir.display()))?;
     let names = if args.tags.is_empty() {
@@ -383,9 +403,24 @@ fn build(store: &Store, args: &BuildArgs) -> Result<ExitCode> {
     if let Some(pinned) = names.iter().find(|name| name.digest().is_some()) {
         bail!("cannot name a new image {pinned}: a digest is computed, not chosen; use NAME:TAG");
     }
+    // Only a lenient load lets a bad name through. The image (its annotations and a generated
+    // card) records a name that keeps the rules; SKILL.md is packed as it is.
+    let own_name = skill.frontmatter.name.clone();
+    if !skillport_skill::is_valid_name(&own_name) {
+        let recorded = recorded_name(&skill, &args.dir, &names)?;
+        eprintln!(
+            "warning: the image records the skill's name as {recorded:?}, not {own_name:?} \
+             (which breaks the naming rules); SKILL.md is packed unchanged"
+        );
+        skill.frontmatter.name = recorded;
+    }
     let card = if args.card && skill.card.is_none() {
         let version = card_version(&skill, &names)?;
-        Some(generated_card(&skill, &args.namespace, &version))
+        let mut card = generated_card(&skill, &args.namespace, &version);
+        if own_name != skill.frontmatter.name {
+            card.metadata.display_name = Some(own_name);
+        }
+        Some(card)
     } else {
         None
     };

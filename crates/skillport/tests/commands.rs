@@ -613,7 +613,8 @@ fn a_closed_pipe_on_stdout_ends_quietly() {
 }
 
 /// `build --lenient` without `-t` of a skill whose name is no image name (`Ahrefs Automation`,
-/// from a public collection): named after its folder, or told to pass `-t`.
+/// from a public collection): named after its folder, or told to pass `-t`; the image and its
+/// card record the folder's name, not the bad one.
 #[test]
 fn a_lenient_build_without_a_tag_is_named_after_the_folder() {
     let sandbox = Sandbox::new();
@@ -634,6 +635,49 @@ fn a_lenient_build_without_a_tag_is_named_after_the_folder() {
     assert!(
         named.stderr.contains("tagged ahrefs-automation:latest"),
         "{named}"
+    );
+    // The image records a name that keeps the rules; the title keeps the skill's own words, and
+    // SKILL.md is packed as written.
+    assert!(
+        named.stderr.contains(
+            "warning: the image records the skill's name as \"ahrefs-automation\", not \
+             \"Ahrefs Automation\""
+        ),
+        "{named}"
+    );
+    let annotations = &sandbox.inspect("ahrefs-automation:latest")["annotations"];
+    assert_eq!(
+        annotations["io.agentskills.skill.name"],
+        "ahrefs-automation"
+    );
+    sandbox.ok(&[
+        "build",
+        "--lenient",
+        "--card",
+        "-t",
+        "ahrefs-automation:1.0.0",
+        path_str(&sandbox.join("src/ahrefs-automation")),
+    ]);
+    let annotations = &sandbox.inspect("ahrefs-automation:1.0.0")["annotations"];
+    assert_eq!(
+        annotations["io.agentskills.skill.name"],
+        "ahrefs-automation"
+    );
+    assert_eq!(
+        annotations["org.opencontainers.image.title"],
+        "Ahrefs Automation"
+    );
+    let out = sandbox.join("carded");
+    sandbox.ok(&["export", "ahrefs-automation:1.0.0", path_str(&out)]);
+    let card = fs::read_to_string(out.join("skill.yaml")).unwrap();
+    assert!(
+        card.contains("  name: ahrefs-automation\n  display-name: Ahrefs Automation\n"),
+        "{card}"
+    );
+    assert!(
+        fs::read_to_string(out.join("SKILL.md"))
+            .unwrap()
+            .contains("name: Ahrefs Automation")
     );
     let refused = sandbox
         .run(&[
