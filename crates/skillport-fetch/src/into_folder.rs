@@ -100,27 +100,11 @@ impl IntoFolder {
     /// Moves the finished folder `staged` (inside `staging`) to `<into>/<target>`, swapping
     /// out whatever is there; the old content lands in `staging`, deleted with it.
     pub(crate) fn swap_in(&self, staged: &Path, staging: &TempDir, target: &str) -> io::Result<()> {
-        let dest = self.path.join(target);
-        match fs::symlink_metadata(&dest) {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return fs::rename(staged, &dest),
-            Err(err) => return Err(err),
-            Ok(_) => {}
-        }
-        match exchange(staged, &dest) {
-            Ok(()) => Ok(()),
-            Err(err)
-                if matches!(
-                    err.raw_os_error(),
-                    Some(code) if code == rustix::io::Errno::INVAL.raw_os_error()
-                        || code == rustix::io::Errno::NOSYS.raw_os_error()
-                ) =>
-            {
-                // No RENAME_EXCHANGE here: old away, new in.
-                fs::rename(&dest, staging.path().join(".old"))?;
-                fs::rename(staged, &dest)
-            }
-            Err(err) => Err(err),
-        }
+        swap_folder(
+            staged,
+            &self.path.join(target),
+            &staging.path().join(".old"),
+        )
     }
 
     /// Removes `<into>/<name>` (a skill no longer planned) by moving it into a staging folder
@@ -134,6 +118,33 @@ impl IntoFolder {
         fs::rename(&path, staging.path().join("removed"))?;
         staging.close()?;
         Ok(true)
+    }
+}
+
+/// Moves the folder `staged` to `dest`, swapping out whatever is there in one step
+/// (`RENAME_EXCHANGE`): afterwards the old content is at `staged`'s path. Where the kernel or
+/// file system cannot exchange, the old content is renamed to `aside` first, then the new
+/// moved in. `staged`, `dest` and `aside` must be on one file system.
+pub fn swap_folder(staged: &Path, dest: &Path, aside: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dest) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return fs::rename(staged, dest),
+        Err(err) => return Err(err),
+        Ok(_) => {}
+    }
+    match exchange(staged, dest) {
+        Ok(()) => Ok(()),
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(code) if code == rustix::io::Errno::INVAL.raw_os_error()
+                    || code == rustix::io::Errno::NOSYS.raw_os_error()
+            ) =>
+        {
+            // No RENAME_EXCHANGE here: old away, new in.
+            fs::rename(dest, aside)?;
+            fs::rename(staged, dest)
+        }
+        Err(err) => Err(err),
     }
 }
 

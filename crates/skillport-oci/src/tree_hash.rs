@@ -80,6 +80,54 @@ pub enum TreeHashError {
 
 /// The tree hash of the folder `root`; see the [module docs](self) for the algorithm.
 pub fn tree_hash(root: &Path) -> Result<Digest, TreeHashError> {
+    Ok(hash_of(&tree_entries(root)?))
+}
+
+/// The tree hash and the entries it was taken over, from one pass over the folder: for
+/// callers that record what each path held (a lock file) to say later which ones changed.
+pub fn tree_hash_with_entries(root: &Path) -> Result<(Digest, Vec<TreeEntry>), TreeHashError> {
+    let entries = tree_entries(root)?;
+    Ok((hash_of(&entries), entries))
+}
+
+/// One entry of a tree, as hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeEntry {
+    /// Relative to the root, names joined with `/` (raw bytes).
+    pub path: Vec<u8>,
+    pub content: TreeContent,
+}
+
+/// What an entry is, with what the hash covers of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeContent {
+    Folder,
+    /// A regular file's sha256, and whether any execute bit is set.
+    File {
+        sha256: [u8; 32],
+        executable: bool,
+    },
+    /// A symbolic link's text.
+    Link(Vec<u8>),
+}
+
+impl TreeEntry {
+    /// One line for the entry: `folder`, `file sha256:…`, `exec sha256:…` or `link TARGET`.
+    pub fn describe(&self) -> String {
+        match &self.content {
+            TreeContent::Folder => "folder".to_owned(),
+            TreeContent::File { sha256, executable } => format!(
+                "{} sha256:{}",
+                if *executable { "exec" } else { "file" },
+                hex::encode(sha256)
+            ),
+            TreeContent::Link(target) => format!("link {}", String::from_utf8_lossy(target)),
+        }
+    }
+}
+
+/// Every entry below `root` with its content hashed, sorted by path.
+fn tree_entries(root: &Path) -> Result<Vec<TreeEntry>, TreeHashError> {
     let meta = fs::symlink_metadata(root).map_err(io_error("reading", root))?;
     if !meta.is_dir() {
         return Err(TreeHashError::NotAFolder {
@@ -88,26 +136,56 @@ pub fn tree_hash(root: &Path) -> Result<Digest, TreeHashError> {
     }
     let mut entries = list(root)?;
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    entries
+        .into_iter()
+        .map(|entry| {
+            let full = root.join(OsStr::from_bytes(&entry.path));
+            let content = match entry.kind {
+                Kind::Folder => TreeContent::Folder,
+                Kind::File | Kind::Executable => TreeContent::File {
+                    sha256: file_sha256(&full)?,
+                    executable: entry.kind == Kind::Executable,
+                },
+                Kind::Link => {
+                    let target =
+                        fs::read_link(&full).map_err(io_error("reading the link", &full))?;
+                    TreeContent::Link(target.as_os_str().as_bytes().to_vec())
+                }
+            };
+            Ok(TreeEntry {
+                path: entry.path,
+                content,
+            })
+        })
+        .collect()
+}
 
+fn hash_of(entries: &[TreeEntry]) -> Digest {
     let mut hasher = Sha256::new();
     hasher.update(VERSION_LINE);
-    for entry in &entries {
-        let full = root.join(OsStr::from_bytes(&entry.path));
-        hasher.update([entry.kind.byte()]);
+    for entry in entries {
+        let kind = match &entry.content {
+            TreeContent::Folder => Kind::Folder,
+            TreeContent::File {
+                executable: false, ..
+            } => Kind::File,
+            TreeContent::File {
+                executable: true, ..
+            } => Kind::Executable,
+            TreeContent::Link(_) => Kind::Link,
+        };
+        hasher.update([kind.byte()]);
         update_with_length(&mut hasher, &entry.path);
-        match entry.kind {
-            Kind::Folder => {}
-            Kind::File | Kind::Executable => hasher.update(file_sha256(&full)?),
-            Kind::Link => {
-                let target = fs::read_link(&full).map_err(io_error("reading the link", &full))?;
-                update_with_length(&mut hasher, target.as_os_str().as_bytes());
-            }
+        match &entry.content {
+            TreeContent::Folder => {}
+            TreeContent::File { sha256, .. } => hasher.update(sha256),
+            TreeContent::Link(target) => update_with_length(&mut hasher, target),
         }
     }
     let hex = hex::encode(hasher.finalize());
-    Ok(format!("sha256:{hex}")
+    format!("sha256:{hex}")
         .parse()
-        .expect("64 lowercase hex digits make a sha256 digest"))
+        .expect("64 lowercase hex digits make a sha256 digest")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -162,10 +162,22 @@ pub enum Command {
         after_help = "Example:\n  skillport fetch --plan /etc/skillport/plan.json --into /skills\n\nThe plan (docs/fetch.md) names the skills, the mounted pull secrets, CA files and\ninsecure registries; no other flag or file is read. On failure one line goes to\n--termination-log and the exit code is 1."
     )]
     Fetch(FetchArgs),
-    /// Check skills mounted as image volumes and write the index fetch would: the operator's
-    /// verify init container.
+    /// Install skills for local agents: add them to skillport.json, pin them in
+    /// skillport.lock.json, and write them into each target's skills folder.
+    #[command(after_help = INSTALL_HELP)]
+    Install(InstallArgs),
+    /// List the installed skills: source, digest or commit, folders.
+    List(ScopeArgs),
+    /// List installed skills whose tag or branch now points elsewhere.
+    Outdated(OutdatedArgs),
+    /// Move installed skills to what their tags and branches point at now; rewrite the lock.
+    Update(UpdateArgs),
+    /// Remove installed skills: their folders, and their entries in the manifest and lock.
+    Uninstall(UninstallArgs),
+    /// Check installed skills against the lock (each file edited, added or removed), or, with
+    /// --skill, skills mounted as image volumes (the operator's verify init container).
     #[command(
-        after_help = "Example:\n  skillport verify --index /var/run/skillport/index/index.json --index-root /skills \\\n    --skill name=pdf,path=/skills/pdf,image=registry.example.com/skills/pdf@sha256:…\n\nEach folder must exist, not be empty and have a usable SKILL.md. On failure one line goes\nto --termination-log and the exit code is 1."
+        after_help = "Examples:\n  skillport verify                 # the installed skills against skillport.lock.json\n  skillport verify --global --json\n  skillport verify --index /var/run/skillport/index/index.json --index-root /skills \\\n    --skill name=pdf,path=/skills/pdf,image=registry.example.com/skills/pdf@sha256:…\n\nWithout --skill: exit 1 when a folder is missing or changed, naming each file. With\n--skill: each folder must exist, not be empty and have a usable SKILL.md; on failure one\nline goes to --termination-log and the exit code is 1. Signatures: verify-signature."
     )]
     Verify(VerifyArgs),
     /// Sign an image in a registry as cosign does: a sigstore bundle attached to its digest.
@@ -520,16 +532,24 @@ pub struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Where to write the index (a file named index.json).
-    #[arg(long, value_name = "FILE")]
-    pub index: PathBuf,
+    /// Where to write the index (a file named index.json). With --skill.
+    #[arg(long, value_name = "FILE", requires = "skills")]
+    pub index: Option<PathBuf>,
     /// The folder where the agent sees index.json; skill paths in it are relative to this.
-    #[arg(long, value_name = "DIR")]
-    pub index_root: PathBuf,
+    /// With --skill.
+    #[arg(long, value_name = "DIR", requires = "skills")]
+    pub index_root: Option<PathBuf>,
     /// A mounted skill: `name=NAME,path=DIR,image=REF` (optionally `,treeHash=sha256:…`).
-    /// Repeatable; checked in order.
-    #[arg(long = "skill", value_name = "SPEC", required = true, value_parser = parse_mounted)]
+    /// Repeatable; checked in order. Needs --index and --index-root.
+    #[arg(long = "skill", value_name = "SPEC", value_parser = parse_mounted, requires_all = ["index", "index_root"])]
     pub skills: Vec<skillport_fetch::verify::Mounted>,
+    /// The installed skills of the user's scope (~/.config/skillport) instead of this
+    /// project's.
+    #[arg(long, conflicts_with = "skills")]
+    pub global: bool,
+    /// The results as JSON (installed skills).
+    #[arg(long, conflicts_with = "skills")]
+    pub json: bool,
     /// Where one line goes on failure, for Kubernetes to show.
     /// [default: /dev/termination-log, written only when it exists]
     #[arg(long, value_name = "FILE")]
@@ -648,4 +668,101 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5m3").is_err());
     }
+}
+
+const INSTALL_HELP: &str = "Examples:
+  skillport install registry.example.com/skills/pdf-tools:1.2   # resolve, install, record
+  skillport install ./my-skill                                   # a local folder (built first)
+  skillport install https://github.com/org/skills.git//skills/review@v1.0.0   # git
+  skillport install --target claude --target cursor registry.example.com/skills/pdf-tools:1.2
+  skillport install                  # everything in skillport.json, as the lock pins it
+  skillport install --frozen         # CI: fail if skillport.json and the lock disagree
+
+Targets: agents (.agents/skills, the default), claude (.claude/skills), cursor
+(.cursor/skills), copilot (.github/skills), codex (.agents/skills), gemini (.gemini/skills),
+opencode (.opencode/skills), windsurf (.windsurf/skills), or a folder (./path). With
+--global, the user's folders (~/.claude/skills, ~/.copilot/skills, ~/.config/opencode/skills,
+~/.codeium/windsurf/skills, ...) and ~/.config/skillport/skillport.json.
+
+A folder skillport did not write is never replaced (--adopt takes it over), nor one changed
+since it was written (--force replaces it). With the images in the local store, installing
+from the lock needs no network.";
+
+/// The manifest and lock a command works on.
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// The user's scope: ~/.config/skillport/skillport.json and the agents' folders under the
+    /// home folder, instead of this project's.
+    #[arg(long)]
+    pub global: bool,
+    /// The result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Skills to add: an image reference, a local folder (./DIR) or a git URL
+    /// (https://host/repo.git//PATH@REF). None: install what skillport.json lists.
+    #[arg(value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// The skill's folder name. [default: the image's or git path's last part, a folder's
+    /// skill name]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Where the skills added go: an agent (agents, claude, cursor, copilot, codex, gemini,
+    /// opencode, windsurf) or a folder. Repeatable. [default: agents]
+    #[arg(long = "target", value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Fail when skillport.json and the lock disagree, instead of resolving anew.
+    #[arg(long, conflicts_with = "sources")]
+    pub frozen: bool,
+    /// Take over existing skill folders skillport did not write (their content is replaced).
+    #[arg(long)]
+    pub adopt: bool,
+    /// Replace skill folders changed since skillport wrote them.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub store: StoreOption,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct OutdatedArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The skills to update. [default: all]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Replace skill folders changed since skillport wrote them.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub store: StoreOption,
+    #[command(flatten)]
+    pub registries: RegistryOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// The skills to remove.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+    /// Remove folders even when they changed since skillport wrote them.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 }

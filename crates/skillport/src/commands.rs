@@ -18,9 +18,10 @@ use crate::cli::{
 use crate::output::{human_size, one_line, plural, print_table, progress_bar};
 use crate::remote::{self, RegistrySettings, print_json};
 
-pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
+/// Store and registry options given before a command that uses neither are an error.
+fn refuse_unused_globals(command: &Command, given: &[&str]) -> Result<()> {
     // Commands that use neither the store nor a registry (fetch reads both from its plan).
-    let unused = match &cli.command {
+    let unused = match command {
         Command::Init(_) => Some("init"),
         Command::Validate(_) => Some("validate"),
         Command::Demo(_) => Some("demo (its store is --out's)"),
@@ -28,6 +29,8 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
             Some("fetch (its plan names registries and credentials; it keeps no store)")
         }
         Command::Verify(_) => Some("verify"),
+        Command::List(_) => Some("list"),
+        Command::Uninstall(_) => Some("uninstall"),
         Command::Completions(_) => Some("completions"),
         Command::Version => Some("version"),
         Command::Logout(_) => Some("logout"),
@@ -47,6 +50,11 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
             given.join(", ")
         );
     }
+    Ok(())
+}
+
+pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
+    refuse_unused_globals(&cli.command, given)?;
     let top = RegistrySettings::from_cli(&cli);
     let top_store = cli.store;
     let store =
@@ -97,7 +105,17 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::GenerateKeyPair(args) => crate::signing::generate_key_pair(&args),
         Command::Demo(args) => crate::demo::demo(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
+        Command::Verify(args) if args.skills.is_empty() => crate::install::verify_installed(&args),
         Command::Verify(args) => Ok(crate::fetch::verify(&args)),
+        Command::Install(args) => {
+            crate::install::install(&top.with(&args.registries), &store(&args.store)?, &args)
+        }
+        Command::Update(args) => {
+            crate::install::update(&top.with(&args.registries), &store(&args.store)?, &args)
+        }
+        Command::Outdated(args) => crate::install::outdated(&top.with(&args.registries), &args),
+        Command::List(args) => crate::install::list(&args),
+        Command::Uninstall(args) => crate::install::uninstall(&args),
         Command::Completions(args) => {
             let mut script = Vec::new();
             clap_complete::generate(

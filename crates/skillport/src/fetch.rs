@@ -159,24 +159,28 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
         write_termination_log(args.termination_log.as_deref(), &message);
         ExitCode::FAILURE
     };
-    let folder = match args.index.parent() {
-        Some(folder) if args.index.file_name() == Some(INDEX_FILE.as_ref()) => folder,
+    // clap requires both with --skill, the only way here.
+    let (Some(index_file), Some(index_root)) = (&args.index, &args.index_root) else {
+        return fail("--skill needs --index and --index-root".to_owned(), None);
+    };
+    let folder = match index_file.parent() {
+        Some(folder) if index_file.file_name() == Some(INDEX_FILE.as_ref()) => folder,
         _ => {
             return fail(
                 format!(
                     "--index {} must name a file {INDEX_FILE}",
-                    args.index.display()
+                    index_file.display()
                 ),
                 None,
             );
         }
     };
-    let index = match skillport_fetch::verify::verify(&args.skills, &args.index_root) {
+    let index = match skillport_fetch::verify::verify(&args.skills, index_root) {
         Ok(index) => index,
         Err(err) => return fail(skillport_fetch::error_chain(&err), None),
     };
     if let Err(err) = index.write(folder) {
-        return fail(format!("writing {}: {err}", args.index.display()), None);
+        return fail(format!("writing {}: {err}", index_file.display()), None);
     }
     for entry in &index.skills {
         eprintln!(

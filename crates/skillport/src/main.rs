@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod demo;
 mod fetch;
+mod install;
 mod remote;
 mod signing;
 

@@ -118,6 +118,9 @@ fn chain_text(err: &anyhow::Error) -> String {
 
 fn hint(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
+        if let Some(err) = cause.downcast_ref::<skillport_install::InstallError>() {
+            return err.hint();
+        }
         if let Some(err) = cause.downcast_ref::<skillport_registry::RegistryError>()
             && let Some(hint) = err.hint()
         {

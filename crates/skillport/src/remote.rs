@@ -183,14 +183,14 @@ pub fn is_remote(text: &str, local: bool) -> bool {
 }
 
 /// One indicatif bar per transfer, on stderr, only on a terminal.
-struct Bars {
+pub(crate) struct Bars {
     multi: MultiProgress,
     active: Mutex<HashMap<u64, ProgressBar>>,
     next: AtomicU64,
 }
 
 impl Bars {
-    fn shared() -> Arc<dyn Progress> {
+    pub(crate) fn shared() -> Arc<dyn Progress> {
         let target = if std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
         } else {

@@ -78,7 +78,9 @@ impl Sandbox {
     /// `skillport --store <sandbox>/store ARGS…` with a clean environment (without `--store`
     /// for the commands that use no store, which refuse it).
     pub fn skillport(&self, args: &[&str]) -> Command {
-        const STORELESS: [&str; 9] = [
+        const STORELESS: [&str; 11] = [
+            "list",
+            "uninstall",
             "generate-key-pair",
             "init",
             "validate",

@@ -1,0 +1,350 @@
+// Skills for local agents: `install`, `list`, `outdated`, `update`, `verify` and `uninstall`
+// against a real TLS + auth registry, a git daemon, local folders and the local store, as a
+// user runs them in a project folder (or with --global and a fake HOME).
+
+mod common;
+
+#[path = "../../skillport-fetch/tests/git/fixture.rs"]
+#[allow(dead_code)]
+mod git_fixture;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Run, Sandbox, assert_same_tree, path_str, run, tree, write_minimal_skill};
+use serde_json::Value;
+use skillport_testkit::Registry;
+
+/// `skillport ARGS` in `project` (the sandbox's HOME and store).
+fn in_project(sandbox: &Sandbox, project: &Path, args: &[&str]) -> Command {
+    fs::create_dir_all(project).unwrap();
+    let mut command = sandbox.skillport(args);
+    command.current_dir(project);
+    command
+}
+
+fn ok(sandbox: &Sandbox, project: &Path, args: &[&str]) -> Run {
+    run(in_project(sandbox, project, args)).success()
+}
+
+fn fails(sandbox: &Sandbox, project: &Path, args: &[&str]) -> Run {
+    run(in_project(sandbox, project, args)).failure()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// A skill `name` whose SKILL.md body says `text`, built and pushed as `remote`.
+fn push_skill(sandbox: &Sandbox, flags: &[&str], name: &str, text: &str, remote: &str) -> PathBuf {
+    let dir = write_minimal_skill(&sandbox.join("src"), name);
+    fs::write(
+        dir.join("SKILL.md"),
+        format!(
+            "---\nname: {name}\ndescription: Does {name} things. Use when testing.\n---\n{text}\n"
+        ),
+    )
+    .unwrap();
+    fs::create_dir_all(dir.join("scripts")).unwrap();
+    fs::write(dir.join("scripts/run.sh"), "#!/bin/sh\necho run\n").unwrap();
+    fs::set_permissions(
+        dir.join("scripts/run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let local = format!("{name}:build");
+    sandbox.build(&dir, &local);
+    let mut args = flags.to_vec();
+    args.extend(["push", &local, remote]);
+    sandbox.ok(&args);
+    dir
+}
+
+/// Installs from a TLS + auth registry into two targets; another machine given only the
+/// manifest and lock gets byte-identical folders with --frozen; --frozen fails once the
+/// manifest says something else; with the image in the store, a removed folder comes back
+/// with the registry gone.
+#[test]
+fn install_reproduces_the_same_folders_from_the_lock() {
+    let registry = Registry::tls_basic_auth();
+    let a = Sandbox::new();
+    let auth = registry.docker_config(&a.join("auth"));
+    let ca = path_str(registry.ca_file().unwrap()).to_owned();
+    let flags = ["--ca-file", ca.as_str(), "--authfile", path_str(&auth)];
+    let remote = format!("{}/skills/pdf-tools:1.0.0", registry.host());
+    let source = push_skill(&a, &flags, "pdf-tools", "Version one.", &remote);
+
+    let project_a = a.join("project");
+    let mut args = vec!["install"];
+    args.extend(flags);
+    args.extend([remote.as_str(), "--target", "claude", "--target", "agents"]);
+    let first = ok(&a, &project_a, &args);
+    assert!(
+        first.stderr.contains("installed  pdf-tools sha256:"),
+        "{first}"
+    );
+    for folder in [".claude/skills/pdf-tools", ".agents/skills/pdf-tools"] {
+        assert_same_tree(&tree(&project_a.join(folder)), &tree(&source));
+    }
+    let lock = read_json(&project_a.join("skillport.lock.json"));
+    let locked = &lock["skills"]["pdf-tools"];
+    assert_eq!(locked["image"], remote.as_str());
+    assert!(locked["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(
+        locked["installed"],
+        serde_json::json!([".agents/skills/pdf-tools", ".claude/skills/pdf-tools"])
+    );
+    assert!(
+        locked["files"]["scripts/run.sh"]
+            .as_str()
+            .unwrap()
+            .starts_with("exec sha256:")
+    );
+
+    // Machine B: only the two files.
+    let b = Sandbox::new();
+    let project_b = b.join("project");
+    fs::create_dir_all(&project_b).unwrap();
+    for file in ["skillport.json", "skillport.lock.json"] {
+        fs::copy(project_a.join(file), project_b.join(file)).unwrap();
+    }
+    let b_auth = registry.docker_config(&b.join("auth"));
+    let b_flags = ["--ca-file", ca.as_str(), "--authfile", path_str(&b_auth)];
+    let mut args = vec!["install", "--frozen"];
+    args.extend(b_flags);
+    ok(&b, &project_b, &args);
+    for folder in [".claude/skills/pdf-tools", ".agents/skills/pdf-tools"] {
+        assert_same_tree(
+            &tree(&project_b.join(folder)),
+            &tree(&project_a.join(folder)),
+        );
+    }
+    assert_eq!(
+        fs::read(project_b.join("skillport.lock.json")).unwrap(),
+        fs::read(project_a.join("skillport.lock.json")).unwrap(),
+        "the same inputs give the same lock, byte for byte"
+    );
+    // A second run finds everything in place.
+    let again = ok(&b, &project_b, &args);
+    assert!(again.stderr.contains("up to date pdf-tools"), "{again}");
+
+    // The manifest now asks for another target: --frozen refuses and changes nothing.
+    let manifest = project_b.join("skillport.json");
+    let edited = fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("\"claude\"", "\"cursor\"");
+    fs::write(&manifest, edited).unwrap();
+    let refused = fails(&b, &project_b, &args);
+    assert!(
+        refused
+            .error()
+            .contains("the manifest and the lock disagree (--frozen): pdf-tools has other targets"),
+        "{refused}"
+    );
+    assert!(!project_b.join(".cursor").exists());
+
+    // Offline: the registry is gone, the store has the image.
+    fs::remove_dir_all(project_a.join(".claude/skills/pdf-tools")).unwrap();
+    drop(registry);
+    let offline = ok(&a, &project_a, &["install"]);
+    assert!(offline.stderr.contains("updated    pdf-tools"), "{offline}");
+    assert_same_tree(
+        &tree(&project_a.join(".claude/skills/pdf-tools")),
+        &tree(&source),
+    );
+}
+
+/// A tag moved on the registry: `outdated` lists that skill alone, `update` moves it and the
+/// lock changes only in its entry.
+#[test]
+fn a_moved_tag_is_outdated_and_update_moves_only_it() {
+    let registry = Registry::plain();
+    let sandbox = Sandbox::new();
+    let host = registry.host();
+    let alpha = format!("{host}/skills/alpha:1");
+    let beta = format!("{host}/skills/beta:1");
+    push_skill(&sandbox, &[], "alpha", "Alpha one.", &alpha);
+    push_skill(&sandbox, &[], "beta", "Beta one.", &beta);
+    let project = sandbox.join("project");
+    ok(&sandbox, &project, &["install", &alpha, &beta]);
+    let before = read_json(&project.join("skillport.lock.json"));
+    let none = ok(&sandbox, &project, &["outdated", "--json"]).json();
+    assert_eq!(none, serde_json::json!([]));
+
+    fs::remove_dir_all(sandbox.join("src/alpha")).unwrap();
+    push_skill(&sandbox, &[], "alpha", "Alpha two.", &alpha);
+    let outdated = ok(&sandbox, &project, &["outdated", "--json"]).json();
+    assert_eq!(outdated.as_array().unwrap().len(), 1, "{outdated}");
+    assert_eq!(outdated[0]["name"], "alpha");
+    assert_eq!(outdated[0]["locked"], before["skills"]["alpha"]["digest"]);
+
+    let updated = ok(&sandbox, &project, &["update"]);
+    assert!(updated.stderr.contains("updated    alpha"), "{updated}");
+    assert!(updated.stderr.contains("up to date beta"), "{updated}");
+    let after = read_json(&project.join("skillport.lock.json"));
+    assert_eq!(after["skills"]["beta"], before["skills"]["beta"]);
+    assert_eq!(after["skills"]["alpha"]["digest"], outdated[0]["latest"]);
+    assert_ne!(
+        after["skills"]["alpha"]["treeHash"],
+        before["skills"]["alpha"]["treeHash"]
+    );
+    assert!(
+        fs::read_to_string(project.join(".agents/skills/alpha/SKILL.md"))
+            .unwrap()
+            .contains("Alpha two.")
+    );
+    let listed = ok(&sandbox, &project, &["list", "--json"]).json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+}
+
+/// `--global` with a fake HOME: a local folder is built and installed into ~/.claude/skills,
+/// the manifest and lock go to ~/.config/skillport. `verify` names each file edited, added and
+/// removed; install then refuses to overwrite the changes until --force.
+#[test]
+fn verify_names_every_change_and_install_keeps_changed_folders() {
+    let sandbox = Sandbox::new();
+    let source = write_minimal_skill(&sandbox.join("src"), "my-skill");
+    fs::write(source.join("notes.md"), "Notes.\n").unwrap();
+    let cwd = sandbox.join("anywhere");
+    ok(
+        &sandbox,
+        &cwd,
+        &[
+            "install",
+            "--global",
+            "--target",
+            "claude",
+            path_str(&source),
+        ],
+    );
+    let home = sandbox.join("home");
+    let installed = home.join(".claude/skills/my-skill");
+    assert_same_tree(&tree(&installed), &tree(&source));
+    let lock = read_json(&home.join(".config/skillport/skillport.lock.json"));
+    assert_eq!(
+        lock["skills"]["my-skill"]["installed"],
+        serde_json::json!(["~/.claude/skills/my-skill"])
+    );
+    assert!(
+        !cwd.join("skillport.json").exists(),
+        "--global writes nothing here"
+    );
+    ok(&sandbox, &cwd, &["verify", "--global"]);
+
+    fs::write(
+        installed.join("SKILL.md"),
+        "---\nname: my-skill\ndescription: Changed.\n---\n",
+    )
+    .unwrap();
+    fs::write(installed.join("extra.md"), "Extra.\n").unwrap();
+    fs::remove_file(installed.join("notes.md")).unwrap();
+    let checked = run(in_project(
+        &sandbox,
+        &cwd,
+        &["verify", "--global", "--json"],
+    ))
+    .failure();
+    let changes = &checked.json()[0]["changes"];
+    assert_eq!(
+        changes,
+        &serde_json::json!([
+            {"path": "SKILL.md", "change": "edited"},
+            {"path": "extra.md", "change": "added"},
+            {"path": "notes.md", "change": "removed"},
+        ]),
+        "{checked}"
+    );
+    let refused = fails(&sandbox, &cwd, &["install", "--global"]);
+    assert!(
+        refused
+            .error()
+            .contains("changed since skillport installed it"),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("hint: see what changed with `skillport verify`"),
+        "{refused}"
+    );
+    assert!(installed.join("extra.md").exists(), "nothing replaced");
+    ok(&sandbox, &cwd, &["install", "--global", "--force"]);
+    assert_same_tree(&tree(&installed), &tree(&source));
+    ok(&sandbox, &cwd, &["verify", "--global"]);
+
+    let removed = ok(&sandbox, &cwd, &["uninstall", "--global", "my-skill"]);
+    assert!(
+        removed.stderr.contains("removed ~/.claude/skills/my-skill"),
+        "{removed}"
+    );
+    assert!(!installed.exists());
+}
+
+/// A folder the user made is never replaced: install says so, names it and how to adopt it,
+/// and leaves everything as it was.
+#[test]
+fn a_users_own_folder_is_never_overwritten() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.join("project");
+    let mine = project.join(".claude/skills/foo");
+    fs::create_dir_all(&mine).unwrap();
+    fs::write(mine.join("SKILL.md"), "my own\n").unwrap();
+    let source = write_minimal_skill(&sandbox.join("src"), "foo");
+    let refused = fails(
+        &sandbox,
+        &project,
+        &["install", "--target", "claude", path_str(&source)],
+    );
+    assert!(
+        refused.error().contains(&format!(
+            "{} exists and skillport did not install it",
+            mine.display()
+        )),
+        "{refused}"
+    );
+    assert!(refused.stderr.contains("--adopt"), "{refused}");
+    assert_eq!(
+        fs::read_to_string(mine.join("SKILL.md")).unwrap(),
+        "my own\n"
+    );
+    assert!(
+        !project.join("skillport.lock.json").exists(),
+        "nothing recorded"
+    );
+    ok(
+        &sandbox,
+        &project,
+        &[
+            "install",
+            "--adopt",
+            "--target",
+            "claude",
+            path_str(&source),
+        ],
+    );
+    assert_same_tree(&tree(&mine), &tree(&source));
+}
+
+/// A git source (`git daemon`): pinned to the commit its tag names, the folder as the commit
+/// has it.
+#[test]
+fn a_git_source_is_pinned_to_its_commit() {
+    let fixture = git_fixture::Fixture::new();
+    let sandbox = Sandbox::new();
+    let project = sandbox.join("project");
+    let source = format!("{}//skills/code-review@v2", fixture.git_url());
+    let done = ok(&sandbox, &project, &["install", &source]);
+    assert!(done.stderr.contains("installed  code-review"), "{done}");
+    let lock = read_json(&project.join("skillport.lock.json"));
+    assert_eq!(
+        lock["skills"]["code-review"]["commit"],
+        fixture.commits.second.as_str()
+    );
+    assert_eq!(lock["skills"]["code-review"]["ref"], "v2");
+    assert_eq!(
+        fs::read_to_string(project.join(".agents/skills/code-review/SKILL.md")).unwrap(),
+        git_fixture::skill_md(2)
+    );
+    ok(&sandbox, &project, &["verify"]);
+}
