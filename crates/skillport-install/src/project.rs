@@ -250,6 +250,7 @@ pub async fn install(
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<Installed>, InstallError> {
     let mut manifest = project.manifest()?;
+    let asked_before: BTreeSet<String> = manifest.skills.keys().cloned().collect();
     let mut lock = project.lock()?;
     add_requested(project, request, &mut manifest)?;
     if request.frozen {
@@ -266,12 +267,32 @@ pub async fn install(
     }
     pull_missing(store, client, contents.values(), progress).await?;
 
+    // The lock records what is on disk even when a skill fails: the skills written are in it
+    // (a later run knows their folders), and a skill this command added and could not write
+    // is left out of the manifest too.
     let mut done = Vec::new();
-    for step in &steps {
-        let content = &contents[&step.name];
-        let installed = write_skill(project, step, content, store, request)?;
-        lock.skills.insert(step.name.clone(), installed.0);
-        done.push(installed.1);
+    let mut failed = None;
+    for (step, result) in steps
+        .iter()
+        .zip(write_all(project, &steps, &contents, store, request))
+    {
+        match result {
+            Ok((locked, installed)) => {
+                lock.skills.insert(step.name.clone(), locked);
+                done.push(installed);
+            }
+            Err(err) => {
+                if !asked_before.contains(&step.name) {
+                    manifest.skills.remove(&step.name);
+                }
+                failed.get_or_insert(err);
+            }
+        }
+    }
+    if let Some(err) = failed {
+        manifest::write(&project.manifest_path(), &manifest)?;
+        manifest::write(&project.lock_path(), &lock)?;
+        return Err(err);
     }
     for (name, folders) in removals {
         for folder in &folders {
@@ -559,21 +580,7 @@ async fn revision(
             let commit = if let Some(commit) = locked.and_then(|l| l.commit.clone()) {
                 commit
             } else {
-                let git = skillport_fetch::git::GitSource {
-                    url: url.to_owned(),
-                    reference: reference.to_owned(),
-                    path: path.map(str::to_owned),
-                };
-                tokio::task::spawn_blocking(move || {
-                    skillport_fetch::git::resolve(
-                        &git,
-                        None,
-                        &skillport_fetch::git::GitOptions::default(),
-                    )
-                })
-                .await
-                .expect("resolving does not panic")
-                .map_err(|err| fail(err.to_string()))?
+                resolve_git(url, reference, path).await.map_err(fail)?
             };
             Ok(Content::Git {
                 url: url.to_owned(),
@@ -599,6 +606,21 @@ async fn revision(
             Ok(Content::Image(reference))
         }
     }
+}
+
+/// The commit a git ref names now (`ls-refs`, no pack downloaded).
+async fn resolve_git(url: &str, reference: &str, path: Option<&str>) -> Result<String, String> {
+    let git = skillport_fetch::git::GitSource {
+        url: url.to_owned(),
+        reference: reference.to_owned(),
+        path: path.map(str::to_owned),
+    };
+    tokio::task::spawn_blocking(move || {
+        skillport_fetch::git::resolve(&git, None, &skillport_fetch::git::GitOptions::default())
+    })
+    .await
+    .expect("resolving does not panic")
+    .map_err(|err| err.to_string())
 }
 
 /// Builds the skill folder `dir` into the store as `NAME:VERSION` (or `latest`); returns the
@@ -666,6 +688,44 @@ async fn pull_missing(
         .try_collect::<Vec<_>>()
         .await?;
     Ok(())
+}
+
+/// [`write_skill`] for every step, on as many threads as there are cores (unpacking and
+/// hashing are CPU and disk work); results in step order.
+fn write_all(
+    project: &Project,
+    steps: &[Step],
+    contents: &BTreeMap<String, Content>,
+    store: &Store,
+    request: &Request,
+) -> Vec<Result<(Locked, Installed), InstallError>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(4, std::num::NonZeroUsize::get)
+        .min(steps.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<_>>> =
+        steps.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(step) = steps.get(index) else { break };
+                    let result = write_skill(project, step, &contents[&step.name], store, request);
+                    *results[index].lock().expect("not poisoned") = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .expect("not poisoned")
+                .expect("every step ran")
+        })
+        .collect()
 }
 
 /// Writes one skill to each of its folders (skipping those already as locked); returns its
@@ -940,21 +1000,7 @@ pub async fn outdated(project: &Project, client: &Client) -> Result<Vec<Outdated
                 reference,
                 path,
             } => {
-                let git = skillport_fetch::git::GitSource {
-                    url: url.to_owned(),
-                    reference: reference.to_owned(),
-                    path: path.map(str::to_owned),
-                };
-                let commit = tokio::task::spawn_blocking(move || {
-                    skillport_fetch::git::resolve(
-                        &git,
-                        None,
-                        &skillport_fetch::git::GitOptions::default(),
-                    )
-                })
-                .await
-                .expect("resolving does not panic")
-                .map_err(|err| fail(err.to_string()))?;
+                let commit = resolve_git(url, reference, path).await.map_err(fail)?;
                 (commit, locked.commit.clone())
             }
             Kind::Folder(_) => continue,

@@ -424,12 +424,7 @@ impl Credentials {
         if let Some(answer) = self.answers().get(&cache_key) {
             return Ok(answer.clone().map(|credential| found(credential, setting)));
         }
-        let at_fault = HelperSetting {
-            helper,
-            registry: host,
-            setting: &setting,
-            file: file.label(),
-        };
+        let at_fault = HelperSetting::new(helper, host, &setting, file.label());
         let program = at_fault.program(self.helper_path.as_deref())?;
         tracing::debug!(
             registry = host,
@@ -478,7 +473,21 @@ pub(crate) struct HelperSetting<'a> {
     pub file: &'a str,
 }
 
-impl HelperSetting<'_> {
+impl<'a> HelperSetting<'a> {
+    pub(crate) fn new(
+        helper: &'a str,
+        registry: &'a str,
+        setting: &'a str,
+        file: &'a str,
+    ) -> HelperSetting<'a> {
+        HelperSetting {
+            helper,
+            registry,
+            setting,
+            file,
+        }
+    }
+
     /// `docker-credential-<helper>` on `search_path` (`PATH` when `None`).
     pub(crate) fn program(
         &self,

@@ -348,3 +348,151 @@ fn a_git_source_is_pinned_to_its_commit() {
     );
     ok(&sandbox, &project, &["verify"]);
 }
+
+/// Runs `docs/<schema>` (Draft 2020-12, with manifest.schema.json for its references) over
+/// each JSON document; returns whether each is valid.
+fn schema_verdicts(schema: &str, documents: &[Value]) -> Vec<bool> {
+    let venv = std::env::var_os("SKILLPORT_TEST_VENV").map_or_else(
+        || common::workspace_root().join("target/test-venv"),
+        PathBuf::from,
+    );
+    let python = venv.join("bin/python");
+    let script = r#"
+import json, sys
+import jsonschema
+from referencing import Registry, Resource
+docs = sys.argv[1]
+manifest = json.load(open(docs + "/manifest.schema.json"))
+schema = json.load(open(docs + "/" + sys.argv[2]))
+registry = Registry().with_resource(manifest["$id"], Resource.from_contents(manifest))
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema, registry=registry)
+for line in sys.stdin:
+    print("valid" if validator.is_valid(json.loads(line)) else "invalid")
+"#;
+    let mut child = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(common::workspace_root().join("docs"))
+        .arg(schema)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "{} does not run ({err}); scripts/test.sh makes the virtualenv",
+                python.display()
+            )
+        });
+    let mut input = String::new();
+    for doc in documents {
+        input.push_str(&doc.to_string());
+        input.push('\n');
+    }
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the schema check failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line == "valid")
+        .collect()
+}
+
+/// docs/manifest.schema.json and docs/lock.schema.json accept what install writes (an image,
+/// a folder and a git skill) and refuse a source that is two things or a lock entry without
+/// its revision.
+#[test]
+fn the_schemas_accept_what_install_writes() {
+    let fixture = git_fixture::Fixture::new();
+    let registry = Registry::plain();
+    let sandbox = Sandbox::new();
+    let image = format!("{}/skills/alpha:1", registry.host());
+    push_skill(&sandbox, &[], "alpha", "Alpha.", &image);
+    let folder = write_minimal_skill(&sandbox.join("src"), "local-one");
+    let git = format!("{}//skills/code-review@main", fixture.git_url());
+    let project = sandbox.join("project");
+    ok(
+        &sandbox,
+        &project,
+        &[
+            "install",
+            &image,
+            path_str(&folder),
+            &git,
+            "--target",
+            "claude",
+        ],
+    );
+    let manifest = read_json(&project.join("skillport.json"));
+    let lock = read_json(&project.join("skillport.lock.json"));
+    assert_eq!(lock["skills"].as_object().unwrap().len(), 3, "{lock}");
+
+    let mut two_things = manifest.clone();
+    two_things["skills"]["alpha"]["folder"] = Value::from("./alpha");
+    let mut bad_target = manifest.clone();
+    bad_target["skills"]["alpha"]["targets"] = serde_json::json!(["claude", "claude"]);
+    assert_eq!(
+        schema_verdicts("manifest.schema.json", &[manifest, two_things, bad_target]),
+        [true, false, false]
+    );
+    let mut no_commit = lock.clone();
+    no_commit["skills"]["code-review"]
+        .as_object_mut()
+        .unwrap()
+        .remove("commit");
+    let mut bad_file = lock.clone();
+    bad_file["skills"]["alpha"]["files"]["SKILL.md"] = Value::from("sha256:nothex");
+    assert_eq!(
+        schema_verdicts("lock.schema.json", &[lock, no_commit, bad_file]),
+        [true, false, false]
+    );
+}
+
+/// One skill of two cannot be installed (an image with no SKILL.md, pushed by skopeo): the
+/// other is installed and locked, the bad one is left out of the manifest and its folder never
+/// appears, and the next install finds the good one in place.
+#[test]
+fn a_failed_skill_leaves_the_others_installed_and_recorded() {
+    let registry = Registry::plain();
+    let sandbox = Sandbox::new();
+    let good = format!("{}/skills/alpha:1", registry.host());
+    push_skill(&sandbox, &[], "alpha", "Alpha.", &good);
+    let layout = sandbox.join("layout");
+    skillport_testkit::write_tiny_image(&layout, "1", b"not a skill\n");
+    let bad = format!("{}/skills/no-skill:1", registry.host());
+    common::skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker://{bad}"),
+    ])
+    .success();
+    let project = sandbox.join("project");
+    let failed = fails(&sandbox, &project, &["install", &good, &bad]);
+    assert!(
+        failed.error().contains("skill \"no-skill\"") && failed.error().contains("SKILL.md"),
+        "{failed}"
+    );
+    assert!(project.join(".agents/skills/alpha/SKILL.md").is_file());
+    assert!(!project.join(".agents/skills/no-skill").exists());
+    let manifest = read_json(&project.join("skillport.json"));
+    assert_eq!(
+        manifest["skills"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["alpha"],
+        "{manifest}"
+    );
+    let lock = read_json(&project.join("skillport.lock.json"));
+    assert!(lock["skills"]["alpha"]["digest"].is_string(), "{lock}");
+    let again = ok(&sandbox, &project, &["install"]);
+    assert!(again.stderr.contains("up to date alpha"), "{again}");
+}

@@ -127,12 +127,7 @@ pub fn login_with_helper_path(
             )));
         }
         let file = path.display().to_string();
-        let at_fault = HelperSetting {
-            helper: &helper,
-            registry: host,
-            setting: &setting,
-            file: &file,
-        };
+        let at_fault = HelperSetting::new(&helper, host, &setting, &file);
         let program = at_fault.program(helper_path)?;
         helper::store(
             &program,
@@ -203,12 +198,7 @@ pub fn logout_with_helper_path(
     if let Some((helper, setting)) = configured_helper(&root, &key) {
         let host = host_of(&key);
         let file = path.display().to_string();
-        let at_fault = HelperSetting {
-            helper: &helper,
-            registry: host,
-            setting: &setting,
-            file: &file,
-        };
+        let at_fault = HelperSetting::new(&helper, host, &setting, &file);
         let program = at_fault.program(helper_path)?;
         let erased = helper::erase(
             &program,
