@@ -560,16 +560,20 @@ async fn revision(
             let digest = match (locked.and_then(|l| l.digest.clone()), reference.digest()) {
                 (Some(digest), _) => digest,
                 (None, Some(digest)) => digest.to_string(),
-                (None, None) => client
-                    .resolve(&reference)
+                (None, None) => resolve_image(&reference, store, client)
                     .await
-                    .map_err(|err| fail(skillport_fetch::error_chain(&err)))?
-                    .digest
-                    .to_string(),
+                    .map_err(fail)?,
             };
-            let pinned = format!("{}@{digest}", reference.name())
+            let pinned: Reference = format!("{}@{digest}", reference.name())
                 .parse()
                 .map_err(|err| fail(format!("{err}")))?;
+            // An image of the local store (no registry in its name) is never pulled.
+            if reference.registry().is_none() && store.resolve(&pinned).is_err() {
+                return Err(fail(format!(
+                    "{pinned} is not in the local store; build or pull it first (`skillport \
+                     images` lists the store)"
+                )));
+            }
             Ok(Content::Image(pinned))
         }
         Kind::Git {
@@ -606,6 +610,26 @@ async fn revision(
             Ok(Content::Image(reference))
         }
     }
+}
+
+/// The digest a tag names now: in the local store for a name without a registry
+/// (`pdf-tools:1.0.0`, as `skillport build` names images), else at its registry.
+async fn resolve_image(
+    reference: &Reference,
+    store: &Store,
+    client: &Client,
+) -> Result<String, String> {
+    if reference.registry().is_none() {
+        return store
+            .resolve(reference)
+            .map(|stored| stored.descriptor.digest.to_string())
+            .map_err(|err| format!("{err}; build or pull it first"));
+    }
+    client
+        .resolve(reference)
+        .await
+        .map(|descriptor| descriptor.digest.to_string())
+        .map_err(|err| skillport_fetch::error_chain(&err))
 }
 
 /// The commit a git ref names now (`ls-refs`, no pack downloaded).
@@ -978,7 +1002,11 @@ pub struct Outdated {
 
 /// Resolves every locked tag and git ref again; lists those that moved. Digests, full commit
 /// SHAs and local folders never move.
-pub async fn outdated(project: &Project, client: &Client) -> Result<Vec<Outdated>, InstallError> {
+pub async fn outdated(
+    project: &Project,
+    store: &Store,
+    client: &Client,
+) -> Result<Vec<Outdated>, InstallError> {
     let lock = project.lock()?;
     let mut out = Vec::new();
     for (name, locked) in &lock.skills {
@@ -989,11 +1017,10 @@ pub async fn outdated(project: &Project, client: &Client) -> Result<Vec<Outdated
                 if reference.digest().is_some() {
                     continue;
                 }
-                let resolved = client
-                    .resolve(&reference)
+                let resolved = resolve_image(&reference, store, client)
                     .await
-                    .map_err(|err| fail(skillport_fetch::error_chain(&err)))?;
-                (resolved.digest.to_string(), locked.digest.clone())
+                    .map_err(fail)?;
+                (resolved, locked.digest.clone())
             }
             Kind::Git {
                 url,

@@ -736,6 +736,8 @@ pub struct OutdatedArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
     #[command(flatten)]
+    pub store: StoreOption,
+    #[command(flatten)]
     pub registries: RegistryOptions,
 }
 

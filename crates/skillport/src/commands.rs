@@ -113,7 +113,9 @@ pub fn run(cli: Cli, given: &[&str]) -> Result<ExitCode> {
         Command::Update(args) => {
             crate::install::update(&top.with(&args.registries), &store(&args.store)?, &args)
         }
-        Command::Outdated(args) => crate::install::outdated(&top.with(&args.registries), &args),
+        Command::Outdated(args) => {
+            crate::install::outdated(&top.with(&args.registries), &store(&args.store)?, &args)
+        }
         Command::List(args) => crate::install::list(&args),
         Command::Uninstall(args) => crate::install::uninstall(&args),
         Command::Completions(args) => {

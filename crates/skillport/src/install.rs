@@ -198,11 +198,15 @@ pub fn list(args: &ScopeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn outdated(settings: &RegistrySettings, args: &OutdatedArgs) -> Result<ExitCode> {
+pub fn outdated(
+    settings: &RegistrySettings,
+    store: &Store,
+    args: &OutdatedArgs,
+) -> Result<ExitCode> {
     let project = project(&args.scope)?;
     let references = image_references(&project, &[]);
     let client = settings.client(&references.iter().collect::<Vec<_>>())?;
-    let found = block_on(skillport_install::outdated(&project, &client))?;
+    let found = block_on(skillport_install::outdated(&project, store, &client))?;
     if args.scope.json {
         let rows: Vec<_> = found
             .iter()

@@ -496,3 +496,36 @@ fn a_failed_skill_leaves_the_others_installed_and_recorded() {
     let again = ok(&sandbox, &project, &["install"]);
     assert!(again.stderr.contains("up to date alpha"), "{again}");
 }
+
+/// An image of the local store (a name without a registry, as `build` names it) installs with
+/// no registry at all; rebuilt under the same tag it is outdated, and `update` moves to it. A
+/// name the store lacks is refused, saying to build or pull it.
+#[test]
+fn the_local_store_is_a_source() {
+    let sandbox = Sandbox::new();
+    let dir = write_minimal_skill(&sandbox.join("src"), "from-store");
+    sandbox.build(&dir, "from-store:1.0.0");
+    let project = sandbox.join("project");
+    ok(
+        &sandbox,
+        &project,
+        &["install", "from-store:1.0.0", "--target", "claude"],
+    );
+    assert_same_tree(
+        &tree(&project.join(".claude/skills/from-store")),
+        &tree(&dir),
+    );
+
+    fs::write(dir.join("more.md"), "More.\n").unwrap();
+    let rebuilt = sandbox.build(&dir, "from-store:1.0.0");
+    let outdated = ok(&sandbox, &project, &["outdated", "--json"]).json();
+    assert_eq!(outdated[0]["latest"], rebuilt.as_str(), "{outdated}");
+    ok(&sandbox, &project, &["update", "from-store"]);
+    assert!(project.join(".claude/skills/from-store/more.md").is_file());
+
+    let missing = fails(&sandbox, &project, &["install", "nowhere:1"]);
+    assert!(
+        missing.error().contains("build or pull it first"),
+        "{missing}"
+    );
+}
