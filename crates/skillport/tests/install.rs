@@ -529,3 +529,69 @@ fn the_local_store_is_a_source() {
         "{missing}"
     );
 }
+
+/// An OCI layout holding one image whose layer has a SKILL.md and an entry `../escape.txt`,
+/// written by Python's tarfile (independent of our code), tagged `1`.
+fn write_escaping_image(layout: &Path) {
+    let script = r#"
+import gzip, hashlib, io, json, os, sys, tarfile
+layout = sys.argv[1]
+blobs = os.path.join(layout, "blobs", "sha256")
+os.makedirs(blobs, exist_ok=True)
+def put(data):
+    digest = hashlib.sha256(data).hexdigest()
+    open(os.path.join(blobs, digest), "wb").write(data)
+    return "sha256:" + digest, len(data)
+raw = io.BytesIO()
+with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    for name, text in [("SKILL.md", b"---\nname: escaping\ndescription: Escapes. Use never.\n---\n"), ("../escape.txt", b"out\n")]:
+        info = tarfile.TarInfo(name)
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+layer, layer_size = put(gzip.compress(raw.getvalue(), mtime=0))
+diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
+config, config_size = put(json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode())
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": layer_size}]}).encode()
+digest, size = put(manifest)
+open(os.path.join(layout, "oci-layout"), "w").write('{"imageLayoutVersion":"1.0.0"}')
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size, "annotations": {"org.opencontainers.image.ref.name": "1"}}]}, open(os.path.join(layout, "index.json"), "w"))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(layout)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// What export refuses, install refuses: a layer with an entry leaving the folder. Nothing is
+/// written in the target, nothing outside it, and nothing is recorded.
+#[test]
+fn a_hostile_layer_is_refused_and_nothing_is_written() {
+    let registry = Registry::plain();
+    let sandbox = Sandbox::new();
+    let layout = sandbox.join("layout");
+    write_escaping_image(&layout);
+    let remote = format!("{}/skills/escaping:1", registry.host());
+    common::skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker://{remote}"),
+    ])
+    .success();
+    let project = sandbox.join("project");
+    let refused = fails(&sandbox, &project, &["install", &remote, "--target", "claude"]);
+    assert!(refused.error().contains("skill \"escaping\""), "{refused}");
+    let skills = project.join(".claude/skills");
+    let left: Vec<_> = fs::read_dir(&skills)
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing left in {}: {left:?}", skills.display());
+    assert!(!project.join(".claude/escape.txt").exists());
+    assert!(!project.join(".claude/skills/escape.txt").exists());
+    let lock = read_json(&project.join("skillport.lock.json"));
+    assert_eq!(lock["skills"], serde_json::json!({}), "{lock}");
+}
