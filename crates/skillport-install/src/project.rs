@@ -181,6 +181,8 @@ pub enum InstallError {
     },
     #[error("no skill {name:?} in {}", manifest.display())]
     Unknown { name: String, manifest: PathBuf },
+    #[error("nothing to install: {} lists no skills", manifest.display())]
+    Nothing { manifest: PathBuf },
 }
 
 impl InstallError {
@@ -204,6 +206,9 @@ impl InstallError {
             InstallError::Unknown { .. } => {
                 "`skillport list` shows the installed skills".to_owned()
             }
+            InstallError::Nothing { .. } => "`skillport install SOURCE` adds a skill: an image \
+                 reference, ./FOLDER or a git URL"
+                .to_owned(),
             _ => return None,
         })
     }
@@ -253,6 +258,11 @@ pub async fn install(
     let asked_before: BTreeSet<String> = manifest.skills.keys().cloned().collect();
     let mut lock = project.lock()?;
     add_requested(project, request, &mut manifest)?;
+    if manifest.skills.is_empty() && lock.skills.is_empty() {
+        return Err(InstallError::Nothing {
+            manifest: project.manifest_path(),
+        });
+    }
     if request.frozen {
         frozen_check(project, &manifest, &lock)?;
     }

@@ -528,6 +528,15 @@ fn the_local_store_is_a_source() {
         missing.error().contains("build or pull it first"),
         "{missing}"
     );
+    // In a folder with no manifest, a bare install says what to do and writes nothing.
+    let empty = sandbox.join("empty");
+    let nothing = fails(&sandbox, &empty, &["install"]);
+    assert!(nothing.error().contains("nothing to install"), "{nothing}");
+    assert!(
+        nothing.stderr.contains("hint: `skillport install SOURCE`"),
+        "{nothing}"
+    );
+    assert!(!empty.join("skillport.json").exists());
 }
 
 /// An OCI layout holding one image whose layer has a SKILL.md and an entry `../escape.txt`,
@@ -563,7 +572,11 @@ json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.
         .arg(layout)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// What export refuses, install refuses: a layer with an entry leaving the folder. Nothing is
@@ -583,13 +596,21 @@ fn a_hostile_layer_is_refused_and_nothing_is_written() {
     ])
     .success();
     let project = sandbox.join("project");
-    let refused = fails(&sandbox, &project, &["install", &remote, "--target", "claude"]);
+    let refused = fails(
+        &sandbox,
+        &project,
+        &["install", &remote, "--target", "claude"],
+    );
     assert!(refused.error().contains("skill \"escaping\""), "{refused}");
     let skills = project.join(".claude/skills");
     let left: Vec<_> = fs::read_dir(&skills)
         .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
-    assert!(left.is_empty(), "nothing left in {}: {left:?}", skills.display());
+    assert!(
+        left.is_empty(),
+        "nothing left in {}: {left:?}",
+        skills.display()
+    );
     assert!(!project.join(".claude/escape.txt").exists());
     assert!(!project.join(".claude/skills/escape.txt").exists());
     let lock = read_json(&project.join("skillport.lock.json"));
