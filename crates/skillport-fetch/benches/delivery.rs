@@ -1,0 +1,406 @@
+//! Delivery benchmark (issue "skill delivery at the limit"): `skillport fetch` against what agent
+//! platforms run in init containers and against the download floor, in one run, rotating the
+//! order every round (this machine drifts ~20 % between runs a minute apart, and page-cache
+//! writeback from one tool slows the next).
+//!
+//! The corpus (`SKILLPORT_BENCH_CORPUS`): `mixed` (default) is 19 small skills (50 files,
+//! ~200 KB each) and one 100 MB skill; `small:N` is N small skills. Each is built and pushed by
+//! the release `skillport` into a TLS + basic-auth registry on loopback. Per round:
+//! - `skillport fetch` (glibc: `SKILLPORT_BIN`, default target/release/skillport) into a fresh
+//!   folder, pinned plan, pull secret and CA as the operator writes them;
+//! - the same with the static musl build when `SKILLPORT_MUSL_BIN` names it;
+//! - `crane export IMAGE - | tar -x`, one skill after another, and 8 at a time;
+//! - kagent's `skills-init` program when `SKILLPORT_KAGENT_SKILLS_INIT` names it (it is not a
+//!   Go module the proxy serves), else "not measured". It is run as `PROGRAM OUT_DIR IMAGE…`
+//!   with `DOCKER_CONFIG` and `SSL_CERT_FILE` set: wrap kagent's binary in a script that maps
+//!   these onto its own flags;
+//! - the floor: every layer blob with `curl -o /dev/null`, all in parallel in one curl.
+//!
+//! Run: `cargo build --release -p skillport && cargo bench -p skillport-fetch --bench delivery`.
+//! `SKILLPORT_BENCH_ROUNDS` sets the rounds (default 5).
+
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines
+)]
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use skillport_testkit::{Registry, workspace_root};
+
+const SMALL_FILES: usize = 50;
+const SMALL_FILE_BYTES: usize = 4 << 10;
+const BIG_BYTES: usize = 100 << 20;
+
+/// One way of delivering the corpus into a folder; returns the wall time.
+type Tool<'a> = Box<dyn Fn(&Path) -> Duration + 'a>;
+
+/// One skill of the corpus as pushed.
+struct Pushed {
+    name: String,
+    /// `host/skills/name:1@sha256:…`
+    pinned: String,
+    /// The layer's digest, for the floor.
+    layer: String,
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("delivery benchmark: run with `cargo bench -p skillport-fetch --bench delivery`");
+        return;
+    }
+    let binary = std::env::var_os("SKILLPORT_BIN").map_or_else(
+        || workspace_root().join("target/release/skillport"),
+        PathBuf::from,
+    );
+    assert!(
+        binary.is_file(),
+        "{} is missing: run `cargo build --release -p skillport` first",
+        binary.display()
+    );
+    let musl = std::env::var_os("SKILLPORT_MUSL_BIN").map(PathBuf::from);
+    let kagent = std::env::var_os("SKILLPORT_KAGENT_SKILLS_INIT").map(PathBuf::from);
+    let crane = skillport_testkit::k8s_tool("crane");
+    let rounds: usize = std::env::var("SKILLPORT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let corpus = std::env::var("SKILLPORT_BENCH_CORPUS").unwrap_or_else(|_| "mixed".to_owned());
+    let (small, big) = match corpus.strip_prefix("small:") {
+        Some(count) => (count.parse().expect("small:N"), false),
+        None => (19, true),
+    };
+
+    let work = tempfile::tempdir().unwrap();
+    let registry = Registry::tls_basic_auth();
+    let auth = registry.docker_config(&work.path().join("auth"));
+    let ca = registry.ca_file().unwrap().to_path_buf();
+    let (user, password) = registry.credentials().unwrap();
+    eprintln!("building and pushing the corpus ({corpus}) …");
+    let corpus_skills = push_corpus(&binary, work.path(), &registry, &auth, small, big);
+    let plan = write_plan(work.path(), &corpus_skills, &auth, &ca);
+    let curl_config = work.path().join("curl.conf");
+    write_curl_config(&curl_config, &registry, user, password, &ca, &corpus_skills);
+    let docker_config_dir = auth.parent().unwrap().to_path_buf();
+
+    let mut tools: Vec<(&str, Tool)> = vec![
+        (
+            "skillport fetch",
+            Box::new(|out: &Path| fetch(&binary, &plan, out)),
+        ),
+        (
+            "crane export | tar, one at a time",
+            Box::new(|out: &Path| {
+                crane_loop(&crane, &docker_config_dir, &ca, &corpus_skills, out, 1)
+            }),
+        ),
+        (
+            "crane export | tar, 8 at a time",
+            Box::new(|out: &Path| {
+                crane_loop(&crane, &docker_config_dir, &ca, &corpus_skills, out, 8)
+            }),
+        ),
+        (
+            "floor: curl every layer, all in parallel",
+            Box::new(|_: &Path| timed(Command::new("curl").arg("-K").arg(&curl_config))),
+        ),
+    ];
+    if let Some(musl) = &musl {
+        tools.insert(
+            1,
+            (
+                "skillport fetch (static musl)",
+                Box::new(|out: &Path| fetch(musl, &plan, out)),
+            ),
+        );
+    }
+    if let Some(kagent) = &kagent {
+        tools.push((
+            "kagent skills-init",
+            Box::new(|out: &Path| kagent_run(kagent, &docker_config_dir, &ca, &corpus_skills, out)),
+        ));
+    }
+
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
+    for round in 0..rounds {
+        eprintln!("round {} of {rounds}", round + 1);
+        for slot in 0..tools.len() {
+            let which = (slot + round) % tools.len();
+            let out = tempfile::tempdir_in(work.path()).unwrap();
+            times[which].push((tools[which].1)(&out.path().join("skills")));
+        }
+    }
+    let medians: Vec<Duration> = times.iter().map(|t| median(t)).collect();
+    let ours = medians[0];
+    let floor_slot = tools
+        .iter()
+        .position(|(name, _)| name.starts_with("floor"))
+        .expect("the floor is measured");
+    let floor = medians[floor_slot];
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "\ndelivery of {} skills ({corpus}) from TLS + basic auth on loopback, median of {rounds}, order rotated",
+        corpus_skills.len()
+    );
+    for ((name, _), median) in tools.iter().zip(&medians) {
+        let _ = writeln!(
+            report,
+            "  {name:<42} {:>9.1} ms  {:>5.2}x skillport  {:>5.2}x floor",
+            ms(*median),
+            median.as_secs_f64() / ours.as_secs_f64(),
+            median.as_secs_f64() / floor.as_secs_f64()
+        );
+    }
+    if kagent.is_none() {
+        let _ = writeln!(
+            report,
+            "  kagent skills-init                         not measured (set SKILLPORT_KAGENT_SKILLS_INIT)"
+        );
+    }
+    let per_skill = ours.as_secs_f64() * 1000.0 / corpus_skills.len() as f64;
+    let _ = writeln!(
+        report,
+        "\nskillport fetch / floor: {:.2}x ({per_skill:.1} ms per skill)",
+        ours.as_secs_f64() / floor.as_secs_f64()
+    );
+    if musl.is_some() {
+        let _ = writeln!(
+            report,
+            "static musl / glibc:     {:.2}x (target <= 1.10)",
+            medians[1].as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+    print!("{report}");
+}
+
+/// Builds and pushes the corpus with the release binary; returns each skill pinned.
+fn push_corpus(
+    binary: &Path,
+    work: &Path,
+    registry: &Registry,
+    auth: &Path,
+    small: usize,
+    big: bool,
+) -> Vec<Pushed> {
+    let store = work.join("store");
+    let mut pushed = Vec::new();
+    for index in 0..small + usize::from(big) {
+        let name = format!("bench-skill-{index:03}");
+        let dir = work.join("src").join(&name);
+        write_skill(&dir, &name, index, big && index == small);
+        let local = format!("{name}:1");
+        let remote = format!("{}/skills/{name}:1", registry.host());
+        let skillport = |args: &[&str]| {
+            let output = Command::new(binary)
+                .env_clear()
+                .env("SKILLPORT_STORE", &store)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "skillport {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        };
+        skillport(&["build", "-t", &local, dir.to_str().unwrap()]);
+        let ca = registry.ca_file().unwrap().to_str().unwrap().to_owned();
+        let pushed_json: serde_json::Value = serde_json::from_str(&skillport(&[
+            "push",
+            "--ca-file",
+            &ca,
+            "--authfile",
+            auth.to_str().unwrap(),
+            &local,
+            &remote,
+            "--json",
+        ]))
+        .unwrap();
+        let inspected: serde_json::Value =
+            serde_json::from_str(&skillport(&["inspect", &local, "--json"])).unwrap();
+        pushed.push(Pushed {
+            name,
+            pinned: format!("{remote}@{}", pushed_json["digest"].as_str().unwrap()),
+            layer: inspected["layer"]["digest"].as_str().unwrap().to_owned(),
+        });
+    }
+    pushed
+}
+
+/// `SKILL.md` and 49 text files of ~4 KiB (or, for the big one, 100 MB of random bytes).
+fn write_skill(dir: &Path, name: &str, seed: usize, big: bool) {
+    std::fs::create_dir_all(dir.join("references")).unwrap();
+    std::fs::write(
+        dir.join("SKILL.md"),
+        format!("---\nname: {name}\ndescription: Benchmark skill {seed}. Use when measuring.\n---\nBody.\n"),
+    )
+    .unwrap();
+    let mut state = (seed as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for file in 1..SMALL_FILES {
+        let mut text = String::with_capacity(SMALL_FILE_BYTES);
+        while text.len() < SMALL_FILE_BYTES {
+            let _ = write!(text, "w{} ", next() % 5000);
+        }
+        std::fs::write(dir.join("references").join(format!("r{file:02}.md")), text).unwrap();
+    }
+    if big {
+        let mut file = std::fs::File::create(dir.join("model.bin")).unwrap();
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..(BIG_BYTES >> 20) {
+            for bytes in chunk.chunks_mut(8) {
+                bytes.copy_from_slice(&next().to_le_bytes()[..bytes.len()]);
+            }
+            file.write_all(&chunk).unwrap();
+        }
+    }
+}
+
+fn write_plan(work: &Path, skills: &[Pushed], auth: &Path, ca: &Path) -> PathBuf {
+    let plan = work.join("plan.json");
+    let entries: Vec<_> = skills
+        .iter()
+        .map(|skill| serde_json::json!({"name": skill.name, "image": skill.pinned}))
+        .collect();
+    std::fs::write(
+        &plan,
+        serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "skillport.dev/v1alpha1",
+            "kind": "FetchPlan",
+            "skills": entries,
+            "pullSecrets": [{"name": "bench", "path": auth}],
+            "caFiles": [ca],
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    plan
+}
+
+/// A curl config (credentials in a file, not argv): every layer blob to /dev/null, in parallel.
+fn write_curl_config(
+    path: &Path,
+    registry: &Registry,
+    user: &str,
+    password: &str,
+    ca: &Path,
+    skills: &[Pushed],
+) {
+    let mut config = format!(
+        "silent\nfail\nparallel\nparallel-max = {}\ncacert = \"{}\"\nuser = \"{user}:{password}\"\n",
+        skills.len().max(1),
+        ca.display()
+    );
+    for skill in skills {
+        let _ = write!(
+            config,
+            "url = \"https://{}/v2/skills/{}/blobs/{}\"\noutput = \"/dev/null\"\n",
+            registry.host(),
+            skill.name,
+            skill.layer
+        );
+    }
+    std::fs::write(path, config).unwrap();
+}
+
+fn fetch(binary: &Path, plan: &Path, into: &Path) -> Duration {
+    timed(
+        Command::new(binary)
+            .args(["fetch", "--plan"])
+            .arg(plan)
+            .arg("--into")
+            .arg(into)
+            .arg("--termination-log")
+            .arg(into.with_extension("log"))
+            .env_clear(),
+    )
+}
+
+/// `crane export IMAGE - | tar -x -C DIR` per skill, `parallel` at a time.
+fn crane_loop(
+    crane: &Path,
+    docker_config: &Path,
+    ca: &Path,
+    skills: &[Pushed],
+    out: &Path,
+    parallel: usize,
+) -> Duration {
+    let start = Instant::now();
+    for batch in skills.chunks(parallel) {
+        let children: Vec<_> = batch
+            .iter()
+            .map(|skill| {
+                let dest = out.join(&skill.name);
+                std::fs::create_dir_all(&dest).unwrap();
+                Command::new("sh")
+                    .arg("-c")
+                    .arg("\"$0\" export \"$1\" - | tar -x -C \"$2\"")
+                    .arg(crane)
+                    .arg(&skill.pinned)
+                    .arg(&dest)
+                    .env("DOCKER_CONFIG", docker_config)
+                    .env("SSL_CERT_FILE", ca)
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success(), "crane export | tar failed");
+        }
+    }
+    start.elapsed()
+}
+
+/// kagent's skills-init through its wrapper: `PROGRAM OUT_DIR IMAGE…`, with the Docker config
+/// and the CA in the environment.
+fn kagent_run(
+    program: &Path,
+    docker_config: &Path,
+    ca: &Path,
+    skills: &[Pushed],
+    out: &Path,
+) -> Duration {
+    let images: Vec<&str> = skills.iter().map(|skill| skill.pinned.as_str()).collect();
+    timed(
+        Command::new(program)
+            .env("DOCKER_CONFIG", docker_config)
+            .env("SSL_CERT_FILE", ca)
+            .arg(out)
+            .args(images),
+    )
+}
+
+fn timed(command: &mut Command) -> Duration {
+    let start = Instant::now();
+    let output = command.output().unwrap();
+    let elapsed = start.elapsed();
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    elapsed
+}
+
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(time: Duration) -> f64 {
+    time.as_secs_f64() * 1000.0
+}
