@@ -100,6 +100,13 @@ impl Source {
         }
         for scheme in ["https://", "http://", "git://"] {
             if let Some(rest) = text.strip_prefix(scheme) {
+                let host = rest.split('/').next().unwrap_or_default();
+                if host.contains('@') {
+                    return Err(format!(
+                        "{scheme}{host}…: credentials do not belong in a git URL (they would be \
+                         written to skillport.json); write the URL without `user@`"
+                    ));
+                }
                 return Ok(parse_git(scheme, rest));
             }
         }
@@ -267,7 +274,28 @@ impl Manifest {
 }
 
 impl Lock {
+    /// The version, and every entry's name and folders: a lock is read from a repository, and
+    /// the folders it lists are the ones install and uninstall may replace or delete.
     pub fn check(&self, path: &Path) -> Result<(), FileError> {
+        for (name, locked) in &self.skills {
+            let invalid = |reason: String| FileError::Invalid {
+                path: path.to_owned(),
+                reason: format!("skill {name:?}: {reason}"),
+            };
+            if !skillport_skill::is_valid_name(name) {
+                return Err(invalid("not a skill name".to_owned()));
+            }
+            if let Some(folder) = locked
+                .installed
+                .iter()
+                .find(|folder| !crate::targets::is_recorded_folder(folder, name))
+            {
+                return Err(invalid(format!(
+                    "installed folder {folder:?} is not TARGET/{name} (no `.` or `..` parts); \
+                     the lock was edited by hand"
+                )));
+            }
+        }
         if self.lock_version != LOCK_VERSION {
             return Err(FileError::Invalid {
                 path: path.to_owned(),
@@ -328,6 +356,7 @@ mod tests {
             git.to_string(),
             "https://github.com/org/skills.git//skills/review@v1.0.0"
         );
+        assert!(Source::parse("https://user@git.example.com/one.git").is_err());
         let root = Source::parse("https://git.example.com/one.git").unwrap();
         assert_eq!(root.reference, None);
         assert_eq!(root.path, None);

@@ -160,7 +160,12 @@ pub enum InstallError {
     )]
     NotOurs { folder: PathBuf, lock: PathBuf },
     #[error("{} changed since skillport installed it: {summary}", folder.display())]
-    Changed { folder: PathBuf, summary: String },
+    Changed {
+        folder: PathBuf,
+        summary: String,
+        /// What `--force` would do to it.
+        force: &'static str,
+    },
     #[error("the manifest and the lock disagree (--frozen): {}", differences.join("; "))]
     Frozen { differences: Vec<String> },
     #[error("skill {name:?} ({source_text}): {reason}")]
@@ -193,9 +198,9 @@ impl InstallError {
                 "move {} away (or delete it), or pass --adopt to let skillport replace it",
                 folder.display()
             ),
-            InstallError::Changed { .. } => "see what changed with `skillport verify`; pass \
-                 --force to replace it with the locked content"
-                .to_owned(),
+            InstallError::Changed { force, .. } => {
+                format!("see what changed with `skillport verify`; --force {force}")
+            }
             InstallError::Frozen { .. } => {
                 "run `skillport install` without --frozen and commit the lock it writes".to_owned()
             }
@@ -244,6 +249,8 @@ struct Step {
     locked: Option<Locked>,
     /// The lock's revision still stands (no new resolution asked or needed).
     keep_revision: bool,
+    /// `update` asked for it: resolved again, and what is there now recorded.
+    updating: bool,
 }
 
 /// Installs what the manifest (plus `request.add`) asks for; see the module comment.
@@ -255,7 +262,7 @@ pub async fn install(
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<Installed>, InstallError> {
     let mut manifest = project.manifest()?;
-    let asked_before: BTreeSet<String> = manifest.skills.keys().cloned().collect();
+    let before = manifest.clone();
     let mut lock = project.lock()?;
     add_requested(project, request, &mut manifest)?;
     if manifest.skills.is_empty() && lock.skills.is_empty() {
@@ -267,9 +274,15 @@ pub async fn install(
         frozen_check(project, &manifest, &lock)?;
     }
     let steps = plan(project, request, &manifest, &lock)?;
-    let removals = removals(project, request, &manifest, &lock)?;
+    // `update NAME` touches NAME alone; the other verbs also take away what the manifest no
+    // longer asks for.
+    let removals = match &request.update {
+        Some(names) if !names.is_empty() => Vec::new(),
+        _ => removals(project, request, &manifest, &lock)?,
+    };
 
-    // Revisions: the lock's, or resolved now.
+    // Revisions: the lock's, or resolved now; then the images the store lacks. Nothing on disk
+    // has changed yet.
     let mut contents = BTreeMap::new();
     for step in &steps {
         let content = revision(project, step, request, store, client).await?;
@@ -277,14 +290,38 @@ pub async fn install(
     }
     pull_missing(store, client, contents.values(), progress).await?;
 
-    // The lock records what is on disk even when a skill fails: the skills written are in it
-    // (a later run knows their folders), and a skill this command added and could not write
-    // is left out of the manifest too.
+    // From here the lock follows the disk step by step: folders removed leave it as they go,
+    // and each skill written enters it; a failure stops with the lock saying what is there.
     let mut done = Vec::new();
+    for (name, folders) in &removals {
+        for folder in folders {
+            if let Err(err) = remove_folder(&project.on_disk(folder)) {
+                manifest::write(&project.lock_path(), &lock)?;
+                return Err(err);
+            }
+            if let Some(locked) = lock.skills.get_mut(name) {
+                locked.installed.retain(|kept| kept != folder);
+            }
+        }
+        if !manifest.skills.contains_key(name) {
+            let locked = lock.skills.remove(name);
+            done.push(Installed {
+                name: name.clone(),
+                source: locked.map(|l| l.source.to_string()).unwrap_or_default(),
+                revision: String::new(),
+                change: Change::Removed,
+                folders: folders.clone(),
+            });
+        }
+    }
+    manifest::write(&project.lock_path(), &lock)?;
+
+    // A skill that fails keeps its previous lock entry and manifest entry (a skill this
+    // command added is left out): each skill's folders all change or none do.
     let mut failed = None;
     for (step, result) in steps
         .iter()
-        .zip(write_all(project, &steps, &contents, store, request))
+        .zip(write_all(project, &steps, &contents, store, request, &lock))
     {
         match result {
             Ok((locked, installed)) => {
@@ -292,36 +329,20 @@ pub async fn install(
                 done.push(installed);
             }
             Err(err) => {
-                if !asked_before.contains(&step.name) {
-                    manifest.skills.remove(&step.name);
-                }
+                match before.skills.get(&step.name) {
+                    Some(wanted) => manifest.skills.insert(step.name.clone(), wanted.clone()),
+                    None => manifest.skills.remove(&step.name),
+                };
                 failed.get_or_insert(err);
             }
         }
     }
-    if let Some(err) = failed {
-        manifest::write(&project.manifest_path(), &manifest)?;
-        manifest::write(&project.lock_path(), &lock)?;
-        return Err(err);
-    }
-    for (name, folders) in removals {
-        for folder in &folders {
-            remove_folder(&project.on_disk(folder))?;
-        }
-        if !manifest.skills.contains_key(&name) {
-            let locked = lock.skills.remove(&name);
-            done.push(Installed {
-                name,
-                source: locked.map(|l| l.source.to_string()).unwrap_or_default(),
-                revision: String::new(),
-                change: Change::Removed,
-                folders,
-            });
-        }
-    }
     manifest::write(&project.manifest_path(), &manifest)?;
     manifest::write(&project.lock_path(), &lock)?;
-    Ok(done)
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(done),
+    }
 }
 
 /// Adds (or replaces) the requested skills in the manifest.
@@ -451,6 +472,12 @@ fn plan(
     }
     let mut steps = Vec::new();
     for (name, wanted) in &manifest.skills {
+        // `update NAME` touches NAME alone.
+        if let Some(names) = request.update.as_ref().filter(|names| !names.is_empty())
+            && !names.contains(name)
+        {
+            continue;
+        }
         let folders = project.folders(name, wanted)?;
         let locked = lock
             .skills
@@ -469,6 +496,7 @@ fn plan(
             wanted: wanted.clone(),
             folders,
             keep_revision: locked.is_some() && !updating,
+            updating,
             locked,
         });
     }
@@ -505,13 +533,34 @@ fn check_writable(
             FolderState::Changed(changes) => Err(InstallError::Changed {
                 folder: path,
                 summary: summary(&changes),
+                force: REPLACE,
             }),
             FolderState::Unreadable(reason) => Err(InstallError::Changed {
                 folder: path,
                 summary: reason,
+                force: REPLACE,
             }),
         },
     }
+}
+
+/// What `--force` does to a changed folder that would be written, and to one that would be
+/// removed.
+const REPLACE: &str = "replaces it with the locked content";
+const DELETE: &str = "deletes it, with those changes";
+
+/// A folder about to be removed must hold what the lock says (or be gone already).
+fn refuse_changed(path: &Path, locked: &Locked) -> Result<(), InstallError> {
+    let summary = match folder_state(path, locked) {
+        FolderState::Intact | FolderState::Missing => return Ok(()),
+        FolderState::Changed(changes) => summary(&changes),
+        FolderState::Unreadable(reason) => reason,
+    };
+    Err(InstallError::Changed {
+        folder: path.to_owned(),
+        summary,
+        force: DELETE,
+    })
 }
 
 /// Locked folders to remove: skills no longer in the manifest, and folders a skill no longer
@@ -535,14 +584,8 @@ fn removals(
             .cloned()
             .collect();
         for folder in &gone {
-            let path = project.on_disk(folder);
-            if let FolderState::Changed(changes) = folder_state(&path, locked)
-                && !request.force
-            {
-                return Err(InstallError::Changed {
-                    folder: path,
-                    summary: summary(&changes),
-                });
+            if !request.force {
+                refuse_changed(&project.on_disk(folder), locked)?;
             }
         }
         if !gone.is_empty() || !manifest.skills.contains_key(name) {
@@ -732,6 +775,7 @@ fn write_all(
     contents: &BTreeMap<String, Content>,
     store: &Store,
     request: &Request,
+    lock: &Lock,
 ) -> Vec<Result<(Locked, Installed), InstallError>> {
     let workers = std::thread::available_parallelism()
         .map_or(4, std::num::NonZeroUsize::get)
@@ -746,7 +790,8 @@ fn write_all(
                 loop {
                     let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(step) = steps.get(index) else { break };
-                    let result = write_skill(project, step, &contents[&step.name], store, request);
+                    let result =
+                        write_skill(project, step, &contents[&step.name], store, request, lock);
                     *results[index].lock().expect("not poisoned") = Some(result);
                 }
             });
@@ -770,6 +815,7 @@ fn write_skill(
     content: &Content,
     store: &Store,
     request: &Request,
+    lock: &Lock,
 ) -> Result<(Locked, Installed), InstallError> {
     let source = &step.wanted.source;
     let fail = |reason: String| skill_error(&step.name, source, reason);
@@ -781,12 +827,16 @@ fn write_skill(
         .locked
         .as_ref()
         .is_some_and(|locked| locked.digest == digest && locked.commit == commit);
+    // The lock's hash holds for the same revision, except when `update` asks to record what is
+    // there now.
     let mut recorded: Option<(String, BTreeMap<String, String>)> = step
         .locked
         .as_ref()
-        .filter(|_| same_revision)
+        .filter(|_| same_revision && !step.updating)
         .map(|locked| (locked.tree_hash.clone(), locked.files.clone()));
-    let mut wrote_any = false;
+    // First every folder is staged beside its destination and checked; only then are they
+    // swapped in, so that a skill's folders all change or none do.
+    let mut staged_folders = Vec::new();
     for folder in &step.folders {
         let dest = project.on_disk(folder);
         let already = same_revision
@@ -823,11 +873,17 @@ fn write_skill(
             Some(_) => {}
             None => recorded = Some((tree_hash, files_of(&entries))),
         }
-        skillport_fetch::swap_folder(&staged, &dest, &staging.path().join("old"))
-            .map_err(|err| fail(format!("moving it to {}: {err}", dest.display())))?;
-        wrote_any = true;
+        staged_folders.push((folder, dest, staging, staged));
     }
-    // Every folder was either written or in place with a lock entry of this revision.
+    let wrote_any = !staged_folders.is_empty();
+    swap_all(project, request, lock, step, &staged_folders)?;
+    // Every folder was either written or in place, as a lock entry of this revision says.
+    let recorded = recorded.or_else(|| {
+        step.locked
+            .as_ref()
+            .filter(|_| same_revision)
+            .map(|locked| (locked.tree_hash.clone(), locked.files.clone()))
+    });
     let Some((tree_hash, files)) = recorded else {
         unreachable!("a skill with folders either was written or is locked")
     };
@@ -858,6 +914,48 @@ fn write_skill(
             folders: step.folders.clone(),
         },
     ))
+}
+
+/// A folder staged beside its destination: the recorded folder, the destination, the staging
+/// folder (deleted with whatever ends up in it) and the staged skill in it.
+type StagedFolder<'a> = (&'a String, PathBuf, tempfile::TempDir, PathBuf);
+
+/// Swaps every staged folder in, each checked again just before (the download may have taken
+/// minutes); on a failure the ones already swapped are put back.
+fn swap_all(
+    project: &Project,
+    request: &Request,
+    lock: &Lock,
+    step: &Step,
+    staged_folders: &[StagedFolder<'_>],
+) -> Result<(), InstallError> {
+    let fail = |reason: String| skill_error(&step.name, &step.wanted.source, reason);
+    let mut swapped: Vec<(&PathBuf, &Path, bool)> = Vec::new();
+    for (folder, dest, staging, staged) in staged_folders {
+        let result = check_writable(project, request, lock, &step.name, folder).and_then(|()| {
+            let existed = std::fs::symlink_metadata(dest).is_ok();
+            skillport_fetch::swap_folder(staged, dest, &staging.path().join("old"))
+                .map(|()| existed)
+                .map_err(|err| fail(format!("moving it to {}: {err}", dest.display())))
+        });
+        match result {
+            Ok(existed) => swapped.push((dest, staged, existed)),
+            Err(err) => {
+                for (dest, staged, existed) in swapped.into_iter().rev() {
+                    let back = if existed {
+                        skillport_fetch::swap_folder(staged, dest, &staged.with_extension("old"))
+                    } else {
+                        std::fs::rename(dest, staged)
+                    };
+                    if let Err(undo) = back {
+                        tracing::warn!("putting back {}: {undo}", dest.display());
+                    }
+                }
+                return Err(err);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Puts the skill's files at `dest` (new; its parent is on the target's file system).
@@ -1073,14 +1171,8 @@ pub fn uninstall(
         }
         if let Some(locked) = lock.skills.get(name) {
             for folder in &locked.installed {
-                let path = project.on_disk(folder);
-                if let FolderState::Changed(changes) = folder_state(&path, locked)
-                    && !force
-                {
-                    return Err(InstallError::Changed {
-                        folder: path,
-                        summary: summary(&changes),
-                    });
+                if !force {
+                    refuse_changed(&project.on_disk(folder), locked)?;
                 }
             }
         }

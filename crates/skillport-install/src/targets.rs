@@ -101,7 +101,7 @@ impl Target {
             return Ok(Target::Agent(agent));
         }
         if text.contains('/') || text.starts_with('.') {
-            return Ok(Target::Dir(text.to_owned()));
+            return normalize(text).map(Target::Dir);
         }
         let names: Vec<&str> = AGENTS.iter().map(|agent| agent.name).collect();
         Err(format!(
@@ -115,13 +115,54 @@ impl Target {
         match (self, global) {
             (Target::Agent(agent), false) => agent.project.to_owned(),
             (Target::Agent(agent), true) => format!("~/{}", agent.global),
-            (Target::Dir(dir), false) => dir.trim_end_matches('/').to_owned(),
+            (Target::Dir(dir), false) => dir.clone(),
             (Target::Dir(dir), true) if dir.starts_with('/') || dir.starts_with("~/") => {
-                dir.trim_end_matches('/').to_owned()
+                dir.clone()
             }
-            (Target::Dir(dir), true) => format!("~/{}", dir.trim_start_matches("./")),
+            (Target::Dir(dir), true) => format!("~/{dir}"),
         }
     }
+}
+
+/// A folder target as recorded: no `.` or empty parts, a trailing `/` dropped; `~/` and `/`
+/// kept in front. A `..` part is refused: a target must not climb out of where it is written.
+fn normalize(text: &str) -> Result<String, String> {
+    let (prefix, rest) = if let Some(rest) = text.strip_prefix("~/") {
+        ("~/", rest)
+    } else if let Some(rest) = text.strip_prefix('/') {
+        ("/", rest)
+    } else {
+        ("", text)
+    };
+    let mut parts = Vec::new();
+    for part in rest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "target {text:?} has a `..` part; name the folder without it"
+                ));
+            }
+            part => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err(format!("target {text:?} names no folder below it"));
+    }
+    Ok(format!("{prefix}{}", parts.join("/")))
+}
+
+/// Whether `recorded` (a lock's `installed` entry) is a folder named `name` written as
+/// `Target::folder` writes them: no `.`, `..` or empty parts.
+pub fn is_recorded_folder(recorded: &str, name: &str) -> bool {
+    let rest = recorded
+        .strip_prefix("~/")
+        .or_else(|| recorded.strip_prefix('/'))
+        .unwrap_or(recorded);
+    let parts: Vec<&str> = rest.split('/').collect();
+    parts.len() >= 2
+        && parts.last() == Some(&name)
+        && parts.iter().all(|part| !matches!(*part, "" | "." | ".."))
 }
 
 impl fmt::Display for Target {
@@ -159,8 +200,20 @@ mod tests {
         );
         assert_eq!(
             Target::parse("./tools/skills/").unwrap().folder(false),
-            "./tools/skills"
+            "tools/skills"
         );
+        assert_eq!(
+            Target::parse("tools//./skills").unwrap().folder(false),
+            "tools/skills"
+        );
+        assert!(Target::parse("../elsewhere").is_err());
+        assert!(Target::parse("tools/../../x").is_err());
+        assert!(Target::parse("./").is_err());
+        assert!(is_recorded_folder("~/.claude/skills/x", "x"));
+        assert!(is_recorded_folder("/opt/skills/x", "x"));
+        assert!(!is_recorded_folder("docs", "x"));
+        assert!(!is_recorded_folder("skills/../x", "x"));
+        assert!(!is_recorded_folder("x", "x"));
         assert_eq!(Target::parse("./tools").unwrap().folder(true), "~/tools");
         let unknown = Target::parse("claud").unwrap_err();
         assert!(unknown.contains("write ./claud"), "{unknown}");

@@ -92,13 +92,19 @@ pub fn install(settings: &RegistrySettings, store: &Store, args: &InstallArgs) -
     if args.name.is_some() && args.sources.len() != 1 {
         bail!("--name names one skill: give exactly one SOURCE with it");
     }
+    let cwd = std::env::current_dir().context("reading the current folder")?;
     let add = args
         .sources
         .iter()
         .map(|text| {
-            Source::parse(text)
-                .map(|source| (source, args.name.clone()))
-                .map_err(anyhow::Error::msg)
+            let mut source = Source::parse(text).map_err(anyhow::Error::msg)?;
+            // The user's scope has no project folder: a folder source is kept absolute.
+            if let Some(folder) = &source.folder
+                && args.scope.global
+            {
+                source.folder = Some(cwd.join(folder).display().to_string());
+            }
+            Ok((source, args.name.clone()))
         })
         .collect::<Result<Vec<_>>>()?;
     let request = Request {

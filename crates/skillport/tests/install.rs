@@ -616,3 +616,80 @@ fn a_hostile_layer_is_refused_and_nothing_is_written() {
     let lock = read_json(&project.join("skillport.lock.json"));
     assert_eq!(lock["skills"], serde_json::json!({}), "{lock}");
 }
+
+/// A lock edited to list another folder (`docs`, with its real tree hash) is refused before
+/// anything is removed: a lock comes from a repository, and its folders are the ones uninstall
+/// deletes.
+#[test]
+fn a_lock_naming_other_folders_is_refused() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.join("project");
+    let source = write_minimal_skill(&sandbox.join("src"), "victim");
+    ok(&sandbox, &project, &["install", path_str(&source)]);
+    let docs = project.join("docs");
+    fs::create_dir_all(&docs).unwrap();
+    fs::write(docs.join("keep.md"), "Keep me.\n").unwrap();
+    let lock_path = project.join("skillport.lock.json");
+    let mut lock = read_json(&lock_path);
+    lock["skills"]["victim"]["installed"] = serde_json::json!(["docs"]);
+    fs::write(&lock_path, serde_json::to_vec(&lock).unwrap()).unwrap();
+    for args in [&["uninstall", "victim"][..], &["install"], &["verify"]] {
+        let refused = fails(&sandbox, &project, args);
+        assert!(
+            refused
+                .error()
+                .contains("installed folder \"docs\" is not TARGET/victim"),
+            "{args:?}: {refused}"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(docs.join("keep.md")).unwrap(),
+        "Keep me.\n"
+    );
+}
+
+/// One of a skill's two targets cannot be written (a file stands where its folder would be):
+/// the skill changes in neither, and the lock and manifest stay as they were.
+#[test]
+fn a_skill_changes_in_all_its_targets_or_none() {
+    let sandbox = Sandbox::new();
+    let project = sandbox.join("project");
+    let source = write_minimal_skill(&sandbox.join("src"), "both");
+    ok(&sandbox, &project, &["install", path_str(&source)]);
+    let lock_before = fs::read(project.join("skillport.lock.json")).unwrap();
+    let manifest_before = fs::read(project.join("skillport.json")).unwrap();
+    fs::write(project.join("blocker"), "a file, not a folder\n").unwrap();
+    fs::write(
+        source.join("SKILL.md"),
+        fs::read_to_string(source.join("SKILL.md")).unwrap() + "More.\n",
+    )
+    .unwrap();
+    let failed = fails(
+        &sandbox,
+        &project,
+        &[
+            "install",
+            path_str(&source),
+            "--target",
+            "agents",
+            "--target",
+            "./blocker",
+        ],
+    );
+    assert!(failed.error().contains("skill \"both\""), "{failed}");
+    assert!(
+        !fs::read_to_string(project.join(".agents/skills/both/SKILL.md"))
+            .unwrap()
+            .contains("More."),
+        "the first target kept its content"
+    );
+    assert_eq!(
+        fs::read(project.join("skillport.lock.json")).unwrap(),
+        lock_before
+    );
+    assert_eq!(
+        fs::read(project.join("skillport.json")).unwrap(),
+        manifest_before
+    );
+    ok(&sandbox, &project, &["verify"]);
+}
