@@ -21,31 +21,34 @@ use skillport_oci::Digest;
 use skillport_oci::spec::{Descriptor, ImageManifest, media};
 use skillport_testkit::{FakeRegistry, FakeRequest, FakeResponse, NO_HEADERS};
 
-/// Bytes of layer downloaded so far into `into`'s staging folders.
+/// Bytes of the layer arrived so far in `into`'s staging folders: the download streams into
+/// the unpacker, which writes the files there as they come.
 fn downloading(into: &Path) -> u64 {
+    fn bytes_below(dir: &Path) -> u64 {
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| match entry.file_type() {
+                Ok(kind) if kind.is_dir() => bytes_below(&entry.path()),
+                Ok(_) => entry.metadata().map_or(0, |meta| meta.len()),
+                Err(_) => 0,
+            })
+            .sum()
+    }
     let Ok(entries) = fs::read_dir(into) else {
         return 0;
     };
-    let mut total = 0;
-    for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".skillport-staging-")
-        {
-            continue;
-        }
-        for inner in fs::read_dir(entry.path()).into_iter().flatten().flatten() {
-            if inner
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
                 .file_name()
                 .to_string_lossy()
-                .starts_with(".skillport-download-")
-            {
-                total += inner.metadata().map_or(0, |meta| meta.len());
-            }
-        }
-    }
-    total
+                .starts_with(".skillport-staging-")
+        })
+        .map(|entry| bytes_below(&entry.path()))
+        .sum()
 }
 
 #[test]

@@ -100,34 +100,197 @@ impl Client {
             }
         };
         std::fs::create_dir_all(&parent).map_err(io("creating"))?;
-        let mut download = tempfile::Builder::new()
-            .prefix(".skillport-download-")
-            .tempfile_in(&parent)
-            .map_err(io("creating a temporary file in"))?;
+        // Downloading, digesting, gunzipping and writing overlap: the download feeds a
+        // blocking unpacker through a bounded channel. The unpacker writes into a staging
+        // folder only, and publishes it after the download has ended with the right size and
+        // digest (it reads until the end marker that comes only then).
+        let (sender, receiver) = std::sync::mpsc::sync_channel(STREAM_CHUNKS);
+        let dest_path = dest.to_path_buf();
+        let unpack_parent = parent.clone();
+        let streamed = tokio::task::spawn_blocking(move || {
+            let mut reader = ChannelReader::new(receiver);
+            let staged = Staged::unpack(&mut reader, format, &unpack_parent, limits)?;
+            // What follows the tar's end (gzip padding) still counts: the end marker decides.
+            std::io::copy(&mut reader, &mut std::io::sink()).map_err(|source| {
+                skillport_oci::UnpackError::Corrupt {
+                    compression: "tar",
+                    source,
+                }
+            })?;
+            staged.publish(&dest_path)
+        });
         let label = format!("{} {}", remote.repository, layer.digest.short());
-        download_blob(
+        let mut sink = ChannelSink {
+            sender: Some(sender),
+            fallback: None,
+            parent: parent.clone(),
+        };
+        let downloaded = download_blob(
             self,
             &remote.registry,
             &remote.repository,
             &layer,
-            download.as_file_mut(),
+            &mut sink,
             &progress,
             &label,
         )
-        .await?;
-        let file = download.reopen().map_err(io("reading"))?;
-        let dest = dest.to_path_buf();
-        let unpacked = tokio::task::spawn_blocking(move || {
-            let staged = Staged::unpack(std::io::BufReader::new(file), format, &parent, limits)?;
-            staged.publish(&dest)
-        })
-        .await
-        .expect("unpacking does not panic")
-        .map_err(skillport_oci::ReadError::from)?;
+        .await;
+        if downloaded.is_ok() {
+            sink.finish();
+        }
+        let fallback = sink.fallback.take();
+        drop(sink);
+        let mut result = streamed.await.expect("unpacking does not panic");
+        // The registry ignored a range request: the layer was downloaded again into a file,
+        // and is unpacked from it now that it is whole.
+        if let (Ok(()), Some(file)) = (&downloaded, fallback) {
+            let file = file.reopen().map_err(io("reading"))?;
+            let dest = dest.to_path_buf();
+            result = tokio::task::spawn_blocking(move || {
+                let staged =
+                    Staged::unpack(std::io::BufReader::new(file), format, &parent, limits)?;
+                staged.publish(&dest)
+            })
+            .await
+            .expect("unpacking does not panic");
+        }
+        let unpacked = match (downloaded, result) {
+            (Ok(()), result) => result.map_err(skillport_oci::ReadError::from)?,
+            // The unpacker refused the layer (a bomb, a path out of the folder) and stopped
+            // reading: its reason, not the download's broken pipe.
+            (Err(RegistryError::Io { source, .. }), Err(refused))
+                if source.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                return Err(skillport_oci::ReadError::from(refused).into());
+            }
+            // Otherwise the download's error explains an unpacker that stopped short.
+            (Err(error), _) => return Err(error),
+        };
         Ok(Exported {
             digest,
             layer: layer.digest,
             unpacked,
         })
+    }
+}
+
+/// Chunks (of up to 1 MiB, as the download buffers them) in flight between the download and
+/// the unpacker: bounds the memory a fast registry can fill.
+const STREAM_CHUNKS: usize = 4;
+
+/// The download's side of a streamed layer. An empty chunk is the end marker, sent only after
+/// the download's size and digest checked out. When a registry makes the download start over,
+/// the stream is abandoned (the unpacker fails, its staging folder goes) and the rest goes to
+/// a temporary file in `parent`.
+struct ChannelSink {
+    sender: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    fallback: Option<tempfile::NamedTempFile>,
+    parent: PathBuf,
+}
+
+impl ChannelSink {
+    fn finish(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            let _ = send(&sender, Vec::new());
+        }
+    }
+}
+
+/// Sends, letting the runtime move other tasks off this worker while the channel is full.
+fn send(
+    sender: &std::sync::mpsc::SyncSender<Vec<u8>>,
+    chunk: Vec<u8>,
+) -> Result<(), std::sync::mpsc::SendError<Vec<u8>>> {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| sender.send(chunk))
+    } else {
+        sender.send(chunk)
+    }
+}
+
+impl std::io::Write for ChannelSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(file) = &mut self.fallback {
+            return file.write(buf);
+        }
+        let sender = self
+            .sender
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the stream was finished"))?;
+        send(sender, buf.to_vec()).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the unpacker stopped")
+        })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.fallback {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl crate::transfer::Sink for ChannelSink {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.sender = None;
+        self.fallback = Some(
+            tempfile::Builder::new()
+                .prefix(".skillport-download-")
+                .tempfile_in(&self.parent)?,
+        );
+        Ok(())
+    }
+}
+
+/// The unpacker's side: the chunks in order; the end marker is the end; a sender gone without
+/// it (the download failed) is an error, so nothing is published.
+struct ChannelReader {
+    receiver: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+impl ChannelReader {
+    fn new(receiver: std::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
+        ChannelReader {
+            receiver,
+            chunk: Vec::new(),
+            at: 0,
+            ended: false,
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.receiver.recv() {
+                Ok(chunk) if chunk.is_empty() => self.ended = true,
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the download stopped before the layer was complete",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
