@@ -17,7 +17,9 @@
 //! - the floor: every layer blob with `curl -o /dev/null`, all in parallel in one curl.
 //!
 //! Run: `cargo build --release -p skillport && cargo bench -p skillport-fetch --bench delivery`.
-//! `SKILLPORT_BENCH_ROUNDS` sets the rounds (default 5).
+//! `SKILLPORT_BENCH_ROUNDS` sets the rounds (default 5); `SKILLPORT_BENCH_PERF=FILE` records
+//! one more `skillport fetch` with `perf record -g` into FILE; `SKILLPORT_BENCH_OUT=DIR` writes
+//! the skills under DIR (e.g. /dev/shm) instead of the work folder.
 
 #![allow(
     clippy::cast_precision_loss,
@@ -126,14 +128,41 @@ fn main() {
         ));
     }
 
+    // Where the skills are written: the work folder, or `SKILLPORT_BENCH_OUT` (a tmpfs such as
+    // /dev/shm takes the file system's inode allocation out of the figures; see
+    // docs/performance.md).
+    let out_parent = std::env::var_os("SKILLPORT_BENCH_OUT")
+        .map_or_else(|| work.path().to_path_buf(), PathBuf::from);
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
     for round in 0..rounds {
         eprintln!("round {} of {rounds}", round + 1);
         for slot in 0..tools.len() {
             let which = (slot + round) % tools.len();
-            let out = tempfile::tempdir_in(work.path()).unwrap();
+            let out = tempfile::tempdir_in(&out_parent).unwrap();
             times[which].push((tools[which].1)(&out.path().join("skills")));
         }
+    }
+    // Where the time goes: one more `skillport fetch` under `perf record`, when asked.
+    if let Some(data) = std::env::var_os("SKILLPORT_BENCH_PERF") {
+        let out = tempfile::tempdir_in(&out_parent).unwrap();
+        let into = out.path().join("skills");
+        timed(
+            Command::new("perf")
+                .args(["record", "-F", "4999", "-g", "-o"])
+                .arg(&data)
+                .arg("--")
+                .arg(&binary)
+                .args(["fetch", "--plan"])
+                .arg(&plan)
+                .arg("--into")
+                .arg(&into)
+                .arg("--termination-log")
+                .arg(into.with_extension("log")),
+        );
+        eprintln!(
+            "perf data: {} (perf report -i …)",
+            Path::new(&data).display()
+        );
     }
     let medians: Vec<Duration> = times.iter().map(|t| median(t)).collect();
     let ours = medians[0];
