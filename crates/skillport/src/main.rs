@@ -15,6 +15,12 @@ mod signing;
 
 use std::process::ExitCode;
 
+/// The static (musl) build allocates with mimalloc: musl's allocator takes one lock for every
+/// thread (see Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
