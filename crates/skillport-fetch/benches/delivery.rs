@@ -19,7 +19,8 @@
 //! Run: `cargo build --release -p skillport && cargo bench -p skillport-fetch --bench delivery`.
 //! `SKILLPORT_BENCH_ROUNDS` sets the rounds (default 5); `SKILLPORT_BENCH_PERF=FILE` records
 //! one more `skillport fetch` with `perf record -g` into FILE; `SKILLPORT_BENCH_OUT=DIR` writes
-//! the skills under DIR (e.g. /dev/shm) instead of the work folder.
+//! the skills under DIR (e.g. /dev/shm) instead of the work folder; `SKILLPORT_BENCH_AUTH=none`
+//! serves TLS without basic auth.
 
 #![allow(
     clippy::cast_precision_loss,
@@ -79,15 +80,24 @@ fn main() {
     };
 
     let work = tempfile::tempdir().unwrap();
-    let registry = Registry::tls_basic_auth();
+    // `SKILLPORT_BENCH_AUTH=none`: TLS without basic auth. The distribution registry checks
+    // a bcrypt hash on every authenticated request, which a token registry does not.
+    let registry = if std::env::var("SKILLPORT_BENCH_AUTH").is_ok_and(|auth| auth == "none") {
+        Registry::start(skillport_testkit::RegistryOptions {
+            tls: true,
+            ..skillport_testkit::RegistryOptions::default()
+        })
+    } else {
+        Registry::tls_basic_auth()
+    };
     let auth = registry.docker_config(&work.path().join("auth"));
     let ca = registry.ca_file().unwrap().to_path_buf();
-    let (user, password) = registry.credentials().unwrap();
+    let credentials = registry.credentials();
     eprintln!("building and pushing the corpus ({corpus}) …");
     let corpus_skills = push_corpus(&binary, work.path(), &registry, &auth, small, big);
     let plan = write_plan(work.path(), &corpus_skills, &auth, &ca);
     let curl_config = work.path().join("curl.conf");
-    write_curl_config(&curl_config, &registry, user, password, &ca, &corpus_skills);
+    write_curl_config(&curl_config, &registry, credentials, &ca, &corpus_skills);
     let docker_config_dir = auth.parent().unwrap().to_path_buf();
 
     let mut tools: Vec<(&str, Tool)> = vec![
@@ -174,8 +184,13 @@ fn main() {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "\ndelivery of {} skills ({corpus}) from TLS + basic auth on loopback, median of {rounds}, order rotated",
-        corpus_skills.len()
+        "\ndelivery of {} skills ({corpus}) from TLS{} on loopback, median of {rounds}, order rotated",
+        corpus_skills.len(),
+        if credentials.is_some() {
+            " + basic auth"
+        } else {
+            ", no auth"
+        }
     );
     for ((name, _), median) in tools.iter().zip(&medians) {
         let _ = writeln!(
@@ -322,16 +337,18 @@ fn write_plan(work: &Path, skills: &[Pushed], auth: &Path, ca: &Path) -> PathBuf
 fn write_curl_config(
     path: &Path,
     registry: &Registry,
-    user: &str,
-    password: &str,
+    credentials: Option<(&str, &str)>,
     ca: &Path,
     skills: &[Pushed],
 ) {
     let mut config = format!(
-        "silent\nfail\nparallel\nparallel-max = {}\ncacert = \"{}\"\nuser = \"{user}:{password}\"\n",
+        "silent\nfail\nparallel\nparallel-max = {}\ncacert = \"{}\"\n",
         skills.len().max(1),
         ca.display()
     );
+    if let Some((user, password)) = credentials {
+        let _ = writeln!(config, "user = \"{user}:{password}\"");
+    }
     for skill in skills {
         let _ = write!(
             config,
