@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use skillport_testkit::{Registry, workspace_root};
+use skillport_testkit::{Registry, bench};
 
 const SMALL_FILES: usize = 50;
 const SMALL_FILE_BYTES: usize = 4 << 10;
@@ -53,26 +53,15 @@ struct Pushed {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !bench::started_by_cargo_bench() {
         println!("delivery benchmark: run with `cargo bench -p skillport-fetch --bench delivery`");
         return;
     }
-    let binary = std::env::var_os("SKILLPORT_BIN").map_or_else(
-        || workspace_root().join("target/release/skillport"),
-        PathBuf::from,
-    );
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `cargo build --release -p skillport` first",
-        binary.display()
-    );
+    let binary = bench::skillport_binary();
     let musl = std::env::var_os("SKILLPORT_MUSL_BIN").map(PathBuf::from);
     let kagent = std::env::var_os("SKILLPORT_KAGENT_SKILLS_INIT").map(PathBuf::from);
     let crane = skillport_testkit::k8s_tool("crane");
-    let rounds: usize = std::env::var("SKILLPORT_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let rounds = bench::rounds(5);
     let corpus = std::env::var("SKILLPORT_BENCH_CORPUS").unwrap_or_else(|_| "mixed".to_owned());
     let (small, big) = match corpus.strip_prefix("small:") {
         Some(count) => (count.parse().expect("small:N"), false),
@@ -174,7 +163,7 @@ fn main() {
             Path::new(&data).display()
         );
     }
-    let medians: Vec<Duration> = times.iter().map(|t| median(t)).collect();
+    let medians: Vec<Duration> = times.iter().map(|t| bench::median(t)).collect();
     let ours = medians[0];
     let floor_slot = tools
         .iter()
@@ -439,12 +428,6 @@ fn timed(command: &mut Command) -> Duration {
         String::from_utf8_lossy(&output.stderr)
     );
     elapsed
-}
-
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
 }
 
 fn ms(time: Duration) -> f64 {

@@ -20,7 +20,7 @@
 )]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use skillport_oci::{BuildRequest, Reference, Store};
 use skillport_registry::auth::{AuthFile, Credentials};
 use skillport_registry::{Client, ClientOptions, NoProgress};
-use skillport_testkit::{Registry, workspace_root};
+use skillport_testkit::{Registry, bench};
 
 const SKILLS: usize = 20;
 const BIG: usize = 19;
@@ -36,27 +36,16 @@ const BIG_BYTES: usize = 100 << 20;
 
 fn main() {
     // cargo bench passes --bench; `cargo test --benches` does not, and should not start this.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !bench::started_by_cargo_bench() {
         println!("fetch benchmark: run with `cargo bench -p skillport-fetch --bench fetch`");
         return;
     }
-    let binary = std::env::var_os("SKILLPORT_BIN").map_or_else(
-        || workspace_root().join("target/release/skillport"),
-        PathBuf::from,
-    );
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `cargo build --release -p skillport` first",
-        binary.display()
-    );
+    let binary = bench::skillport_binary();
     assert!(
         Path::new("/usr/bin/time").is_file(),
         "/usr/bin/time (Debian package `time`) measures the peak RSS"
     );
-    let rounds: usize = std::env::var("SKILLPORT_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds = bench::rounds(3);
     let work = tempfile::tempdir().unwrap();
     let registry = Registry::tls_basic_auth();
     let secret = registry.docker_config(&work.path().join("secret"));
@@ -129,7 +118,11 @@ fn main() {
         ));
     }
 
-    let (ours, again, skopeo) = (median(&ours), median(&again), median(&skopeo));
+    let (ours, again, skopeo) = (
+        bench::median(&ours),
+        bench::median(&again),
+        bench::median(&skopeo),
+    );
     let hwm = rss.iter().max().copied().unwrap_or(0);
     let size = std::fs::metadata(&binary).unwrap().len();
     println!();
@@ -291,10 +284,4 @@ fn skopeo_loop(registry: &Registry, authfile: &Path, names: &[String], out: &Pat
             .arg(&dest));
     }
     start.elapsed()
-}
-
-fn median(values: &[Duration]) -> Duration {
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    sorted[sorted.len() / 2]
 }

@@ -17,34 +17,23 @@
 #![allow(clippy::cast_precision_loss, clippy::too_many_lines)]
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use skillport_testkit::{Registry, workspace_root};
+use skillport_testkit::{Registry, bench};
 
 const SKILLS: usize = 20;
 const FILES: usize = 50;
 const FILE_BYTES: usize = 4 << 10;
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    if !bench::started_by_cargo_bench() {
         println!("install benchmark: run with `cargo bench -p skillport-install --bench install`");
         return;
     }
-    let binary = std::env::var_os("SKILLPORT_BIN").map_or_else(
-        || workspace_root().join("target/release/skillport"),
-        PathBuf::from,
-    );
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `cargo build --release -p skillport` first",
-        binary.display()
-    );
-    let rounds: usize = std::env::var("SKILLPORT_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let binary = bench::skillport_binary();
+    let rounds = bench::rounds(5);
     let work = tempfile::tempdir().unwrap();
     let registry = Registry::tls_basic_auth();
     let auth = registry.docker_config(&work.path().join("auth"));
@@ -170,7 +159,7 @@ fn main() {
             ));
         }
     }
-    let [fetch, install, again, npx_times] = times.map(|t| median(&t));
+    let [fetch, install, again, npx_times] = times.map(|t| bench::median(&t));
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -285,12 +274,6 @@ fn timed(command: &mut Command) -> Duration {
     let start = Instant::now();
     run(command);
     start.elapsed()
-}
-
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
 }
 
 fn ms(time: Duration) -> f64 {

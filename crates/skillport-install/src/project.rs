@@ -23,8 +23,8 @@ use crate::manifest::{
 };
 use crate::targets::{DEFAULT_TARGET, Target, on_disk};
 
-/// Images pulled at once.
-const PARALLEL_PULLS: usize = 8;
+/// Images pulled at once: as many as `fetch` downloads at once.
+const PARALLEL_PULLS: usize = 16;
 
 /// Where the manifest and lock are, and what their folders are relative to.
 #[derive(Debug, Clone)]

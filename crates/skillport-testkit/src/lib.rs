@@ -23,6 +23,7 @@
 //! a real part is missing. It must not depend on any Skillport crate, so every crate can test
 //! against it.
 
+pub mod bench;
 mod ca;
 mod fake;
 mod http;
