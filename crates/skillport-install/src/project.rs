@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::{StreamExt as _, TryStreamExt as _};
 use skillport_oci::tree_hash::{TreeEntry, tree_hash_with_entries};
 use skillport_oci::{Reference, Store};
 use skillport_registry::{Client, Progress};
@@ -22,9 +21,6 @@ use crate::manifest::{
     self, FileError, Kind, LOCK_FILE, Lock, Locked, MANIFEST_FILE, Manifest, Source, Wanted,
 };
 use crate::targets::{DEFAULT_TARGET, Target, on_disk};
-
-/// Images pulled at once: as many as `fetch` downloads at once.
-const PARALLEL_PULLS: usize = 16;
 
 /// Where the manifest and lock are, and what their folders are relative to.
 #[derive(Debug, Clone)]
@@ -734,36 +730,37 @@ fn build_folder(dir: &Path, name: &str, store: &Store) -> Result<Reference, Stri
         .map_err(|err| format!("{err}"))
 }
 
-/// Pulls the images the store lacks, a few at a time.
+/// Pulls the images the store lacks, with one store commit for all of them.
 async fn pull_missing(
     store: &Store,
     client: &Client,
     contents: impl Iterator<Item = &Content>,
     progress: Arc<dyn Progress>,
 ) -> Result<(), InstallError> {
-    let missing: Vec<&Reference> = contents
+    let mut missing: Vec<Reference> = contents
         .filter_map(|content| match content {
-            Content::Image(reference) if store.resolve(reference).is_err() => Some(reference),
+            Content::Image(reference) if store.resolve(reference).is_err() => {
+                Some(reference.clone())
+            }
             _ => None,
         })
         .collect();
-    futures_util::stream::iter(missing)
-        .map(|reference| {
-            let progress = progress.clone();
-            async move {
-                client
-                    .pull(store, reference, progress)
-                    .await
-                    .map_err(|err| InstallError::Skill {
-                        name: reference.repository().to_owned(),
-                        source_text: reference.to_string(),
-                        reason: skillport_fetch::error_chain(&err),
-                    })
-            }
-        })
-        .buffer_unordered(PARALLEL_PULLS)
-        .try_collect::<Vec<_>>()
-        .await?;
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    client
+        .pull_all(store, &missing, progress)
+        .await
+        .map_err(|err| InstallError::Skill {
+            name: missing
+                .iter()
+                .map(|reference| reference.repository().to_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+            source_text: "the registry".to_owned(),
+            reason: skillport_fetch::error_chain(&err),
+        })?;
     Ok(())
 }
 

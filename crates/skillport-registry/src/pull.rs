@@ -42,28 +42,64 @@ impl Client {
         reference: &Reference,
         progress: Arc<dyn Progress>,
     ) -> Result<StoredImage, RegistryError> {
-        let remote = Remote::new(reference);
-        let mut top = self.fetch_manifest(reference).await?;
-        if let Some(platform) = &self.options().platform {
-            top = self.platform_manifest(&remote, top, platform).await?;
-        }
-        let descriptor = top.descriptor.clone();
-        let tree = self.tree(&remote, top).await?;
+        let mut pulled = self
+            .pull_all(store, std::slice::from_ref(reference), progress)
+            .await?;
+        Ok(pulled.remove(0))
+    }
+
+    /// [`Client::pull`] of several images at once, with one store commit for all of them: a
+    /// commit syncs and rewrites the store's index, which costs more than a small image's
+    /// bytes. Blobs shared between the images are downloaded once. All or nothing is recorded.
+    pub async fn pull_all(
+        &self,
+        store: &Store,
+        references: &[Reference],
+        progress: Arc<dyn Progress>,
+    ) -> Result<Vec<StoredImage>, RegistryError> {
+        let trees: Vec<(Remote, ImageTree)> = futures_util::stream::iter(references)
+            .map(|reference| async move {
+                let remote = Remote::new(reference);
+                let mut top = self.fetch_manifest(reference).await?;
+                if let Some(platform) = &self.options().platform {
+                    top = self.platform_manifest(&remote, top, platform).await?;
+                }
+                let tree = self.tree(&remote, top).await?;
+                Ok::<_, RegistryError>((remote, tree))
+            })
+            .buffered(PARALLEL_BLOBS)
+            .try_collect()
+            .await?;
         // Blobs the store holds are skipped; `commit` checks again, under the store lock,
         // that they are still there.
-        let blobs = tree.blobs();
-        let mut pending: Vec<PendingBlob> =
-            futures_util::stream::iter(blobs.iter().filter(|blob| !store.contains(blob)))
-                .map(|blob| self.download_to_store(store, &remote, blob, progress.clone()))
-                .buffer_unordered(PARALLEL_BLOBS)
-                .try_collect()
-                .await?;
-        for document in tree.documents() {
-            pending.push(store.expect_bytes(&document.descriptor, &document.bytes)?);
+        let mut wanted = std::collections::BTreeSet::new();
+        let mut downloads = Vec::new();
+        for (remote, tree) in &trees {
+            for blob in tree.blobs() {
+                if !store.contains(&blob) && wanted.insert(blob.digest.clone()) {
+                    downloads.push((remote, blob));
+                }
+            }
         }
-        let key = reference.store_key();
-        store.commit(pending, &[(key.clone(), descriptor.clone())])?;
-        Ok(StoredImage { key, descriptor })
+        let mut pending: Vec<PendingBlob> = futures_util::stream::iter(&downloads)
+            .map(|(remote, blob)| self.download_to_store(store, remote, blob, progress.clone()))
+            .buffer_unordered(PARALLEL_BLOBS)
+            .try_collect()
+            .await?;
+        let mut names = Vec::new();
+        for ((_, tree), reference) in trees.iter().zip(references) {
+            for document in tree.documents() {
+                if wanted.insert(document.descriptor.digest.clone()) {
+                    pending.push(store.expect_bytes(&document.descriptor, &document.bytes)?);
+                }
+            }
+            names.push((reference.store_key(), tree.top().descriptor.clone()));
+        }
+        store.commit(pending, &names)?;
+        Ok(names
+            .into_iter()
+            .map(|(key, descriptor)| StoredImage { key, descriptor })
+            .collect())
     }
 
     /// The manifest for `platform` under `top` (an index), fetched; `top` itself when it is a
