@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use skillport_fetch::plan::{CredentialFile, FetchPlan, PlannedSkill};
 use skillport_testkit::{Registry, bench};
 
 const SMALL_FILES: usize = 50;
@@ -301,25 +302,23 @@ fn write_skill(dir: &Path, name: &str, seed: usize, big: bool) {
     }
 }
 
+/// The plan the operator would write: every skill pinned, the pull secret, the CA.
 fn write_plan(work: &Path, skills: &[Pushed], auth: &Path, ca: &Path) -> PathBuf {
-    let plan = work.join("plan.json");
-    let entries: Vec<_> = skills
-        .iter()
-        .map(|skill| serde_json::json!({"name": skill.name, "image": skill.pinned}))
-        .collect();
-    std::fs::write(
-        &plan,
-        serde_json::to_vec(&serde_json::json!({
-            "apiVersion": "skillport.dev/v1alpha1",
-            "kind": "FetchPlan",
-            "skills": entries,
-            "pullSecrets": [{"name": "bench", "path": auth}],
-            "caFiles": [ca],
-        }))
-        .unwrap(),
-    )
-    .unwrap();
-    plan
+    let plan = FetchPlan {
+        skills: skills
+            .iter()
+            .map(|skill| PlannedSkill::image(&skill.name, &skill.pinned))
+            .collect(),
+        pull_secrets: vec![CredentialFile {
+            name: "bench".to_owned(),
+            path: auth.display().to_string(),
+        }],
+        ca_files: vec![ca.display().to_string()],
+        ..FetchPlan::new()
+    };
+    let path = work.join("plan.json");
+    std::fs::write(&path, plan.to_json()).unwrap();
+    path
 }
 
 /// A curl config (credentials in a file, not argv): every layer blob to /dev/null, in parallel.

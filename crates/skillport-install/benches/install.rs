@@ -21,6 +21,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use skillport_fetch::plan::{CredentialFile, FetchPlan, PlannedSkill};
 use skillport_testkit::{Registry, bench};
 
 const SKILLS: usize = 20;
@@ -75,23 +76,20 @@ fn main() {
             format!("{remote}@{}", digest["digest"].as_str().unwrap()),
         ));
     }
-    let plan = work.path().join("plan.json");
-    let plan_skills: Vec<_> = pinned
-        .iter()
-        .map(|(name, image)| serde_json::json!({"name": name, "image": image}))
-        .collect();
-    std::fs::write(
-        &plan,
-        serde_json::to_vec(&serde_json::json!({
-            "apiVersion": "skillport.dev/v1alpha1",
-            "kind": "FetchPlan",
-            "skills": plan_skills,
-            "pullSecrets": [{"name": "bench", "path": auth}],
-            "caFiles": [ca],
-        }))
-        .unwrap(),
-    )
-    .unwrap();
+    let plan = FetchPlan {
+        skills: pinned
+            .iter()
+            .map(|(name, image)| PlannedSkill::image(name, image))
+            .collect(),
+        pull_secrets: vec![CredentialFile {
+            name: "bench".to_owned(),
+            path: auth.display().to_string(),
+        }],
+        ca_files: vec![ca.display().to_string()],
+        ..FetchPlan::new()
+    };
+    let plan_path = work.path().join("plan.json");
+    std::fs::write(&plan_path, plan.to_json()).unwrap();
     let manifest: serde_json::Map<String, serde_json::Value> = pinned
         .iter()
         .map(|(name, image)| (name.clone(), serde_json::json!({"image": image})))
@@ -109,7 +107,7 @@ fn main() {
                 0 => timed(
                     skillport(&dir.path().join("unused"), dir.path())
                         .args(["fetch", "--plan"])
-                        .arg(&plan)
+                        .arg(&plan_path)
                         .arg("--into")
                         .arg(dir.path().join("fetched")),
                 ),

@@ -247,6 +247,8 @@ struct Step {
     keep_revision: bool,
     /// `update` asked for it: resolved again, and what is there now recorded.
     updating: bool,
+    /// Its folders that held what the lock says when planned (hashed once, there).
+    intact: BTreeSet<String>,
 }
 
 /// Installs what the manifest (plus `request.add`) asks for; see the module comment.
@@ -484,8 +486,11 @@ fn plan(
             .update
             .as_ref()
             .is_some_and(|names| names.is_empty() || names.contains(name));
+        let mut intact = BTreeSet::new();
         for folder in &folders {
-            check_writable(project, request, lock, name, folder)?;
+            if check_writable(project, request, lock, name, folder)? {
+                intact.insert(folder.clone());
+            }
         }
         steps.push(Step {
             name: name.clone(),
@@ -493,6 +498,7 @@ fn plan(
             folders,
             keep_revision: locked.is_some() && !updating,
             updating,
+            intact,
             locked,
         });
     }
@@ -500,32 +506,33 @@ fn plan(
 }
 
 /// A folder may be written when it is absent, or the lock says this skill put it there and it
-/// still holds what the lock says (else `--force`), or with `--adopt`.
+/// still holds what the lock says (else `--force`), or with `--adopt`. `Ok(true)`: it holds
+/// exactly what the lock says.
 fn check_writable(
     project: &Project,
     request: &Request,
     lock: &Lock,
     name: &str,
     folder: &str,
-) -> Result<(), InstallError> {
+) -> Result<bool, InstallError> {
     let path = project.on_disk(folder);
     if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(());
+        return Ok(false);
     }
     let ours = lock
         .skills
         .get(name)
         .filter(|locked| locked.installed.iter().any(|f| f == folder));
     match ours {
-        None if request.adopt => Ok(()),
+        None if request.adopt => Ok(false),
         None => Err(InstallError::NotOurs {
             folder: path,
             lock: project.lock_path(),
         }),
         Some(locked) => match folder_state(&path, locked) {
-            FolderState::Intact => Ok(()),
-            _ if request.force => Ok(()),
-            FolderState::Missing => Ok(()),
+            FolderState::Intact => Ok(true),
+            _ if request.force => Ok(false),
+            FolderState::Missing => Ok(false),
             FolderState::Changed(changes) => Err(InstallError::Changed {
                 folder: path,
                 summary: summary(&changes),
@@ -745,7 +752,9 @@ async fn pull_missing(
             _ => None,
         })
         .collect();
-    missing.dedup();
+    // Two skills may name one image.
+    let mut seen = BTreeSet::new();
+    missing.retain(|reference| seen.insert(reference.to_string()));
     if missing.is_empty() {
         return Ok(());
     }
@@ -836,11 +845,7 @@ fn write_skill(
     let mut staged_folders = Vec::new();
     for folder in &step.folders {
         let dest = project.on_disk(folder);
-        let already = same_revision
-            && step.locked.as_ref().is_some_and(|locked| {
-                locked.installed.contains(folder)
-                    && matches!(folder_state(&dest, locked), FolderState::Intact)
-            });
+        let already = same_revision && step.intact.contains(folder);
         if already && !request.force {
             continue;
         }
@@ -929,7 +934,7 @@ fn swap_all(
     let fail = |reason: String| skill_error(&step.name, &step.wanted.source, reason);
     let mut swapped: Vec<(&PathBuf, &Path, bool)> = Vec::new();
     for (folder, dest, staging, staged) in staged_folders {
-        let result = check_writable(project, request, lock, &step.name, folder).and_then(|()| {
+        let result = check_writable(project, request, lock, &step.name, folder).and_then(|_| {
             let existed = std::fs::symlink_metadata(dest).is_ok();
             skillport_fetch::swap_folder(staged, dest, &staging.path().join("old"))
                 .map(|()| existed)
