@@ -857,11 +857,13 @@ fn write_skill(
             .tempdir_in(&parent)
             .map_err(|err| fail(format!("creating a folder in {}: {err}", parent.display())))?;
         let staged = staging.path().join("skill");
-        materialize(content, store, &staged).map_err(&fail)?;
+        let unpacked = materialize(content, store, &staged).map_err(&fail)?;
         skillport_skill::load(&staged, skillport_skill::Mode::Lenient)
             .map_err(|err| fail(format!("not a usable skill: {err}")))?;
-        let (tree_hash, entries) =
-            tree_hash_with_entries(&staged).map_err(|err| fail(err.to_string()))?;
+        let (tree_hash, entries) = match unpacked {
+            Some(unpacked) => (unpacked.tree_hash(), unpacked.tree),
+            None => tree_hash_with_entries(&staged).map_err(|err| fail(err.to_string()))?,
+        };
         let tree_hash = tree_hash.to_string();
         match &recorded {
             Some((locked_hash, _)) if *locked_hash != tree_hash => {
@@ -960,8 +962,13 @@ fn swap_all(
     Ok(())
 }
 
-/// Puts the skill's files at `dest` (new; its parent is on the target's file system).
-fn materialize(content: &Content, store: &Store, dest: &Path) -> Result<(), String> {
+/// Puts the skill's files at `dest` (new; its parent is on the target's file system). An
+/// image's files come with their tree, hashed while they were unpacked.
+fn materialize(
+    content: &Content,
+    store: &Store,
+    dest: &Path,
+) -> Result<Option<skillport_oci::Unpacked>, String> {
     match content {
         Content::Image(reference) => {
             let stored = store.resolve(reference).map_err(|err| err.to_string())?;
@@ -973,8 +980,10 @@ fn materialize(content: &Content, store: &Store, dest: &Path) -> Result<(), Stri
             let parent = dest.parent().expect("staging");
             let staged = skillport_oci::unpack_verified(blob, &image.layer, image.format, parent)
                 .map_err(|err| err.to_string())?;
-            staged.publish(dest).map_err(|err| err.to_string())?;
-            Ok(())
+            staged
+                .publish(dest)
+                .map(Some)
+                .map_err(|err| err.to_string())
         }
         Content::Git { url, commit, path } => {
             let source = skillport_fetch::git::GitSource {
@@ -988,7 +997,7 @@ fn materialize(content: &Content, store: &Store, dest: &Path) -> Result<(), Stri
                 dest,
                 &skillport_fetch::git::GitOptions::default(),
             )
-            .map(|_| ())
+            .map(|_| None)
             .map_err(|err| err.to_string())
         }
     }

@@ -160,6 +160,13 @@ fn tree_entries(root: &Path) -> Result<Vec<TreeEntry>, TreeHashError> {
         .collect()
 }
 
+/// The tree hash of `entries`, which must be sorted by path and hold every entry of the tree
+/// (folders too): for callers that listed the tree as they wrote it.
+pub fn hash_entries(entries: &[TreeEntry]) -> Digest {
+    debug_assert!(entries.windows(2).all(|pair| pair[0].path < pair[1].path));
+    hash_of(entries)
+}
+
 fn hash_of(entries: &[TreeEntry]) -> Digest {
     let mut hasher = Sha256::new();
     hasher.update(VERSION_LINE);

@@ -11,17 +11,23 @@
 // duplicate entries are refused. Extraction stops once the file bytes pass `max_bytes` or the
 // entries pass `max_entries`, and the decompressed stream is capped too, so a decompression
 // bomb costs at most about `max_bytes` of disk.
+//
+// Every file is hashed as it is written, so a staged folder comes with its tree hash (what
+// `tree_hash::tree_hash` would compute from the disk) without a second read of its bytes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
+use crate::Digest;
 use crate::folder::{self, PublishError, link_stays_inside};
 use crate::spec::media;
+use crate::tree_hash::{TreeContent, TreeEntry, hash_entries};
 
 /// How a layer is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,22 +134,28 @@ pub enum UnpackError {
 }
 
 /// What a published unpack holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unpacked {
-    /// Regular files.
+    /// Regular files (a hard link counts as one more).
     pub files: usize,
-    /// Bytes of file content.
+    /// Bytes of file content, as the folder lists them (a hard link's bytes count again).
     pub bytes: u64,
+    /// Every entry as the tree hash takes it, sorted by path: hashed while it was written.
+    pub tree: Vec<TreeEntry>,
+}
+
+impl Unpacked {
+    /// The folder's [tree hash](crate::tree_hash), from the entries hashed while unpacking.
+    pub fn tree_hash(&self) -> Digest {
+        hash_entries(&self.tree)
+    }
 }
 
 /// A layer unpacked into a temporary folder, not yet visible at its destination.
 #[derive(Debug)]
 pub struct Staged {
     dir: TempDir,
-    /// Regular files extracted.
-    pub files: usize,
-    /// Bytes of file content extracted.
-    pub bytes: u64,
+    unpacked: Unpacked,
 }
 
 impl Staged {
@@ -181,7 +193,8 @@ impl Staged {
         let mut extractor = Extractor {
             root: dir.path().to_path_buf(),
             limits,
-            files: BTreeSet::new(),
+            files: BTreeMap::new(),
+            folders: BTreeSet::new(),
             links: Vec::new(),
             link_paths: BTreeSet::new(),
             bytes: 0,
@@ -202,8 +215,7 @@ impl Staged {
         extractor.create_links()?;
         Ok(Staged {
             dir,
-            files: extractor.files.len(),
-            bytes: extractor.bytes,
+            unpacked: extractor.into_unpacked(),
         })
     }
 
@@ -212,15 +224,17 @@ impl Staged {
         self.dir.path()
     }
 
+    /// What the folder holds: counts, and every entry as hashed while it was written.
+    pub fn unpacked(&self) -> &Unpacked {
+        &self.unpacked
+    }
+
     /// Moves the folder to `dest` (which must not exist, or be an empty folder) in one rename.
     pub fn publish(self, dest: &Path) -> Result<Unpacked, UnpackError> {
         folder::publish(self.dir.path(), dest)?;
         // Moved away: nothing left for the temporary folder's clean-up to delete.
         let _ = self.dir.keep();
-        Ok(Unpacked {
-            files: self.files,
-            bytes: self.bytes,
-        })
+        Ok(self.unpacked)
     }
 }
 
@@ -278,8 +292,10 @@ impl<R: Read> Read for CappedReader<R> {
 struct Extractor {
     root: PathBuf,
     limits: UnpackLimits,
-    /// Regular files extracted so far, for hard links.
-    files: BTreeSet<String>,
+    /// Regular files (and hard links) extracted so far: what each holds, and its size.
+    files: BTreeMap<String, (TreeContent, u64)>,
+    /// Folders the layer names; their parents, and every other entry's, are added at the end.
+    folders: BTreeSet<String>,
     /// Symbolic links, created after everything else.
     links: Vec<(String, String)>,
     link_paths: BTreeSet<String>,
@@ -359,6 +375,7 @@ impl Extractor {
             tar::EntryType::Directory => {
                 fs::create_dir_all(&target).map_err(io_error("creating", &target))?;
                 set_mode(&target, 0o755)?;
+                self.folders.insert(path);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.header().size().map_err(corrupt)?;
@@ -368,34 +385,31 @@ impl Extractor {
                         limit: self.limits.max_bytes,
                     });
                 }
-                make_parent(&target)?;
-                let mut file = File::options()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .map_err(|err| exists_or_io(err, &refuse, "creating", &target))?;
-                let copied = io::copy(&mut (&mut entry).take(size), &mut file)
-                    .map_err(|source| corrupt_or_limit(compression, source, self.limits))?;
-                if copied != size {
-                    return Err(corrupt(io::ErrorKind::UnexpectedEof.into()));
-                }
-                file.flush().map_err(io_error("writing", &target))?;
-                set_mode(&target, if mode & 0o111 != 0 { 0o755 } else { 0o644 })?;
-                self.files.insert(path);
+                let written = (&mut entry).take(size);
+                let content = write_file(written, &target, size, mode, compression, self.limits)
+                    .map_err(|err| match err {
+                        WriteError::Exists => refuse("it appears twice"),
+                        WriteError::Unpack(err) => err,
+                    })?;
+                self.files.insert(path, (content, size));
             }
             tar::EntryType::Link => {
-                let source = entry
+                let (source, held) = entry
                     .link_name_bytes()
                     .and_then(|link| clean_path(&link).ok().flatten())
                     .and_then(|link| self.strip_link_folder(link))
-                    .filter(|source| self.files.contains(source))
+                    .and_then(|source| {
+                        let held = self.files.get(&source)?.clone();
+                        Some((source, held))
+                    })
                     .ok_or_else(|| {
                         refuse("hard link to something that is not a file extracted before it")
                     })?;
                 make_parent(&target)?;
                 fs::hard_link(self.root.join(&source), &target)
                     .map_err(|err| exists_or_io(err, &refuse, "linking", &target))?;
-                self.files.insert(path);
+                // The same file under a second name: the same bytes and mode.
+                self.files.insert(path, held);
             }
             tar::EntryType::Symlink => {
                 let link = entry
@@ -419,6 +433,52 @@ impl Extractor {
             _ => return Err(refuse("unsupported entry type")),
         }
         Ok(())
+    }
+
+    /// The counts and the sorted tree entries of everything extracted: files and links as
+    /// recorded, folders named by the layer, and every entry's parent folders (created on the
+    /// way, as `create_dir_all` did).
+    fn into_unpacked(self) -> Unpacked {
+        let mut folders = self.folders;
+        let paths = self
+            .files
+            .keys()
+            .chain(self.links.iter().map(|(path, _)| path))
+            .chain(folders.iter());
+        let parents: Vec<String> = paths
+            .flat_map(|path| {
+                path.match_indices('/')
+                    .map(|(at, _)| path[..at].to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        folders.extend(parents);
+        let bytes = self.files.values().map(|(_, size)| size).sum();
+        let files = self.files.len();
+        // A path is a folder, a file or a link, never two: the extraction refused that.
+        let mut entries: BTreeMap<String, TreeContent> = self
+            .files
+            .into_iter()
+            .map(|(path, (content, _))| (path, content))
+            .collect();
+        entries.extend(folders.into_iter().map(|path| (path, TreeContent::Folder)));
+        entries.extend(
+            self.links
+                .into_iter()
+                .map(|(path, link)| (path, TreeContent::Link(link.into_bytes()))),
+        );
+        Unpacked {
+            files,
+            bytes,
+            // A String's order is its bytes' order: the tree hash's order.
+            tree: entries
+                .into_iter()
+                .map(|(path, content)| TreeEntry {
+                    path: path.into_bytes(),
+                    content,
+                })
+                .collect(),
+        }
     }
 
     fn below_link(&self, path: &str) -> bool {
@@ -459,6 +519,74 @@ impl Extractor {
             });
         }
         Ok(())
+    }
+}
+
+/// Why [`write_file`] failed.
+enum WriteError {
+    /// The path was taken: the layer names it twice.
+    Exists,
+    Unpack(UnpackError),
+}
+
+/// Writes the `size` bytes `reader` holds to the new file `target` (executable when `mode`
+/// has any execute bit), hashing them on the way.
+fn write_file(
+    mut reader: impl Read,
+    target: &Path,
+    size: u64,
+    mode: u32,
+    compression: &'static str,
+    limits: UnpackLimits,
+) -> Result<TreeContent, WriteError> {
+    make_parent(target).map_err(WriteError::Unpack)?;
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|err| match err.kind() {
+            io::ErrorKind::AlreadyExists => WriteError::Exists,
+            _ => WriteError::Unpack(io_error("creating", target)(err)),
+        })?;
+    let mut hashing = HashingFile {
+        file,
+        hasher: Sha256::new(),
+    };
+    let copied = io::copy(&mut reader, &mut hashing)
+        .map_err(|source| WriteError::Unpack(corrupt_or_limit(compression, source, limits)))?;
+    if copied != size {
+        return Err(WriteError::Unpack(UnpackError::Corrupt {
+            compression,
+            source: io::ErrorKind::UnexpectedEof.into(),
+        }));
+    }
+    hashing
+        .file
+        .flush()
+        .map_err(|err| WriteError::Unpack(io_error("writing", target)(err)))?;
+    let executable = mode & 0o111 != 0;
+    set_mode(target, if executable { 0o755 } else { 0o644 }).map_err(WriteError::Unpack)?;
+    Ok(TreeContent::File {
+        sha256: hashing.hasher.finalize().into(),
+        executable,
+    })
+}
+
+/// A file being written, and the sha256 of what was written to it.
+struct HashingFile {
+    file: File,
+    hasher: Sha256,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.file.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 

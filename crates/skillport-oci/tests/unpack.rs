@@ -230,6 +230,10 @@ fn unpacks_plain_gzip_and_zstd_layers_with_links_inside() {
         let dest = parent.path().join("skill");
         let unpacked = staged.publish(&dest).unwrap();
         assert_eq!(unpacked.files, 3, "{compression:?}");
+        assert_eq!(
+            unpacked.tree_hash(),
+            skillport_oci::tree_hash::tree_hash(&dest).unwrap()
+        );
         assert_eq!(fs::read(dest.join("refs/b.md")).unwrap(), b"A");
         assert_eq!(fs::read(dest.join("alias.md")).unwrap(), b"A");
         assert_eq!(
@@ -445,4 +449,85 @@ fn agentskills_layer_with_a_hard_link_unpacks_with_the_link_name_stripped_of_its
     )
     .unwrap_err();
     assert!(matches!(err, UnpackError::Unsafe { .. }), "{err}");
+}
+
+/// The tree hashed while unpacking is the one `tree_hash` reads back from the disk, whatever
+/// the layer's shape: folders named or only implied (and named after their files), execute
+/// bits, hard links to executables, links, empty folders, names that sort around `/`; at the
+/// layer root and inside one folder.
+#[test]
+fn the_tree_hashed_while_unpacking_is_the_tree_on_disk() {
+    fn directory(path: &str) -> RawEntry<'_> {
+        let mut entry = file(path, b"");
+        entry.kind = tar::EntryType::Directory;
+        entry.mode = 0o700;
+        entry
+    }
+    fn executable<'a>(path: &'a str, data: &'a [u8]) -> RawEntry<'a> {
+        let mut entry = file(path, data);
+        entry.mode = 0o750;
+        entry
+    }
+    let symlink = tar::EntryType::Symlink;
+    let shapes: [(&str, bool); 2] = [("", false), ("pdf/", true)];
+    for (prefix, in_folder) in shapes {
+        let paths: Vec<String> = [
+            "SKILL.md",
+            "deep/er/x.md",
+            "deep",
+            "bin/run",
+            "bin/run2",
+            "empty",
+            "a-b",
+            "a/b",
+            "a0",
+            "alias",
+            "bin/up",
+        ]
+        .iter()
+        .map(|path| format!("{prefix}{path}"))
+        .collect();
+        let mut entries = vec![
+            file(&paths[0], b"---\nname: pdf\n---\n"),
+            file(&paths[1], b"deep"),
+            directory(&paths[2]),
+            executable(&paths[3], b"#!/bin/sh\n"),
+            link(tar::EntryType::Link, &paths[4], &paths[3]),
+            directory(&paths[5]),
+            file(&paths[6], b"1"),
+            file(&paths[7], b"2"),
+            file(&paths[8], b"3"),
+            link(symlink, &paths[9], "deep/er/x.md"),
+            link(symlink, &paths[10], "../SKILL.md"),
+        ];
+        if in_folder {
+            entries.insert(0, directory("pdf/"));
+        }
+        let format = skillport_oci::LayerFormat {
+            compression: Compression::Gzip,
+            in_folder,
+        };
+        let parent = tempfile::tempdir().unwrap();
+        let layer = gzip(&tar_bytes(&entries));
+        let staged = Staged::unpack(
+            layer.as_slice(),
+            format,
+            parent.path(),
+            UnpackLimits::default(),
+        )
+        .unwrap();
+        let (on_disk, listed) =
+            skillport_oci::tree_hash::tree_hash_with_entries(staged.path()).unwrap();
+        assert_eq!(staged.unpacked().tree, listed, "{prefix:?}");
+        assert_eq!(staged.unpacked().tree_hash(), on_disk, "{prefix:?}");
+        // Seven files (the hard link is one more), their bytes as the folder lists them.
+        assert_eq!(staged.unpacked().files, 7, "{prefix:?}");
+        assert_eq!(staged.unpacked().bytes, 18 + 4 + 2 * 10 + 3, "{prefix:?}");
+        let dest = parent.path().join("pdf");
+        let published = staged.publish(&dest).unwrap();
+        assert_eq!(
+            published.tree_hash(),
+            skillport_oci::tree_hash::tree_hash(&dest).unwrap()
+        );
+    }
 }

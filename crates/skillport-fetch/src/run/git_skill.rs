@@ -80,6 +80,7 @@ pub(super) async fn fetch_git(
         staging,
         staged,
         Revision::Commit(fetched.commit),
+        None,
         warnings,
     )
     .await

@@ -63,7 +63,7 @@ pub(super) async fn fetch_image(
         max_bytes: context.options.max_skill_bytes,
         max_entries: context.options.max_skill_entries,
     };
-    with_retries(policy, &skill.name, tries, || async {
+    let exported = with_retries(policy, &skill.name, tries, || async {
         context
             .client
             .export_with_limits(
@@ -83,6 +83,7 @@ pub(super) async fn fetch_image(
         staging,
         staged,
         Revision::Digest(digest.to_string()),
+        Some(exported.unpacked),
         Vec::new(),
     )
     .await

@@ -11,7 +11,7 @@ use tempfile::TempDir;
 use super::{Action, Context, Done};
 use crate::error::SkillError;
 use crate::index::IndexEntry;
-use crate::into_folder::tally;
+use crate::into_folder::{Tally, tally};
 use crate::plan::PlannedSkill;
 
 /// What the content was fetched at.
@@ -21,13 +21,15 @@ pub(super) enum Revision {
 }
 
 /// Checks the staged skill, then swaps it into `<into>/<target>`; the staging folder (with the
-/// old content, if any) is deleted afterwards.
+/// old content, if any) is deleted afterwards. `unpacked`, when the skill came from a layer,
+/// holds its counts and tree as hashed while unpacking; otherwise the folder is read for them.
 pub(super) async fn publish_staged(
     context: &Arc<Context>,
     skill: &PlannedSkill,
     staging: TempDir,
     staged: PathBuf,
     revision: Revision,
+    unpacked: Option<skillport_oci::Unpacked>,
     extra_warnings: Vec<String>,
 ) -> Result<Done, SkillError> {
     let context = context.clone();
@@ -46,13 +48,25 @@ pub(super) async fn publish_staged(
                 source,
             }
         };
-        let counted = tally(&staged).map_err(io("reading", &staged))?;
-        // Hashed where nobody else writes; the rename below moves these very files.
-        let tree_hash =
-            skillport_oci::tree_hash::tree_hash(&staged).map_err(|source| SkillError::Hash {
-                origin: origin.clone(),
-                source,
-            })?;
+        let (counted, tree_hash) = match unpacked {
+            Some(unpacked) => (
+                Tally {
+                    files: unpacked.files as u64,
+                    bytes: unpacked.bytes,
+                },
+                unpacked.tree_hash(),
+            ),
+            None => (
+                tally(&staged).map_err(io("reading", &staged))?,
+                // Hashed where nobody else writes; the rename below moves these very files.
+                skillport_oci::tree_hash::tree_hash(&staged).map_err(|source| {
+                    SkillError::Hash {
+                        origin: origin.clone(),
+                        source,
+                    }
+                })?,
+            ),
+        };
         let target = skill.target();
         let dest = context.folder.path().join(target);
         let existed = std::fs::symlink_metadata(&dest).is_ok();
