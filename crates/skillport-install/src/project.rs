@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use skillport_oci::tree_hash::{TreeEntry, tree_hash_with_entries};
 use skillport_oci::{Reference, Store};
-use skillport_registry::{Client, Progress};
+use skillport_registry::{Client, Progress, Unpacking};
 
 use crate::manifest::{
     self, FileError, Kind, LOCK_FILE, Lock, Locked, MANIFEST_FILE, Manifest, Source, Wanted,
@@ -286,7 +286,7 @@ pub async fn install(
         let content = revision(project, step, request, store, client).await?;
         contents.insert(step.name.clone(), content);
     }
-    pull_missing(store, client, contents.values(), progress).await?;
+    let prestaged = pull_missing(project, &steps, &contents, store, client, progress).await?;
 
     // From here the lock follows the disk step by step: folders removed leave it as they go,
     // and each skill written enters it; a failure stops with the lock saying what is there.
@@ -317,10 +317,9 @@ pub async fn install(
     // A skill that fails keeps its previous lock entry and manifest entry (a skill this
     // command added is left out): each skill's folders all change or none do.
     let mut failed = None;
-    for (step, result) in steps
-        .iter()
-        .zip(write_all(project, &steps, &contents, store, request, &lock))
-    {
+    for (step, result) in steps.iter().zip(write_all(
+        project, &steps, &contents, &prestaged, store, request, &lock,
+    )) {
         match result {
             Ok((locked, installed)) => {
                 lock.skills.insert(step.name.clone(), locked);
@@ -737,40 +736,77 @@ fn build_folder(dir: &Path, name: &str, store: &Store) -> Result<Reference, Stri
         .map_err(|err| format!("{err}"))
 }
 
-/// Pulls the images the store lacks, with one store commit for all of them.
+/// Pulls the images the store lacks, with one store commit for all of them. Each one's layer
+/// is unpacked as it downloads, beside the first folder that will get it (in the nearest
+/// folder that exists: nothing is created before the pull succeeds); returns those staged
+/// copies by image.
 async fn pull_missing(
+    project: &Project,
+    steps: &[Step],
+    contents: &BTreeMap<String, Content>,
     store: &Store,
     client: &Client,
-    contents: impl Iterator<Item = &Content>,
     progress: Arc<dyn Progress>,
-) -> Result<(), InstallError> {
-    let mut missing: Vec<Reference> = contents
-        .filter_map(|content| match content {
-            Content::Image(reference) if store.resolve(reference).is_err() => {
-                Some(reference.clone())
-            }
-            _ => None,
-        })
-        .collect();
+) -> Result<Prestaged, InstallError> {
+    let mut requests: Vec<(Reference, Option<PathBuf>)> = Vec::new();
     // Two skills may name one image.
     let mut seen = BTreeSet::new();
-    missing.retain(|reference| seen.insert(reference.to_string()));
-    if missing.is_empty() {
-        return Ok(());
+    for step in steps {
+        let Content::Image(reference) = &contents[&step.name] else {
+            continue;
+        };
+        if store.resolve(reference).is_ok() || !seen.insert(reference.to_string()) {
+            continue;
+        }
+        let unpack_in = step
+            .folders
+            .iter()
+            .find(|folder| !step.intact.contains(*folder))
+            .and_then(|folder| {
+                project
+                    .on_disk(folder)
+                    .ancestors()
+                    .skip(1)
+                    .find(|dir| dir.is_dir())
+                    .map(Path::to_path_buf)
+            });
+        requests.push((reference.clone(), unpack_in));
     }
-    client
-        .pull_all(store, &missing, progress)
+    if requests.is_empty() {
+        return Ok(Prestaged::default());
+    }
+    let (_, unpacked) = client
+        .pull_all_unpacking(store, &requests, progress)
         .await
         .map_err(|err| InstallError::Skill {
-            name: missing
+            name: requests
                 .iter()
-                .map(|reference| reference.repository().to_owned())
+                .map(|(reference, _)| reference.repository().to_owned())
                 .collect::<Vec<_>>()
                 .join(", "),
             source_text: "the registry".to_owned(),
             reason: skillport_fetch::error_chain(&err),
         })?;
-    Ok(())
+    let staged = requests
+        .into_iter()
+        .zip(unpacked)
+        .filter_map(|((reference, _), unpacked)| Some((reference.to_string(), unpacked?)))
+        .collect();
+    Ok(Prestaged(std::sync::Mutex::new(staged)))
+}
+
+/// Layers unpacked while they were pulled, by image; each is taken once, by the first folder
+/// written from it.
+#[derive(Default)]
+struct Prestaged(std::sync::Mutex<BTreeMap<String, Unpacking>>);
+
+impl Prestaged {
+    fn take(&self, reference: &Reference) -> Option<Unpacking> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .remove(&reference.to_string())
+    }
 }
 
 /// [`write_skill`] for every step, on as many threads as there are cores (unpacking and
@@ -779,6 +815,7 @@ fn write_all(
     project: &Project,
     steps: &[Step],
     contents: &BTreeMap<String, Content>,
+    prestaged: &Prestaged,
     store: &Store,
     request: &Request,
     lock: &Lock,
@@ -796,8 +833,9 @@ fn write_all(
                 loop {
                     let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(step) = steps.get(index) else { break };
+                    let content = &contents[&step.name];
                     let result =
-                        write_skill(project, step, &contents[&step.name], store, request, lock);
+                        write_skill(project, step, content, prestaged, store, request, lock);
                     *results[index].lock().expect("not poisoned") = Some(result);
                 }
             });
@@ -819,6 +857,7 @@ fn write_skill(
     project: &Project,
     step: &Step,
     content: &Content,
+    prestaged: &Prestaged,
     store: &Store,
     request: &Request,
     lock: &Lock,
@@ -857,7 +896,7 @@ fn write_skill(
             .tempdir_in(&parent)
             .map_err(|err| fail(format!("creating a folder in {}: {err}", parent.display())))?;
         let staged = staging.path().join("skill");
-        let unpacked = materialize(content, store, &staged).map_err(&fail)?;
+        let unpacked = materialize(content, prestaged, store, &staged).map_err(&fail)?;
         skillport_skill::load(&staged, skillport_skill::Mode::Lenient)
             .map_err(|err| fail(format!("not a usable skill: {err}")))?;
         let (tree_hash, entries) = match unpacked {
@@ -962,10 +1001,12 @@ fn swap_all(
     Ok(())
 }
 
-/// Puts the skill's files at `dest` (new; its parent is on the target's file system). An
-/// image's files come with their tree, hashed while they were unpacked.
+/// Puts the skill's files at `dest` (new; its parent is on the target's file system): an
+/// image's as unpacked while it was pulled when that copy can be moved there, else unpacked
+/// from the store. An image's files come with their tree, hashed while they were unpacked.
 fn materialize(
     content: &Content,
+    prestaged: &Prestaged,
     store: &Store,
     dest: &Path,
 ) -> Result<Option<skillport_oci::Unpacked>, String> {
@@ -974,6 +1015,13 @@ fn materialize(
             let stored = store.resolve(reference).map_err(|err| err.to_string())?;
             let image = skillport_oci::skill_image(store, &stored.descriptor)
                 .map_err(|err| err.to_string())?;
+            // Another file system (EXDEV) or another layer: unpacked again from the store.
+            if let Some(unpacking) = prestaged.take(reference)
+                && unpacking.layer == image.layer.digest
+                && let Ok(unpacked) = unpacking.staged.publish(dest)
+            {
+                return Ok(Some(unpacked));
+            }
             let blob = store
                 .open_blob(&image.layer.digest)
                 .map_err(|err| err.to_string())?;

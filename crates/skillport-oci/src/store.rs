@@ -4,10 +4,11 @@
 // Expected flow: a writer streams blobs into temporary files under `.skillport/tmp` (same file
 // system, so a rename is atomic): `blob_writer` for new content (a build), whose digest is
 // computed, or `expect_blob(descriptor)` for content that must match a descriptor (a pull),
-// hashed with the descriptor's own algorithm and checked, digest and size, in `finish`, which
-// also syncs the file. Then `commit` takes the store lock, checks that every blob the new names
-// need is either pending or stored, renames the blobs into `blobs/` and rewrites `index.json`
-// through a temporary file and a rename.
+// hashed with the descriptor's own algorithm and checked, digest and size, in `finish`. Then
+// `commit` takes the store lock, checks that every blob the new names need is either pending or
+// stored, syncs the pending blobs (all at once, on a few threads: a sync each, one after
+// another, cost more than a small image's bytes), renames them into `blobs/` and rewrites
+// `index.json` through a temporary file and a rename.
 //
 // Guarantees: every blob in `blobs/` was hashed on its way in and is named by its digest;
 // readers never see a half-written blob or index (both appear by rename, after a sync); a build
@@ -132,6 +133,13 @@ pub struct PendingBlob {
 }
 
 impl PendingBlob {
+    fn sync(&self) -> Result<(), StoreError> {
+        self.file
+            .as_file()
+            .sync_all()
+            .map_err(io_err("syncing", self.file.path()))
+    }
+
     /// The blob's digest.
     pub fn digest(&self) -> &Digest {
         &self.digest
@@ -168,17 +176,14 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Finishes the blob: flushes and syncs it (a crash must not leave an empty or short file
-    /// behind a rename) and, for a writer from `Store::expect_blob`, checks its digest and size.
+    /// Finishes the blob: flushes it and, for a writer from `Store::expect_blob`, checks its
+    /// digest and size. `Store::commit` syncs it before it is renamed into `blobs/`.
     pub fn finish(self) -> Result<PendingBlob, StoreError> {
         let path = self.file.get_ref().path().to_path_buf();
         let file = self
             .file
             .into_inner()
             .map_err(|err| io_err("writing", &path)(err.into_error()))?;
-        file.as_file()
-            .sync_all()
-            .map_err(io_err("syncing", &path))?;
         let digest = self.hasher.finish();
         let size = self.written;
         if let Some((expected, expected_size)) = self.expected {
@@ -385,6 +390,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _lock = self.lock()?;
         self.check_complete(&blobs, names)?;
+        sync_all(&blobs)?;
         self.store_blobs(blobs)?;
         self.record_names(names)
     }
@@ -617,6 +623,26 @@ impl Store {
             }
         })
     }
+}
+
+/// Syncs every pending blob to disk (a crash after the rename must not leave an empty or short
+/// file under a blob's name), several at once: the file system commits concurrent syncs
+/// together.
+fn sync_all(blobs: &[PendingBlob]) -> Result<(), StoreError> {
+    const THREADS: usize = 8;
+    if blobs.len() <= 1 {
+        return blobs.iter().try_for_each(PendingBlob::sync);
+    }
+    let per_thread = blobs.len().div_ceil(THREADS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = blobs
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(PendingBlob::sync)))
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|worker| worker.join().expect("syncing does not panic"))
+    })
 }
 
 fn ref_name(descriptor: &Descriptor) -> Option<&str> {

@@ -195,6 +195,7 @@ impl Staged {
             limits,
             files: BTreeMap::new(),
             folders: BTreeSet::new(),
+            made: BTreeSet::new(),
             links: Vec::new(),
             link_paths: BTreeSet::new(),
             bytes: 0,
@@ -296,6 +297,8 @@ struct Extractor {
     files: BTreeMap<String, (TreeContent, u64)>,
     /// Folders the layer names; their parents, and every other entry's, are added at the end.
     folders: BTreeSet<String>,
+    /// Folders on disk made so far (by path under the root).
+    made: BTreeSet<PathBuf>,
     /// Symbolic links, created after everything else.
     links: Vec<(String, String)>,
     link_paths: BTreeSet<String>,
@@ -375,6 +378,7 @@ impl Extractor {
             tar::EntryType::Directory => {
                 fs::create_dir_all(&target).map_err(io_error("creating", &target))?;
                 set_mode(&target, 0o755)?;
+                self.made.insert(target);
                 self.folders.insert(path);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -385,6 +389,7 @@ impl Extractor {
                         limit: self.limits.max_bytes,
                     });
                 }
+                self.make_parent(&target)?;
                 let written = (&mut entry).take(size);
                 let content = write_file(written, &target, size, mode, compression, self.limits)
                     .map_err(|err| match err {
@@ -405,7 +410,7 @@ impl Extractor {
                     .ok_or_else(|| {
                         refuse("hard link to something that is not a file extracted before it")
                     })?;
-                make_parent(&target)?;
+                self.make_parent(&target)?;
                 fs::hard_link(self.root.join(&source), &target)
                     .map_err(|err| exists_or_io(err, &refuse, "linking", &target))?;
                 // The same file under a second name: the same bytes and mode.
@@ -481,6 +486,18 @@ impl Extractor {
         }
     }
 
+    /// Makes `target`'s folder, once: a layer lists many files per folder.
+    fn make_parent(&mut self, target: &Path) -> Result<(), UnpackError> {
+        match target.parent() {
+            Some(parent) if !self.made.contains(parent) => {
+                make_parent(target)?;
+                self.made.insert(parent.to_path_buf());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn below_link(&self, path: &str) -> bool {
         let mut prefix = String::new();
         for component in path.split('/') {
@@ -529,8 +546,8 @@ enum WriteError {
     Unpack(UnpackError),
 }
 
-/// Writes the `size` bytes `reader` holds to the new file `target` (executable when `mode`
-/// has any execute bit), hashing them on the way.
+/// Writes the `size` bytes `reader` holds to the new file `target` (its folder made already;
+/// executable when `mode` has any execute bit), hashing them on the way.
 fn write_file(
     mut reader: impl Read,
     target: &Path,
@@ -539,7 +556,6 @@ fn write_file(
     compression: &'static str,
     limits: UnpackLimits,
 ) -> Result<TreeContent, WriteError> {
-    make_parent(target).map_err(WriteError::Unpack)?;
     let file = File::options()
         .write(true)
         .create_new(true)

@@ -176,7 +176,7 @@ impl Client {
 
 /// Chunks (of up to 1 MiB, as the download buffers them) in flight between the download and
 /// the unpacker: bounds the memory a fast registry can fill.
-const STREAM_CHUNKS: usize = 4;
+pub(crate) const STREAM_CHUNKS: usize = 4;
 
 /// The download's side of a streamed layer. An empty chunk is the end marker, sent only after
 /// the download's size and digest checked out. When a registry makes the download start over,
@@ -197,7 +197,7 @@ impl ChannelSink {
 }
 
 /// Sends, letting the runtime move other tasks off this worker while the channel is full.
-fn send(
+pub(crate) fn send(
     sender: &std::sync::mpsc::SyncSender<Vec<u8>>,
     chunk: Vec<u8>,
 ) -> Result<(), std::sync::mpsc::SendError<Vec<u8>>> {
@@ -250,7 +250,7 @@ impl crate::transfer::Sink for ChannelSink {
 
 /// The unpacker's side: the chunks in order; the end marker is the end; a sender gone without
 /// it (the download failed) is an error, so nothing is published.
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     receiver: std::sync::mpsc::Receiver<Vec<u8>>,
     chunk: Vec<u8>,
     at: usize,
@@ -258,7 +258,7 @@ struct ChannelReader {
 }
 
 impl ChannelReader {
-    fn new(receiver: std::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
+    pub(crate) fn new(receiver: std::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
         ChannelReader {
             receiver,
             chunk: Vec::new(),

@@ -26,6 +26,7 @@ mod upload;
 pub use client::Client;
 pub use error::{ErrorKind, RegistryError};
 pub use export::Exported;
+pub use pull::Unpacking;
 pub use referrers::{
     Attached, AttachedBundle, AttachedLayer, Attachment, BUNDLE_ARTIFACT_TYPE, fallback_tag,
 };

@@ -1,32 +1,44 @@
 // Pulling an image into the store: its manifests, then the blobs the store lacks.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use skillport_oci::spec::{Descriptor, Platform};
-use skillport_oci::{Document, ImageTree, PendingBlob, Reference, Store, StoredImage, TreeError};
+use skillport_oci::{
+    Digest, Document, ImageTree, LayerFormat, PendingBlob, Reference, Staged, Store, StoredImage,
+    TreeError, UnpackLimits,
+};
 
 use crate::client::Client;
 use crate::error::RegistryError;
+use crate::export::{ChannelReader, STREAM_CHUNKS, send};
 use crate::remote::Remote;
 use crate::transfer::{Progress, download_blob};
 
 /// How many blobs move at once.
 pub(crate) const PARALLEL_BLOBS: usize = 8;
 
+/// How many images of one pull are read at once (as many as `skillport fetch` fetches).
+const PARALLEL_IMAGES: usize = 16;
+
 impl Client {
-    /// Reads the manifests under `top` (all platforms of an index).
+    /// Reads the manifests under `top` (all platforms of an index), all at once.
     pub(crate) async fn tree(
         &self,
         remote: &Remote,
         top: Document,
     ) -> Result<ImageTree, RegistryError> {
         let mut tree = ImageTree::new(top).map_err(|err| not_an_image(remote, &err))?;
-        for child in tree.wanted() {
-            let fetched = self
-                .fetch_document(remote, &child.digest.to_string(), Some(&child.digest))
-                .await?;
-            tree.add_manifest(&child, fetched.bytes)
+        let children = tree.wanted();
+        let fetched = futures_util::future::try_join_all(children.iter().map(|child| async {
+            self.fetch_document(remote, &child.digest.to_string(), Some(&child.digest))
+                .await
+        }))
+        .await?;
+        for (child, fetched) in children.iter().zip(fetched) {
+            tree.add_manifest(child, fetched.bytes)
                 .map_err(|err| not_an_image(remote, &err))?;
         }
         Ok(tree)
@@ -50,56 +62,198 @@ impl Client {
 
     /// [`Client::pull`] of several images at once, with one store commit for all of them: a
     /// commit syncs and rewrites the store's index, which costs more than a small image's
-    /// bytes. Blobs shared between the images are downloaded once. All or nothing is recorded.
+    /// bytes. Each image's blobs download as soon as its manifests are read, while other
+    /// images' manifests are; a blob shared between images is downloaded once. All or nothing
+    /// is recorded.
     pub async fn pull_all(
         &self,
         store: &Store,
         references: &[Reference],
         progress: Arc<dyn Progress>,
     ) -> Result<Vec<StoredImage>, RegistryError> {
-        let trees: Vec<(Remote, ImageTree)> = futures_util::stream::iter(references)
-            .map(|reference| async move {
-                let remote = Remote::new(reference);
-                let mut top = self.fetch_manifest(reference).await?;
-                if let Some(platform) = &self.options().platform {
-                    top = self.platform_manifest(&remote, top, platform).await?;
-                }
-                let tree = self.tree(&remote, top).await?;
-                Ok::<_, RegistryError>((remote, tree))
+        let requests: Vec<(Reference, Option<PathBuf>)> = references
+            .iter()
+            .map(|reference| (reference.clone(), None))
+            .collect();
+        let (stored, _) = self.pull_all_unpacking(store, &requests, progress).await?;
+        Ok(stored)
+    }
+
+    /// [`Client::pull_all`] that also unpacks, while it downloads, the skill layer of each
+    /// image given a folder: into a staging folder there (on the destination's file system),
+    /// within the default [`skillport_oci::UnpackLimits`], as `export` would. One download
+    /// feeds both the store and the folder, so an installer need not read the layer back.
+    ///
+    /// An image gets its [`Unpacking`] only when its layer was downloaded here (not already in
+    /// the store, nor shared with an earlier image) and the unpack succeeded; otherwise the
+    /// caller unpacks from the store, which also reports why a layer was refused. A staged
+    /// folder is complete and matched the layer's digest: the unpacker reads the end of the
+    /// stream only after the download's digest checked out.
+    pub async fn pull_all_unpacking(
+        &self,
+        store: &Store,
+        requests: &[(Reference, Option<PathBuf>)],
+        progress: Arc<dyn Progress>,
+    ) -> Result<(Vec<StoredImage>, Vec<Option<Unpacking>>), RegistryError> {
+        let claimed = std::sync::Mutex::new(BTreeSet::new());
+        let pulled: Vec<Pulled> = futures_util::stream::iter(requests)
+            .map(|(reference, unpack_in)| {
+                self.pull_blobs(
+                    store,
+                    reference,
+                    unpack_in.as_deref(),
+                    &claimed,
+                    progress.clone(),
+                )
             })
-            .buffered(PARALLEL_BLOBS)
+            .buffered(PARALLEL_IMAGES)
             .try_collect()
             .await?;
-        // Blobs the store holds are skipped; `commit` checks again, under the store lock,
-        // that they are still there.
-        let mut wanted = std::collections::BTreeSet::new();
-        let mut downloads = Vec::new();
-        for (remote, tree) in &trees {
-            for blob in tree.blobs() {
-                if !store.contains(&blob) && wanted.insert(blob.digest.clone()) {
-                    downloads.push((remote, blob));
-                }
-            }
-        }
-        let mut pending: Vec<PendingBlob> = futures_util::stream::iter(&downloads)
-            .map(|(remote, blob)| self.download_to_store(store, remote, blob, progress.clone()))
-            .buffer_unordered(PARALLEL_BLOBS)
-            .try_collect()
-            .await?;
+        let mut claimed = claimed.into_inner().expect("not poisoned");
+        let mut pending = Vec::new();
         let mut names = Vec::new();
-        for ((_, tree), reference) in trees.iter().zip(references) {
-            for document in tree.documents() {
-                if wanted.insert(document.descriptor.digest.clone()) {
+        let mut unpacked = Vec::new();
+        for (pulled, (reference, _)) in pulled.into_iter().zip(requests) {
+            pending.extend(pulled.blobs);
+            for document in pulled.tree.documents() {
+                if claimed.insert(document.descriptor.digest.clone()) {
                     pending.push(store.expect_bytes(&document.descriptor, &document.bytes)?);
                 }
             }
-            names.push((reference.store_key(), tree.top().descriptor.clone()));
+            names.push((reference.store_key(), pulled.tree.top().descriptor.clone()));
+            unpacked.push(pulled.unpacked);
         }
         store.commit(pending, &names)?;
-        Ok(names
+        let stored = names
             .into_iter()
             .map(|(key, descriptor)| StoredImage { key, descriptor })
-            .collect())
+            .collect();
+        Ok((stored, unpacked))
+    }
+
+    /// The manifests of `reference`, and those of its blobs the store lacks and no other image
+    /// of the same pull has `claimed`, downloaded (pending, not yet in the store); its skill
+    /// layer also unpacked into `unpack_in` when given.
+    async fn pull_blobs(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        unpack_in: Option<&Path>,
+        claimed: &std::sync::Mutex<BTreeSet<Digest>>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Pulled, RegistryError> {
+        let remote = Remote::new(reference);
+        let mut top = self.fetch_manifest(reference).await?;
+        if let Some(platform) = &self.options().platform {
+            top = self.platform_manifest(&remote, top, platform).await?;
+        }
+        let tree = self.tree(&remote, top).await?;
+        // Blobs the store holds are skipped; `commit` checks again, under the store lock,
+        // that they are still there.
+        let downloads: Vec<Descriptor> = tree
+            .blobs()
+            .into_iter()
+            .filter(|blob| {
+                !store.contains(blob)
+                    && claimed
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(blob.digest.clone())
+            })
+            .collect();
+        // The layer a skill is read from, when it is among the downloads.
+        let skill_layer = unpack_in.and_then(|parent| {
+            let picked =
+                skillport_oci::picked_manifest_on(&tree, self.options().platform.as_ref()).ok()?;
+            let manifest = &tree.manifest(&picked.digest)?.manifest;
+            let (layer, format) = skillport_oci::skill_layer(manifest).ok()?;
+            downloads
+                .iter()
+                .any(|blob| blob.digest == layer.digest)
+                .then(|| (layer, format, parent.to_path_buf()))
+        });
+        let unpacked = std::sync::Mutex::new(None);
+        let blobs = futures_util::stream::iter(&downloads)
+            .map(|blob| async {
+                match &skill_layer {
+                    Some((layer, format, parent)) if layer.digest == blob.digest => {
+                        let (pending, staged) = self
+                            .download_unpacking(store, &remote, blob, *format, parent, &progress)
+                            .await?;
+                        *unpacked.lock().expect("not poisoned") = staged.map(|staged| Unpacking {
+                            layer: blob.digest.clone(),
+                            staged,
+                        });
+                        Ok(pending)
+                    }
+                    _ => {
+                        self.download_to_store(store, &remote, blob, progress.clone())
+                            .await
+                    }
+                }
+            })
+            .buffer_unordered(PARALLEL_BLOBS)
+            .try_collect()
+            .await?;
+        Ok(Pulled {
+            tree,
+            blobs,
+            unpacked: unpacked.into_inner().expect("not poisoned"),
+        })
+    }
+
+    /// [`Client::download_to_store`] of a skill layer that also feeds a blocking unpacker
+    /// into `parent` through a bounded channel. The unpacker's refusal (or a download that
+    /// starts over) only drops the unpacked copy; the blob still goes to the store.
+    async fn download_unpacking(
+        &self,
+        store: &Store,
+        remote: &Remote,
+        blob: &Descriptor,
+        format: LayerFormat,
+        parent: &Path,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<(PendingBlob, Option<Staged>), RegistryError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(STREAM_CHUNKS);
+        let parent = parent.to_path_buf();
+        let unpacker = tokio::task::spawn_blocking(move || {
+            let mut reader = ChannelReader::new(receiver);
+            let staged = Staged::unpack(&mut reader, format, &parent, UnpackLimits::default())?;
+            // What follows the tar's end (gzip padding) still counts: the end marker decides.
+            std::io::copy(&mut reader, &mut std::io::sink()).map_err(|source| {
+                skillport_oci::UnpackError::Corrupt {
+                    compression: "tar",
+                    source,
+                }
+            })?;
+            Ok::<_, skillport_oci::UnpackError>(staged)
+        });
+        let mut tee = TeeSink {
+            writer: store.expect_blob(blob)?,
+            stream: Some(sender),
+        };
+        let label = format!("{} {}", remote.repository, blob.digest.short());
+        let downloaded = download_blob(
+            self,
+            &remote.registry,
+            &remote.repository,
+            blob,
+            &mut tee,
+            progress,
+            &label,
+        )
+        .await;
+        // The end marker, only after the download's size and digest checked out.
+        if downloaded.is_ok()
+            && let Some(stream) = tee.stream.take()
+        {
+            let _ = send(&stream, Vec::new());
+        }
+        tee.stream = None;
+        let staged = unpacker.await.expect("unpacking does not panic");
+        downloaded?;
+        let pending = tee.writer.finish()?;
+        Ok((pending, staged.ok()))
     }
 
     /// The manifest for `platform` under `top` (an index), fetched; `top` itself when it is a
@@ -146,6 +300,54 @@ impl Client {
         )
         .await?;
         Ok(writer.finish()?)
+    }
+}
+
+/// One image of a pull: its manifests, its downloaded blobs (pending), and its skill layer as
+/// unpacked on the way.
+struct Pulled {
+    tree: ImageTree,
+    blobs: Vec<PendingBlob>,
+    unpacked: Option<Unpacking>,
+}
+
+/// A skill layer unpacked while it was pulled, not yet published.
+#[derive(Debug)]
+pub struct Unpacking {
+    /// The layer it was unpacked from.
+    pub layer: Digest,
+    /// Its files, in a staging folder in the folder the caller gave.
+    pub staged: Staged,
+}
+
+/// A download that goes to a store blob and, while the unpacker keeps up, to its channel.
+struct TeeSink {
+    writer: skillport_oci::BlobWriter,
+    stream: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl std::io::Write for TeeSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writer.write_all(buf)?;
+        if let Some(stream) = &self.stream
+            && send(stream, buf.to_vec()).is_err()
+        {
+            // The unpacker stopped (it refused the layer): the store still gets the blob.
+            self.stream = None;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl crate::transfer::Sink for TeeSink {
+    fn restart(&mut self) -> std::io::Result<()> {
+        // The unpacker cannot start over: it fails, and the caller unpacks from the store.
+        self.stream = None;
+        self.writer.restart()
     }
 }
 

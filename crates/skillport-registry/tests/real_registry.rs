@@ -84,6 +84,8 @@ async fn round_trip(registry: &Registry) {
     assert_eq!(pulled.key, by_digest.store_key());
     assert_eq!(blob_names(&digest_store), blob_names(&store));
 
+    pull_unpacking(&client, &remote, &store, &built, &skill, work.path()).await;
+
     // Straight from the registry into a folder.
     let dest = work.path().join("out/direct/csv-summary");
     let exported = client.export(&remote, &dest, progress()).await.unwrap();
@@ -99,6 +101,49 @@ async fn round_trip(registry: &Registry) {
         siblings,
         ["csv-summary"],
         "no staging folder or download left"
+    );
+}
+
+/// Pulled and unpacked on the way, from one download: the store as a pull leaves it, and the
+/// staged folder as export leaves it, with its tree hashed while it was written.
+async fn pull_unpacking(
+    client: &Client,
+    remote: &Reference,
+    store: &Store,
+    built: &skillport_oci::Built,
+    skill: &std::path::Path,
+    work: &std::path::Path,
+) {
+    let pushed = built.digest().clone();
+    let tee_store = Store::open(&work.join("tee")).unwrap();
+    let parent = work.join("out/tee");
+    std::fs::create_dir_all(&parent).unwrap();
+    let requests = [(remote.clone(), Some(parent.clone()))];
+    let (stored, mut unpacked) = client
+        .pull_all_unpacking(&tee_store, &requests, progress())
+        .await
+        .unwrap();
+    assert_eq!(stored[0].descriptor.digest, pushed);
+    assert_eq!(blob_names(&tee_store), blob_names(store));
+    let unpacking = unpacked.remove(0).expect("the layer was downloaded here");
+    assert_eq!(unpacking.layer, built.layer.digest);
+    assert_eq!(
+        unpacking.staged.unpacked().tree_hash(),
+        skillport_oci::tree_hash::tree_hash(unpacking.staged.path()).unwrap()
+    );
+    let teed = parent.join("csv-summary");
+    unpacking.staged.publish(&teed).unwrap();
+    assert_eq!(snapshot(&teed), snapshot(skill));
+    // With the layer in the store already, nothing is downloaded and nothing staged.
+    let (_, unpacked) = client
+        .pull_all_unpacking(&tee_store, &requests, progress())
+        .await
+        .unwrap();
+    assert!(unpacked[0].is_none());
+    assert_eq!(
+        std::fs::read_dir(&parent).unwrap().count(),
+        1,
+        "no staging left"
     );
 }
 
