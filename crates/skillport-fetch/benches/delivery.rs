@@ -70,16 +70,7 @@ fn main() {
     };
 
     let work = tempfile::tempdir().unwrap();
-    // `SKILLPORT_BENCH_AUTH=none`: TLS without basic auth. The distribution registry checks
-    // a bcrypt hash on every authenticated request, which a token registry does not.
-    let registry = if std::env::var("SKILLPORT_BENCH_AUTH").is_ok_and(|auth| auth == "none") {
-        Registry::start(skillport_testkit::RegistryOptions {
-            tls: true,
-            ..skillport_testkit::RegistryOptions::default()
-        })
-    } else {
-        Registry::tls_basic_auth()
-    };
+    let registry = bench::registry();
     let auth = registry.docker_config(&work.path().join("auth"));
     let ca = registry.ca_file().unwrap().to_path_buf();
     let credentials = registry.credentials();

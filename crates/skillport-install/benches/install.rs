@@ -12,7 +12,8 @@
 //!
 //! Run: `cargo build --release -p skillport && cargo bench -p skillport-install --bench install`.
 //! `SKILLPORT_BIN` picks another binary; `SKILLPORT_BENCH_ROUNDS` sets the rounds (default 5);
-//! `SKILLPORT_BENCH_NPX=0` leaves npx out.
+//! `SKILLPORT_BENCH_NPX=0` leaves npx out; `SKILLPORT_BENCH_AUTH=none` serves TLS without
+//! basic auth.
 
 #![allow(clippy::cast_precision_loss, clippy::too_many_lines)]
 
@@ -22,7 +23,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use skillport_fetch::plan::{CredentialFile, FetchPlan, PlannedSkill};
-use skillport_testkit::{Registry, bench};
+use skillport_testkit::bench;
 
 const SKILLS: usize = 20;
 const FILES: usize = 50;
@@ -36,7 +37,7 @@ fn main() {
     let binary = bench::skillport_binary();
     let rounds = bench::rounds(5);
     let work = tempfile::tempdir().unwrap();
-    let registry = Registry::tls_basic_auth();
+    let registry = bench::registry();
     let auth = registry.docker_config(&work.path().join("auth"));
     let ca = registry.ca_file().unwrap().to_path_buf();
     let home = work.path().join("home");

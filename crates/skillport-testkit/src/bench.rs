@@ -27,6 +27,21 @@ pub fn skillport_binary() -> PathBuf {
     binary
 }
 
+/// The registry a benchmark serves its skills from: TLS with basic auth, or TLS alone with
+/// `SKILLPORT_BENCH_AUTH=none`. The distribution registry checks a bcrypt hash on every
+/// basic-auth request, which a token registry does not: the second shows what requests cost
+/// without it.
+pub fn registry() -> crate::Registry {
+    if std::env::var("SKILLPORT_BENCH_AUTH").is_ok_and(|auth| auth == "none") {
+        crate::Registry::start(crate::RegistryOptions {
+            tls: true,
+            ..crate::RegistryOptions::default()
+        })
+    } else {
+        crate::Registry::tls_basic_auth()
+    }
+}
+
 /// `SKILLPORT_BENCH_ROUNDS`, else `default`.
 pub fn rounds(default: usize) -> usize {
     std::env::var("SKILLPORT_BENCH_ROUNDS")
