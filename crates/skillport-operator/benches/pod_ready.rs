@@ -2,7 +2,9 @@
 //! skills attached in each mode, against the same Deployment without skills. Prints the
 //! overhead of each mode and, for the init container, how much of it `skillport fetch` took.
 //! Skills come from a TLS + auth registry with a pull secret; the first round of a mode pulls
-//! cold, later rounds find the images (ImageVolume) on the node — both are printed.
+//! cold (the skill and init images are removed from containerd before each mode;
+//! `SKILLPORT_BENCH_KEEP_IMAGES=1` keeps them), later rounds find the images (ImageVolume) on
+//! the node — both are printed. `SKILLPORT_BENCH_NODE_LOGS=DIR` saves the node's logs.
 //!
 //! `SKILLPORT_K8S_BIN=… SKILLPORT_STATIC_BIN=… cargo bench -p skillport-operator --bench pod_ready`
 //! (scripts/test.sh prints both paths; the node needs root).
@@ -112,6 +114,56 @@ async fn scale_up(node: &Node, name: &str) -> (Duration, Option<i64>) {
     }
 }
 
+/// Each round's time to Ready and, for the init container, how long `skillport fetch` took.
+type Rounds = Vec<(Duration, Option<i64>)>;
+
+/// Each mode's first round on a cold node: the skill images and the init image are removed,
+/// so the first round pulls what it needs (the agent and pause images stay). The `earlier`
+/// modes' Pods go first: a running Pod whose image volume lost its image makes the kubelet
+/// pull it again, beside the round being measured.
+async fn make_cold(node: &Node, admin: &kube::Client, host: &str, earlier: &[&str]) {
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
+    for mode in earlier {
+        for round in 0..ROUNDS {
+            let name = format!("{}-{round}", mode.to_ascii_lowercase().replace(' ', "-"));
+            deployments
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"replicas": 0}})),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), NAMESPACE);
+    while !pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if std::env::var_os("SKILLPORT_BENCH_KEEP_IMAGES").is_none() {
+        let init_repository = format!("{}/skillport-test/skillport", node.registry().host());
+        node.remove_images(&[&format!("{host}/"), &init_repository]);
+    }
+}
+
+/// `SKILLPORT_BENCH_NODE_LOGS=DIR`: the kubelet's and containerd's logs, for the timestamps of
+/// each image pull.
+fn save_node_logs(node: &Node) {
+    if let Some(dir) = std::env::var_os("SKILLPORT_BENCH_NODE_LOGS") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for component in ["kubelet", "containerd"] {
+            std::fs::write(dir.join(format!("{component}.log")), node.log(component)).unwrap();
+        }
+    }
+}
+
 async fn bench() {
     let binary = std::env::var_os("SKILLPORT_STATIC_BIN")
         .expect("SKILLPORT_STATIC_BIN: the static skillport (scripts/test.sh builds it)");
@@ -137,13 +189,15 @@ async fn bench() {
         .map(|i| json!({"name": format!("s{i:02}"), "image": format!("{host}/skills/s{i:02}:1")}))
         .collect();
 
-    let mut results = Vec::new();
+    let mut results: Vec<(&str, Rounds)> = Vec::new();
     for (mode, delivery) in [
         ("no skills", None),
         ("ImageVolume", Some("ImageVolume")),
         ("InitContainer", Some("InitContainer")),
     ] {
         let mut rounds = Vec::new();
+        let earlier: Vec<&str> = results.iter().map(|(mode, _)| *mode).collect();
+        make_cold(&node, &admin, &host, &earlier).await;
         for round in 0..ROUNDS {
             let name = format!("{}-{round}", mode.to_ascii_lowercase().replace(' ', "-"));
             gitops_apply(&deployments, &deployment(&node, &name))
@@ -173,6 +227,7 @@ async fn bench() {
         results.push((mode, rounds));
     }
     operator.stop().await;
+    save_node_logs(&node);
 
     let seconds = |d: Duration| d.as_secs_f64();
     let warm = |rounds: &[(Duration, Option<i64>)]| {

@@ -338,6 +338,61 @@ impl Node {
         self.timings
     }
 
+    /// Removes from containerd every image whose reference starts with one of `prefixes`
+    /// (`127.0.0.1:PORT/` for a registry's images), with every other name of the same image and
+    /// its content (`ctr images rm --sync` waits for the garbage collection), so the next Pod
+    /// that names them pulls them as on a node that never had them. The kubelet asks the runtime
+    /// each time, so it pulls again.
+    pub fn remove_images(&self, prefixes: &[&str]) {
+        let ctr = || {
+            let mut command = Command::new(k8s_tool("ctr"));
+            command
+                .arg("--address")
+                .arg(self.work.path().join("containerd.sock"))
+                .args(["--namespace", "k8s.io", "images"]);
+            command
+        };
+        let output = ctr().arg("ls").output().expect("running ctr images ls");
+        assert!(
+            output.status.success(),
+            "ctr images ls: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let listing = String::from_utf8_lossy(&output.stdout);
+        // REF TYPE DIGEST SIZE PLATFORMS LABELS
+        let rows: Vec<(&str, &str)> = listing
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut columns = line.split_whitespace();
+                Some((columns.next()?, columns.nth(1)?))
+            })
+            .collect();
+        let digests: Vec<&str> = rows
+            .iter()
+            .filter(|(reference, _)| prefixes.iter().any(|prefix| reference.starts_with(prefix)))
+            .map(|(_, digest)| *digest)
+            .collect();
+        let references: Vec<&str> = rows
+            .iter()
+            .filter(|(_, digest)| digests.contains(digest))
+            .map(|(reference, _)| *reference)
+            .collect();
+        if references.is_empty() {
+            return;
+        }
+        let output = ctr()
+            .args(["rm", "--sync"])
+            .args(&references)
+            .output()
+            .expect("running ctr images rm");
+        assert!(
+            output.status.success(),
+            "ctr images rm: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// What `kubelet` or `containerd` has written so far.
     pub fn log(&self, component: &str) -> String {
         self.processes
@@ -665,6 +720,11 @@ authentication:
 authorization:
   mode: AlwaysAllow
 serializeImagePulls: false
+# The kubelet pulls a Pod's image volumes one after another whatever serializeImagePulls says,
+# and a pull beyond registryBurst (default 10) within registryPullQPS (default 5/s) fails with
+# "pull QPS exceeded": the Pod then waits out ImagePullBackOff (10 s) before the next try.
+# 0 lifts the limit (20 skills as image volumes are 20 pulls in about a second).
+registryPullQPS: 0
 # A test VM's disk and memory are small: never evict or collect images during a test.
 evictionHard: {{memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}}
 imageGCHighThresholdPercent: 100
