@@ -43,6 +43,10 @@ pub mod annotation {
     pub const CREATED: &str = "org.opencontainers.image.created";
     pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
     pub const SKILL_NAME: &str = "io.agentskills.skill.name";
+    /// On a store's name for one platform's manifest pulled from an index: that index's
+    /// digest, so that the image's own digest (the one pinned in locks and plans) still finds
+    /// it.
+    pub const FROM_INDEX: &str = "io.skillport.index.digest";
     // The keys skillimage's skillctl reads; it lists an image only when `status` is present.
     pub const SKILLIMAGE_STATUS: &str = "io.skillimage.status";
     pub const SKILLIMAGE_TAGS: &str = "io.skillimage.tags";

@@ -504,8 +504,10 @@ impl Store {
         let images = self.list()?;
         let found = if let Some(digest) = reference.digest() {
             images.into_iter().find(|image| {
+                let from_index = image.descriptor.annotations.get(annotation::FROM_INDEX);
                 // Keys are references (`name:tag`, `name@digest`).
-                &image.descriptor.digest == digest
+                (&image.descriptor.digest == digest
+                    || from_index.is_some_and(|index| *index == digest.to_string()))
                     && image
                         .key
                         .parse::<Reference>()

@@ -83,6 +83,9 @@ impl Client {
     /// image given a folder: into a staging folder there (on the destination's file system),
     /// within the default [`skillport_oci::UnpackLimits`], as `export` would. One download
     /// feeds both the store and the folder, so an installer need not read the layer back.
+    /// Such an image is pulled for the manifest its skill is read from alone, as with a
+    /// platform (`crane pull --platform`); the store's name for it records the index's digest,
+    /// so [`Store::resolve`] of the image's digest finds it.
     ///
     /// An image gets its [`Unpacking`] only when its layer was downloaded here (not already in
     /// the store, nor shared with an earlier image) and the unpack succeeded; otherwise the
@@ -144,7 +147,11 @@ impl Client {
     ) -> Result<Pulled, RegistryError> {
         let remote = Remote::new(reference);
         let mut top = self.fetch_manifest(reference).await?;
-        if let Some(platform) = &self.options().platform {
+        // An image pulled to be installed needs the manifest its skill is read from, not the
+        // other platforms' manifests and configs (the same layer): three requests fewer, each
+        // one authenticated.
+        if self.options().platform.is_some() || unpack_in.is_some() {
+            let platform = self.options().platform.as_ref();
             top = self.platform_manifest(&remote, top, platform).await?;
         }
         let tree = self.tree(&remote, top).await?;
@@ -256,19 +263,24 @@ impl Client {
         Ok((pending, staged.ok()))
     }
 
-    /// The manifest for `platform` under `top` (an index), fetched; `top` itself when it is a
-    /// manifest.
+    /// The manifest for `platform` under `top` (an index; `None`: the one a skill is read
+    /// from), fetched, its descriptor annotated with the index's digest; `top` itself when it
+    /// is a manifest.
     async fn platform_manifest(
         &self,
         remote: &Remote,
         top: Document,
-        platform: &Platform,
+        platform: Option<&Platform>,
     ) -> Result<Document, RegistryError> {
         let tree = ImageTree::new(top.clone()).map_err(|err| not_an_image(remote, &err))?;
-        let picked = skillport_oci::picked_manifest_on(&tree, Some(platform))?.clone();
+        let mut picked = skillport_oci::picked_manifest_on(&tree, platform)?.clone();
         if picked.digest == top.descriptor.digest {
             return Ok(top);
         }
+        picked.annotations.insert(
+            skillport_oci::spec::annotation::FROM_INDEX.to_owned(),
+            top.descriptor.digest.to_string(),
+        );
         let fetched = self
             .fetch_document(remote, &picked.digest.to_string(), Some(&picked.digest))
             .await?;

@@ -123,8 +123,24 @@ async fn pull_unpacking(
         .pull_all_unpacking(&tee_store, &requests, progress())
         .await
         .unwrap();
-    assert_eq!(stored[0].descriptor.digest, pushed);
-    assert_eq!(blob_names(&tee_store), blob_names(store));
+    // The manifest the skill is read from (linux/amd64), its config and the layer: what an
+    // install needs, not the other platform's manifest and config.
+    let image = skill_image(store, &built.descriptor).unwrap();
+    assert_eq!(
+        stored[0].descriptor.digest,
+        image.manifest_descriptor.digest
+    );
+    assert_eq!(
+        stored[0].descriptor.annotations[skillport_oci::spec::annotation::FROM_INDEX],
+        pushed.to_string()
+    );
+    assert_eq!(blob_names(&tee_store).len(), 3);
+    // The image's own digest still finds it.
+    let pinned = reference(&format!("{}@{pushed}", remote.name()));
+    assert_eq!(
+        tee_store.resolve(&pinned).unwrap().descriptor.digest,
+        image.manifest_descriptor.digest
+    );
     let unpacking = unpacked.remove(0).expect("the layer was downloaded here");
     assert_eq!(unpacking.layer, built.layer.digest);
     assert_eq!(
