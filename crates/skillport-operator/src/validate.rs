@@ -113,6 +113,9 @@ pub fn validate(
         }
     }
     check_claims(spec, template, others, &mut verdict);
+    if let Some(warning) = image_volume_pulls(spec) {
+        verdict.warnings.push(warning);
+    }
     for (i, secret) in spec.image_pull_secrets.iter().enumerate() {
         if !secret_exists(&secret.name) {
             verdict.warnings.push(format!(
@@ -123,6 +126,30 @@ pub fn validate(
         }
     }
     verdict
+}
+
+/// The kubelet's default `registryBurst`: pulls it lets through at once before
+/// `registryPullQPS` (5 per second) throttles them.
+const KUBELET_REGISTRY_BURST: usize = 10;
+
+/// More image skills than a default kubelet pulls at once, where they may become image
+/// volumes: the kubelet pulls a Pod's image volumes one after another and refuses those past
+/// its rate limit ("pull QPS exceeded"), so on a node without the images the Pod waits out an
+/// image back-off (10 s, then longer) before the rest are pulled.
+fn image_volume_pulls(spec: &SkillSetSpec) -> Option<String> {
+    let images = spec.skills.iter().filter(|s| s.image.is_some()).count();
+    (spec.delivery != crate::api::Delivery::InitContainer && images > KUBELET_REGISTRY_BURST).then(
+        || {
+            format!(
+                "spec.skills: {images} image skills as image volumes are {images} image pulls per \
+                 Pod, one after another; a kubelet with its default pull limits \
+                 (registryBurst {KUBELET_REGISTRY_BURST}, registryPullQPS 5) refuses some on a \
+                 node that lacks them, and the Pod waits at least 10 s more to start. Set \
+                 registryPullQPS: 0 in the nodes' KubeletConfiguration, or delivery: \
+                 InitContainer (one image per Pod)"
+            )
+        },
+    )
 }
 
 /// Denies a `workloadRef` another SkillSet already claims for the same container.
@@ -201,6 +228,29 @@ mod tests {
 
     fn options() -> Options {
         Options::new("registry.example/skillport@sha256:0")
+    }
+
+    #[test]
+    fn more_image_skills_than_a_default_kubelet_pulls_at_once_are_warned_about_as_volumes() {
+        let skills = |n: usize| -> Vec<serde_json::Value> {
+            (0..n)
+                .map(|i| json!({"name": format!("s{i}"), "image": format!("r/s{i}:1")}))
+                .collect()
+        };
+        let warned = |value: serde_json::Value| {
+            validate(&spec(value), Some(&template()), &[], |_| true, &options())
+                .warnings
+                .iter()
+                .any(|w| w.contains("registryPullQPS: 0"))
+        };
+        assert!(!warned(json!({"skills": skills(10)})));
+        assert!(warned(json!({"skills": skills(11)})));
+        assert!(warned(
+            json!({"skills": skills(11), "delivery": "ImageVolume"})
+        ));
+        assert!(!warned(
+            json!({"skills": skills(11), "delivery": "InitContainer"})
+        ));
     }
 
     #[test]
