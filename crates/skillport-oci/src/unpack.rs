@@ -216,7 +216,7 @@ impl Staged {
         extractor.create_links()?;
         Ok(Staged {
             dir,
-            unpacked: extractor.into_unpacked(),
+            unpacked: extractor.into_unpacked()?,
         })
     }
 
@@ -443,7 +443,7 @@ impl Extractor {
     /// The counts and the sorted tree entries of everything extracted: files and links as
     /// recorded, folders named by the layer, and every entry's parent folders (created on the
     /// way, as `create_dir_all` did).
-    fn into_unpacked(self) -> Unpacked {
+    fn into_unpacked(self) -> Result<Unpacked, UnpackError> {
         let mut folders = self.folders;
         let paths = self
             .files
@@ -472,7 +472,24 @@ impl Extractor {
                 .into_iter()
                 .map(|(path, link)| (path, TreeContent::Link(link.into_bytes()))),
         );
-        Unpacked {
+        // Two paths that differ only in case are one on a case-insensitive file system (the
+        // second folder merged into the first): the tree is then read from the disk.
+        let mut folded = BTreeSet::new();
+        if !entries
+            .keys()
+            .all(|path| folded.insert(path.to_lowercase()))
+        {
+            let (_, tree) =
+                crate::tree_hash::tree_hash_with_entries(&self.root).map_err(|err| {
+                    UnpackError::Io {
+                        action: "hashing",
+                        path: self.root.clone(),
+                        source: io::Error::other(err.to_string()),
+                    }
+                })?;
+            return Ok(Unpacked { files, bytes, tree });
+        }
+        Ok(Unpacked {
             files,
             bytes,
             // A String's order is its bytes' order: the tree hash's order.
@@ -483,7 +500,7 @@ impl Extractor {
                     content,
                 })
                 .collect(),
-        }
+        })
     }
 
     /// Makes `target`'s folder, once: a layer lists many files per folder.
@@ -514,6 +531,17 @@ impl Extractor {
 
     fn create_links(&mut self) -> Result<(), UnpackError> {
         self.links.sort();
+        // A link below another link, in either order in the layer: once the upper one exists,
+        // making the lower one would go through it, maybe out of the folder.
+        for (path, _) in &self.links {
+            let mut ancestors = path.match_indices('/').map(|(at, _)| &path[..at]);
+            if ancestors.any(|ancestor| self.link_paths.contains(ancestor)) {
+                return Err(UnpackError::Unsafe {
+                    entry: path.clone(),
+                    reason: "it lies below a symbolic link".to_owned(),
+                });
+            }
+        }
         for (path, link) in &self.links {
             let target = self.root.join(path);
             make_parent(&target)?;

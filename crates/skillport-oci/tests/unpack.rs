@@ -118,6 +118,20 @@ fn refuses_links_that_escape() {
         &[link(symlink, "d", "."), link(symlink, "e", "d/..")],
         "does not resolve to a file inside",
     );
+    // A link listed before the links above it: made after them, it would be made through
+    // them, outside the folder.
+    assert_refused(
+        &[
+            link(symlink, "e/x", "y"),
+            link(symlink, "d", "."),
+            link(symlink, "e", "d/.."),
+        ],
+        "below a symbolic link",
+    );
+    assert_refused(
+        &[link(symlink, "a/b", "c"), link(symlink, "a", "sub")],
+        "below a symbolic link",
+    );
     // Writing through a link, even one that points inside.
     assert_refused(
         &[link(symlink, "l", "."), file("l/x", b"x")],
@@ -530,4 +544,16 @@ fn the_tree_hashed_while_unpacking_is_the_tree_on_disk() {
             skillport_oci::tree_hash::tree_hash(&dest).unwrap()
         );
     }
+}
+
+/// Paths that differ only in case: one folder on a case-insensitive file system, so the tree
+/// is read back from the disk there; here (case-sensitive) it is the same either way.
+#[test]
+fn paths_differing_only_in_case_are_hashed_as_the_disk_holds_them() {
+    let (result, _parent) = unpack(&[file("SKILL.md", b"x"), file("A/x", b"1"), file("a/y", b"2")]);
+    let staged = result.unwrap();
+    let (on_disk, listed) =
+        skillport_oci::tree_hash::tree_hash_with_entries(staged.path()).unwrap();
+    assert_eq!(staged.unpacked().tree, listed);
+    assert_eq!(staged.unpacked().tree_hash(), on_disk);
 }

@@ -340,6 +340,10 @@ struct TeeSink {
 
 impl std::io::Write for TeeSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // An empty chunk is the unpacker's end marker: never sent for an empty write.
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.writer.write_all(buf)?;
         if let Some(stream) = &self.stream
             && send(stream, buf.to_vec()).is_err()
