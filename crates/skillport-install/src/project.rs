@@ -286,7 +286,8 @@ pub async fn install(
         let content = revision(project, step, request, store, client).await?;
         contents.insert(step.name.clone(), content);
     }
-    let prestaged = pull_missing(project, &steps, &contents, store, client, progress).await?;
+    let prestaged =
+        pull_missing(project, request, &steps, &contents, store, client, progress).await?;
 
     // From here the lock follows the disk step by step: folders removed leave it as they go,
     // and each skill written enters it; a failure stops with the lock saying what is there.
@@ -742,6 +743,7 @@ fn build_folder(dir: &Path, name: &str, store: &Store) -> Result<Reference, Stri
 /// copies by image.
 async fn pull_missing(
     project: &Project,
+    request: &Request,
     steps: &[Step],
     contents: &BTreeMap<String, Content>,
     store: &Store,
@@ -758,10 +760,14 @@ async fn pull_missing(
         if store.resolve(reference).is_ok() || !seen.insert(reference.to_string()) {
             continue;
         }
+        // As `write_skill` decides: a folder is written unless it holds this revision already.
+        let same_revision = step.locked.as_ref().is_some_and(|locked| {
+            locked.digest.as_deref() == reference.digest().map(ToString::to_string).as_deref()
+        });
         let unpack_in = step
             .folders
             .iter()
-            .find(|folder| !step.intact.contains(*folder))
+            .find(|folder| request.force || !(same_revision && step.intact.contains(*folder)))
             .and_then(|folder| {
                 project
                     .on_disk(folder)

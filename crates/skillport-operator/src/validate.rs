@@ -137,19 +137,26 @@ const KUBELET_REGISTRY_BURST: usize = 10;
 /// its rate limit ("pull QPS exceeded"), so on a node without the images the Pod waits out an
 /// image back-off (10 s, then longer) before the rest are pulled.
 fn image_volume_pulls(spec: &SkillSetSpec) -> Option<String> {
+    use crate::api::Delivery;
     let images = spec.skills.iter().filter(|s| s.image.is_some()).count();
-    (spec.delivery != crate::api::Delivery::InitContainer && images > KUBELET_REGISTRY_BURST).then(
-        || {
-            format!(
-                "spec.skills: {images} image skills as image volumes are {images} image pulls per \
-                 Pod, one after another; a kubelet with its default pull limits \
-                 (registryBurst {KUBELET_REGISTRY_BURST}, registryPullQPS 5) refuses some on a \
-                 node that lacks them, and the Pod waits at least 10 s more to start. Set \
-                 registryPullQPS: 0 in the nodes' KubeletConfiguration, or delivery: \
-                 InitContainer (one image per Pod)"
-            )
-        },
-    )
+    // Auto chooses image volumes only when every skill is an image.
+    let as_volumes = match spec.delivery {
+        Delivery::ImageVolume => true,
+        Delivery::Auto => images == spec.skills.len(),
+        Delivery::InitContainer => false,
+    };
+    // The verify init container's image is one more pull.
+    let pulls = images + 1;
+    (as_volumes && pulls > KUBELET_REGISTRY_BURST).then(|| {
+        format!(
+            "spec.skills: {images} image skills as image volumes, with the verify init \
+             container, are {pulls} image pulls per Pod, one after another; a kubelet with its \
+             default pull limits (registryBurst {KUBELET_REGISTRY_BURST}, registryPullQPS 5) \
+             refuses some on a node that lacks the images, and the Pod waits at least 10 s more \
+             to start. Set registryPullQPS: 0 in the nodes' KubeletConfiguration, or delivery: \
+             InitContainer (one image per Pod)"
+        )
+    })
 }
 
 /// Denies a `workloadRef` another SkillSet already claims for the same container.
@@ -243,14 +250,20 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("registryPullQPS: 0"))
         };
-        assert!(!warned(json!({"skills": skills(10)})));
-        assert!(warned(json!({"skills": skills(11)})));
+        assert!(!warned(json!({"skills": skills(9)})));
+        // Ten skills and the verify init container's image: eleven pulls.
+        assert!(warned(json!({"skills": skills(10)})));
         assert!(warned(
-            json!({"skills": skills(11), "delivery": "ImageVolume"})
+            json!({"skills": skills(10), "delivery": "ImageVolume"})
         ));
         assert!(!warned(
-            json!({"skills": skills(11), "delivery": "InitContainer"})
+            json!({"skills": skills(10), "delivery": "InitContainer"})
         ));
+        // A git skill makes Auto an init container.
+        let mut mixed = skills(12);
+        mixed
+            .push(json!({"name": "g", "git": {"url": "https://example.com/r.git", "ref": "main"}}));
+        assert!(!warned(json!({"skills": mixed})));
     }
 
     #[test]

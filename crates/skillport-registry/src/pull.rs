@@ -24,7 +24,7 @@ pub(crate) const PARALLEL_BLOBS: usize = 8;
 const PARALLEL_IMAGES: usize = 16;
 
 impl Client {
-    /// Reads the manifests under `top` (all platforms of an index), all at once.
+    /// Reads the manifests under `top` (all platforms of an index), several at once.
     pub(crate) async fn tree(
         &self,
         remote: &Remote,
@@ -32,11 +32,14 @@ impl Client {
     ) -> Result<ImageTree, RegistryError> {
         let mut tree = ImageTree::new(top).map_err(|err| not_an_image(remote, &err))?;
         let children = tree.wanted();
-        let fetched = futures_util::future::try_join_all(children.iter().map(|child| async {
-            self.fetch_document(remote, &child.digest.to_string(), Some(&child.digest))
-                .await
-        }))
-        .await?;
+        let fetched: Vec<_> = futures_util::stream::iter(&children)
+            .map(|child| async {
+                self.fetch_document(remote, &child.digest.to_string(), Some(&child.digest))
+                    .await
+            })
+            .buffered(PARALLEL_BLOBS)
+            .try_collect()
+            .await?;
         for (child, fetched) in children.iter().zip(fetched) {
             tree.add_manifest(child, fetched.bytes)
                 .map_err(|err| not_an_image(remote, &err))?;
@@ -99,13 +102,19 @@ impl Client {
         progress: Arc<dyn Progress>,
     ) -> Result<(Vec<StoredImage>, Vec<Option<Unpacking>>), RegistryError> {
         let claimed = std::sync::Mutex::new(BTreeSet::new());
+        // Blob downloads of all images together: as many as images read at once.
+        let permits = tokio::sync::Semaphore::new(PARALLEL_IMAGES);
         let pulled: Vec<Pulled> = futures_util::stream::iter(requests)
             .map(|(reference, unpack_in)| {
+                let shared = Shared {
+                    claimed: &claimed,
+                    permits: &permits,
+                };
                 self.pull_blobs(
                     store,
                     reference,
                     unpack_in.as_deref(),
-                    &claimed,
+                    shared,
                     progress.clone(),
                 )
             })
@@ -142,7 +151,7 @@ impl Client {
         store: &Store,
         reference: &Reference,
         unpack_in: Option<&Path>,
-        claimed: &std::sync::Mutex<BTreeSet<Digest>>,
+        Shared { claimed, permits }: Shared<'_>,
         progress: Arc<dyn Progress>,
     ) -> Result<Pulled, RegistryError> {
         let remote = Remote::new(reference);
@@ -182,6 +191,10 @@ impl Client {
         let unpacked = std::sync::Mutex::new(None);
         let blobs = futures_util::stream::iter(&downloads)
             .map(|blob| async {
+                let _permit = permits
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
                 match &skill_layer {
                     Some((layer, format, parent)) if layer.digest == blob.digest => {
                         let (pending, staged) = self
@@ -313,6 +326,14 @@ impl Client {
         .await?;
         Ok(writer.finish()?)
     }
+}
+
+/// What the images of one pull share: the blobs one of them downloads, and the permits to
+/// download.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    claimed: &'a std::sync::Mutex<BTreeSet<Digest>>,
+    permits: &'a tokio::sync::Semaphore,
 }
 
 /// One image of a pull: its manifests, its downloaded blobs (pending), and its skill layer as
