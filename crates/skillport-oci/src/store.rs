@@ -447,6 +447,22 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `descriptor` is one platform's manifest pulled from the index `digest`: the
+    /// name says so, and that index, stored, lists it (the name alone is no proof).
+    fn listed_in(&self, descriptor: &Descriptor, digest: &Digest) -> bool {
+        let from_index = descriptor.annotations.get(annotation::FROM_INDEX);
+        if from_index.is_none_or(|index| *index != digest.to_string()) {
+            return false;
+        }
+        self.read_json::<ImageIndex>("image index", digest)
+            .is_ok_and(|index| {
+                index
+                    .manifests
+                    .iter()
+                    .any(|child| child.digest == descriptor.digest)
+            })
+    }
+
     /// Points each key at its descriptor in `index.json`. The caller holds the lock.
     fn record_names(&self, names: &[(String, Descriptor)]) -> Result<(), StoreError> {
         if names.is_empty() {
@@ -504,10 +520,8 @@ impl Store {
         let images = self.list()?;
         let found = if let Some(digest) = reference.digest() {
             images.into_iter().find(|image| {
-                let from_index = image.descriptor.annotations.get(annotation::FROM_INDEX);
                 // Keys are references (`name:tag`, `name@digest`).
-                (&image.descriptor.digest == digest
-                    || from_index.is_some_and(|index| *index == digest.to_string()))
+                (&image.descriptor.digest == digest || self.listed_in(&image.descriptor, digest))
                     && image
                         .key
                         .parse::<Reference>()
@@ -677,6 +691,21 @@ fn walk(
             }
         }
         media::IMAGE_MANIFEST | media::DOCKER_MANIFEST => {
+            // One platform's manifest pulled from an index keeps that index (it proves which
+            // image the manifest belongs to), without the other platforms'.
+            if let Some(index) = descriptor.annotations.get(annotation::FROM_INDEX)
+                && let Ok(index) = index.parse::<Digest>()
+            {
+                let size = read(&index)?.len() as u64;
+                reached.entry(index.clone()).or_insert(Descriptor {
+                    media_type: media::IMAGE_INDEX.to_owned(),
+                    digest: index,
+                    size,
+                    platform: None,
+                    artifact_type: None,
+                    annotations: crate::spec::Annotations::new(),
+                });
+            }
             let manifest: ImageManifest = parse("manifest", digest, &read(digest)?)?;
             for blob in std::iter::once(manifest.config).chain(manifest.layers) {
                 reached.entry(blob.digest.clone()).or_insert(blob);

@@ -127,7 +127,7 @@ impl Client {
         let mut unpacked = Vec::new();
         for (pulled, (reference, _)) in pulled.into_iter().zip(requests) {
             pending.extend(pulled.blobs);
-            for document in pulled.tree.documents() {
+            for document in pulled.tree.documents().into_iter().chain(&pulled.index) {
                 if claimed.insert(document.descriptor.digest.clone()) {
                     pending.push(store.expect_bytes(&document.descriptor, &document.bytes)?);
                 }
@@ -156,12 +156,15 @@ impl Client {
     ) -> Result<Pulled, RegistryError> {
         let remote = Remote::new(reference);
         let mut top = self.fetch_manifest(reference).await?;
+        let mut kept_index = None;
         // An image pulled to be installed needs the manifest its skill is read from, not the
         // other platforms' manifests and configs (the same layer): three requests fewer, each
         // one authenticated.
         if self.options().platform.is_some() || unpack_in.is_some() {
             let platform = self.options().platform.as_ref();
-            top = self.platform_manifest(&remote, top, platform).await?;
+            let (manifest, index) = self.platform_manifest(&remote, top, platform).await?;
+            top = manifest;
+            kept_index = index;
         }
         let tree = self.tree(&remote, top).await?;
         // Blobs the store holds are skipped; `commit` checks again, under the store lock,
@@ -217,6 +220,7 @@ impl Client {
             .await?;
         Ok(Pulled {
             tree,
+            index: kept_index,
             blobs,
             unpacked: unpacked.into_inner().expect("not poisoned"),
         })
@@ -277,18 +281,19 @@ impl Client {
     }
 
     /// The manifest for `platform` under `top` (an index; `None`: the one a skill is read
-    /// from), fetched, its descriptor annotated with the index's digest; `top` itself when it
-    /// is a manifest.
+    /// from), fetched, its descriptor annotated with the index's digest, and the index (to be
+    /// stored with it: it proves which image the manifest is of); `top` itself when it is a
+    /// manifest.
     async fn platform_manifest(
         &self,
         remote: &Remote,
         top: Document,
         platform: Option<&Platform>,
-    ) -> Result<Document, RegistryError> {
+    ) -> Result<(Document, Option<Document>), RegistryError> {
         let tree = ImageTree::new(top.clone()).map_err(|err| not_an_image(remote, &err))?;
         let mut picked = skillport_oci::picked_manifest_on(&tree, platform)?.clone();
         if picked.digest == top.descriptor.digest {
-            return Ok(top);
+            return Ok((top, None));
         }
         picked.annotations.insert(
             skillport_oci::spec::annotation::FROM_INDEX.to_owned(),
@@ -297,10 +302,11 @@ impl Client {
         let fetched = self
             .fetch_document(remote, &picked.digest.to_string(), Some(&picked.digest))
             .await?;
-        Ok(Document {
+        let manifest = Document {
             descriptor: picked,
             bytes: fetched.bytes,
-        })
+        };
+        Ok((manifest, Some(top)))
     }
 
     async fn download_to_store(
@@ -340,6 +346,8 @@ struct Shared<'a> {
 /// unpacked on the way.
 struct Pulled {
     tree: ImageTree,
+    /// The index `tree`'s one manifest was picked from, when it was.
+    index: Option<Document>,
     blobs: Vec<PendingBlob>,
     unpacked: Option<Unpacking>,
 }

@@ -134,7 +134,11 @@ async fn pull_unpacking(
         stored[0].descriptor.annotations[skillport_oci::spec::annotation::FROM_INDEX],
         pushed.to_string()
     );
-    assert_eq!(blob_names(&tee_store).len(), 3);
+    assert_eq!(
+        blob_names(&tee_store).len(),
+        4,
+        "the index, the manifest, its config, the layer"
+    );
     // The image's own digest still finds it.
     let pinned = reference(&format!("{}@{pushed}", remote.name()));
     assert_eq!(
@@ -147,6 +151,14 @@ async fn pull_unpacking(
         unpacking.staged.unpacked().tree_hash(),
         skillport_oci::tree_hash::tree_hash(unpacking.staged.path()).unwrap()
     );
+    // A name that claims another index is not believed: that index must list the manifest.
+    let layout = work.join("tee/index.json");
+    let original = std::fs::read_to_string(&layout).unwrap();
+    let layer = built.layer.digest.to_string();
+    std::fs::write(&layout, original.replace(&pushed.to_string(), &layer)).unwrap();
+    let forged = reference(&format!("{}@{layer}", remote.name()));
+    assert!(tee_store.resolve(&forged).is_err());
+    std::fs::write(&layout, original).unwrap();
     let teed = parent.join("csv-summary");
     unpacking.staged.publish(&teed).unwrap();
     assert_eq!(snapshot(&teed), snapshot(skill));
