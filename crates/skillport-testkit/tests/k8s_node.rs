@@ -79,7 +79,13 @@ async fn node_kubelet_with_image_volume_off_fails_the_mount() {
             message.contains("no volume plugin matched"),
             "FailedMount should say no plugin matched: {message}"
         );
-        let phase = pod_status(&node, &namespace, "gated").await;
+        // The kubelet may record the event before it reports the container statuses.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut phase = pod_status(&node, &namespace, "gated").await;
+        while phase["containerStatuses"].is_null() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            phase = pod_status(&node, &namespace, "gated").await;
+        }
         assert_eq!(
             phase["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating",
             "{phase:#}"
