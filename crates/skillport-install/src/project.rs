@@ -236,6 +236,16 @@ enum Content {
     },
 }
 
+impl Content {
+    /// The digest or the commit, as a lock records them.
+    fn revision(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Content::Image(reference) => (reference.digest().map(ToString::to_string), None),
+            Content::Git { commit, .. } => (None, Some(commit.clone())),
+        }
+    }
+}
+
 /// One skill's plan.
 #[derive(Debug)]
 struct Step {
@@ -249,6 +259,22 @@ struct Step {
     updating: bool,
     /// Its folders that held what the lock says when planned (hashed once, there).
     intact: BTreeSet<String>,
+}
+
+impl Step {
+    /// Whether the lock records `content`'s revision for this skill.
+    fn holds(&self, content: &Content) -> bool {
+        let (digest, commit) = content.revision();
+        self.locked
+            .as_ref()
+            .is_some_and(|locked| locked.digest == digest && locked.commit == commit)
+    }
+
+    /// Whether `folder` is written: unless it held this revision, as locked, when planned (or
+    /// `--force`).
+    fn writes(&self, folder: &str, same_revision: bool, force: bool) -> bool {
+        force || !(same_revision && self.intact.contains(folder))
+    }
 }
 
 /// Installs what the manifest (plus `request.add`) asks for; see the module comment.
@@ -760,14 +786,11 @@ async fn pull_missing(
         if store.resolve(reference).is_ok() || !seen.insert(reference.to_string()) {
             continue;
         }
-        // As `write_skill` decides: a folder is written unless it holds this revision already.
-        let same_revision = step.locked.as_ref().is_some_and(|locked| {
-            locked.digest.as_deref() == reference.digest().map(ToString::to_string).as_deref()
-        });
+        let same_revision = step.holds(&contents[&step.name]);
         let unpack_in = step
             .folders
             .iter()
-            .find(|folder| request.force || !(same_revision && step.intact.contains(*folder)))
+            .find(|folder| step.writes(folder, same_revision, request.force))
             .and_then(|folder| {
                 project
                     .on_disk(folder)
@@ -870,14 +893,8 @@ fn write_skill(
 ) -> Result<(Locked, Installed), InstallError> {
     let source = &step.wanted.source;
     let fail = |reason: String| skill_error(&step.name, source, reason);
-    let (digest, commit) = match content {
-        Content::Image(reference) => (reference.digest().map(ToString::to_string), None),
-        Content::Git { commit, .. } => (None, Some(commit.clone())),
-    };
-    let same_revision = step
-        .locked
-        .as_ref()
-        .is_some_and(|locked| locked.digest == digest && locked.commit == commit);
+    let (digest, commit) = content.revision();
+    let same_revision = step.holds(content);
     // The lock's hash holds for the same revision, except when `update` asks to record what is
     // there now.
     let mut recorded: Option<(String, BTreeMap<String, String>)> = step
@@ -890,8 +907,7 @@ fn write_skill(
     let mut staged_folders = Vec::new();
     for folder in &step.folders {
         let dest = project.on_disk(folder);
-        let already = same_revision && step.intact.contains(folder);
-        if already && !request.force {
+        if !step.writes(folder, same_revision, request.force) {
             continue;
         }
         let parent = dest.parent().expect("a folder under a target").to_owned();

@@ -21,13 +21,12 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
-use crate::Digest;
 use crate::folder::{self, PublishError, link_stays_inside};
 use crate::spec::media;
 use crate::tree_hash::{TreeContent, TreeEntry, hash_entries};
+use crate::{Digest, HashingWriter};
 
 /// How a layer is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,11 +390,15 @@ impl Extractor {
                 }
                 self.make_parent(&target)?;
                 let written = (&mut entry).take(size);
-                let content = write_file(written, &target, size, mode, compression, self.limits)
-                    .map_err(|err| match err {
-                        WriteError::Exists => refuse("it appears twice"),
-                        WriteError::Unpack(err) => err,
-                    })?;
+                let content = write_file(
+                    written,
+                    &target,
+                    size,
+                    mode,
+                    &refuse,
+                    compression,
+                    self.limits,
+                )?;
                 self.files.insert(path, (content, size));
             }
             tar::EntryType::Link => {
@@ -533,14 +536,11 @@ impl Extractor {
         self.links.sort();
         // A link below another link, in either order in the layer: once the upper one exists,
         // making the lower one would go through it, maybe out of the folder.
-        for (path, _) in &self.links {
-            let mut ancestors = path.match_indices('/').map(|(at, _)| &path[..at]);
-            if ancestors.any(|ancestor| self.link_paths.contains(ancestor)) {
-                return Err(UnpackError::Unsafe {
-                    entry: path.clone(),
-                    reason: "it lies below a symbolic link".to_owned(),
-                });
-            }
+        if let Some((path, _)) = self.links.iter().find(|(path, _)| self.below_link(path)) {
+            return Err(UnpackError::Unsafe {
+                entry: path.clone(),
+                reason: "it lies below a symbolic link".to_owned(),
+            });
         }
         for (path, link) in &self.links {
             let target = self.root.join(path);
@@ -567,13 +567,6 @@ impl Extractor {
     }
 }
 
-/// Why [`write_file`] failed.
-enum WriteError {
-    /// The path was taken: the layer names it twice.
-    Exists,
-    Unpack(UnpackError),
-}
-
 /// Writes the `size` bytes `reader` holds to the new file `target` (its folder made already;
 /// executable when `mode` has any execute bit), hashing them on the way.
 fn write_file(
@@ -581,57 +574,31 @@ fn write_file(
     target: &Path,
     size: u64,
     mode: u32,
+    refuse: &dyn Fn(&str) -> UnpackError,
     compression: &'static str,
     limits: UnpackLimits,
-) -> Result<TreeContent, WriteError> {
+) -> Result<TreeContent, UnpackError> {
     let file = File::options()
         .write(true)
         .create_new(true)
         .open(target)
-        .map_err(|err| match err.kind() {
-            io::ErrorKind::AlreadyExists => WriteError::Exists,
-            _ => WriteError::Unpack(io_error("creating", target)(err)),
-        })?;
-    let mut hashing = HashingFile {
-        file,
-        hasher: Sha256::new(),
-    };
+        .map_err(|err| exists_or_io(err, refuse, "creating", target))?;
+    let mut hashing = HashingWriter::new(file);
     let copied = io::copy(&mut reader, &mut hashing)
-        .map_err(|source| WriteError::Unpack(corrupt_or_limit(compression, source, limits)))?;
+        .map_err(|source| corrupt_or_limit(compression, source, limits))?;
     if copied != size {
-        return Err(WriteError::Unpack(UnpackError::Corrupt {
+        return Err(UnpackError::Corrupt {
             compression,
             source: io::ErrorKind::UnexpectedEof.into(),
-        }));
+        });
     }
-    hashing
-        .file
-        .flush()
-        .map_err(|err| WriteError::Unpack(io_error("writing", target)(err)))?;
+    let (mut file, digest, _) = hashing.finish();
+    file.flush().map_err(io_error("writing", target))?;
     let executable = mode & 0o111 != 0;
-    set_mode(target, if executable { 0o755 } else { 0o644 }).map_err(WriteError::Unpack)?;
-    Ok(TreeContent::File {
-        sha256: hashing.hasher.finalize().into(),
-        executable,
-    })
-}
-
-/// A file being written, and the sha256 of what was written to it.
-struct HashingFile {
-    file: File,
-    hasher: Sha256,
-}
-
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.file.write(buf)?;
-        self.hasher.update(&buf[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
+    set_mode(target, if executable { 0o755 } else { 0o644 })?;
+    let mut sha256 = [0; 32];
+    hex::decode_to_slice(digest.hex(), &mut sha256).expect("a sha256 digest is 64 hex digits");
+    Ok(TreeContent::File { sha256, executable })
 }
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> UnpackError + use<> {

@@ -137,14 +137,10 @@ const KUBELET_REGISTRY_BURST: usize = 10;
 /// its rate limit ("pull QPS exceeded"), so on a node without the images the Pod waits out an
 /// image back-off (10 s, then longer) before the rest are pulled.
 fn image_volume_pulls(spec: &SkillSetSpec) -> Option<String> {
-    use crate::api::Delivery;
     let images = spec.skills.iter().filter(|s| s.image.is_some()).count();
-    // Auto chooses image volumes only when every skill is an image.
-    let as_volumes = match spec.delivery {
-        Delivery::ImageVolume => true,
-        Delivery::Auto => images == spec.skills.len(),
-        Delivery::InitContainer => false,
-    };
+    // As translate chooses on a cluster that serves image volumes.
+    let as_volumes =
+        crate::translate::Mode::choose(spec, true) == crate::translate::Mode::ImageVolume;
     // The verify init container's image is one more pull.
     let pulls = images + 1;
     (as_volumes && pulls > KUBELET_REGISTRY_BURST).then(|| {

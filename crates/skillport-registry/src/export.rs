@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use skillport_oci::spec::Descriptor;
-use skillport_oci::{Digest, ImageTree, Reference, Staged, UnpackLimits, Unpacked};
+use skillport_oci::{Digest, ImageTree, LayerFormat, Reference, Staged, UnpackLimits, Unpacked};
 
 use crate::client::Client;
 use crate::error::RegistryError;
@@ -104,21 +104,7 @@ impl Client {
         // blocking unpacker through a bounded channel. The unpacker writes into a staging
         // folder only, and publishes it after the download has ended with the right size and
         // digest (it reads until the end marker that comes only then).
-        let (sender, receiver) = std::sync::mpsc::sync_channel(STREAM_CHUNKS);
-        let dest_path = dest.to_path_buf();
-        let unpack_parent = parent.clone();
-        let streamed = tokio::task::spawn_blocking(move || {
-            let mut reader = ChannelReader::new(receiver);
-            let staged = Staged::unpack(&mut reader, format, &unpack_parent, limits)?;
-            // What follows the tar's end (gzip padding) still counts: the end marker decides.
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(|source| {
-                skillport_oci::UnpackError::Corrupt {
-                    compression: "tar",
-                    source,
-                }
-            })?;
-            staged.publish(&dest_path)
-        });
+        let (sender, streamed) = streamed_unpack(format, parent.clone(), limits);
         let label = format!("{} {}", remote.repository, layer.digest.short());
         let mut sink = ChannelSink {
             sender: Some(sender),
@@ -140,7 +126,10 @@ impl Client {
         }
         let fallback = sink.fallback.take();
         drop(sink);
-        let mut result = streamed.await.expect("unpacking does not panic");
+        let mut result = streamed
+            .await
+            .expect("unpacking does not panic")
+            .and_then(|staged| staged.publish(dest));
         // The registry ignored a range request: the layer was downloaded again into a file,
         // and is unpacked from it now that it is whole.
         if let (Ok(()), Some(file)) = (&downloaded, fallback) {
@@ -176,7 +165,35 @@ impl Client {
 
 /// Chunks (of up to 1 MiB, as the download buffers them) in flight between the download and
 /// the unpacker: bounds the memory a fast registry can fill.
-pub(crate) const STREAM_CHUNKS: usize = 4;
+const STREAM_CHUNKS: usize = 4;
+
+/// A blocking unpacker into a staging folder in `parent`, fed through a bounded channel: the
+/// sender of its chunks (an empty chunk ends the stream, sent only once the download's size
+/// and digest checked out), and the staged folder, or why the layer was refused. A sender
+/// dropped without the end marker fails the unpack, so nothing half-downloaded is staged.
+pub(crate) fn streamed_unpack(
+    format: LayerFormat,
+    parent: PathBuf,
+    limits: UnpackLimits,
+) -> (
+    std::sync::mpsc::SyncSender<Vec<u8>>,
+    tokio::task::JoinHandle<Result<Staged, skillport_oci::UnpackError>>,
+) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(STREAM_CHUNKS);
+    let unpacker = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader::new(receiver);
+        let staged = Staged::unpack(&mut reader, format, &parent, limits)?;
+        // What follows the tar's end (gzip padding) still counts: the end marker decides.
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|source| {
+            skillport_oci::UnpackError::Corrupt {
+                compression: "tar",
+                source,
+            }
+        })?;
+        Ok(staged)
+    });
+    (sender, unpacker)
+}
 
 /// The download's side of a streamed layer. An empty chunk is the end marker, sent only after
 /// the download's size and digest checked out. When a registry makes the download start over,
@@ -250,7 +267,7 @@ impl crate::transfer::Sink for ChannelSink {
 
 /// The unpacker's side: the chunks in order; the end marker is the end; a sender gone without
 /// it (the download failed) is an error, so nothing is published.
-pub(crate) struct ChannelReader {
+struct ChannelReader {
     receiver: std::sync::mpsc::Receiver<Vec<u8>>,
     chunk: Vec<u8>,
     at: usize,
@@ -258,7 +275,7 @@ pub(crate) struct ChannelReader {
 }
 
 impl ChannelReader {
-    pub(crate) fn new(receiver: std::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
+    fn new(receiver: std::sync::mpsc::Receiver<Vec<u8>>) -> ChannelReader {
         ChannelReader {
             receiver,
             chunk: Vec::new(),

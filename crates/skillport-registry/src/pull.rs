@@ -13,7 +13,7 @@ use skillport_oci::{
 
 use crate::client::Client;
 use crate::error::RegistryError;
-use crate::export::{ChannelReader, STREAM_CHUNKS, send};
+use crate::export::{send, streamed_unpack};
 use crate::remote::Remote;
 use crate::transfer::{Progress, download_blob};
 
@@ -238,20 +238,8 @@ impl Client {
         parent: &Path,
         progress: &Arc<dyn Progress>,
     ) -> Result<(PendingBlob, Option<Staged>), RegistryError> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(STREAM_CHUNKS);
-        let parent = parent.to_path_buf();
-        let unpacker = tokio::task::spawn_blocking(move || {
-            let mut reader = ChannelReader::new(receiver);
-            let staged = Staged::unpack(&mut reader, format, &parent, UnpackLimits::default())?;
-            // What follows the tar's end (gzip padding) still counts: the end marker decides.
-            std::io::copy(&mut reader, &mut std::io::sink()).map_err(|source| {
-                skillport_oci::UnpackError::Corrupt {
-                    compression: "tar",
-                    source,
-                }
-            })?;
-            Ok::<_, skillport_oci::UnpackError>(staged)
-        });
+        let (sender, unpacker) =
+            streamed_unpack(format, parent.to_path_buf(), UnpackLimits::default());
         let mut tee = TeeSink {
             writer: store.expect_blob(blob)?,
             stream: Some(sender),
