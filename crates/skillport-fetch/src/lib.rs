@@ -27,7 +27,7 @@ pub mod verify;
 pub use error::{FetchError, SkillError, SkillFailure, chain as error_chain};
 pub use index::{IndexEntry, SkillIndex};
 pub use into_folder::swap_folder;
-pub use plan::{FetchPlan, PlanError, PlannedSkill, Source};
+pub use plan::{FetchPlan, PlanError, PlannedLayer, PlannedSkill, Source};
 pub use run::{
     Action, Done, FetchOptions, Outcome, Planned, Report, dry_run, fetch, termination_line,
 };

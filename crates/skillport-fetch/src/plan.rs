@@ -83,6 +83,27 @@ pub struct PlannedSkill {
     /// The folder under `--into`: one path component. [default: the name]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The layer the skill's files are in, as the operator read it from the pinned image's
+    /// manifests when it resolved the image: with it, `fetch` downloads that blob alone, one
+    /// request instead of three (index, manifest, layer). Only with an `image` pinned by digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<PlannedLayer>,
+}
+
+/// A skill image's layer: what `fetch` downloads when the plan names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlannedLayer {
+    /// A tar layer's media type (`application/vnd.oci.image.layer.v1.tar+gzip`, …).
+    pub media_type: String,
+    /// `sha256:<hex>`: the download is checked against it.
+    pub digest: String,
+    /// Bytes, as the manifest declares them.
+    pub size: u64,
+    /// The files are under one folder named after the skill (the agentskills.io artifact
+    /// layout), not at the layer's root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_folder: bool,
 }
 
 /// A git source.
@@ -306,19 +327,8 @@ impl FetchPlan {
             if names.insert(&skill.name, index).is_some() {
                 report("the name is used by another skill too; names must be unique".into());
             }
-            match (&skill.image, &skill.git) {
-                (Some(image), None) => {
-                    if let Err(message) = check_image(image) {
-                        report(message);
-                    }
-                }
-                (None, Some(git)) => {
-                    for message in check_git(git) {
-                        report(message);
-                    }
-                }
-                (Some(_), Some(_)) => report("has both `image` and `git`; give exactly one".into()),
-                (None, None) => report("has no source; give `image` or `git`".into()),
+            for message in source_problems(skill) {
+                report(message);
             }
             let target = skill.target();
             match check_target(target) {
@@ -393,6 +403,7 @@ impl PlannedSkill {
             image: Some(reference.into()),
             git: None,
             target: None,
+            layer: None,
         }
     }
 
@@ -403,6 +414,7 @@ impl PlannedSkill {
             image: None,
             git: Some(git),
             target: None,
+            layer: None,
         }
     }
 
@@ -503,6 +515,28 @@ fn dns_subdomain(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What is wrong with a skill's source: `image` (and its `layer`) or `git`, exactly one.
+fn source_problems(skill: &PlannedSkill) -> Vec<String> {
+    match (&skill.image, &skill.git) {
+        (Some(image), None) => {
+            let mut problems: Vec<String> = check_image(image).err().into_iter().collect();
+            if let Some(layer) = &skill.layer {
+                problems.extend(check_layer(image, layer));
+            }
+            problems
+        }
+        (None, Some(git)) => {
+            let mut problems = check_git(git);
+            if skill.layer.is_some() {
+                problems.push("has a `layer` but no `image`; a layer belongs to an image".into());
+            }
+            problems
+        }
+        (Some(_), Some(_)) => vec!["has both `image` and `git`; give exactly one".into()],
+        (None, None) => vec!["has no source; give `image` or `git`".into()],
+    }
+}
+
 fn check_image(image: &str) -> Result<(), String> {
     let reference: Reference = image.parse().map_err(|err| format!("image: {err}"))?;
     if reference.registry().is_none() {
@@ -511,6 +545,32 @@ fn check_image(image: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn check_layer(image: &str, layer: &PlannedLayer) -> Vec<String> {
+    let mut problems = Vec::new();
+    if image
+        .parse::<Reference>()
+        .is_ok_and(|reference| reference.digest().is_none())
+    {
+        problems.push(format!(
+            "has a `layer` but image {image:?} is not pinned by digest; a layer belongs to \
+             one digest"
+        ));
+    }
+    if layer.digest.parse::<skillport_oci::Digest>().is_err() {
+        problems.push(format!(
+            "layer.digest {:?} is not a digest (sha256:<64 hex>)",
+            layer.digest
+        ));
+    }
+    if skillport_oci::Compression::from_media_type(&layer.media_type).is_none() {
+        problems.push(format!(
+            "layer.mediaType {:?} is not a tar layer",
+            layer.media_type
+        ));
+    }
+    problems
 }
 
 fn check_git(git: &GitSpec) -> Vec<String> {

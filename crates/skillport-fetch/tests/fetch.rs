@@ -11,7 +11,7 @@ use common::{
     Site, contents, failure_of, fast_options, index, listing, plan, push_skill, run, top_level,
     write_skill,
 };
-use skillport_fetch::plan::PlannedSkill;
+use skillport_fetch::plan::{PlannedLayer, PlannedSkill};
 use skillport_fetch::{Action, Source};
 
 fn actions(report: &skillport_fetch::Report) -> Vec<(String, Option<Action>)> {
@@ -625,4 +625,78 @@ fn base64_encode(text: &str) -> String {
         }
     }
     out
+}
+
+#[test]
+fn a_plan_naming_the_layer_downloads_it_without_the_manifests() {
+    let work = tempfile::tempdir().unwrap();
+    let secrets = work.path().join("secrets");
+    let a = Site::start(&secrets, "artifactory");
+    let src = work.path().join("src");
+    let first = write_skill(&src, "first", &[("data.txt", b"first\n")]);
+    let other = write_skill(&src, "other", &[("data.txt", b"other\n")]);
+    let (first_ref, first_digest) = push_skill(&a, work.path(), &first, "first", "1");
+    // Another image of the same repository: a registry serves a repository's blobs only.
+    let (other_ref, _) = push_skill(&a, work.path(), &other, "first", "2");
+    let pinned = format!("{first_ref}@{first_digest}");
+    // The layer as the operator reads it when it resolves the image.
+    let layer_of = |reference: &str| {
+        let skill = common::block_on(a.client.skill_layer(&reference.parse().unwrap())).unwrap();
+        PlannedLayer {
+            media_type: skill.layer.media_type,
+            digest: skill.layer.digest.to_string(),
+            size: skill.layer.size,
+            in_folder: skill.format.in_folder,
+        }
+    };
+    let with_layer = |layer: PlannedLayer| {
+        plan(
+            vec![PlannedSkill {
+                layer: Some(layer),
+                ..PlannedSkill::image("first", &pinned)
+            }],
+            &[&a],
+        )
+    };
+    let by_manifests = work.path().join("by-manifests");
+    run(
+        &plan(vec![PlannedSkill::image("first", &pinned)], &[&a]),
+        &by_manifests,
+        &fast_options(),
+    );
+
+    // Its own layer: the same folder and the same index entry as through the manifests.
+    let into = work.path().join("by-layer");
+    run(&with_layer(layer_of(&pinned)), &into, &fast_options());
+    assert_eq!(
+        contents(&into.join("first")),
+        contents(&by_manifests.join("first"))
+    );
+    assert_eq!(index(&into).skills, index(&by_manifests).skills);
+
+    // The manifests are not read: a plan naming another image's layer gets that layer (the
+    // operator vouches for the plan, as it does for the digest).
+    let into = work.path().join("other-layer");
+    run(&with_layer(layer_of(&other_ref)), &into, &fast_options());
+    assert_eq!(fs::read(into.join("first/data.txt")).unwrap(), b"other\n");
+
+    // A layer the registry does not have: the manifests are read after all.
+    let mut missing = layer_of(&pinned);
+    missing.digest = format!("sha256:{}", "0".repeat(64));
+    let into = work.path().join("missing-layer");
+    run(&with_layer(missing), &into, &fast_options());
+    assert_eq!(
+        contents(&into.join("first")),
+        contents(&by_manifests.join("first"))
+    );
+
+    // A size that does not match what the registry sends fails the skill, naming the layer.
+    let mut wrong = layer_of(&pinned);
+    wrong.size -= 1;
+    let report = run(
+        &with_layer(wrong.clone()),
+        &work.path().join("wrong"),
+        &fast_options(),
+    );
+    failure_of(&report, "first", &[&wrong.digest[..19]], &[&a.password()]);
 }

@@ -418,6 +418,26 @@ pub struct ResolvedSkill {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub audit: Option<String>,
+    /// The layer the image's skill is in, read from the manifests of `digest`: the fetch plan
+    /// names it, so the init container downloads it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<ResolvedLayer>,
+}
+
+/// A skill image's layer, as its manifests name it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedLayer {
+    #[schemars(length(max = 255))]
+    pub media_type: String,
+    #[schemars(length(max = 135))]
+    pub digest: String,
+    /// Bytes. Not `minimum: 0`, as for `removals`.
+    #[schemars(with = "i64", extend("x-kubernetes-validations" = [{"rule": "self >= 0", "message": "size must not be negative"}]))]
+    pub size: u64,
+    /// The files are under one folder named after the skill, not at the layer's root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_folder: bool,
 }
 
 /// A status condition (the shape of `metav1.Condition`).

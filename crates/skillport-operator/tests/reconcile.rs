@@ -404,11 +404,10 @@ async fn switch_delivery(w: &World, pdf_2: &str) {
             .is_none(),
         "switch: the pull secret is mounted, not in imagePullSecrets"
     );
-    let tools = skill_sets.get("tools").await.unwrap();
-    let plan_name = tools
-        .status
-        .unwrap()
+    let status = skill_sets.get("tools").await.unwrap().status.unwrap();
+    let plan_name = status
         .plan_config_map
+        .clone()
         .expect("status names the plan");
     assert_eq!(
         plan_reference(&switched).as_deref(),
@@ -428,6 +427,23 @@ async fn switch_delivery(w: &World, pdf_2: &str) {
     assert!(
         plan_json.to_string().contains(pdf_2),
         "switch: the plan pins the new digest: {plan_json}"
+    );
+    // The layer the resolve read from the image's manifests is in the plan, so that the init
+    // container downloads it alone.
+    let layer = status
+        .skills
+        .iter()
+        .find(|skill| skill.name == "pdf")
+        .and_then(|skill| skill.layer.clone())
+        .expect("switch: status records the pdf skill's layer");
+    assert_eq!(
+        plan_json["skills"][0]["layer"]["digest"].as_str(),
+        Some(layer.digest.as_str()),
+        "switch: the plan names the layer: {plan_json}"
+    );
+    assert_ne!(
+        Some(layer.digest.as_str()),
+        status.skills[0].digest.as_deref()
     );
 }
 

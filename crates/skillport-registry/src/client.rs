@@ -281,6 +281,7 @@ impl Client {
                 .map(parse_challenge);
             match challenge {
                 Some(challenge) if from_registry && !answered => {
+                    self.inner.sessions.remember(&registry, &challenge);
                     session
                         .answer(self, access, registry, challenge, generation)
                         .await?;
@@ -367,7 +368,10 @@ impl Client {
         }
         request.headers_mut().remove(AUTHORIZATION);
         let (header, generation) = if origin.as_ref() == Some(registry) {
-            session.authorization(self, access, origin.as_ref()).await?
+            let expected = self.inner.sessions.challenge(registry);
+            session
+                .authorization(self, access, origin.as_ref(), expected)
+                .await?
         } else {
             (None, 0)
         };

@@ -12,6 +12,19 @@ use crate::pull::not_an_image;
 use crate::remote::Remote;
 use crate::transfer::{Progress, download_blob};
 
+/// The layer a skill image's files are in, as its manifests name it: what `export` downloads,
+/// and what a fetch plan may carry so that `skillport fetch` downloads it without reading the
+/// manifests again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillLayer {
+    /// The digest of the image's top document (an index, or the manifest itself).
+    pub digest: Digest,
+    /// The layer's descriptor: digest, size and media type.
+    pub layer: Descriptor,
+    /// How its files are laid out.
+    pub format: LayerFormat,
+}
+
 /// What `export` unpacked.
 #[derive(Debug, Clone)]
 pub struct Exported {
@@ -60,6 +73,19 @@ impl Client {
         Ok((tree, picked))
     }
 
+    /// The layer the skill of `reference` is read from: its top document and the manifest
+    /// [`Client::skill_manifest`] picks, and no blob.
+    pub async fn skill_layer(&self, reference: &Reference) -> Result<SkillLayer, RegistryError> {
+        let (tree, picked) = self.skill_manifest(reference).await?;
+        let manifest = &tree.manifest(&picked.digest).expect("fetched").manifest;
+        let (layer, format) = skillport_oci::skill_layer(manifest)?;
+        Ok(SkillLayer {
+            digest: tree.top().descriptor.digest.clone(),
+            layer,
+            format,
+        })
+    }
+
     /// [`Client::export`] with the limits on what the layer may expand to (bytes, entries)
     /// and on its download chosen by the caller: `skillport fetch` bounds each skill by what
     /// its folder may hold. A layer whose manifest declares more than `max_download_bytes` is
@@ -73,13 +99,35 @@ impl Client {
         progress: Arc<dyn Progress>,
     ) -> Result<Exported, RegistryError> {
         // Refuse a taken destination before downloading anything; `publish` checks again.
-        skillport_oci::folder::check_destination(dest)
-            .map_err(|err| skillport_oci::ReadError::from(skillport_oci::UnpackError::from(err)))?;
+        check_destination(dest)?;
+        let skill = self.skill_layer(reference).await?;
+        self.export_layer(
+            reference,
+            &skill,
+            dest,
+            limits,
+            max_download_bytes,
+            progress,
+        )
+        .await
+    }
+
+    /// Downloads the layer `skill` names from the repository of `reference` straight into
+    /// the folder `dest`, verified against the layer's digest and size, within the limits of
+    /// [`Client::export_with_limits`]: one request, no manifest. Whoever read the manifests
+    /// (the operator, when it resolved the image for a fetch plan) vouches for `skill`.
+    pub async fn export_layer(
+        &self,
+        reference: &Reference,
+        skill: &SkillLayer,
+        dest: &Path,
+        limits: UnpackLimits,
+        max_download_bytes: u64,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Exported, RegistryError> {
+        check_destination(dest)?;
         let remote = Remote::new(reference);
-        let (tree, picked) = self.skill_manifest(reference).await?;
-        let digest = tree.top().descriptor.digest.clone();
-        let manifest = &tree.manifest(&picked.digest).expect("fetched").manifest;
-        let (layer, format) = skillport_oci::skill_layer(manifest)?;
+        let (layer, format) = (skill.layer.clone(), skill.format);
         if layer.size > max_download_bytes {
             return Err(RegistryError::TooLarge {
                 registry: remote.registry.clone(),
@@ -156,11 +204,18 @@ impl Client {
             (Err(error), _) => return Err(error),
         };
         Ok(Exported {
-            digest,
+            digest: skill.digest.clone(),
             layer: layer.digest,
             unpacked,
         })
     }
+}
+
+/// Refuses a destination that exists and is not an empty folder.
+fn check_destination(dest: &Path) -> Result<(), RegistryError> {
+    skillport_oci::folder::check_destination(dest)
+        .map_err(|err| skillport_oci::ReadError::from(skillport_oci::UnpackError::from(err)))?;
+    Ok(())
 }
 
 /// Chunks (of up to 1 MiB, as the download buffers them) in flight between the download and

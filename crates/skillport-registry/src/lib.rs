@@ -25,7 +25,7 @@ mod upload;
 
 pub use client::Client;
 pub use error::{ErrorKind, RegistryError};
-pub use export::Exported;
+pub use export::{Exported, SkillLayer};
 pub use pull::Unpacking;
 pub use referrers::{
     Attached, AttachedBundle, AttachedLayer, Attachment, BUNDLE_ARTIFACT_TYPE, fallback_tag,

@@ -467,3 +467,83 @@ async fn a_blob_missing_from_the_store_fails_the_push_before_its_put() {
     });
     assert_eq!(empty_puts, 0, "an empty PUT stood in for the missing blob");
 }
+
+/// A registry holding one image under two repositories, `skills/fake` and `skills/other`,
+/// that wants Basic credentials (`bearer`: false) or scoped tokens for each repository.
+fn two_repository_registry(bearer: bool) -> FakeRegistry {
+    let image = Image::build("two-repositories");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    );
+    FakeRegistry::start(move |request| {
+        let host = request.header("host").unwrap_or_default().to_owned();
+        let repository = if request.path.starts_with("/v2/skills/other/") {
+            "skills/other"
+        } else {
+            REPOSITORY
+        };
+        if request.path == "/token" {
+            let scope = request.query.clone().unwrap_or_default();
+            return FakeResponse::json(200, &serde_json::json!({ "token": scope }));
+        }
+        let authorized = match request.header("authorization") {
+            // A token is good for the repository its scope names.
+            Some(token) if bearer => token.contains(&repository.replace('/', "%2F")),
+            header => header == Some(basic.as_str()),
+        };
+        if !authorized {
+            let challenge = if bearer {
+                format!(
+                    r#"Bearer realm="http://{host}/token",service="fake",scope="repository:{repository}:pull""#
+                )
+            } else {
+                r#"Basic realm="fake""#.to_owned()
+            };
+            return FakeResponse::status(401).with_header("www-authenticate", challenge);
+        }
+        let mut same = request.clone();
+        same.path = request
+            .path
+            .replace("/v2/skills/other/", &format!("/v2/{REPOSITORY}/"));
+        image.serve(&same)
+    })
+}
+
+/// Pulls `skills/fake:1` and then `skills/other:1`; returns the requests refused with a 401.
+async fn unauthorized_pulls_of_two_repositories(fake: &FakeRegistry) -> Vec<FakeRequest> {
+    let credentials = tempfile::tempdir().unwrap();
+    let client = client_with_password(fake, credentials.path());
+    let (_store_dir, store) = empty_store();
+    for repository in [REPOSITORY, "skills/other"] {
+        let image = reference(&format!("{}/{repository}:1", fake.host()));
+        client.pull(&store, &image, progress()).await.unwrap();
+    }
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.path != "/token" && r.header("authorization").is_none())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_repository_gets_basic_credentials_without_a_401_first() {
+    let fake = two_repository_registry(false);
+    let refused = unauthorized_pulls_of_two_repositories(&fake).await;
+    // The first request of all learns how the registry asks; no other is refused.
+    assert_eq!(refused.len(), 1, "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_repository_gets_its_token_without_a_401_first() {
+    let fake = two_repository_registry(true);
+    let refused = unauthorized_pulls_of_two_repositories(&fake).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    // Each repository still gets a token of its own scope.
+    let tokens: HashSet<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/token")
+        .filter_map(|r| r.query)
+        .collect();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+}

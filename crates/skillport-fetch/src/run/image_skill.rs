@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use skillport_oci::{Digest, Reference, UnpackLimits};
-use skillport_registry::{NoProgress, RegistryError};
+use skillport_oci::spec::{Annotations, Descriptor};
+use skillport_oci::{Compression, Digest, LayerFormat, Reference, UnpackLimits};
+use skillport_registry::{NoProgress, RegistryError, SkillLayer};
 
 use super::publish::{Revision, publish_staged};
 use super::retry::{Tries, with_retries};
@@ -63,18 +64,28 @@ pub(super) async fn fetch_image(
         max_bytes: context.options.max_skill_bytes,
         max_entries: context.options.max_skill_entries,
     };
+    // The layer the plan names (the operator read it from the manifests of this very digest)
+    // is downloaded alone. Should the registry not serve it so, the manifests are read after
+    // all, and any error is theirs.
+    let named = planned_layer(skill, &digest);
     let exported = with_retries(policy, &skill.name, tries, || async {
-        context
-            .client
-            .export_with_limits(
-                &exact,
-                &staged,
-                limits,
-                context.options.max_download_bytes,
-                Arc::new(NoProgress),
-            )
-            .await
-            .map_err(|error| registry_error(context, &exact_text, error))
+        let client = &context.client;
+        let max = context.options.max_download_bytes;
+        let whole =
+            || client.export_with_limits(&exact, &staged, limits, max, Arc::new(NoProgress));
+        let exported = match &named {
+            Some(layer) => {
+                let alone = client
+                    .export_layer(&exact, layer, &staged, limits, max, Arc::new(NoProgress))
+                    .await;
+                match alone {
+                    Err(RegistryError::NotFound { .. }) => whole().await,
+                    alone => alone,
+                }
+            }
+            None => whole().await,
+        };
+        exported.map_err(|error| registry_error(context, &exact_text, error))
     })
     .await?;
     publish_staged(
@@ -87,6 +98,30 @@ pub(super) async fn fetch_image(
         Vec::new(),
     )
     .await
+}
+
+/// The layer the plan names for the image pinned to `digest`, if it names one.
+fn planned_layer(skill: &PlannedSkill, digest: &Digest) -> Option<SkillLayer> {
+    let layer = skill.layer.as_ref()?;
+    Some(SkillLayer {
+        digest: digest.clone(),
+        layer: Descriptor {
+            media_type: layer.media_type.clone(),
+            digest: layer
+                .digest
+                .parse()
+                .expect("a validated plan has valid digests"),
+            size: layer.size,
+            platform: None,
+            artifact_type: None,
+            annotations: Annotations::new(),
+        },
+        format: LayerFormat {
+            compression: Compression::from_media_type(&layer.media_type)
+                .expect("a validated plan has tar layers"),
+            in_folder: layer.in_folder,
+        },
+    })
 }
 
 /// `reference` pinned to `digest`, its tag kept for messages.

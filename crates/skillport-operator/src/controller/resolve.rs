@@ -14,7 +14,7 @@ use skillport_oci::spec::annotation;
 use skillport_registry::auth::{AuthFile, Credentials};
 use skillport_registry::{Client, ClientOptions, RegistryError};
 
-use crate::api::{MAX_DESCRIPTION, MAX_VERSION, ResolvedSkill, Skill, SkillSetSpec};
+use crate::api::{MAX_DESCRIPTION, MAX_VERSION, ResolvedLayer, ResolvedSkill, Skill, SkillSetSpec};
 use crate::policy::{Policies, Verdict};
 
 /// Skills resolved at once.
@@ -282,6 +282,7 @@ impl Resolver {
                     signers: verdict.signers,
                     held: None,
                     audit: joined(&verdict.audited),
+                    layer: layer_of(client, &reference, &digest, kept).await,
                 }
             }
             (None, Some(source), _) => {
@@ -460,6 +461,34 @@ fn joined(findings: &[String]) -> Option<String> {
 }
 
 /// The registry's error, with what to do when we know (hints name no secret).
+/// The layer of the skill at `digest`, for the fetch plan: kept from `kept` when that was
+/// the same digest (a SkillSet resolved before the layer was recorded keeps its plan, and its
+/// pods are not rolled for it), else read from the image's manifests. `None` when they cannot
+/// be read: the init container then reads them itself, and reports what is wrong.
+async fn layer_of(
+    client: &Client,
+    reference: &Reference,
+    digest: &skillport_oci::Digest,
+    kept: Option<&ResolvedSkill>,
+) -> Option<ResolvedLayer> {
+    if let Some(kept) = kept.filter(|kept| kept.digest.as_deref() == Some(&digest.to_string())) {
+        return kept.layer.clone();
+    }
+    let pinned: Reference = format!("{}@{digest}", reference.name()).parse().ok()?;
+    match client.skill_layer(&pinned).await {
+        Ok(skill) => Some(ResolvedLayer {
+            media_type: skill.layer.media_type,
+            digest: skill.layer.digest.to_string(),
+            size: skill.layer.size,
+            in_folder: skill.format.in_folder,
+        }),
+        Err(err) => {
+            tracing::debug!(image = %pinned, "the skill's layer was not read: {err}");
+            None
+        }
+    }
+}
+
 fn registry_message(image: &str, err: &RegistryError) -> String {
     let hint = match err {
         RegistryError::Unauthorized {

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use skillport_fetch::FetchOptions;
-use skillport_fetch::plan::{CredentialFile, FetchPlan, GitSpec, PlannedSkill};
+use skillport_fetch::plan::{CredentialFile, FetchPlan, GitSpec, PlannedLayer, PlannedSkill};
 
 use super::{
     Mode, Options, PinnedSource, PlanConfigMap, Planned, SkillResources, TranslateError, mount,
@@ -160,7 +160,15 @@ fn binary_quantity(bytes: u64) -> Quantity {
 /// The plan's entry for a skill: its pinned source, into the folder named after it.
 fn planned_skill(skill: &Planned<'_>) -> PlannedSkill {
     match &skill.source {
-        PinnedSource::Image(reference) => PlannedSkill::image(&skill.skill.name, reference),
+        PinnedSource::Image(reference) => PlannedSkill {
+            layer: skill.layer.map(|layer| PlannedLayer {
+                media_type: layer.media_type.clone(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+                in_folder: layer.in_folder,
+            }),
+            ..PlannedSkill::image(&skill.skill.name, reference)
+        },
         PinnedSource::Git { url, commit, path } => PlannedSkill::git(
             &skill.skill.name,
             GitSpec {

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use skillport_oci::{Digest, ParseReferenceError, Reference};
 
-use crate::api::{Delivery, ResolvedSkill, Skill, SkillSetSpec};
+use crate::api::{Delivery, ResolvedLayer, ResolvedSkill, Skill, SkillSetSpec};
 
 /// How the skills reach the pod: a concrete mode, never `Auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +244,9 @@ pub(crate) struct Planned<'a> {
     pub skill: &'a Skill,
     pub source: PinnedSource,
     pub mount_path: String,
+    /// The image's layer, when the resolve read it: the fetch plan names it. Not part of
+    /// [`PinnedSource`], so a plan gaining it changes no pod's skills digest.
+    pub layer: Option<&'a ResolvedLayer>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -538,7 +541,7 @@ fn retain<T>(list: &mut Option<Vec<T>>, keep: impl FnMut(&T) -> bool) {
 /// Each skill with its source pinned: images to `name@digest`, git refs to commits.
 fn pin<'a>(
     spec: &'a SkillSetSpec,
-    resolved: &[ResolvedSkill],
+    resolved: &'a [ResolvedSkill],
 ) -> Result<Vec<Planned<'a>>, TranslateError> {
     spec.skills
         .iter()
@@ -570,6 +573,7 @@ fn pin<'a>(
                 skill,
                 source,
                 mount_path: spec.mount_path(skill),
+                layer: found.and_then(|r| r.layer.as_ref()),
             })
         })
         .collect()
@@ -734,6 +738,50 @@ mod tests {
         assert_ne!(
             first,
             skills_digest_of(&base, &digest('a'), Mode::InitContainer, "sp:1")
+        );
+    }
+
+    #[test]
+    fn the_plan_names_the_resolved_layer_and_the_skills_digest_ignores_it() {
+        let spec = spec(serde_json::json!({"skills": [{"name": "pdf", "image": "r.io/pdf:1"}]}));
+        let layer = ResolvedLayer {
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            digest: digest('d'),
+            size: 42,
+            in_folder: false,
+        };
+        let translate = |layer: Option<ResolvedLayer>| {
+            let resolved = [ResolvedSkill {
+                name: "pdf".into(),
+                digest: Some(digest('a')),
+                layer,
+                ..ResolvedSkill::default()
+            }];
+            SkillResources::new(
+                "s",
+                &spec,
+                &resolved,
+                &template(),
+                Mode::InitContainer,
+                &Options::new("sp:1"),
+            )
+            .expect("translates")
+        };
+        let plan_of = |resources: &SkillResources| {
+            let text = &resources.plan.as_ref().expect("a plan").data["plan.json"];
+            skillport_fetch::FetchPlan::parse(text.as_bytes()).expect("a valid plan")
+        };
+        let (with, without) = (translate(Some(layer.clone())), translate(None));
+        let named = plan_of(&with).skills[0].layer.clone().expect("the layer");
+        assert_eq!(
+            (named.media_type, named.digest, named.size),
+            (layer.media_type, layer.digest, layer.size)
+        );
+        assert_eq!(plan_of(&without).skills[0].layer, None);
+        // Learning the layer rolls no pod: the content is the same digest's.
+        assert_eq!(
+            with.annotations[names::SKILLS_DIGEST_ANNOTATION],
+            without.annotations[names::SKILLS_DIGEST_ANNOTATION]
         );
     }
 

@@ -98,13 +98,37 @@ pub(crate) fn parse_challenge(header: &str) -> Challenge {
     }
 }
 
-/// Every session of one client.
+/// Every session of one client, and the last challenge each registry answered with.
 #[derive(Default)]
 pub(crate) struct Sessions {
     map: Mutex<HashMap<(String, String, String), Arc<Session>>>,
+    /// Per registry origin, its challenge without the scope: a registry asks every repository
+    /// the same way, so a new session answers it before its first request instead of after a
+    /// 401 (one round trip less per repository, which is most of a small skill's time).
+    challenges: Mutex<HashMap<Origin, Challenge>>,
 }
 
 impl Sessions {
+    /// Remembers how the registry at `origin` asked for credentials.
+    pub(crate) fn remember(&self, origin: &Origin, challenge: &Challenge) {
+        let mut challenge = challenge.clone();
+        challenge.params.remove("scope");
+        challenge.params.remove("error");
+        self.challenges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(origin.clone(), challenge);
+    }
+
+    /// The challenge the registry at `origin` last answered with, if any.
+    pub(crate) fn challenge(&self, origin: &Origin) -> Option<Challenge> {
+        self.challenges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(origin)
+            .cloned()
+    }
+
     /// The session for what `access` asks: its registry, repository and actions.
     pub(crate) fn get(&self, access: &Access<'_>) -> Arc<Session> {
         let key = (
@@ -162,13 +186,33 @@ impl Session {
     /// The `Authorization` header for a request to `origin` (none for any other origin than
     /// the one the credentials were issued for), renewing an expiring token first, and the
     /// generation it belongs to.
+    ///
+    /// A session without a grant answers `expected` first, the challenge the registry gave
+    /// another repository: when that fails (no credentials, a token refused) the request goes
+    /// without, and the registry's own 401 leads to the usual answer and error.
     pub(crate) async fn authorization(
         &self,
         client: &dyn TokenClient,
         access: &Access<'_>,
         origin: Option<&Origin>,
+        expected: Option<Challenge>,
     ) -> Result<(Option<HeaderValue>, u64), RegistryError> {
         let mut state = self.state.lock().await;
+        if state.grant.is_none()
+            && let (Some(challenge), Some(origin)) = (expected, origin)
+        {
+            match grant(client, access, &state.scopes, origin.clone(), challenge).await {
+                Ok(grant) => {
+                    state.grant = Some(grant);
+                    state.generation += 1;
+                }
+                Err(err) => tracing::debug!(
+                    registry = access.registry,
+                    "answering the registry's challenge before asking failed ({err}); \
+                     asking without credentials"
+                ),
+            }
+        }
         let generation = state.generation;
         let Some(grant) = &state.grant else {
             return Ok((None, generation));
@@ -214,33 +258,41 @@ impl Session {
                 }
             }
         }
-        let grant = match challenge.scheme.as_str() {
-            "basic" => {
-                let found = client.lookup(access).await?;
-                match &found {
-                    Some(Found {
-                        credential: Credential::Basic { username, password },
-                        ..
-                    }) => Grant {
-                        origin,
-                        header: basic(username, password.expose()),
-                        renew: None,
-                    },
-                    _ => return Err(no_password(access, found.as_ref())),
-                }
-            }
-            "bearer" => bearer_grant(client, access, &state.scopes, challenge, origin).await?,
-            other => {
-                return Err(RegistryError::Protocol {
-                    registry: access.registry.to_owned(),
-                    what: access.what.to_owned(),
-                    reason: format!("unsupported authentication scheme {other:?}"),
-                });
-            }
-        };
-        state.grant = Some(grant);
+        state.grant = Some(grant(client, access, &state.scopes, origin, challenge).await?);
         state.generation += 1;
         Ok(())
+    }
+}
+
+/// The grant that answers `challenge` for `scopes`: a Basic header, or a bearer token.
+async fn grant(
+    client: &dyn TokenClient,
+    access: &Access<'_>,
+    scopes: &[String],
+    origin: Origin,
+    challenge: Challenge,
+) -> Result<Grant, RegistryError> {
+    match challenge.scheme.as_str() {
+        "basic" => {
+            let found = client.lookup(access).await?;
+            match &found {
+                Some(Found {
+                    credential: Credential::Basic { username, password },
+                    ..
+                }) => Ok(Grant {
+                    origin,
+                    header: basic(username, password.expose()),
+                    renew: None,
+                }),
+                _ => Err(no_password(access, found.as_ref())),
+            }
+        }
+        "bearer" => bearer_grant(client, access, scopes, challenge, origin).await,
+        other => Err(RegistryError::Protocol {
+            registry: access.registry.to_owned(),
+            what: access.what.to_owned(),
+            reason: format!("unsupported authentication scheme {other:?}"),
+        }),
     }
 }
 
