@@ -7,8 +7,11 @@
 //! ~200 KB each) and one 100 MB skill; `small:N` is N small skills. Each is built and pushed by
 //! the release `skillport` into a TLS + basic-auth registry on loopback. Per round:
 //! - `skillport fetch` (glibc: `SKILLPORT_BIN`, default target/release/skillport) into a fresh
-//!   folder, pinned plan, pull secret and CA as the operator writes them;
+//!   folder, pinned plan with each skill's layer, pull secret and CA as the operator writes
+//!   them;
 //! - the same with the static musl build when `SKILLPORT_MUSL_BIN` names it;
+//! - the same with a plan that names no layer (an operator from before they were named):
+//!   fetch reads each image's index and manifest first;
 //! - `crane export IMAGE - | tar -x`, one skill after another, and 8 at a time;
 //! - kagent's `skills-init` program when `SKILLPORT_KAGENT_SKILLS_INIT` names it (it is not a
 //!   Go module the proxy serves), else "not measured". It is run as `PROGRAM OUT_DIR IMAGE…`
@@ -34,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use skillport_fetch::plan::{CredentialFile, FetchPlan, PlannedSkill};
+use skillport_fetch::plan::{CredentialFile, FetchPlan, PlannedLayer, PlannedSkill};
 use skillport_testkit::{Registry, bench};
 
 const SMALL_FILES: usize = 50;
@@ -51,6 +54,8 @@ struct Pushed {
     pinned: String,
     /// The layer's digest, for the floor.
     layer: String,
+    /// The layer as the operator names it in the plan.
+    planned: PlannedLayer,
 }
 
 fn main() {
@@ -76,7 +81,8 @@ fn main() {
     let credentials = registry.credentials();
     eprintln!("building and pushing the corpus ({corpus}) …");
     let corpus_skills = push_corpus(&binary, work.path(), &registry, &auth, small, big);
-    let plan = write_plan(work.path(), &corpus_skills, &auth, &ca);
+    let plan = write_plan(work.path(), &corpus_skills, &auth, &ca, true);
+    let plan_without_layers = write_plan(work.path(), &corpus_skills, &auth, &ca, false);
     let curl_config = work.path().join("curl.conf");
     write_curl_config(&curl_config, &registry, credentials, &ca, &corpus_skills);
     let docker_config_dir = auth.parent().unwrap().to_path_buf();
@@ -85,6 +91,10 @@ fn main() {
         (
             "skillport fetch",
             Box::new(|out: &Path| fetch(&binary, &plan, out)),
+        ),
+        (
+            "skillport fetch, plan without layers",
+            Box::new(|out: &Path| fetch(&binary, &plan_without_layers, out)),
         ),
         (
             "crane export | tar, one at a time",
@@ -250,10 +260,18 @@ fn push_corpus(
         .unwrap();
         let inspected: serde_json::Value =
             serde_json::from_str(&skillport(&["inspect", &local, "--json"])).unwrap();
+        let layer = &inspected["layer"];
         pushed.push(Pushed {
             name,
             pinned: format!("{remote}@{}", pushed_json["digest"].as_str().unwrap()),
-            layer: inspected["layer"]["digest"].as_str().unwrap().to_owned(),
+            layer: layer["digest"].as_str().unwrap().to_owned(),
+            planned: PlannedLayer {
+                media_type: layer["mediaType"].as_str().unwrap().to_owned(),
+                digest: layer["digest"].as_str().unwrap().to_owned(),
+                size: layer["size"].as_u64().unwrap(),
+                // skillport's images hold the files at the layer's root.
+                in_folder: false,
+            },
         });
     }
     pushed
@@ -293,12 +311,16 @@ fn write_skill(dir: &Path, name: &str, seed: usize, big: bool) {
     }
 }
 
-/// The plan the operator would write: every skill pinned, the pull secret, the CA.
-fn write_plan(work: &Path, skills: &[Pushed], auth: &Path, ca: &Path) -> PathBuf {
+/// The plan the operator writes: every skill pinned and its layer named (`layers`; an
+/// operator before they were named wrote none), the pull secret, the CA.
+fn write_plan(work: &Path, skills: &[Pushed], auth: &Path, ca: &Path, layers: bool) -> PathBuf {
     let plan = FetchPlan {
         skills: skills
             .iter()
-            .map(|skill| PlannedSkill::image(&skill.name, &skill.pinned))
+            .map(|skill| PlannedSkill {
+                layer: layers.then(|| skill.planned.clone()),
+                ..PlannedSkill::image(&skill.name, &skill.pinned)
+            })
             .collect(),
         pull_secrets: vec![CredentialFile {
             name: "bench".to_owned(),
@@ -307,7 +329,11 @@ fn write_plan(work: &Path, skills: &[Pushed], auth: &Path, ca: &Path) -> PathBuf
         ca_files: vec![ca.display().to_string()],
         ..FetchPlan::new()
     };
-    let path = work.join("plan.json");
+    let path = work.join(if layers {
+        "plan.json"
+    } else {
+        "plan-without-layers.json"
+    });
     std::fs::write(&path, plan.to_json()).unwrap();
     path
 }

@@ -154,6 +154,7 @@ impl Sessions {
                         generation: 0,
                         grant: None,
                         scopes,
+                        answered_first: false,
                     }),
                 })
             })
@@ -172,6 +173,8 @@ struct State {
     /// What a token must cover: our own scope, then every other scope a challenge asked for
     /// (a mount also needs pull on the source repository), each once.
     scopes: Vec<String>,
+    /// The registry's challenge to another repository was answered before the first request.
+    answered_first: bool,
 }
 
 struct Grant {
@@ -199,8 +202,11 @@ impl Session {
     ) -> Result<(Option<HeaderValue>, u64), RegistryError> {
         let mut state = self.state.lock().await;
         if state.grant.is_none()
+            && !state.answered_first
             && let (Some(challenge), Some(origin)) = (expected, origin)
         {
+            // Once: a failure here is left to the registry's own 401.
+            state.answered_first = true;
             match grant(client, access, &state.scopes, origin.clone(), challenge).await {
                 Ok(grant) => {
                     state.grant = Some(grant);
