@@ -57,8 +57,18 @@ impl Client {
         &self,
         reference: &Reference,
     ) -> Result<(ImageTree, Descriptor), RegistryError> {
-        let remote = Remote::new(reference);
         let top = self.fetch_manifest(reference).await?;
+        self.skill_manifest_of(reference, top).await
+    }
+
+    /// [`Client::skill_manifest`] from the top document `top`, already fetched for
+    /// `reference`: one request more for an index, none for a manifest.
+    pub async fn skill_manifest_of(
+        &self,
+        reference: &Reference,
+        top: skillport_oci::Document,
+    ) -> Result<(ImageTree, Descriptor), RegistryError> {
+        let remote = Remote::new(reference);
         let mut tree = ImageTree::new(top).map_err(|err| not_an_image(&remote, &err))?;
         // One manifest is enough to read the skill: fetch only the one picked.
         let picked =
@@ -76,7 +86,17 @@ impl Client {
     /// The layer the skill of `reference` is read from: its top document and the manifest
     /// [`Client::skill_manifest`] picks, and no blob.
     pub async fn skill_layer(&self, reference: &Reference) -> Result<SkillLayer, RegistryError> {
-        let (tree, picked) = self.skill_manifest(reference).await?;
+        let top = self.fetch_manifest(reference).await?;
+        self.skill_layer_of(reference, top).await
+    }
+
+    /// [`Client::skill_layer`] from the top document `top`, already fetched for `reference`.
+    pub async fn skill_layer_of(
+        &self,
+        reference: &Reference,
+        top: skillport_oci::Document,
+    ) -> Result<SkillLayer, RegistryError> {
+        let (tree, picked) = self.skill_manifest_of(reference, top).await?;
         let manifest = &tree.manifest(&picked.digest).expect("fetched").manifest;
         let (layer, format) = skillport_oci::skill_layer(manifest)?;
         Ok(SkillLayer {

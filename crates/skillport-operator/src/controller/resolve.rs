@@ -39,10 +39,16 @@ pub struct Resolver {
     /// SkillSets with the same secrets share connections and token sessions. Holds only hashes
     /// as keys; a client keeps its credentials in memory, as it must to use them.
     clients: std::sync::Mutex<std::collections::HashMap<[u8; 32], Client>>,
+    /// Each image's skill layer, by repository and digest, as read from its manifests (a
+    /// digest's content never changes): a resync reads no manifest again. Never taken from
+    /// status, which whoever may write it could edit.
+    layers: std::sync::Mutex<std::collections::HashMap<(String, String), ResolvedLayer>>,
 }
 
 /// The most clients kept; past it the cache starts afresh (secrets rotate, SkillSets go).
 const MAX_CLIENTS: usize = 256;
+/// The most layers kept; past it the cache starts afresh.
+const MAX_LAYERS: usize = 16_384;
 
 /// A pull secret's `.dockerconfigjson`, as read from the API.
 pub struct PullSecret {
@@ -96,6 +102,7 @@ impl Resolver {
             skill_deadline: SKILL_DEADLINE,
             verdicts: std::sync::Mutex::new(std::collections::HashMap::new()),
             clients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            layers: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -251,7 +258,7 @@ impl Resolver {
                     .await
                     .map_err(|err| fail(registry_message(image, &err), err.is_transient()))?;
                 let annotations = annotations(&document.bytes);
-                let digest = document.descriptor.digest;
+                let digest = document.descriptor.digest.clone();
                 let verdict = self
                     .verdict(client, policies, &reference, &digest)
                     .await
@@ -282,7 +289,10 @@ impl Resolver {
                     signers: verdict.signers,
                     held: None,
                     audit: joined(&verdict.audited),
-                    layer: layer_of(client, &reference, &digest, kept).await,
+                    layer: self
+                        .layer(client, &reference, document)
+                        .await
+                        .map_err(|message| fail(message, true))?,
                 }
             }
             (None, Some(source), _) => {
@@ -401,6 +411,57 @@ impl Resolver {
 
     /// `digest` was refused: the digest `kept` from before stands in when the policies still
     /// accept it (a moved tag keeps what was verified), else the refusal, said in full.
+    /// The layer of the skill whose top document `top` was just fetched for `reference`, for
+    /// the fetch plan: from the cache, else read from the manifests (one request for an index,
+    /// none for a manifest). `None` when the image is not one a skill can be read from: the
+    /// init container reads the manifests itself and reports what is wrong. A registry error
+    /// that may pass is the resolve's failure (the plan does not lose its layers for it).
+    async fn layer(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        top: skillport_oci::Document,
+    ) -> Result<Option<ResolvedLayer>, String> {
+        let key = (
+            reference.name().to_owned(),
+            top.descriptor.digest.to_string(),
+        );
+        let cached = self
+            .layers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let skill = match client.skill_layer_of(reference, top).await {
+            Ok(skill) => skill,
+            Err(err) if err.is_transient() => {
+                return Err(registry_message(&reference.to_string(), &err));
+            }
+            Err(err) => {
+                tracing::debug!(image = %reference, "the skill's layer was not read: {err}");
+                return Ok(None);
+            }
+        };
+        let layer = ResolvedLayer {
+            media_type: skill.layer.media_type,
+            digest: skill.layer.digest.to_string(),
+            size: skill.layer.size,
+            in_folder: skill.format.in_folder,
+        };
+        let mut layers = self
+            .layers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if layers.len() >= MAX_LAYERS {
+            layers.clear();
+        }
+        layers.insert(key, layer.clone());
+        Ok(Some(layer))
+    }
+
     async fn hold_back(
         &self,
         client: &Client,
@@ -422,7 +483,12 @@ impl Resolver {
             if let Ok(again) = self.verdict(client, policies, &pinned, &old).await
                 && again.refused.is_empty()
             {
+                let document = client
+                    .fetch_manifest(&pinned)
+                    .await
+                    .map_err(|err| registry_message(&pinned.to_string(), &err))?;
                 return Ok(ResolvedSkill {
+                    layer: self.layer(client, &pinned, document).await?,
                     signers: again.signers,
                     held: Some(super::status::truncate(
                         &format!("{image} moved to {refused}; {old}, verified before, stays"),
@@ -461,34 +527,6 @@ fn joined(findings: &[String]) -> Option<String> {
 }
 
 /// The registry's error, with what to do when we know (hints name no secret).
-/// The layer of the skill at `digest`, for the fetch plan: kept from `kept` when that was
-/// the same digest (a SkillSet resolved before the layer was recorded keeps its plan, and its
-/// pods are not rolled for it), else read from the image's manifests. `None` when they cannot
-/// be read: the init container then reads them itself, and reports what is wrong.
-async fn layer_of(
-    client: &Client,
-    reference: &Reference,
-    digest: &skillport_oci::Digest,
-    kept: Option<&ResolvedSkill>,
-) -> Option<ResolvedLayer> {
-    if let Some(kept) = kept.filter(|kept| kept.digest.as_deref() == Some(&digest.to_string())) {
-        return kept.layer.clone();
-    }
-    let pinned: Reference = format!("{}@{digest}", reference.name()).parse().ok()?;
-    match client.skill_layer(&pinned).await {
-        Ok(skill) => Some(ResolvedLayer {
-            media_type: skill.layer.media_type,
-            digest: skill.layer.digest.to_string(),
-            size: skill.layer.size,
-            in_folder: skill.format.in_folder,
-        }),
-        Err(err) => {
-            tracing::debug!(image = %pinned, "the skill's layer was not read: {err}");
-            None
-        }
-    }
-}
-
 fn registry_message(image: &str, err: &RegistryError) -> String {
     let hint = match err {
         RegistryError::Unauthorized {

@@ -1,0 +1,52 @@
+//! The layer the operator names in fetch plans comes from the registry, never from status:
+//! whoever may edit a SkillSet's status must not be able to swap the bytes a verified digest
+//! delivers.
+
+mod support;
+
+use skillport_operator::api::SkillSetSpec;
+use skillport_operator::controller::resolve::{PullSecret, Resolver};
+use skillport_operator::policy::Policies;
+use skillport_testkit::Registry;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_is_read_from_the_registry_and_an_edited_status_is_not_believed() {
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let digest = support::push_skill(&registry, work.path(), "pdf", "1", "first").await;
+    let image = format!("{}/skills/pdf:1", registry.host());
+    let spec: SkillSetSpec = serde_json::from_value(serde_json::json!({
+        "skills": [{"name": "pdf", "image": image}],
+    }))
+    .unwrap();
+    let secret = || PullSecret {
+        name: "regcred".to_owned(),
+        config: std::fs::read(registry.docker_config(&work.path().join("auth"))).unwrap(),
+    };
+    let ca = vec![registry.ca_file().unwrap().to_path_buf()];
+    let policies = Policies::default();
+
+    let resolved = Resolver::new(ca.clone())
+        .resolve(&spec, &[secret()], None, &policies, &[])
+        .await
+        .unwrap();
+    assert_eq!(resolved[0].digest.as_deref(), Some(digest.as_str()));
+    let layer = resolved[0].layer.clone().expect("the layer is read");
+    let expected = support::publisher(&registry, work.path())
+        .skill_layer(&format!("{image}@{digest}").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(layer.digest, expected.layer.digest.to_string());
+    assert_eq!(layer.size, expected.layer.size);
+    assert_eq!(layer.media_type, expected.layer.media_type);
+
+    // The status says another layer for the same digest: a new operator (no cache) reads the
+    // registry again and keeps the real one.
+    let mut edited = resolved.clone();
+    edited[0].layer.as_mut().unwrap().digest = format!("sha256:{}", "0".repeat(64));
+    let again = Resolver::new(ca)
+        .resolve(&spec, &[secret()], None, &policies, &edited)
+        .await
+        .unwrap();
+    assert_eq!(again[0].layer.as_ref(), Some(&layer));
+}
