@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use skillport_fetch::plan::{CredentialFile, FetchPlan, PlannedLayer, PlannedSkill};
+use skillport_fetch::plan::{CredentialFile, FetchPlan, LAYERS_FILE, PlannedLayer, PlannedSkill};
 use skillport_testkit::{Registry, bench};
 
 const SMALL_FILES: usize = 50;
@@ -329,12 +329,18 @@ fn write_plan(work: &Path, skills: &[Pushed], auth: &Path, ca: &Path, layers: bo
         ca_files: vec![ca.display().to_string()],
         ..FetchPlan::new()
     };
-    let path = work.join(if layers {
-        "plan.json"
+    // Each plan in a folder of its own: fetch reads the layers file beside the plan.
+    let dir = work.join(if layers {
+        "plan"
     } else {
-        "plan-without-layers.json"
+        "plan-without-layers"
     });
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("plan.json");
     std::fs::write(&path, plan.to_json()).unwrap();
+    if let Some(text) = plan.layers_json() {
+        std::fs::write(dir.join(LAYERS_FILE), text).unwrap();
+    }
     path
 }
 

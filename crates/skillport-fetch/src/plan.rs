@@ -86,13 +86,36 @@ pub struct PlannedSkill {
     /// The layer the skill's files are in, as the operator read it from the pinned image's
     /// manifests when it resolved the image: with it, `fetch` downloads that blob alone, one
     /// request instead of three (index, manifest, layer). Only with an `image` pinned by digest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Not part of `plan.json` (a `skillport` older than the operator would refuse the plan):
+    /// it travels in [`LAYERS_FILE`] beside it, which older ones do not read.
+    #[serde(skip)]
     pub layer: Option<PlannedLayer>,
+}
+
+/// The file beside the plan that names each image skill's layer: [`FetchPlan::layers_json`]
+/// writes it, [`FetchPlan::read`] applies it.
+pub const LAYERS_FILE: &str = "layers.json";
+
+/// The layers file: by skill name, the pinned image each layer belongs to and the layer.
+/// Unknown fields are ignored, so that later operators may add to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayersFile {
+    layers: BTreeMap<String, ImageLayer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageLayer {
+    /// The skill's `image`, exactly as the plan has it: a layer applies to that image only.
+    image: String,
+    #[serde(flatten)]
+    layer: PlannedLayer,
 }
 
 /// A skill image's layer: what `fetch` downloads when the plan names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PlannedLayer {
     /// A tar layer's media type (`application/vnd.oci.image.layer.v1.tar+gzip`, …).
     pub media_type: String,
@@ -223,13 +246,73 @@ impl FetchPlan {
         }
     }
 
-    /// Reads and validates the plan file at `path`.
+    /// Reads and validates the plan file at `path`, with the layers of [`LAYERS_FILE`] beside
+    /// it when there is one.
     pub fn read(path: &Path) -> Result<FetchPlan, PlanError> {
-        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
-            path: path.to_path_buf(),
-            source,
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| PlanError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let mut plan = FetchPlan::parse(&read(path)?)?;
+        let layers = path.with_file_name(LAYERS_FILE);
+        if layers.is_file() {
+            plan.apply_layers(&read(&layers)?)?;
+        }
+        Ok(plan)
+    }
+
+    /// Gives each image skill the layer [`LAYERS_FILE`]'s `bytes` name for it, when they name
+    /// it for the skill's very `image`; a layer for another image or skill is left out.
+    pub fn apply_layers(&mut self, bytes: &[u8]) -> Result<(), PlanError> {
+        let file: LayersFile = serde_json::from_slice(bytes).map_err(|err| PlanError::Syntax {
+            reason: format!("{LAYERS_FILE}: {err}"),
         })?;
-        FetchPlan::parse(&bytes)
+        let mut problems = Vec::new();
+        for skill in &mut self.skills {
+            let (Some(image), Some(named)) = (&skill.image, file.layers.get(&skill.name)) else {
+                continue;
+            };
+            if named.image != *image {
+                tracing::debug!(skill = %skill.name, "{LAYERS_FILE} names a layer of another image");
+                continue;
+            }
+            let found = check_layer(image, &named.layer);
+            if found.is_empty() {
+                skill.layer = Some(named.layer.clone());
+            }
+            let subject = format!("{LAYERS_FILE}: skill {:?}", skill.name);
+            problems.extend(found.into_iter().map(|m| problem(Some(subject.clone()), m)));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PlanError::Invalid { problems })
+        }
+    }
+
+    /// [`LAYERS_FILE`] for the skills that have a layer, as the operator writes it beside the
+    /// plan; `None` when none has.
+    pub fn layers_json(&self) -> Option<String> {
+        let layers: BTreeMap<String, ImageLayer> = self
+            .skills
+            .iter()
+            .filter_map(|skill| {
+                let layer = ImageLayer {
+                    image: skill.image.clone()?,
+                    layer: skill.layer.clone()?,
+                };
+                Some((skill.name.clone(), layer))
+            })
+            .collect();
+        if layers.is_empty() {
+            return None;
+        }
+        let mut text =
+            serde_json::to_string_pretty(&LayersFile { layers }).expect("layers serialise");
+        text.push('\n');
+        Some(text)
     }
 
     /// Parses and validates a plan. Every problem is reported, each naming its skill.

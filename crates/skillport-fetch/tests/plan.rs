@@ -13,7 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use skillport_fetch::plan::{CredentialFile, FetchPlan, GitSpec, PlannedSkill};
+use skillport_fetch::plan::{
+    CredentialFile, FetchPlan, GitSpec, LAYERS_FILE, PlannedLayer, PlannedSkill,
+};
 use skillport_fetch::{PlanError, Source};
 
 fn workspace_root() -> PathBuf {
@@ -217,5 +219,64 @@ fn a_plan_built_in_code_serialises_stably_and_reads_back() {
             "ref": "v1.0.0",
             "path": "skills/code-review"
         }})
+    );
+}
+
+fn layer(byte: char) -> PlannedLayer {
+    PlannedLayer {
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".to_owned(),
+        digest: format!("sha256:{}", byte.to_string().repeat(64)),
+        size: 1234,
+        in_folder: false,
+    }
+}
+
+#[test]
+fn layers_travel_beside_the_plan_and_apply_to_their_image_only() {
+    let image = |name: &str| format!("127.0.0.1:5000/skills/{name}@sha256:{}", "ab".repeat(32));
+    let mut written = FetchPlan::new();
+    written.skills = vec![
+        PlannedSkill {
+            layer: Some(layer('c')),
+            ..PlannedSkill::image("a", image("a"))
+        },
+        PlannedSkill {
+            layer: Some(layer('d')),
+            ..PlannedSkill::image("b", image("b"))
+        },
+        PlannedSkill::image("c", image("c")),
+    ];
+    written.validate().unwrap();
+    // plan.json never holds them: a skillport older than the operator refuses unknown fields.
+    let plan_json = written.to_json();
+    assert!(!plan_json.contains("layer"), "{plan_json}");
+    let layers_json = written.layers_json().expect("two skills have layers");
+    insta::assert_snapshot!(layers_json);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plan.json"), &plan_json).unwrap();
+    // Skill b's entry is for another image (a stale file): it is left out. Unknown fields are
+    // ignored, so later operators may add to the file.
+    let mut layers: serde_json::Value = serde_json::from_str(&layers_json).unwrap();
+    layers["layers"]["b"]["image"] = serde_json::json!(image("other"));
+    layers["later"] = serde_json::json!(true);
+    std::fs::write(dir.path().join(LAYERS_FILE), layers.to_string()).unwrap();
+    let read = FetchPlan::read(&dir.path().join("plan.json")).unwrap();
+    let got: Vec<Option<PlannedLayer>> = read.skills.iter().map(|s| s.layer.clone()).collect();
+    assert_eq!(got, vec![Some(layer('c')), None, None]);
+
+    // Without the file, the plan reads as before.
+    std::fs::remove_file(dir.path().join(LAYERS_FILE)).unwrap();
+    let read = FetchPlan::read(&dir.path().join("plan.json")).unwrap();
+    assert!(read.skills.iter().all(|s| s.layer.is_none()));
+
+    // A layer that is not one is refused, naming the file and the skill.
+    layers["layers"]["a"]["digest"] = serde_json::json!("sha256:nothex");
+    std::fs::write(dir.path().join(LAYERS_FILE), layers.to_string()).unwrap();
+    let err = FetchPlan::read(&dir.path().join("plan.json")).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("layers.json: skill \"a\"") && message.contains("sha256:nothex"),
+        "{message}"
     );
 }

@@ -423,7 +423,8 @@ async fn switch_delivery(w: &World, pdf_2: &str) {
         (owner.kind.as_str(), owner.name.as_str()),
         ("SkillSet", "tools")
     );
-    let plan_json: Value = serde_json::from_str(&plan.data.unwrap()["plan.json"]).unwrap();
+    let plan_data = plan.data.unwrap();
+    let plan_json: Value = serde_json::from_str(&plan_data["plan.json"]).unwrap();
     assert!(
         plan_json.to_string().contains(pdf_2),
         "switch: the plan pins the new digest: {plan_json}"
@@ -436,10 +437,11 @@ async fn switch_delivery(w: &World, pdf_2: &str) {
         .find(|skill| skill.name == "pdf")
         .and_then(|skill| skill.layer.clone())
         .expect("switch: status records the pdf skill's layer");
+    let layers: Value = serde_json::from_str(&plan_data["layers.json"]).unwrap();
     assert_eq!(
-        plan_json["skills"][0]["layer"]["digest"].as_str(),
+        layers["layers"]["pdf"]["digest"].as_str(),
         Some(layer.digest.as_str()),
-        "switch: the plan names the layer: {plan_json}"
+        "switch: the layers beside the plan name it: {layers}"
     );
     assert_ne!(
         Some(layer.digest.as_str()),

@@ -281,11 +281,13 @@ impl Client {
                 .map(parse_challenge);
             match challenge {
                 Some(challenge) if from_registry && !answered => {
-                    self.inner.sessions.remember(&registry, &challenge);
+                    let remembered = challenge.clone();
                     session
-                        .answer(self, access, registry, challenge, generation)
+                        .answer(self, access, registry.clone(), challenge, generation)
                         .await?;
                     answered = true;
+                    let source = self.lookup(access).await?.map(|found| found.source);
+                    self.inner.sessions.remember(&registry, &remembered, source);
                 }
                 _ => return Err(self.unauthorized(access).await),
             }

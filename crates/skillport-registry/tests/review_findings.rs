@@ -547,3 +547,41 @@ async fn a_second_repository_gets_its_token_without_a_401_first() {
         .collect();
     assert_eq!(tokens.len(), 2, "{tokens:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_of_a_path_scoped_entry_are_not_sent_ahead_to_another_path() {
+    let fake = two_repository_registry(true);
+    // One entry per repository (podman's path-scoped keys): the second repository's
+    // credentials did not answer the first's challenge, so they wait for its own.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let host = fake.host();
+    std::fs::write(
+        &path,
+        serde_json::json!({ "auths": {
+            format!("{host}/{REPOSITORY}"): { "auth": auth },
+            format!("{host}/skills/other"): { "auth": auth },
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let client = skillport_registry::Client::new(
+        skillport_registry::auth::Credentials::from_files(vec![
+            skillport_registry::auth::AuthFile::read(&path).unwrap(),
+        ]),
+        fast_options(),
+    )
+    .unwrap();
+    let (_store_dir, store) = empty_store();
+    for repository in [REPOSITORY, "skills/other"] {
+        let image = reference(&format!("{host}/{repository}:1"));
+        client.pull(&store, &image, progress()).await.unwrap();
+    }
+    let refused: Vec<FakeRequest> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path != "/token" && r.header("authorization").is_none())
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+}

@@ -14,7 +14,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use skillport_fetch::FetchOptions;
-use skillport_fetch::plan::{CredentialFile, FetchPlan, GitSpec, PlannedLayer, PlannedSkill};
+use skillport_fetch::plan::{
+    CredentialFile, FetchPlan, GitSpec, LAYERS_FILE, PlannedLayer, PlannedSkill,
+};
 
 use super::{
     Mode, Options, PinnedSource, PlanConfigMap, Planned, SkillResources, TranslateError, mount,
@@ -86,6 +88,10 @@ pub(super) fn resources(
         reason: err.to_string(),
     })?;
     data.insert(names::PLAN_KEY.to_owned(), plan.to_json());
+    // Beside the plan, where an init image older than the operator does not look.
+    if let Some(layers) = plan.layers_json() {
+        data.insert(LAYERS_FILE.to_owned(), layers);
+    }
     let config_map = names::plan_config_map(skill_set, &data);
     volumes.insert(
         2,

@@ -768,8 +768,13 @@ mod tests {
             .expect("translates")
         };
         let plan_of = |resources: &SkillResources| {
-            let text = &resources.plan.as_ref().expect("a plan").data["plan.json"];
-            skillport_fetch::FetchPlan::parse(text.as_bytes()).expect("a valid plan")
+            let data = &resources.plan.as_ref().expect("a plan").data;
+            let mut plan =
+                skillport_fetch::FetchPlan::parse(data["plan.json"].as_bytes()).expect("a plan");
+            if let Some(layers) = data.get(skillport_fetch::plan::LAYERS_FILE) {
+                plan.apply_layers(layers.as_bytes()).expect("valid layers");
+            }
+            plan
         };
         let (with, without) = (translate(Some(layer.clone())), translate(None));
         let named = plan_of(&with).skills[0].layer.clone().expect("the layer");

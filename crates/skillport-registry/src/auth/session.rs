@@ -24,7 +24,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Response, StatusCode, Url};
 use tokio::time::Instant;
 
-use super::{Credential, Found};
+use super::{Credential, CredentialSource, Found};
 use crate::error::RegistryError;
 use crate::origin::Origin;
 use crate::request::{Access, ClientOptions};
@@ -102,26 +102,42 @@ pub(crate) fn parse_challenge(header: &str) -> Challenge {
 #[derive(Default)]
 pub(crate) struct Sessions {
     map: Mutex<HashMap<(String, String, String), Arc<Session>>>,
-    /// Per registry origin, its challenge without the scope: a registry asks every repository
-    /// the same way, so a new session answers it before its first request instead of after a
-    /// 401 (one round trip less per repository, which is most of a small skill's time).
-    challenges: Mutex<HashMap<Origin, Challenge>>,
+    /// Per registry origin, its challenge without the scope and the credentials that answered
+    /// it: a registry asks every repository the same way, so a new session whose credentials
+    /// are those same ones answers it before its first request instead of after a 401 (one
+    /// round trip less per repository).
+    challenges: Mutex<HashMap<Origin, Expected>>,
+}
+
+/// How a registry asked before, and where the credentials that answered came from (none:
+/// anonymous). Credentials found for another path of the host (a path-scoped entry) are never
+/// sent ahead: that path may have a token service of its own.
+#[derive(Clone)]
+pub(crate) struct Expected {
+    challenge: Challenge,
+    source: Option<CredentialSource>,
 }
 
 impl Sessions {
-    /// Remembers how the registry at `origin` asked for credentials.
-    pub(crate) fn remember(&self, origin: &Origin, challenge: &Challenge) {
+    /// Remembers how the registry at `origin` asked for credentials, and where those that
+    /// answered came from.
+    pub(crate) fn remember(
+        &self,
+        origin: &Origin,
+        challenge: &Challenge,
+        source: Option<CredentialSource>,
+    ) {
         let mut challenge = challenge.clone();
         challenge.params.remove("scope");
         challenge.params.remove("error");
         self.challenges
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(origin.clone(), challenge);
+            .insert(origin.clone(), Expected { challenge, source });
     }
 
-    /// The challenge the registry at `origin` last answered with, if any.
-    pub(crate) fn challenge(&self, origin: &Origin) -> Option<Challenge> {
+    /// How the registry at `origin` asked last, if it did.
+    pub(crate) fn challenge(&self, origin: &Origin) -> Option<Expected> {
         self.challenges
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -191,23 +207,39 @@ impl Session {
     /// generation it belongs to.
     ///
     /// A session without a grant answers `expected` first, the challenge the registry gave
-    /// another repository: when that fails (no credentials, a token refused) the request goes
-    /// without, and the registry's own 401 leads to the usual answer and error.
+    /// another repository, when its credentials come from where those that answered it came
+    /// from. Once, with one attempt: when that fails (a token refused, a server error) the
+    /// request goes without, and the registry's own 401 leads to the usual answer and error.
     pub(crate) async fn authorization(
         &self,
         client: &dyn TokenClient,
         access: &Access<'_>,
         origin: Option<&Origin>,
-        expected: Option<Challenge>,
+        expected: Option<Expected>,
     ) -> Result<(Option<HeaderValue>, u64), RegistryError> {
         let mut state = self.state.lock().await;
         if state.grant.is_none()
             && !state.answered_first
-            && let (Some(challenge), Some(origin)) = (expected, origin)
+            && let (Some(expected), Some(origin)) = (expected, origin)
         {
-            // Once: a failure here is left to the registry's own 401.
             state.answered_first = true;
-            match grant(client, access, &state.scopes, origin.clone(), challenge).await {
+            let source = client.lookup(access).await?.map(|found| found.source);
+            let answer = if source == expected.source {
+                grant(
+                    client,
+                    access,
+                    &state.scopes,
+                    origin.clone(),
+                    expected.challenge,
+                    true,
+                )
+                .await
+            } else {
+                Err(RegistryError::Setup {
+                    reason: "other credentials than those that answered before".into(),
+                })
+            };
+            match answer {
                 Ok(grant) => {
                     state.grant = Some(grant);
                     state.generation += 1;
@@ -231,8 +263,9 @@ impl Session {
         {
             let (challenge, registry) = (challenge.clone(), grant.origin.clone());
             tracing::debug!(registry = access.registry, "token expiring, renewing it");
-            state.grant =
-                Some(bearer_grant(client, access, &state.scopes, challenge, registry).await?);
+            state.grant = Some(
+                bearer_grant(client, access, &state.scopes, challenge, registry, false).await?,
+            );
             state.generation += 1;
         }
         let state = &*state;
@@ -264,19 +297,21 @@ impl Session {
                 }
             }
         }
-        state.grant = Some(grant(client, access, &state.scopes, origin, challenge).await?);
+        state.grant = Some(grant(client, access, &state.scopes, origin, challenge, false).await?);
         state.generation += 1;
         Ok(())
     }
 }
 
-/// The grant that answers `challenge` for `scopes`: a Basic header, or a bearer token.
+/// The grant that answers `challenge` for `scopes`: a Basic header, or a bearer token (its
+/// request tried once when `once`, else retried as any request is).
 async fn grant(
     client: &dyn TokenClient,
     access: &Access<'_>,
     scopes: &[String],
     origin: Origin,
     challenge: Challenge,
+    once: bool,
 ) -> Result<Grant, RegistryError> {
     match challenge.scheme.as_str() {
         "basic" => {
@@ -293,7 +328,7 @@ async fn grant(
                 _ => Err(no_password(access, found.as_ref())),
             }
         }
-        "bearer" => bearer_grant(client, access, scopes, challenge, origin).await,
+        "bearer" => bearer_grant(client, access, scopes, challenge, origin, once).await,
         other => Err(RegistryError::Protocol {
             registry: access.registry.to_owned(),
             what: access.what.to_owned(),
@@ -309,6 +344,7 @@ async fn bearer_grant(
     scopes: &[String],
     challenge: Challenge,
     origin: Origin,
+    once: bool,
 ) -> Result<Grant, RegistryError> {
     let protocol = |reason: &str| RegistryError::Protocol {
         registry: access.registry.to_owned(),
@@ -328,8 +364,16 @@ async fn bearer_grant(
         });
     }
     let found = client.lookup(access).await?;
-    let (token, lifetime) =
-        request_token(client, access, &realm, &challenge, scopes, found.as_ref()).await?;
+    let (token, lifetime) = request_token(
+        client,
+        access,
+        &realm,
+        &challenge,
+        scopes,
+        found.as_ref(),
+        once,
+    )
+    .await?;
     let lifetime = lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME);
     // Renew a little early: a token that expires on the way is refused by the registry.
     let margin = (lifetime / 4).min(Duration::from_secs(30));
@@ -349,6 +393,7 @@ async fn request_token(
     challenge: &Challenge,
     scopes: &[String],
     found: Option<&Found>,
+    once: bool,
 ) -> Result<(String, Option<Duration>), RegistryError> {
     let service = challenge.params.get("service").cloned().unwrap_or_default();
     let http = client.http_for(access.registry);
@@ -388,7 +433,11 @@ async fn request_token(
                 .map_err(|err| transport_error(access.registry, err, client.options()))
         })
     };
-    let response = client.retrying(&token_access, &attempt).await?;
+    let response = if once {
+        attempt().await?
+    } else {
+        client.retrying(&token_access, &attempt).await?
+    };
     if response.status() == StatusCode::UNAUTHORIZED || response.status() == StatusCode::FORBIDDEN {
         return Err(RegistryError::Unauthorized {
             registry: access.registry.to_owned(),
