@@ -4,7 +4,7 @@
 //! writeback from one tool slows the next).
 //!
 //! The corpus (`SKILLPORT_BENCH_CORPUS`): `mixed` (default) is 19 small skills (50 files,
-//! ~200 KB each) and one 100 MB skill; `small:N` is N small skills. Each is built and pushed by
+//! ~200 KB each) and one 100 MB skill; `small:N` is N small skills; `big` the 100 MB skill alone. Each is built and pushed by
 //! the release `skillport` into a TLS + basic-auth registry on loopback. Per round:
 //! - `skillport fetch` (glibc: `SKILLPORT_BIN`, default target/release/skillport) into a fresh
 //!   folder, pinned plan with each skill's layer, pull secret and CA as the operator writes
@@ -69,9 +69,10 @@ fn main() {
     let crane = skillport_testkit::k8s_tool("crane");
     let rounds = bench::rounds(5);
     let corpus = std::env::var("SKILLPORT_BENCH_CORPUS").unwrap_or_else(|_| "mixed".to_owned());
-    let (small, big) = match corpus.strip_prefix("small:") {
-        Some(count) => (count.parse().expect("small:N"), false),
-        None => (19, true),
+    let (small, big) = match (corpus.as_str(), corpus.strip_prefix("small:")) {
+        (_, Some(count)) => (count.parse().expect("small:N"), false),
+        ("big", None) => (0, true),
+        _ => (19, true),
     };
 
     let work = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use skillport_oci::tree_hash::{TreeEntry, tree_hash_with_entries};
 use skillport_oci::{Reference, Store};
 use skillport_registry::{Client, Progress, Unpacking};
@@ -307,11 +308,17 @@ pub async fn install(
 
     // Revisions: the lock's, or resolved now; then the images the store lacks. Nothing on disk
     // has changed yet.
-    let mut contents = BTreeMap::new();
-    for step in &steps {
-        let content = revision(project, step, request, store, client).await?;
-        contents.insert(step.name.clone(), content);
-    }
+    // Tags and git refs are resolved together (each is a round trip to its server).
+    let resolved: Vec<Content> = stream::iter(&steps)
+        .map(|step| revision(project, step, request, store, client))
+        .buffered(RESOLVING)
+        .try_collect()
+        .await?;
+    let contents: BTreeMap<String, Content> = steps
+        .iter()
+        .map(|step| step.name.clone())
+        .zip(resolved)
+        .collect();
     let prestaged =
         pull_missing(project, request, &steps, &contents, store, client, progress).await?;
 
@@ -1197,42 +1204,55 @@ pub async fn outdated(
     client: &Client,
 ) -> Result<Vec<Outdated>, InstallError> {
     let lock = project.lock()?;
-    let mut out = Vec::new();
-    for (name, locked) in &lock.skills {
-        let fail = |reason: String| skill_error(name, &locked.source, reason);
-        let (now, was) = match locked.source.kind().map_err(fail)? {
-            Kind::Image(text) => {
-                let reference: Reference = text.parse().map_err(|err| fail(format!("{err}")))?;
-                if reference.digest().is_some() {
-                    continue;
-                }
-                let resolved = resolve_image(&reference, store, client)
-                    .await
-                    .map_err(fail)?;
-                (resolved, locked.digest.clone())
-            }
-            Kind::Git {
-                url,
-                reference,
-                path,
-            } => {
-                let commit = resolve_git(url, reference, path).await.map_err(fail)?;
-                (commit, locked.commit.clone())
-            }
-            Kind::Folder(_) => continue,
-        };
-        let was = was.unwrap_or_default();
-        if now != was {
-            out.push(Outdated {
-                name: name.clone(),
-                source: locked.source.to_string(),
-                locked: was,
-                latest: now,
-            });
-        }
-    }
-    Ok(out)
+    // Every tag and ref at once (each is a round trip to its server), reported in lock order.
+    let checked: Vec<Option<Outdated>> = stream::iter(&lock.skills)
+        .map(|(name, locked)| outdated_one(name, locked, store, client))
+        .buffered(RESOLVING)
+        .try_collect()
+        .await?;
+    Ok(checked.into_iter().flatten().collect())
 }
+
+/// Whether the tag or ref of one locked skill names something else now.
+async fn outdated_one(
+    name: &str,
+    locked: &Locked,
+    store: &Store,
+    client: &Client,
+) -> Result<Option<Outdated>, InstallError> {
+    let fail = |reason: String| skill_error(name, &locked.source, reason);
+    let (now, was) = match locked.source.kind().map_err(fail)? {
+        Kind::Image(text) => {
+            let reference: Reference = text.parse().map_err(|err| fail(format!("{err}")))?;
+            if reference.digest().is_some() {
+                return Ok(None);
+            }
+            let resolved = resolve_image(&reference, store, client)
+                .await
+                .map_err(fail)?;
+            (resolved, locked.digest.clone())
+        }
+        Kind::Git {
+            url,
+            reference,
+            path,
+        } => {
+            let commit = resolve_git(url, reference, path).await.map_err(fail)?;
+            (commit, locked.commit.clone())
+        }
+        Kind::Folder(_) => return Ok(None),
+    };
+    let was = was.unwrap_or_default();
+    Ok((now != was).then(|| Outdated {
+        name: name.to_owned(),
+        source: locked.source.to_string(),
+        locked: was,
+        latest: now,
+    }))
+}
+
+/// Tags and git refs resolved at once.
+const RESOLVING: usize = 8;
 
 /// Removes skills: their folders (which must still hold what the lock says, else `force`),
 /// their manifest and lock entries. Returns the folders removed.
