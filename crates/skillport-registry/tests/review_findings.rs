@@ -585,3 +585,53 @@ async fn credentials_of_a_path_scoped_entry_are_not_sent_ahead_to_another_path()
         .collect();
     assert_eq!(refused.len(), 2, "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refused_for_a_second_repository_is_the_same_error_as_without_answering_ahead() {
+    // Tokens for `skills/other` are refused: answering its challenge ahead fails, and so does
+    // answering the registry's own 401 after it; the pull reports that, once.
+    let image = Image::build("refused-token");
+    let fake = FakeRegistry::start(move |request| {
+        let host = request.header("host").unwrap_or_default().to_owned();
+        let query = request.query.clone().unwrap_or_default();
+        if request.path == "/token" {
+            if query.contains("other") {
+                return FakeResponse::status(401);
+            }
+            return FakeResponse::json(200, &serde_json::json!({ "token": query }));
+        }
+        let repository = if request.path.starts_with("/v2/skills/other/") {
+            "skills/other"
+        } else {
+            REPOSITORY
+        };
+        let authorized = request
+            .header("authorization")
+            .is_some_and(|token| token.contains(&repository.replace('/', "%2F")));
+        if !authorized {
+            return FakeResponse::status(401).with_header(
+                "www-authenticate",
+                format!(
+                    r#"Bearer realm="http://{host}/token",service="fake",scope="repository:{repository}:pull""#
+                ),
+            );
+        }
+        image.serve(request)
+    });
+    let credentials = tempfile::tempdir().unwrap();
+    let client = client_with_password(&fake, credentials.path());
+    let (_store_dir, store) = empty_store();
+    client
+        .pull(&store, &remote(&fake), progress())
+        .await
+        .unwrap();
+    let other = reference(&format!("{}/skills/other:1", fake.host()));
+    let err = client.pull(&store, &other, progress()).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    assert!(!format!("{err:?}{err}").contains(PASSWORD));
+    // One token request ahead (tried once), one after the registry's 401.
+    let refused = count(&fake, |r| {
+        r.path == "/token" && r.query.as_deref().unwrap_or_default().contains("other")
+    });
+    assert_eq!(refused, 2, "{:?}", fake.requests());
+}
