@@ -247,7 +247,7 @@ impl FetchPlan {
     }
 
     /// Reads and validates the plan file at `path`, with the layers of [`LAYERS_FILE`] beside
-    /// it when there is one.
+    /// it when there is one (what cannot be used of it is a warning in the log).
     pub fn read(path: &Path) -> Result<FetchPlan, PlanError> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| PlanError::Read {
@@ -258,18 +258,28 @@ impl FetchPlan {
         let mut plan = FetchPlan::parse(&read(path)?)?;
         let layers = path.with_file_name(LAYERS_FILE);
         if layers.is_file() {
-            plan.apply_layers(&read(&layers)?)?;
+            let warnings = match std::fs::read(&layers) {
+                Ok(bytes) => plan.apply_layers(&bytes),
+                Err(err) => vec![format!("{LAYERS_FILE} is not read: {err}")],
+            };
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
         }
         Ok(plan)
     }
 
     /// Gives each image skill the layer [`LAYERS_FILE`]'s `bytes` name for it, when they name
-    /// it for the skill's very `image`; a layer for another image or skill is left out.
-    pub fn apply_layers(&mut self, bytes: &[u8]) -> Result<(), PlanError> {
-        let file: LayersFile = serde_json::from_slice(bytes).map_err(|err| PlanError::Syntax {
-            reason: format!("{LAYERS_FILE}: {err}"),
-        })?;
-        let mut problems = Vec::new();
+    /// it for the skill's very `image`; a layer for another image or skill is left out. The
+    /// file only saves requests: what this skillport cannot use (a media type it does not
+    /// know, say from a newer operator) is left out with a warning, and the skill's manifests
+    /// are read instead. Returns the warnings.
+    pub fn apply_layers(&mut self, bytes: &[u8]) -> Vec<String> {
+        let file: LayersFile = match serde_json::from_slice(bytes) {
+            Ok(file) => file,
+            Err(err) => return vec![format!("{LAYERS_FILE} is not read: {err}")],
+        };
+        let mut warnings = Vec::new();
         for skill in &mut self.skills {
             let (Some(image), Some(named)) = (&skill.image, file.layers.get(&skill.name)) else {
                 continue;
@@ -282,14 +292,14 @@ impl FetchPlan {
             if found.is_empty() {
                 skill.layer = Some(named.layer.clone());
             }
-            let subject = format!("{LAYERS_FILE}: skill {:?}", skill.name);
-            problems.extend(found.into_iter().map(|m| problem(Some(subject.clone()), m)));
+            warnings.extend(found.into_iter().map(|message| {
+                format!(
+                    "{LAYERS_FILE}: skill {:?}: {message}; its manifests are read instead",
+                    skill.name
+                )
+            }));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(PlanError::Invalid { problems })
-        }
+        warnings
     }
 
     /// [`LAYERS_FILE`] for the skills that have a layer, as the operator writes it beside the

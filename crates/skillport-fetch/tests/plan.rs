@@ -270,13 +270,23 @@ fn layers_travel_beside_the_plan_and_apply_to_their_image_only() {
     let read = FetchPlan::read(&dir.path().join("plan.json")).unwrap();
     assert!(read.skills.iter().all(|s| s.layer.is_none()));
 
-    // A layer that is not one is refused, naming the file and the skill.
+    // A layer this skillport cannot use (a newer operator's media type, a broken digest) is
+    // left out with a warning naming the file and the skill: the manifests are read instead.
     layers["layers"]["a"]["digest"] = serde_json::json!("sha256:nothex");
-    std::fs::write(dir.path().join(LAYERS_FILE), layers.to_string()).unwrap();
-    let err = FetchPlan::read(&dir.path().join("plan.json")).unwrap_err();
-    let message = err.to_string();
+    layers["layers"]["b"]["image"] = serde_json::json!(image("b"));
+    layers["layers"]["b"]["mediaType"] = serde_json::json!("application/vnd.example.layer.v9");
+    let mut plan = FetchPlan::read(&dir.path().join("plan.json")).unwrap();
+    let warnings = plan.apply_layers(layers.to_string().as_bytes());
+    assert!(plan.skills.iter().all(|s| s.layer.is_none()));
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert!(
-        message.contains("layers.json: skill \"a\"") && message.contains("sha256:nothex"),
-        "{message}"
+        warnings[0].contains("layers.json: skill \"a\"") && warnings[0].contains("sha256:nothex"),
+        "{warnings:?}"
     );
+    assert!(warnings[1].contains("vnd.example.layer.v9"), "{warnings:?}");
+    // Not JSON at all: a warning, and the plan as it is.
+    std::fs::write(dir.path().join(LAYERS_FILE), "{").unwrap();
+    let read = FetchPlan::read(&dir.path().join("plan.json")).unwrap();
+    assert!(read.skills.iter().all(|s| s.layer.is_none()));
+    assert_eq!(plan.apply_layers(b"{").len(), 1);
 }

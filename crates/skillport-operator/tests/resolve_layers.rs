@@ -50,3 +50,67 @@ async fn the_layer_is_read_from_the_registry_and_an_edited_status_is_not_believe
         .unwrap();
     assert_eq!(again[0].layer.as_ref(), Some(&layer));
 }
+
+/// An image with two layers (no skill can be read from it) resolves as before, with no layer
+/// named: the init container reads its manifests and reports what is wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_no_skill_is_read_from_resolves_without_a_layer() {
+    use skillport_oci::spec::{Descriptor, ImageManifest, media};
+
+    let registry = Registry::tls_basic_auth();
+    let work = tempfile::tempdir().unwrap();
+    let store = skillport_oci::Store::open(&work.path().join("store")).unwrap();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (one, two) = (b"layer one".to_vec(), b"layer two".to_vec());
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(media::IMAGE_MANIFEST.to_owned()),
+        artifact_type: None,
+        config: Descriptor::of(media::IMAGE_CONFIG, config),
+        layers: vec![
+            Descriptor::of(media::LAYER_TAR_GZIP, &one),
+            Descriptor::of(media::LAYER_TAR_GZIP, &two),
+        ],
+        annotations: std::collections::BTreeMap::new(),
+        subject: None,
+    };
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let descriptor = Descriptor::of(media::IMAGE_MANIFEST, &bytes);
+    let pending = vec![
+        store.expect_bytes(&manifest.config, config).unwrap(),
+        store.expect_bytes(&manifest.layers[0], &one).unwrap(),
+        store.expect_bytes(&manifest.layers[1], &two).unwrap(),
+        store.expect_bytes(&descriptor, &bytes).unwrap(),
+    ];
+    store
+        .commit(pending, &[("two:1".to_owned(), descriptor.clone())])
+        .unwrap();
+    let image = format!("{}/skills/two:1", registry.host());
+    support::publisher(&registry, work.path())
+        .push(
+            &store,
+            &"two:1".parse().unwrap(),
+            &image.parse().unwrap(),
+            std::sync::Arc::new(skillport_registry::NoProgress),
+        )
+        .await
+        .unwrap();
+    let spec: SkillSetSpec = serde_json::from_value(serde_json::json!({
+        "skills": [{"name": "two", "image": image}],
+    }))
+    .unwrap();
+    let secret = PullSecret {
+        name: "regcred".to_owned(),
+        config: std::fs::read(registry.docker_config(&work.path().join("auth"))).unwrap(),
+    };
+    let resolved = Resolver::new(vec![registry.ca_file().unwrap().to_path_buf()])
+        .resolve(&spec, &[secret], None, &Policies::default(), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved[0].digest.as_deref(),
+        Some(descriptor.digest.to_string().as_str())
+    );
+    assert_eq!(resolved[0].layer, None);
+}

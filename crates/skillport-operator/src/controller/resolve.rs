@@ -42,7 +42,8 @@ pub struct Resolver {
     /// Each image's skill layer, by repository and digest, as read from its manifests (a
     /// digest's content never changes): a resync reads no manifest again. Never taken from
     /// status, which whoever may write it could edit.
-    layers: std::sync::Mutex<std::collections::HashMap<(String, String), ResolvedLayer>>,
+    /// `None` is kept too: an image no skill can be read from stays one.
+    layers: std::sync::Mutex<std::collections::HashMap<(String, String), Option<ResolvedLayer>>>,
 }
 
 /// The most clients kept; past it the cache starts afresh (secrets rotate, SkillSets go).
@@ -426,30 +427,25 @@ impl Resolver {
             reference.name().to_owned(),
             top.descriptor.digest.to_string(),
         );
-        let cached = self
-            .layers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-            .cloned();
-        if cached.is_some() {
+        if let Some(cached) = self.cached_layer(&key) {
             return Ok(cached);
         }
-        let skill = match client.skill_layer_of(reference, top).await {
-            Ok(skill) => skill,
+        let layer = match client.skill_layer_of(reference, top).await {
+            // The status holds sizes as int64.
+            Ok(skill) if i64::try_from(skill.layer.size).is_ok() => Some(ResolvedLayer {
+                media_type: skill.layer.media_type,
+                digest: skill.layer.digest.to_string(),
+                size: skill.layer.size,
+                in_folder: skill.format.in_folder,
+            }),
+            Ok(_) => None,
             Err(err) if err.is_transient() => {
                 return Err(registry_message(&reference.to_string(), &err));
             }
             Err(err) => {
                 tracing::debug!(image = %reference, "the skill's layer was not read: {err}");
-                return Ok(None);
+                None
             }
-        };
-        let layer = ResolvedLayer {
-            media_type: skill.layer.media_type,
-            digest: skill.layer.digest.to_string(),
-            size: skill.layer.size,
-            in_folder: skill.format.in_folder,
         };
         let mut layers = self
             .layers
@@ -459,7 +455,15 @@ impl Resolver {
             layers.clear();
         }
         layers.insert(key, layer.clone());
-        Ok(Some(layer))
+        Ok(layer)
+    }
+
+    fn cached_layer(&self, key: &(String, String)) -> Option<Option<ResolvedLayer>> {
+        self.layers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
     }
 
     async fn hold_back(
@@ -483,12 +487,21 @@ impl Resolver {
             if let Ok(again) = self.verdict(client, policies, &pinned, &old).await
                 && again.refused.is_empty()
             {
-                let document = client
-                    .fetch_manifest(&pinned)
-                    .await
-                    .map_err(|err| registry_message(&pinned.to_string(), &err))?;
+                // The kept digest's layer, if the registry gives it now; without it the pod
+                // reads the manifests, and the verified digest stays either way.
+                let key = (image.name().to_owned(), old.to_string());
+                let layer = match self.cached_layer(&key) {
+                    Some(layer) => layer,
+                    None => match client.fetch_manifest(&pinned).await {
+                        Ok(document) => self
+                            .layer(client, &pinned, document)
+                            .await
+                            .unwrap_or_default(),
+                        Err(_) => None,
+                    },
+                };
                 return Ok(ResolvedSkill {
-                    layer: self.layer(client, &pinned, document).await?,
+                    layer,
                     signers: again.signers,
                     held: Some(super::status::truncate(
                         &format!("{image} moved to {refused}; {old}, verified before, stays"),
