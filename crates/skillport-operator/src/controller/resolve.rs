@@ -458,6 +458,9 @@ impl Resolver {
         Ok(layer)
     }
 
+    /// The cache's answer: `None` when it has none, `Some(None)` for an image it knows has no
+    /// skill layer.
+    #[allow(clippy::option_option)] // the two "none"s above are different answers
     fn cached_layer(&self, key: &(String, String)) -> Option<Option<ResolvedLayer>> {
         self.layers
             .lock()
