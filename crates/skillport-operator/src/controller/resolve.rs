@@ -410,8 +410,6 @@ impl Resolver {
         Ok(verdict)
     }
 
-    /// `digest` was refused: the digest `kept` from before stands in when the policies still
-    /// accept it (a moved tag keeps what was verified), else the refusal, said in full.
     /// The layer of the skill whose top document `top` was just fetched for `reference`, for
     /// the fetch plan: from the cache, else read from the manifests (one request for an index,
     /// none for a manifest). `None` when the image is not one a skill can be read from: the
@@ -469,6 +467,8 @@ impl Resolver {
             .cloned()
     }
 
+    /// `digest` was refused: the digest `kept` from before stands in when the policies still
+    /// accept it (a moved tag keeps what was verified), else the refusal, said in full.
     async fn hold_back(
         &self,
         client: &Client,
