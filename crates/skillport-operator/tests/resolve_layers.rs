@@ -44,11 +44,21 @@ async fn the_layer_is_read_from_the_registry_and_an_edited_status_is_not_believe
     // registry again and keeps the real one.
     let mut edited = resolved.clone();
     edited[0].layer.as_mut().unwrap().digest = format!("sha256:{}", "0".repeat(64));
-    let again = Resolver::new(ca)
+    let again = Resolver::new(ca.clone())
         .resolve(&spec, &[secret()], None, &policies, &edited)
         .await
         .unwrap();
     assert_eq!(again[0].layer.as_ref(), Some(&layer));
+
+    // A SkillSet held to image volumes has no fetch plan: no layer is read for it.
+    let mut volumes = spec.clone();
+    volumes.delivery = skillport_operator::api::Delivery::ImageVolume;
+    let resolved = Resolver::new(ca)
+        .resolve(&volumes, &[secret()], None, &policies, &[])
+        .await
+        .unwrap();
+    assert_eq!(resolved[0].digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(resolved[0].layer, None);
 }
 
 /// An image with two layers (no skill can be read from it) resolves as before, with no layer

@@ -14,7 +14,9 @@ use skillport_oci::spec::annotation;
 use skillport_registry::auth::{AuthFile, Credentials};
 use skillport_registry::{Client, ClientOptions, RegistryError};
 
-use crate::api::{MAX_DESCRIPTION, MAX_VERSION, ResolvedLayer, ResolvedSkill, Skill, SkillSetSpec};
+use crate::api::{
+    Delivery, MAX_DESCRIPTION, MAX_VERSION, ResolvedLayer, ResolvedSkill, Skill, SkillSetSpec,
+};
 use crate::policy::{Policies, Verdict};
 
 /// Skills resolved at once.
@@ -131,6 +133,8 @@ impl Resolver {
         } else {
             None
         };
+        // Only a fetch plan names layers, and a SkillSet held to image volumes has none.
+        let plans = spec.delivery != Delivery::ImageVolume;
         // The futures are made first: a stream of closures borrowing `spec` trips the
         // compiler's higher-ranked lifetime check inside the controller's `Send` bound.
         let lookups: Vec<_> = spec
@@ -142,7 +146,7 @@ impl Resolver {
                     skill,
                     client.as_ref(),
                     git_credentials.clone(),
-                    (policies, kept),
+                    (policies, kept, plans),
                 );
                 let deadline = self.skill_deadline;
                 async move {
@@ -237,7 +241,7 @@ impl Resolver {
         skill: &Skill,
         client: Option<&Client>,
         git_credentials: Option<GitCredentials>,
-        (policies, kept): (&Policies, Option<&ResolvedSkill>),
+        (policies, kept, plans): (&Policies, Option<&ResolvedSkill>, bool),
     ) -> Result<ResolvedSkill, ResolveFailure> {
         let started = Instant::now();
         let fail = |message: String, transient: bool| ResolveFailure {
@@ -291,7 +295,7 @@ impl Resolver {
                     held: None,
                     audit: joined(&verdict.audited),
                     layer: self
-                        .layer(client, &reference, document)
+                        .layer(client, &reference, document, plans)
                         .await
                         .map_err(|message| fail(message, true))?,
                 }
@@ -415,12 +419,17 @@ impl Resolver {
     /// none for a manifest). `None` when the image is not one a skill can be read from: the
     /// init container reads the manifests itself and reports what is wrong. A registry error
     /// that may pass is the resolve's failure (the plan does not lose its layers for it).
+    /// Nothing is read unless `wanted` (a SkillSet held to image volumes has no plan).
     async fn layer(
         &self,
         client: &Client,
         reference: &Reference,
         top: skillport_oci::Document,
+        wanted: bool,
     ) -> Result<Option<ResolvedLayer>, String> {
+        if !wanted {
+            return Ok(None);
+        }
         let key = (
             reference.name().to_owned(),
             top.descriptor.digest.to_string(),
@@ -497,7 +506,7 @@ impl Resolver {
                     Some(layer) => layer,
                     None => match client.fetch_manifest(&pinned).await {
                         Ok(document) => self
-                            .layer(client, &pinned, document)
+                            .layer(client, &pinned, document, true)
                             .await
                             .unwrap_or_default(),
                         Err(_) => None,
