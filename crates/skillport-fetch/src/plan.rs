@@ -249,13 +249,11 @@ impl FetchPlan {
     /// Reads and validates the plan file at `path`, with the layers of [`LAYERS_FILE`] beside
     /// it when there is one (what cannot be used of it is a warning in the log).
     pub fn read(path: &Path) -> Result<FetchPlan, PlanError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| PlanError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let mut plan = FetchPlan::parse(&read(path)?)?;
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut plan = FetchPlan::parse(&bytes)?;
         let layers = path.with_file_name(LAYERS_FILE);
         if layers.is_file() {
             let warnings = match std::fs::read(&layers) {

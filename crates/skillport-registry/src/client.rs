@@ -370,9 +370,8 @@ impl Client {
         }
         request.headers_mut().remove(AUTHORIZATION);
         let (header, generation) = if origin.as_ref() == Some(registry) {
-            let expected = self.inner.sessions.challenge(registry);
             session
-                .authorization(self, access, origin.as_ref(), expected)
+                .authorization(self, access, origin.as_ref(), &self.inner.sessions)
                 .await?
         } else {
             (None, 0)

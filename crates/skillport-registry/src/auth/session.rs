@@ -206,49 +206,48 @@ impl Session {
     /// the one the credentials were issued for), renewing an expiring token first, and the
     /// generation it belongs to.
     ///
-    /// A session without a grant answers `expected` first, the challenge the registry gave
-    /// another repository, when its credentials come from where those that answered it came
-    /// from. Once, with one attempt: when that fails (a token refused, a server error) the
-    /// request goes without, and the registry's own 401 leads to the usual answer and error.
+    /// A session without a grant first answers the challenge the registry gave another
+    /// repository (as `sessions` remember it), when its credentials come from where those that
+    /// answered it came from. Once, with one attempt: when that fails (a token refused, a
+    /// server error) the request goes without, and the registry's own 401 leads to the usual
+    /// answer and error.
     pub(crate) async fn authorization(
         &self,
         client: &dyn TokenClient,
         access: &Access<'_>,
         origin: Option<&Origin>,
-        expected: Option<Expected>,
+        sessions: &Sessions,
     ) -> Result<(Option<HeaderValue>, u64), RegistryError> {
         let mut state = self.state.lock().await;
         if state.grant.is_none()
             && !state.answered_first
-            && let (Some(expected), Some(origin)) = (expected, origin)
+            && let Some(origin) = origin
+            && let Some(expected) = sessions.challenge(origin)
         {
             state.answered_first = true;
             let source = client.lookup(access).await?.map(|found| found.source);
-            let answer = if source == expected.source {
-                grant(
+            if source == expected.source {
+                let scopes = &state.scopes;
+                match grant(
                     client,
                     access,
-                    &state.scopes,
+                    scopes,
                     origin.clone(),
                     expected.challenge,
                     true,
                 )
                 .await
-            } else {
-                Err(RegistryError::Setup {
-                    reason: "other credentials than those that answered before".into(),
-                })
-            };
-            match answer {
-                Ok(grant) => {
-                    state.grant = Some(grant);
-                    state.generation += 1;
+                {
+                    Ok(grant) => {
+                        state.grant = Some(grant);
+                        state.generation += 1;
+                    }
+                    Err(err) => tracing::debug!(
+                        registry = access.registry,
+                        "answering the registry's challenge before asking failed ({err}); \
+                         asking without credentials"
+                    ),
                 }
-                Err(err) => tracing::debug!(
-                    registry = access.registry,
-                    "answering the registry's challenge before asking failed ({err}); \
-                     asking without credentials"
-                ),
             }
         }
         let generation = state.generation;
