@@ -118,6 +118,7 @@ pub fn image_documents(
         media_type: media::LAYER_TAR_GZIP.to_owned(),
         digest: layer.digest.clone(),
         size: layer.size,
+        data: None,
         platform: None,
         artifact_type: None,
         annotations: Annotations::new(),
@@ -147,7 +148,9 @@ pub fn image_documents(
                 schema_version: 2,
                 media_type: Some(media::IMAGE_MANIFEST.to_owned()),
                 artifact_type: None,
-                config: config.descriptor.clone(),
+                // The config rides in the manifest too (a few hundred bytes): a puller that
+                // keeps it (`install`, `pull`) needs one request fewer per image.
+                config: Descriptor::embedding(media::IMAGE_CONFIG, &config.bytes),
                 layers: vec![layer_descriptor.clone()],
                 annotations: annotations.clone(),
                 subject: None,

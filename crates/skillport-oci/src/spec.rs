@@ -64,6 +64,11 @@ pub struct Descriptor {
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
+    /// The content itself, base64 (image-spec 1.1 "embedded content"): a puller can use it
+    /// instead of asking for the blob, once [`Descriptor::embedded`] has checked it. Kept as
+    /// the text it was written as, so a document read and written again keeps its digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,10 +84,43 @@ impl Descriptor {
             media_type: media_type.to_owned(),
             digest: Digest::sha256(bytes),
             size: bytes.len() as u64,
+            data: None,
             platform: None,
             artifact_type: None,
             annotations: Annotations::new(),
         }
+    }
+}
+
+impl Descriptor {
+    /// [`Descriptor::of`] with the bytes embedded as `data`: for a small blob (an image
+    /// config) a puller then needs no request for it. Registries still get the blob itself.
+    pub fn embedding(media_type: &str, bytes: &[u8]) -> Descriptor {
+        use base64::Engine as _;
+        Descriptor {
+            data: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            ..Descriptor::of(media_type, bytes)
+        }
+    }
+
+    /// The embedded `data`, decoded, when it is exactly the content the descriptor names
+    /// (its size and digest, with the digest's own algorithm, as the image spec asks of a
+    /// consumer). `None` when there is none or it does not check out: the blob is then read
+    /// from where it lives, as if nothing were embedded.
+    pub fn embedded(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let text = self.data.as_deref()?;
+        // Decoding never produces more than 3/4 of the text: a size far off is refused
+        // before anything is decoded.
+        if (text.len() as u64) / 4 * 3 > self.size.saturating_add(3) {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?;
+        let mut hasher = crate::digest::Hasher::new(self.digest.algorithm());
+        hasher.update(&bytes);
+        (bytes.len() as u64 == self.size && hasher.finish() == self.digest).then_some(bytes)
     }
 }
 
@@ -223,4 +261,46 @@ pub struct RootFs {
 pub struct OciLayout {
     #[serde(rename = "imageLayoutVersion")]
     pub image_layout_version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_data_is_used_only_when_it_is_the_named_content() {
+        let bytes = br#"{"architecture":"amd64","os":"linux"}"#;
+        let good = Descriptor::embedding(media::IMAGE_CONFIG, bytes);
+        assert_eq!(good.embedded().as_deref(), Some(&bytes[..]));
+        // Written and read back, the text is kept as it was.
+        let json = serde_json::to_string(&good).unwrap();
+        assert!(json.contains(r#""data":""#), "{json}");
+        assert_eq!(serde_json::from_str::<Descriptor>(&json).unwrap(), good);
+
+        let other = Descriptor::embedding(media::IMAGE_CONFIG, b"{}").data;
+        let refused = [
+            ("none", None),
+            ("other content", other),
+            ("not base64", Some("not base64!".to_owned())),
+            ("too long", Some("QUFB".repeat(1000))),
+        ];
+        for (why, data) in refused {
+            let descriptor = Descriptor {
+                data,
+                ..good.clone()
+            };
+            assert_eq!(descriptor.embedded(), None, "{why}");
+        }
+        // The right bytes under a wrong size or digest are refused too.
+        let wrong_size = Descriptor {
+            size: good.size + 1,
+            ..good.clone()
+        };
+        assert_eq!(wrong_size.embedded(), None);
+        let wrong_digest = Descriptor {
+            digest: Digest::sha256(b"else"),
+            ..good.clone()
+        };
+        assert_eq!(wrong_digest.embedded(), None);
+    }
 }

@@ -701,6 +701,7 @@ fn walk(
                     media_type: media::IMAGE_INDEX.to_owned(),
                     digest: index,
                     size,
+                    data: None,
                     platform: None,
                     artifact_type: None,
                     annotations: crate::spec::Annotations::new(),

@@ -15,9 +15,10 @@ use skillport_skill::{Mode, load, walk};
 
 /// Pinned: if this changes, every published skill's digest changes. That happens only when
 /// the format changes on purpose (update it and say so) or when the gzip encoder in
-/// Cargo.lock changes its output (pin the old one back).
+/// Cargo.lock changes its output (pin the old one back). Last changed on purpose when the
+/// manifests began to embed their config (`data`).
 const GOLDEN_DIGEST: &str =
-    "sha256:8a9e504079340d03acafd1fd3b35a1f846272fa60f1d079ab4161f2354ff152c";
+    "sha256:0cdc1502aad24c6636e99db8836d1a59d07edce0f0a5b986e23d499cff1422f2";
 
 fn store_in(dir: &Path) -> Store {
     Store::open(&dir.join("store")).unwrap()
@@ -157,6 +158,11 @@ fn image_has_an_index_over_two_platforms_with_real_image_configs() {
         assert_eq!(manifest.layers[0].digest, built.layer.digest);
         assert_eq!(manifest.annotations, built.annotations);
         let config: ImageConfig = store.read_json("config", &manifest.config.digest).unwrap();
+        // The manifest embeds the config, byte for byte, and the store holds it as a blob too.
+        assert_eq!(
+            manifest.config.embedded().as_deref(),
+            Some(&store.read_blob(&manifest.config.digest).unwrap()[..])
+        );
         assert_eq!(config.rootfs.kind, "layers");
         assert_eq!(
             config.rootfs.diff_ids,

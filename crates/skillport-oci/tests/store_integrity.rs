@@ -27,6 +27,7 @@ fn descriptor(media_type: &str, algorithm: Algorithm, bytes: &[u8]) -> Descripto
         media_type: media_type.to_owned(),
         digest: digest(algorithm, bytes),
         size: bytes.len() as u64,
+        data: None,
         platform: None,
         artifact_type: None,
         annotations: BTreeMap::new(),

@@ -194,6 +194,11 @@ impl Client {
         let unpacked = std::sync::Mutex::new(None);
         let blobs = futures_util::stream::iter(&downloads)
             .map(|blob| async {
+                // A config embedded in its manifest (as `build` writes it), once checked, is
+                // the blob: no request.
+                if let Some(bytes) = blob.embedded() {
+                    return Ok(store.expect_bytes(blob, &bytes)?);
+                }
                 let _permit = permits
                     .acquire()
                     .await

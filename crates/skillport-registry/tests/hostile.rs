@@ -436,7 +436,10 @@ async fn a_bearer_challenge_is_answered_with_a_token_from_the_realm() {
         .iter()
         .filter(|r| r.header("authorization") == Some("Bearer good-token"))
         .count();
-    assert!(authorised >= 6, "index, 2 manifests, 2 configs, 1 layer");
+    assert!(
+        authorised >= 4,
+        "index, 2 manifests, 1 layer (the configs ride in the manifests)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -713,7 +716,11 @@ async fn pulling_again_downloads_no_blob() {
             .filter(|r| r.path.contains("/blobs/"))
             .count()
     };
-    assert_eq!(blob_gets(), 3, "two configs and the shared layer");
+    assert_eq!(
+        blob_gets(),
+        1,
+        "the shared layer (the configs ride in the manifests)"
+    );
     let again = client
         .pull(&store, &remote(&fake), progress())
         .await
@@ -721,7 +728,7 @@ async fn pulling_again_downloads_no_blob() {
     assert_eq!(again.descriptor.digest, image.index);
     assert_eq!(
         blob_gets(),
-        3,
+        1,
         "the second pull fetched blobs the store has"
     );
 }
@@ -851,7 +858,8 @@ async fn blob_redirects_to_storage_are_followed_without_the_registry_token() {
         .unwrap();
     assert_eq!(store.read_blob(&image.layer).unwrap(), image.layer_bytes);
     let storage_requests = storage.requests();
-    assert_eq!(storage_requests.len(), 3);
+    // The layer (the configs ride in the manifests).
+    assert_eq!(storage_requests.len(), 1);
     for request in &storage_requests {
         assert_eq!(
             request.header("authorization"),

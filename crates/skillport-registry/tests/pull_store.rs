@@ -20,6 +20,7 @@ fn sha512(media_type: &str, bytes: &[u8]) -> Descriptor {
         media_type: media_type.to_owned(),
         digest: hasher.finish(),
         size: bytes.len() as u64,
+        data: None,
         platform: None,
         artifact_type: None,
         annotations: BTreeMap::new(),
@@ -29,6 +30,14 @@ fn sha512(media_type: &str, bytes: &[u8]) -> Descriptor {
 /// A one-manifest skill image, every digest sha512: the manifest's descriptor, and each
 /// document and blob by digest.
 fn wide_image() -> (Descriptor, HashMap<Digest, Vec<u8>>) {
+    wide_image_embedding(|_| None)
+}
+
+/// [`wide_image`] whose manifest embeds, as its config's `data`, what `embed` makes of the
+/// config's bytes.
+fn wide_image_embedding(
+    embed: impl Fn(&[u8]) -> Option<String>,
+) -> (Descriptor, HashMap<Digest, Vec<u8>>) {
     let src = tempfile::tempdir().unwrap();
     let skill = write_skill(src.path(), "wide");
     let entries = skillport_skill::walk(&skill).unwrap();
@@ -52,7 +61,10 @@ fn wide_image() -> (Descriptor, HashMap<Digest, Vec<u8>>) {
         },
     })
     .unwrap();
-    let config_descriptor = sha512(media::IMAGE_CONFIG, &config);
+    let config_descriptor = Descriptor {
+        data: embed(&config),
+        ..sha512(media::IMAGE_CONFIG, &config)
+    };
     let manifest = serde_json::to_vec(&ImageManifest {
         schema_version: 2,
         media_type: Some(media::IMAGE_MANIFEST.into()),
@@ -72,11 +84,9 @@ fn wide_image() -> (Descriptor, HashMap<Digest, Vec<u8>>) {
     (manifest_descriptor, blobs)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sha512_pull_then_rm_other_image_keeps_names_and_blobs() {
-    let (manifest, blobs) = wide_image();
-    let served = manifest.clone();
-    let fake = FakeRegistry::start(move |request| {
+/// A registry serving `blobs`, the manifest `served` also under the tag `1`.
+fn serve(served: Descriptor, blobs: HashMap<Digest, Vec<u8>>) -> FakeRegistry {
+    FakeRegistry::start(move |request| {
         let path = request.path.as_str();
         if path == "/v2/" {
             return FakeResponse::status(200);
@@ -106,7 +116,13 @@ async fn sha512_pull_then_rm_other_image_keeps_names_and_blobs() {
             ),
             None => FakeResponse::status(404),
         }
-    });
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha512_pull_then_rm_other_image_keeps_names_and_blobs() {
+    let (manifest, blobs) = wide_image();
+    let fake = serve(manifest.clone(), blobs);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let other = write_skill(&dir.path().join("src"), "other");
@@ -129,4 +145,45 @@ async fn sha512_pull_then_rm_other_image_keeps_names_and_blobs() {
     let image = skillport_oci::skill_image(&store, &pulled.descriptor).unwrap();
     let files = skillport_oci::list_files(&store, &image).unwrap();
     assert!(files.iter().any(|f| f.path == "SKILL.md"), "{files:?}");
+}
+
+/// A config the manifest embeds (as `build` writes it) is stored without being asked for; one
+/// that does not match its digest is ignored and the config downloaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_config_is_used_only_when_it_checks_out() {
+    use base64::Engine as _;
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let cases: [(&str, Box<dyn Fn(&[u8]) -> Option<String>>, bool); 2] = [
+        (
+            "its own bytes",
+            Box::new(move |config| Some(base64(config))),
+            false,
+        ),
+        ("other bytes", Box::new(move |_| Some(base64(b"{}"))), true),
+    ];
+    for (what, embed, downloaded) in cases {
+        let (manifest, blobs) = wide_image_embedding(embed);
+        let manifest_bytes = &blobs[&manifest.digest];
+        let parsed: ImageManifest = serde_json::from_slice(manifest_bytes).unwrap();
+        let config = parsed.config.digest.clone();
+        let config_bytes = blobs[&config].clone();
+        let fake = serve(manifest, blobs);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let client = Client::new(Credentials::empty(), fast_options()).unwrap();
+        client
+            .pull(
+                &store,
+                &reference(&format!("{}/skills/wide:1", fake.host())),
+                progress(),
+            )
+            .await
+            .unwrap();
+        let asked = fake
+            .requests()
+            .iter()
+            .any(|request| request.path.ends_with(&config.to_string()));
+        assert_eq!(asked, downloaded, "embedded {what}");
+        assert_eq!(store.read_blob(&config).unwrap(), config_bytes, "{what}");
+    }
 }

@@ -112,6 +112,7 @@ fn planned_layer(skill: &PlannedSkill, digest: &Digest) -> Option<SkillLayer> {
                 .parse()
                 .expect("a validated plan has valid digests"),
             size: layer.size,
+            data: None,
             platform: None,
             artifact_type: None,
             annotations: Annotations::new(),
