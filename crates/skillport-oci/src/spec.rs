@@ -110,9 +110,9 @@ impl Descriptor {
     pub fn embedded(&self) -> Option<Vec<u8>> {
         use base64::Engine as _;
         let text = self.data.as_deref()?;
-        // Decoding never produces more than 3/4 of the text: a size far off is refused
+        // Padded base64 of `size` bytes is exactly this long: any other length is refused
         // before anything is decoded.
-        if (text.len() as u64) / 4 * 3 > self.size.saturating_add(3) {
+        if text.len() as u64 != self.size.div_ceil(3).saturating_mul(4) {
             return None;
         }
         let bytes = base64::engine::general_purpose::STANDARD
@@ -277,12 +277,24 @@ mod tests {
         assert!(json.contains(r#""data":""#), "{json}");
         assert_eq!(serde_json::from_str::<Descriptor>(&json).unwrap(), good);
 
-        let other = Descriptor::embedding(media::IMAGE_CONFIG, b"{}").data;
+        let length = good.data.as_ref().unwrap().len();
+        let mut flipped = bytes.to_vec();
+        flipped[0] ^= 1;
         let refused = [
             ("none", None),
-            ("other content", other),
-            ("not base64", Some("not base64!".to_owned())),
-            ("too long", Some("QUFB".repeat(1000))),
+            (
+                "other bytes of the same length",
+                Descriptor::embedding(media::IMAGE_CONFIG, &flipped).data,
+            ),
+            ("not base64", Some("!".repeat(length))),
+            (
+                "too long",
+                Some(format!("{}QUFB", good.data.as_ref().unwrap())),
+            ),
+            (
+                "too short",
+                Some(good.data.as_ref().unwrap()[4..].to_owned()),
+            ),
         ];
         for (why, data) in refused {
             let descriptor = Descriptor {

@@ -474,6 +474,9 @@ impl Store {
                 .manifests
                 .retain(|d| ref_name(d) != Some(key.as_str()));
             let mut descriptor = descriptor.clone();
+            // The store's index names images; content embedded in a descriptor from a
+            // registry's index (up to a manifest's size) has no place in it.
+            descriptor.data = None;
             descriptor
                 .annotations
                 .insert(annotation::REF_NAME.to_owned(), key.clone());

@@ -213,3 +213,33 @@ fn empty_blob_left_by_a_crash_is_not_trusted_and_is_replaced_on_commit() {
     assert!(store.contains(&layer_descriptor));
     assert_eq!(std::fs::read(&path).unwrap(), layer);
 }
+
+/// A name's descriptor may come from a registry's index with the manifest embedded in it
+/// (`data`, up to a manifest's size): the store's index.json names the image without it.
+#[test]
+fn a_name_is_recorded_without_embedded_data() {
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("s")).unwrap();
+    let layer = layer_bytes("embedded");
+    let layer_descriptor = descriptor(media::LAYER_TAR_GZIP, Algorithm::Sha256, &layer);
+    let [config, manifest] = image(Algorithm::Sha256, &layer_descriptor);
+    let blobs = vec![
+        pending(&store, &layer_descriptor, &layer),
+        pending(&store, &config.0, &config.1),
+        pending(&store, &manifest.0, &manifest.1),
+    ];
+    let named = Descriptor {
+        data: Some(base64::engine::general_purpose::STANDARD.encode(&manifest.1)),
+        ..manifest.0.clone()
+    };
+    assert!(named.embedded().is_some());
+    store
+        .commit(blobs, &[("embedded:1".to_owned(), named)])
+        .unwrap();
+    let index = std::fs::read_to_string(tmp.path().join("s/index.json")).unwrap();
+    assert!(!index.contains("\"data\""), "{index}");
+    let stored = store.resolve(&reference("embedded:1")).unwrap();
+    assert_eq!(stored.descriptor.data, None);
+    assert_eq!(stored.descriptor.digest, manifest.0.digest);
+}

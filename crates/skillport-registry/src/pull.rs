@@ -288,6 +288,8 @@ impl Client {
         if picked.digest == top.descriptor.digest {
             return Ok((top, None));
         }
+        // The manifest is fetched (and kept as fetched); a copy the index embeds is not kept.
+        picked.data = None;
         picked.annotations.insert(
             skillport_oci::spec::annotation::FROM_INDEX.to_owned(),
             top.descriptor.digest.to_string(),

@@ -396,6 +396,7 @@ impl Client {
             annotations: annotations.clone(),
             subject: Some(Descriptor {
                 annotations: BTreeMap::new(),
+                data: None,
                 platform: None,
                 artifact_type: None,
                 ..subject.clone()

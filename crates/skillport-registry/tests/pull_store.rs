@@ -147,38 +147,41 @@ async fn sha512_pull_then_rm_other_image_keeps_names_and_blobs() {
     assert!(files.iter().any(|f| f.path == "SKILL.md"), "{files:?}");
 }
 
-/// A config the manifest embeds (as `build` writes it) is stored without being asked for; one
-/// that does not match its digest is ignored and the config downloaded.
+/// A config the manifest embeds (as `build` writes it) is stored, or read, without being
+/// asked for; other bytes of the same length under its digest are ignored and the config
+/// downloaded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_config_is_used_only_when_it_checks_out() {
     use base64::Engine as _;
-    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    // The config's own bytes are used; other bytes under its digest are not.
     for (what, honest) in [("its own bytes", true), ("other bytes", false)] {
-        let (manifest, blobs) =
-            wide_image_embedding(|config| Some(base64(if honest { config } else { b"{}" })));
-        let downloaded = !honest;
+        let (manifest, blobs) = wide_image_embedding(|config| {
+            let mut embedded = config.to_vec();
+            if !honest {
+                embedded[0] ^= 1;
+            }
+            Some(base64::engine::general_purpose::STANDARD.encode(embedded))
+        });
         let manifest_bytes = &blobs[&manifest.digest];
         let parsed: ImageManifest = serde_json::from_slice(manifest_bytes).unwrap();
         let config = parsed.config.digest.clone();
         let config_bytes = blobs[&config].clone();
         let fake = serve(manifest, blobs);
+        let image = reference(&format!("{}/skills/wide:1", fake.host()));
+        let asked = || {
+            fake.requests()
+                .iter()
+                .filter(|request| request.path.ends_with(&config.to_string()))
+                .count()
+        };
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store")).unwrap();
         let client = Client::new(Credentials::empty(), fast_options()).unwrap();
-        client
-            .pull(
-                &store,
-                &reference(&format!("{}/skills/wide:1", fake.host())),
-                progress(),
-            )
-            .await
-            .unwrap();
-        let asked = fake
-            .requests()
-            .iter()
-            .any(|request| request.path.ends_with(&config.to_string()));
-        assert_eq!(asked, downloaded, "embedded {what}");
+        client.pull(&store, &image, progress()).await.unwrap();
+        assert_eq!(asked(), usize::from(!honest), "pull, embedded {what}");
         assert_eq!(store.read_blob(&config).unwrap(), config_bytes, "{what}");
+        // `skillport config`, `copy` and signature reads take a blob into memory.
+        let read = client.blob(&image, &parsed.config, 1 << 20).await.unwrap();
+        assert_eq!(read, config_bytes, "{what}");
+        assert_eq!(asked(), 2 * usize::from(!honest), "read, embedded {what}");
     }
 }
