@@ -64,7 +64,11 @@ impl Compression {
     pub fn decoder<'a, R: Read + 'a>(self, reader: R) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Compression::None => Box::new(reader),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(reader)),
+            // 256 KiB of input at a time (flate2's own reader takes 32 KiB): one read of
+            // the decoder then gives up to that much, for `copy_sized` to write at once.
+            Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(
+                io::BufReader::with_capacity(256 << 10, reader),
+            )),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
         })
     }
@@ -568,8 +572,8 @@ impl Extractor {
 }
 
 /// `io::copy` with a buffer sized to the file, at most 256 KiB: std's copy moves 8 KiB at a
-/// time, so a 100 MB file was 12,800 reads, hash updates and writes; now a small file is one
-/// of each and a large one 32 times fewer.
+/// time, so a 100 MB file was 12,800 reads, hash updates and writes. Now a small file is one
+/// of each, and a large one as many as the decoder needs to fill 256 KiB.
 fn copy_sized(reader: &mut impl Read, writer: &mut impl Write, size: u64) -> io::Result<u64> {
     const MOST: u64 = 256 << 10;
     let mut buffer = vec![0; usize::try_from(size.clamp(1, MOST)).unwrap_or(8 << 10)];
