@@ -8,8 +8,8 @@
 //! cold again: every Pod gone, the skill and init images removed from containerd
 //! (`SKILLPORT_BENCH_KEEP_IMAGES=1` keeps them). The modes take turns, so the machine's drift
 //! falls on each alike; the median is printed. Then each mode's warm rounds find the images
-//! on the node (the first is not counted: it may pull). `SKILLPORT_BENCH_NODE_LOGS=DIR` saves
-//! the node's logs.
+//! on the node (the first is not counted: it may pull), each started with nothing of ours
+//! running. `SKILLPORT_BENCH_NODE_LOGS=DIR` saves the node's logs.
 //!
 //! `SKILLPORT_K8S_BIN=… SKILLPORT_STATIC_BIN=… cargo bench -p skillport-operator --bench pod_ready`
 //! (scripts/test.sh prints both paths; the node needs root).
@@ -30,7 +30,7 @@ use support::{NAMESPACE, gitops_apply, prepare_node, push_skill, wait_condition}
 
 const SKILLS: usize = 20;
 /// Warm rounds per mode; the first is not counted.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
 /// The modes, with the delivery their SkillSet asks for.
 const MODES: [(&str, Option<&str>); 3] = [
     ("no skills", None),
@@ -136,6 +136,16 @@ type Rounds = Vec<(Duration, Option<i64>)>;
 /// measured), then the skill images and the init image removed (the agent and pause images
 /// stay).
 async fn make_cold(node: &Node, admin: &kube::Client, host: &str) {
+    scale_all_down(admin).await;
+    if std::env::var_os("SKILLPORT_BENCH_KEEP_IMAGES").is_none() {
+        let init_repository = format!("{}/skillport-test/skillport", node.registry().host());
+        node.remove_images(&[&format!("{host}/"), &init_repository]);
+    }
+}
+
+/// Every Deployment at 0 and its Pods gone: each round starts on a node running nothing of
+/// ours.
+async fn scale_all_down(admin: &kube::Client) {
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NAMESPACE);
     for deployment in deployments.list(&ListParams::default()).await.unwrap() {
         if deployment.spec.as_ref().and_then(|spec| spec.replicas) != Some(0) {
@@ -158,10 +168,6 @@ async fn make_cold(node: &Node, admin: &kube::Client, host: &str) {
         .is_empty()
     {
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    if std::env::var_os("SKILLPORT_BENCH_KEEP_IMAGES").is_none() {
-        let init_repository = format!("{}/skillport-test/skillport", node.registry().host());
-        node.remove_images(&[&format!("{host}/"), &init_repository]);
     }
 }
 
@@ -219,7 +225,12 @@ fn slug(mode: &str) -> String {
 
 fn median(mut seconds: Vec<f64>) -> f64 {
     seconds.sort_by(f64::total_cmp);
-    seconds[seconds.len() / 2]
+    let middle = seconds.len() / 2;
+    if seconds.len().is_multiple_of(2) {
+        f64::midpoint(seconds[middle - 1], seconds[middle])
+    } else {
+        seconds[middle]
+    }
 }
 
 async fn bench() {
@@ -265,6 +276,7 @@ async fn bench() {
     for (which, (mode, delivery)) in MODES.into_iter().enumerate() {
         eprintln!("warm rounds: {mode}");
         for round in 0..ROUNDS {
+            scale_all_down(&admin).await;
             let name = format!("{}-{round}", slug(mode));
             let timed = one_round(&node, &admin, &name, delivery, &skills).await;
             // The first may pull what the last cold round removed.
