@@ -90,9 +90,7 @@ impl Descriptor {
             annotations: Annotations::new(),
         }
     }
-}
 
-impl Descriptor {
     /// [`Descriptor::of`] with the bytes embedded as `data`: for a small blob (an image
     /// config) a puller then needs no request for it. Registries still get the blob itself.
     pub fn embedding(media_type: &str, bytes: &[u8]) -> Descriptor {

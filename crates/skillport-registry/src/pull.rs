@@ -194,8 +194,8 @@ impl Client {
         let unpacked = std::sync::Mutex::new(None);
         let blobs = futures_util::stream::iter(&downloads)
             .map(|blob| async {
-                // A config embedded in its manifest (as `build` writes it), once checked, is
-                // the blob: no request.
+                // A blob embedded in its manifest (`build` embeds each config), once
+                // checked, is the blob: no request.
                 if let Some(bytes) = blob.embedded() {
                     return Ok(store.expect_bytes(blob, &bytes)?);
                 }
