@@ -86,6 +86,20 @@ fn pending(store: &Store, descriptor: &Descriptor, bytes: &[u8]) -> PendingBlob 
     store.expect_bytes(descriptor, bytes).unwrap()
 }
 
+/// The blobs of one image, staged: its layer, then the config and manifest [`image`] made.
+fn pending_image(
+    store: &Store,
+    layer: &Descriptor,
+    layer_bytes: &[u8],
+    [config, manifest]: &[(Descriptor, Vec<u8>); 2],
+) -> Vec<PendingBlob> {
+    vec![
+        pending(store, layer, layer_bytes),
+        pending(store, &config.0, &config.1),
+        pending(store, &manifest.0, &manifest.1),
+    ]
+}
+
 fn names(store: &Store) -> Vec<String> {
     store.list().unwrap().into_iter().map(|i| i.key).collect()
 }
@@ -102,12 +116,9 @@ fn sha512_manifest_then_rm_other_image_keeps_names_and_blobs() {
 
     let layer = layer_bytes("wide");
     let layer_descriptor = descriptor(media::LAYER_TAR_GZIP, Algorithm::Sha512, &layer);
-    let [config, manifest] = image(Algorithm::Sha512, &layer_descriptor);
-    let blobs = vec![
-        pending(&store, &layer_descriptor, &layer),
-        pending(&store, &config.0, &config.1),
-        pending(&store, &manifest.0, &manifest.1),
-    ];
+    let documents = image(Algorithm::Sha512, &layer_descriptor);
+    let blobs = pending_image(&store, &layer_descriptor, &layer, &documents);
+    let [_, manifest] = documents;
     store
         .commit(blobs, &[("wide:1".to_owned(), manifest.0.clone())])
         .unwrap();
@@ -201,12 +212,9 @@ fn empty_blob_left_by_a_crash_is_not_trusted_and_is_replaced_on_commit() {
     std::fs::write(&path, b"").unwrap();
     assert!(!store.contains(&layer_descriptor));
 
-    let [config, manifest] = image(Algorithm::Sha256, &layer_descriptor);
-    let blobs = vec![
-        pending(&store, &layer_descriptor, &layer),
-        pending(&store, &config.0, &config.1),
-        pending(&store, &manifest.0, &manifest.1),
-    ];
+    let documents = image(Algorithm::Sha256, &layer_descriptor);
+    let blobs = pending_image(&store, &layer_descriptor, &layer, &documents);
+    let [_, manifest] = documents;
     store
         .commit(blobs, &[("crashed:1".to_owned(), manifest.0.clone())])
         .unwrap();
@@ -223,12 +231,9 @@ fn a_name_is_recorded_without_embedded_data() {
     let store = Store::open(&tmp.path().join("s")).unwrap();
     let layer = layer_bytes("embedded");
     let layer_descriptor = descriptor(media::LAYER_TAR_GZIP, Algorithm::Sha256, &layer);
-    let [config, manifest] = image(Algorithm::Sha256, &layer_descriptor);
-    let blobs = vec![
-        pending(&store, &layer_descriptor, &layer),
-        pending(&store, &config.0, &config.1),
-        pending(&store, &manifest.0, &manifest.1),
-    ];
+    let documents = image(Algorithm::Sha256, &layer_descriptor);
+    let blobs = pending_image(&store, &layer_descriptor, &layer, &documents);
+    let [_, manifest] = documents;
     let named = Descriptor {
         data: Some(base64::engine::general_purpose::STANDARD.encode(&manifest.1)),
         ..manifest.0.clone()
