@@ -227,11 +227,10 @@ impl Session {
             state.answered_first = true;
             let source = client.lookup(access).await?.map(|found| found.source);
             if source == expected.source {
-                let scopes = &state.scopes;
                 match grant(
                     client,
                     access,
-                    scopes,
+                    &state.scopes,
                     origin.clone(),
                     expected.challenge,
                     true,
