@@ -575,8 +575,8 @@ impl Extractor {
 /// time, so a 100 MB file was 12,800 reads, hash updates and writes. Now a small file is one
 /// of each, and a large one as many as the decoder needs to fill 256 KiB.
 fn copy_sized(reader: &mut impl Read, writer: &mut impl Write, size: u64) -> io::Result<u64> {
-    const MOST: u64 = 256 << 10;
-    let mut buffer = vec![0; usize::try_from(size.clamp(1, MOST)).unwrap_or(8 << 10)];
+    const MOST: usize = 256 << 10;
+    let mut buffer = vec![0; usize::try_from(size).map_or(MOST, |size| size.clamp(1, MOST))];
     let mut copied = 0;
     loop {
         let n = match reader.read(&mut buffer) {
